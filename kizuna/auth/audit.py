@@ -1,0 +1,51 @@
+"""The audit log: every write and every export of personal data, in the same transaction as the act."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from kizuna.auth.models import AuditEntry
+from kizuna.auth.permissions import Actor
+
+
+def record(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: object | None = None,
+    customer_id: int | None = None,
+    details: dict[str, Any] | None = None,
+    summary: str = "",
+) -> AuditEntry:
+    entry = AuditEntry(
+        actor_user_id=actor.user_id,
+        actor=actor.label,
+        action=action,
+        entity_type=entity_type,
+        entity_id=None if entity_id is None else str(entity_id),
+        customer_id=customer_id,
+        details=details,
+        summary=summary,
+    )
+    session.add(entry)
+    return entry
+
+
+def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """Field -> [old, new] for the fields that differ, JSON-friendly."""
+    out: dict[str, list[Any]] = {}
+    for key, new in after.items():
+        old = before.get(key)
+        if old != new:
+            out[key] = [_plain(old), _plain(new)]
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+        return value
+    return str(value)

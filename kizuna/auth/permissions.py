@@ -1,0 +1,61 @@
+"""The one permission table. API endpoints, UI pages and the CLI all ask ``require`` here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kizuna.errors import PermissionDenied
+
+ROLES = ("admin", "manager", "marketer", "sales", "support", "viewer")
+
+# Domains whose records follow the read/write/delete pattern.
+DOMAINS = ("customers", "companies", "products", "orders", "events", "notes", "consents")
+
+_READ_ALL = {f"{d}:read" for d in DOMAINS}
+
+
+def _grant(*domains: str, verbs: tuple[str, ...] = ("write",)) -> set[str]:
+    return {f"{d}:{v}" for d in domains for v in verbs}
+
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "viewer": frozenset(_READ_ALL),
+    "support": frozenset(_READ_ALL | _grant("customers", "notes", "events", "consents")),
+    "sales": frozenset(_READ_ALL | _grant("customers", "companies", "notes", "events", "orders")),
+    "marketer": frozenset(
+        _READ_ALL | _grant("customers", "events", "consents", "notes") | {"data:export", "data:import"}
+    ),
+    "manager": frozenset(
+        _READ_ALL
+        | _grant(*DOMAINS)
+        | _grant(*DOMAINS, verbs=("delete",))
+        | {"data:export", "data:import", "customers:merge"}
+    ),
+    "admin": frozenset(
+        _READ_ALL
+        | _grant(*DOMAINS)
+        | _grant(*DOMAINS, verbs=("delete",))
+        | {"data:export", "data:import", "customers:merge", "users:manage", "audit:read", "tokens:manage"}
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a signed-in user, a token's user, or the system (CLI, worker, demo)."""
+
+    label: str
+    role: str
+    user_id: int | None = None
+
+    @classmethod
+    def system(cls, what: str) -> Actor:
+        return cls(label=f"system:{what}", role="admin")
+
+    def can(self, permission: str) -> bool:
+        return permission in PERMISSIONS.get(self.role, frozenset())
+
+
+def require(actor: Actor, permission: str) -> None:
+    if not actor.can(permission):
+        raise PermissionDenied(f"role '{actor.role}' may not {permission.replace(':', ' ')}")

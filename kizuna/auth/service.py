@@ -1,0 +1,201 @@
+"""Users, passwords, API tokens and UI sessions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from kizuna.auth import audit
+from kizuna.auth.models import ApiToken, UiSession, User
+from kizuna.auth.permissions import ROLES, Actor, require
+from kizuna.config import get_settings
+from kizuna.customers.normalize import normalize_email
+from kizuna.db import utcnow
+from kizuna.errors import Conflict, NotAuthenticated, NotFound, ValidationError
+
+_hasher = PasswordHasher()
+TOKEN_PREFIX = "kz_"  # noqa: S105 - a visible prefix, not a secret
+MIN_PASSWORD = 10
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def actor_for(user: User) -> Actor:
+    return Actor(label=user.email, role=user.role, user_id=user.id)
+
+
+def create_user(session: Session, *, actor: Actor, email: str, password: str | None, role: str, name: str = "") -> User:
+    require(actor, "users:manage")
+    if role not in ROLES:
+        raise ValidationError(f"unknown role '{role}'; choose one of {', '.join(ROLES)}", field="role")
+    email = normalize_email(email, field="email")
+    if password is not None and len(password) < MIN_PASSWORD:
+        raise ValidationError(f"password must be at least {MIN_PASSWORD} characters", field="password")
+    if session.scalar(select(User.id).where(User.email == email)):
+        raise Conflict(f"a user with email {email} already exists", field="email")
+    user = User(email=email, role=role, name=name, password_hash=_hasher.hash(password) if password else None)
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.create",
+        entity_type="user",
+        entity_id=user.id,
+        details={"email": email, "role": role},
+        summary=f"created user {email} ({role})",
+    )
+    return user
+
+
+def list_users(session: Session, *, actor: Actor) -> list[User]:
+    require(actor, "users:manage")
+    return list(session.scalars(select(User).order_by(User.id)))
+
+
+def set_user_role(session: Session, *, actor: Actor, user_id: int, role: str, is_active: bool | None = None) -> User:
+    require(actor, "users:manage")
+    if role not in ROLES:
+        raise ValidationError(f"unknown role '{role}'", field="role")
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    before = {"role": user.role, "is_active": user.is_active}
+    user.role = role
+    if is_active is not None:
+        user.is_active = is_active
+    audit.record(
+        session,
+        actor=actor,
+        action="user.update",
+        entity_type="user",
+        entity_id=user.id,
+        details=audit.changes(before, {"role": role, "is_active": user.is_active}),
+    )
+    if not user.is_active:
+        session.execute(delete(UiSession).where(UiSession.user_id == user.id))
+    return user
+
+
+def authenticate_password(session: Session, *, email: str, password: str) -> User:
+    try:
+        email = normalize_email(email, field="email")
+    except ValidationError as exc:
+        raise NotAuthenticated("wrong email or password") from exc
+    user = session.scalar(select(User).where(User.email == email))
+    if user is None or not user.is_active or not user.password_hash:
+        _hasher.hash(password)  # spend the same time whether or not the user exists
+        raise NotAuthenticated("wrong email or password")
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError) as exc:
+        raise NotAuthenticated("wrong email or password") from exc
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def create_token(session: Session, *, actor: Actor, email: str, name: str) -> tuple[ApiToken, str]:
+    """Create an API token for a user; returns the row and the token, which is never stored."""
+    user = session.scalar(select(User).where(User.email == normalize_email(email, field="email")))
+    if user is None:
+        raise NotFound(f"no user with email {email}", field="email")
+    if actor.user_id != user.id:
+        require(actor, "tokens:manage")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(user_id=user.id, name=name, prefix=secret[:10], token_hash=_sha256(secret))
+    session.add(token)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="token.create",
+        entity_type="api_token",
+        entity_id=token.id,
+        details={"user": user.email, "name": name},
+        summary=f"API token '{name}' for {user.email}",
+    )
+    return token, secret
+
+
+def revoke_token(session: Session, *, actor: Actor, token_id: int) -> None:
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound(f"token {token_id} not found")
+    if actor.user_id != token.user_id:
+        require(actor, "tokens:manage")
+    token.revoked_at = utcnow()
+    audit.record(session, actor=actor, action="token.revoke", entity_type="api_token", entity_id=token.id)
+
+
+def list_tokens(session: Session, *, actor: Actor) -> list[ApiToken]:
+    query = select(ApiToken).where(ApiToken.revoked_at.is_(None)).order_by(ApiToken.id)
+    if not actor.can("tokens:manage"):
+        query = query.where(ApiToken.user_id == actor.user_id)
+    return list(session.scalars(query))
+
+
+def user_for_token(session: Session, secret: str) -> User:
+    row = session.execute(
+        select(User, ApiToken.id)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == _sha256(secret), ApiToken.revoked_at.is_(None))
+    ).first()
+    if row is None or not row[0].is_active:
+        raise NotAuthenticated("invalid or revoked API token")
+    return row[0]
+
+
+def start_session(session: Session, *, user: User) -> tuple[str, UiSession]:
+    secret = secrets.token_urlsafe(32)
+    hours = get_settings().session_hours
+    ui = UiSession(
+        user_id=user.id,
+        token_hash=_sha256(secret),
+        csrf_token=secrets.token_urlsafe(32),
+        expires_at=utcnow() + dt.timedelta(hours=hours),
+    )
+    session.add(ui)
+    session.execute(delete(UiSession).where(UiSession.expires_at < utcnow()))
+    audit.record(session, actor=actor_for(user), action="user.login", entity_type="user", entity_id=user.id)
+    return secret, ui
+
+
+def resume_session(session: Session, secret: str) -> tuple[User, UiSession]:
+    row = session.execute(
+        select(User, UiSession)
+        .join(UiSession, UiSession.user_id == User.id)
+        .where(UiSession.token_hash == _sha256(secret), UiSession.expires_at > utcnow())
+    ).first()
+    if row is None or not row[0].is_active:
+        raise NotAuthenticated("please sign in")
+    return row[0], row[1]
+
+
+def end_session(session: Session, secret: str) -> None:
+    session.execute(delete(UiSession).where(UiSession.token_hash == _sha256(secret)))
+
+
+def ensure_admin(session: Session, *, email: str, password: str) -> tuple[User, bool]:
+    """The first admin (for ``kizuna demo``); returns (user, created)."""
+    user = session.scalar(select(User).where(User.email == email))
+    if user is not None:
+        return user, False
+    count = session.scalar(select(func.count()).select_from(User)) or 0
+    user = create_user(
+        session,
+        actor=Actor.system("setup"),
+        email=email,
+        password=password,
+        role="admin",
+        name="Admin" if count == 0 else "",
+    )
+    return user, True

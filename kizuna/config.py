@@ -1,0 +1,46 @@
+"""One typed Settings object read from the environment (``KIZUNA_*``).
+
+Nothing else in Kizuna reads ``os.environ``; every setting is documented in the README.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KIZUNA_", extra="ignore")
+
+    home: Path = Field(default=Path("kizuna-data"), description="Folder for the embedded database and reports.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; empty means SQLite in $KIZUNA_HOME/kizuna.db.",
+    )
+    default_region: str = Field(default="JP", description="Region used to parse phone numbers without +country.")
+    default_timezone: str = Field(default="Asia/Tokyo", description="Time zone given to new customers.")
+    default_currency: str = Field(default="JPY", description="Currency assumed when an import omits one.")
+    default_locale: str = Field(default="ja", description="UI language when a user has not chosen one (ja or en).")
+    session_hours: int = Field(default=12, description="How long a UI login lasts.")
+    secure_cookies: bool = Field(default=False, description="Mark cookies Secure (set when served over HTTPS).")
+    max_body_bytes: int = Field(default=5_000_000, description="Largest JSON request body accepted.")
+    import_batch_size: int = Field(default=5000, description="Rows committed together by an import.")
+    page_size_max: int = Field(default=500, description="Largest page a list endpoint returns.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'kizuna.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

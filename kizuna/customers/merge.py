@@ -1,0 +1,104 @@
+"""Merging two records of the same person into one, keeping everything both had."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from kizuna.auth import audit
+from kizuna.auth.permissions import Actor
+from kizuna.customers.models import Consent, Customer, CustomerIdentity, CustomerMerge, Note, customer_tags
+from kizuna.customers.service import _refresh_names, get_customer, snapshot
+from kizuna.errors import ValidationError
+from kizuna.events.models import Event
+from kizuna.orders.models import Order, OrderLine
+from kizuna.outbox.service import emit
+
+# Every table whose rows belong to a customer and move with a merge. A new domain table adds itself here.
+OWNED = (CustomerIdentity, Consent, Note, Order, OrderLine, Event)
+
+
+def merge_customers(session: Session, *, actor: Actor, survivor_id: int, merged_id: int, reason: str) -> Customer:
+    """Fold ``merged_id`` into ``survivor_id``.
+
+    The survivor keeps its values and gains the ones it lacked; every identity, order, event, consent, note
+    and tag moves over; the merged row stays (status ``merged``) so its id keeps resolving to the survivor.
+    Callers check permissions: an import merges as part of ``data:import``, the API asks ``customers:merge``.
+    """
+    survivor = get_customer(session, survivor_id)
+    merged = get_customer(session, merged_id)
+    if survivor.id == merged.id:
+        raise ValidationError("a customer cannot be merged into itself", field="merge_id")
+    before = snapshot(merged)
+    for model in OWNED:
+        session.execute(
+            update(model)
+            .where(model.customer_id == merged.id)
+            .values(customer_id=survivor.id)
+            .execution_options(synchronize_session=False)
+        )
+    tag_ids = set(session.scalars(select(customer_tags.c.tag_id).where(customer_tags.c.customer_id == merged.id)))
+    tag_ids -= set(session.scalars(select(customer_tags.c.tag_id).where(customer_tags.c.customer_id == survivor.id)))
+    if tag_ids:
+        session.execute(customer_tags.insert(), [{"customer_id": survivor.id, "tag_id": t} for t in tag_ids])
+    session.execute(customer_tags.delete().where(customer_tags.c.customer_id == merged.id))
+    # Earlier merges into the merged record now point straight at the survivor.
+    session.execute(
+        update(Customer)
+        .where(Customer.merged_into_id == merged.id)
+        .values(merged_into_id=survivor.id)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(CustomerMerge)
+        .where(CustomerMerge.survivor_id == merged.id)
+        .values(survivor_id=survivor.id)
+        .execution_options(synchronize_session=False)
+    )
+
+    filled = []
+    for name, value in before.items():
+        if name == "attributes":
+            extra = {k: v for k, v in (value or {}).items() if k not in (survivor.attributes or {})}
+            if extra:
+                survivor.attributes = {**extra, **(survivor.attributes or {})}
+                filled.append(name)
+        elif getattr(survivor, name) in (None, "") and value not in (None, ""):
+            setattr(survivor, name, value)
+            filled.append(name)
+    _refresh_names(survivor)
+    merged.status = "merged"
+    merged.merged_into_id = survivor.id
+    session.add(
+        CustomerMerge(
+            survivor_id=survivor.id,
+            merged_id=merged.id,
+            reason=reason,
+            snapshot={k: audit._plain(v) for k, v in before.items()},
+            actor=actor.label,
+        )
+    )
+    session.flush()
+    session.expire(survivor, ["tags"])
+    details = {"survivor_id": survivor.id, "merged_id": merged.id, "reason": reason, "filled": filled}
+    audit.record(
+        session,
+        actor=actor,
+        action="customer.merge",
+        entity_type="customer",
+        entity_id=survivor.id,
+        customer_id=survivor.id,
+        details=details,
+        summary=f"merged {merged.id} into {survivor.id}",
+    )
+    emit(session, "customer.merged", details, customer_id=survivor.id)
+    return survivor
+
+
+def merged_ids(session: Session, customer_id: int) -> list[int]:
+    """Ids that were merged into this customer (and still resolve to it)."""
+    return list(
+        session.scalars(
+            select(CustomerMerge.merged_id).where(CustomerMerge.survivor_id == customer_id).order_by(CustomerMerge.id)
+        )
+    )

@@ -1,0 +1,134 @@
+"""Customers, companies and everything that belongs to one person: identities, consents, tags, notes, merges."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Column, Date, ForeignKey, Index, String, Table, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from kizuna.db import Base, JSONType, Timestamped, UTCDateTime, Versioned, utcnow
+
+
+class Company(Timestamped, Versioned, Base):
+    __tablename__ = "companies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    name: Mapped[str] = mapped_column(String(300), index=True)
+    name_kana: Mapped[str | None] = mapped_column(String(300))
+    domain: Mapped[str | None] = mapped_column(String(255), index=True)
+    industry: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    postal_code: Mapped[str | None] = mapped_column(String(16))
+    prefecture: Mapped[str | None] = mapped_column(String(100))
+    city: Mapped[str | None] = mapped_column(String(200))
+    address_line: Mapped[str | None] = mapped_column(String(300))
+    country: Mapped[str | None] = mapped_column(String(2))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    attributes: Mapped[dict] = mapped_column(JSONType, default=dict)
+
+
+customer_tags = Table(
+    "customer_tags",
+    Base.metadata,
+    Column("customer_id", ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+class Customer(Timestamped, Versioned, Base):
+    __tablename__ = "customers"
+    __table_args__ = (Index("ix_customers_status_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The primary contact points; every one of them is also a row in customer_identities.
+    external_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    phone: Mapped[str | None] = mapped_column(String(32), index=True)
+    family_name: Mapped[str | None] = mapped_column(String(100))
+    given_name: Mapped[str | None] = mapped_column(String(100))
+    family_name_kana: Mapped[str | None] = mapped_column(String(100))
+    given_name_kana: Mapped[str | None] = mapped_column(String(100))
+    full_name: Mapped[str] = mapped_column(String(250), default="", index=True)
+    full_name_kana: Mapped[str | None] = mapped_column(String(250))
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    gender: Mapped[str | None] = mapped_column(String(16))
+    postal_code: Mapped[str | None] = mapped_column(String(16))
+    prefecture: Mapped[str | None] = mapped_column(String(100))
+    city: Mapped[str | None] = mapped_column(String(200))
+    address_line: Mapped[str | None] = mapped_column(String(300))
+    country: Mapped[str | None] = mapped_column(String(2))
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"), index=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    lifecycle_stage: Mapped[str] = mapped_column(String(20), default="customer")
+    timezone: Mapped[str] = mapped_column(String(64), default="Asia/Tokyo")
+    locale: Mapped[str] = mapped_column(String(8), default="ja")
+    source: Mapped[str | None] = mapped_column(String(64))
+    attributes: Mapped[dict] = mapped_column(JSONType, default=dict)
+    # A merged customer stays as a row so its old id still resolves to the survivor.
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+
+    tags: Mapped[list[Tag]] = relationship(secondary=customer_tags, lazy="selectin", order_by=Tag.name)
+    company: Mapped[Company | None] = relationship(lazy="joined")
+
+
+class CustomerIdentity(Base):
+    """One way to recognise a customer: email, phone, external id, anonymous id, LINE user id..."""
+
+    __tablename__ = "customer_identities"
+    __table_args__ = (UniqueConstraint("kind", "value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Consent(Base):
+    """One consent decision, kept forever as evidence; the newest per channel and purpose is in force."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_lookup", "customer_id", "channel", "purpose", "recorded_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(32), default="marketing")
+    status: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(64))
+    evidence: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(320))
+
+
+class Note(Timestamped, Versioned, Base):
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    author_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+
+
+class CustomerMerge(Base):
+    """A record that ``merged_id`` was folded into ``survivor_id``, with the merged record as it was."""
+
+    __tablename__ = "customer_merges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survivor_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    merged_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    snapshot: Mapped[dict] = mapped_column(JSONType, default=dict)
+    merged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(320))

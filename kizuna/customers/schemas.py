@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from kizuna.schemas import Email, Input, Kana, Output, Phone, Text, UTCTime
+
+Channel = Literal["email", "sms", "line", "phone", "post", "push"]
+ConsentStatus = Literal["granted", "withdrawn"]
+Gender = Literal["female", "male", "other", "unknown"]
+Stage = Literal["lead", "prospect", "customer", "former"]
+
+
+class _CustomerFields(Input):
+    external_id: Text | None = Field(default=None, max_length=128)
+    email: Email | None = None
+    phone: Phone | None = None
+    family_name: Text | None = Field(default=None, max_length=100)
+    given_name: Text | None = Field(default=None, max_length=100)
+    family_name_kana: Kana | None = Field(default=None, max_length=100)
+    given_name_kana: Kana | None = Field(default=None, max_length=100)
+    birth_date: dt.date | None = None
+    gender: Gender | None = None
+    postal_code: Text | None = Field(default=None, max_length=16)
+    prefecture: Text | None = Field(default=None, max_length=100)
+    city: Text | None = Field(default=None, max_length=200)
+    address_line: Text | None = Field(default=None, max_length=300)
+    country: Text | None = Field(default=None, min_length=2, max_length=2)
+    company_id: int | None = None
+    owner_id: int | None = None
+    lifecycle_stage: Stage | None = None
+    timezone: Text | None = Field(default=None, max_length=64)
+    locale: Literal["ja", "en"] | None = None
+    source: Text | None = Field(default=None, max_length=64)
+    attributes: dict[str, Any] | None = None
+    tags: list[Text] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone '{value}'") from exc
+        return value
+
+    @field_validator("country")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        return value.upper() if value else value
+
+
+class CustomerCreate(_CustomerFields):
+    pass
+
+
+class CustomerUpdate(_CustomerFields):
+    version: int | None = Field(default=None, description="The version you read; a mismatch answers 409.")
+
+
+class CompanyBrief(Output):
+    id: int
+    name: str
+
+
+class CustomerRead(Output):
+    id: int
+    external_id: str | None
+    email: str | None
+    phone: str | None
+    family_name: str | None
+    given_name: str | None
+    family_name_kana: str | None
+    given_name_kana: str | None
+    full_name: str
+    full_name_kana: str | None
+    birth_date: dt.date | None
+    gender: str | None
+    postal_code: str | None
+    prefecture: str | None
+    city: str | None
+    address_line: str | None
+    country: str | None
+    company_id: int | None
+    owner_id: int | None
+    lifecycle_stage: str
+    timezone: str
+    locale: str
+    source: str | None
+    attributes: dict[str, Any]
+    tags: list[str] = []
+    status: str
+    merged_into_id: int | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    version: int
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tag_names(cls, value: Any) -> Any:
+        return [t if isinstance(t, str) else t.name for t in value or []]
+
+
+class IdentityRead(Output):
+    kind: str
+    value: str
+    created_at: dt.datetime
+
+
+class ConsentCreate(Input):
+    channel: Channel
+    purpose: Text = Field(default="marketing", max_length=32)
+    status: ConsentStatus
+    method: Text = Field(max_length=64, description="How it was given: web_form, business_card, store, ...")
+    evidence: Text | None = Field(default=None, max_length=5000, description="Form wording, URL or reference.")
+    recorded_at: UTCTime | None = None
+
+
+class ConsentRead(Output):
+    id: int
+    channel: str
+    purpose: str
+    status: str
+    method: str
+    evidence: str | None
+    recorded_at: dt.datetime
+    recorded_by: str
+
+
+class NoteCreate(Input):
+    body: Text = Field(min_length=1, max_length=20000)
+
+
+class NoteRead(Output):
+    id: int
+    customer_id: int
+    author_user_id: int | None
+    body: str
+    created_at: dt.datetime
+    version: int
+
+
+class MergeRequest(Input):
+    merge_id: int = Field(description="The customer folded into this one; its id keeps resolving here.")
+    reason: Text = Field(default="manual merge", max_length=200)
+
+
+class CompanyCreate(Input):
+    external_id: Text | None = Field(default=None, max_length=128)
+    name: Text = Field(min_length=1, max_length=300)
+    name_kana: Kana | None = Field(default=None, max_length=300)
+    domain: Text | None = Field(default=None, max_length=255)
+    industry: Text | None = Field(default=None, max_length=100)
+    phone: Phone | None = None
+    postal_code: Text | None = Field(default=None, max_length=16)
+    prefecture: Text | None = Field(default=None, max_length=100)
+    city: Text | None = Field(default=None, max_length=200)
+    address_line: Text | None = Field(default=None, max_length=300)
+    country: Text | None = Field(default=None, min_length=2, max_length=2)
+    owner_id: int | None = None
+    attributes: dict[str, Any] | None = None
+
+
+class CompanyUpdate(CompanyCreate):
+    name: Text | None = Field(default=None, min_length=1, max_length=300)  # type: ignore[assignment]
+    version: int | None = None
+
+
+class CompanyRead(Output):
+    id: int
+    external_id: str | None
+    name: str
+    name_kana: str | None
+    domain: str | None
+    industry: str | None
+    phone: str | None
+    postal_code: str | None
+    prefecture: str | None
+    city: str | None
+    address_line: str | None
+    country: str | None
+    owner_id: int | None
+    attributes: dict[str, Any]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    version: int
+
+
+class TimelineItem(Output):
+    kind: str = Field(description="event, order, note, consent, merge ...")
+    id: int
+    occurred_at: dt.datetime
+    title: str
+    channel: str | None = None
+    data: dict[str, Any] = {}

@@ -1,0 +1,375 @@
+"""Customer actions: create, update, delete, identities, tags, consents, notes. Merge lives in merge.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select
+from sqlalchemy.orm import Session
+
+from kizuna.auth import audit
+from kizuna.auth.permissions import Actor, require
+from kizuna.config import get_settings
+from kizuna.customers.models import Company, Consent, Customer, CustomerIdentity, Note, Tag
+from kizuna.customers.normalize import full_name
+from kizuna.customers.schemas import (
+    CompanyCreate,
+    CompanyUpdate,
+    ConsentCreate,
+    CustomerCreate,
+    CustomerUpdate,
+    NoteCreate,
+)
+from kizuna.errors import Conflict, NotFound, ValidationError
+from kizuna.outbox.service import emit
+
+IDENTITY_FIELDS = ("email", "phone", "external_id")
+_SNAPSHOT_FIELDS = (
+    "external_id",
+    "email",
+    "phone",
+    "family_name",
+    "given_name",
+    "family_name_kana",
+    "given_name_kana",
+    "birth_date",
+    "gender",
+    "postal_code",
+    "prefecture",
+    "city",
+    "address_line",
+    "country",
+    "company_id",
+    "owner_id",
+    "lifecycle_stage",
+    "timezone",
+    "locale",
+    "source",
+    "attributes",
+)
+
+
+def snapshot(customer: Customer) -> dict[str, Any]:
+    return {name: getattr(customer, name) for name in _SNAPSHOT_FIELDS}
+
+
+def resolve_id(session: Session, customer_id: int) -> int:
+    """Follow merges: the id of the customer that ``customer_id`` now lives in."""
+    seen: set[int] = set()
+    current = customer_id
+    while True:
+        row = session.execute(select(Customer.status, Customer.merged_into_id).where(Customer.id == current)).first()
+        if row is None:
+            raise NotFound(f"customer {customer_id} not found")
+        if row.merged_into_id is None or current in seen:
+            return current
+        seen.add(current)
+        current = row.merged_into_id
+
+
+def get_customer(session: Session, customer_id: int) -> Customer:
+    customer = session.get(Customer, resolve_id(session, customer_id))
+    assert customer is not None
+    return customer
+
+
+def _check_references(session: Session, data: CustomerCreate | CustomerUpdate) -> None:
+    from kizuna.auth.models import User
+
+    if data.company_id is not None and session.get(Company, data.company_id) is None:
+        raise ValidationError(f"company {data.company_id} does not exist", field="company_id")
+    if data.owner_id is not None and session.get(User, data.owner_id) is None:
+        raise ValidationError(f"user {data.owner_id} does not exist", field="owner_id")
+
+
+def identity_owner(session: Session, kind: str, value: str) -> int | None:
+    return session.scalar(
+        select(CustomerIdentity.customer_id).where(CustomerIdentity.kind == kind, CustomerIdentity.value == value)
+    )
+
+
+def _claim_identities(session: Session, customer: Customer, before: dict[str, Any] | None = None) -> None:
+    """Make the customer's primary email, phone and external id its identities; refuse ones taken by others."""
+    for kind in IDENTITY_FIELDS:
+        value = getattr(customer, kind)
+        old = (before or {}).get(kind)
+        if value == old and before is not None:
+            continue
+        if value is not None:
+            owner = identity_owner(session, kind, value)
+            if owner is not None and owner != customer.id:
+                raise Conflict(f"{kind} {value} already belongs to customer {owner}", field=kind)
+            if owner is None:
+                session.add(CustomerIdentity(customer_id=customer.id, kind=kind, value=value))
+        if old is not None and old != value:
+            session.execute(
+                delete(CustomerIdentity).where(
+                    CustomerIdentity.customer_id == customer.id,
+                    CustomerIdentity.kind == kind,
+                    CustomerIdentity.value == old,
+                )
+            )
+
+
+def _refresh_names(customer: Customer) -> None:
+    customer.full_name = full_name(customer.family_name, customer.given_name)
+    kana = full_name(customer.family_name_kana, customer.given_name_kana)
+    customer.full_name_kana = kana or None
+
+
+def tags_by_name(session: Session, names: list[str]) -> list[Tag]:
+    wanted = sorted({n for n in names if n})
+    if not wanted:
+        return []
+    found = {t.name: t for t in session.scalars(select(Tag).where(Tag.name.in_(wanted)))}
+    for name in wanted:
+        if name not in found:
+            if len(name) > 100:
+                raise ValidationError(f"tag '{name[:20]}...' is longer than 100 characters", field="tags")
+            found[name] = Tag(name=name)
+            session.add(found[name])
+    return [found[n] for n in wanted]
+
+
+def create_customer(session: Session, *, actor: Actor, data: CustomerCreate) -> Customer:
+    require(actor, "customers:write")
+    _check_references(session, data)
+    settings = get_settings()
+    values = data.model_dump(exclude={"tags"}, exclude_none=True)
+    customer = Customer(
+        timezone=settings.default_timezone,
+        locale=settings.default_locale,
+        attributes={},
+        **values,
+    )
+    if data.tags:
+        customer.tags = tags_by_name(session, data.tags)
+    _refresh_names(customer)
+    session.add(customer)
+    session.flush()
+    _claim_identities(session, customer)
+    audit.record(
+        session,
+        actor=actor,
+        action="customer.create",
+        entity_type="customer",
+        entity_id=customer.id,
+        customer_id=customer.id,
+        summary=customer.full_name or customer.email or "",
+    )
+    emit(session, "customer.created", {"customer_id": customer.id}, customer_id=customer.id)
+    return customer
+
+
+def check_version(current: int, expected: int | None) -> None:
+    if expected is not None and expected != current:
+        raise Conflict(
+            f"the record changed since you read it (your version {expected}, now {current}); read it again and retry",
+            field="version",
+        )
+
+
+def update_customer(
+    session: Session, *, actor: Actor, customer_id: int, data: CustomerUpdate, expected_version: int | None
+) -> Customer:
+    require(actor, "customers:write")
+    customer = get_customer(session, customer_id)
+    check_version(customer.version, expected_version if expected_version is not None else data.version)
+    _check_references(session, data)
+    before = snapshot(customer)
+    before_tags = [t.name for t in customer.tags]
+    for name, value in data.model_dump(exclude={"tags", "version"}, exclude_unset=True).items():
+        setattr(customer, name, value)
+    if data.tags is not None:
+        customer.tags = tags_by_name(session, data.tags)
+    _refresh_names(customer)
+    _claim_identities(session, customer, before)
+    diff = audit.changes(before, snapshot(customer))
+    after_tags = [t.name for t in customer.tags]
+    if after_tags != before_tags:
+        diff["tags"] = [before_tags, after_tags]
+    if diff:
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            action="customer.update",
+            entity_type="customer",
+            entity_id=customer.id,
+            customer_id=customer.id,
+            details=diff,
+        )
+        emit(session, "customer.updated", {"customer_id": customer.id, "fields": sorted(diff)}, customer_id=customer.id)
+    return customer
+
+
+def delete_customer(session: Session, *, actor: Actor, customer_id: int, expected_version: int | None) -> None:
+    require(actor, "customers:delete")
+    customer = get_customer(session, customer_id)
+    check_version(customer.version, expected_version)
+    # Rows merged into this customer point at it; they go with it.
+    for merged in session.scalars(select(Customer).where(Customer.merged_into_id == customer.id)):
+        merged.merged_into_id = None
+        session.delete(merged)
+    audit.record(
+        session,
+        actor=actor,
+        action="customer.delete",
+        entity_type="customer",
+        entity_id=customer.id,
+        customer_id=customer.id,
+        summary=customer.full_name,
+    )
+    emit(session, "customer.deleted", {"customer_id": customer.id}, customer_id=customer.id)
+    session.delete(customer)
+
+
+# --- consent ---------------------------------------------------------------------------------------------
+
+
+def record_consent(session: Session, *, actor: Actor, customer_id: int, data: ConsentCreate) -> Consent:
+    require(actor, "consents:write")
+    customer = get_customer(session, customer_id)
+    consent = Consent(customer_id=customer.id, recorded_by=actor.label, **data.model_dump(exclude_none=True))
+    session.add(consent)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action=f"consent.{data.status}",
+        entity_type="consent",
+        entity_id=consent.id,
+        customer_id=customer.id,
+        details={"channel": data.channel, "purpose": data.purpose, "method": data.method},
+    )
+    emit(
+        session,
+        "consent.granted" if data.status == "granted" else "consent.withdrawn",
+        {"customer_id": customer.id, "channel": data.channel, "purpose": data.purpose},
+        customer_id=customer.id,
+    )
+    return consent
+
+
+def current_consents(session: Session, customer_id: int) -> list[Consent]:
+    """The consent in force for each channel and purpose (the newest decision wins)."""
+    rows = session.scalars(
+        select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.recorded_at, Consent.id)
+    )
+    latest: dict[tuple[str, str], Consent] = {}
+    for row in rows:
+        latest[(row.channel, row.purpose)] = row
+    return sorted(latest.values(), key=lambda c: (c.channel, c.purpose))
+
+
+def has_consent(session: Session, *, customer_id: int, channel: str, purpose: str = "marketing") -> bool:
+    """True only when the newest recorded decision for this channel and purpose is ``granted``.
+
+    Every marketing send asks this one function; no record means no consent (特定電子メール法 opt-in).
+    """
+    status = session.scalar(
+        select(Consent.status)
+        .where(Consent.customer_id == customer_id, Consent.channel == channel, Consent.purpose == purpose)
+        .order_by(Consent.recorded_at.desc(), Consent.id.desc())
+        .limit(1)
+    )
+    return status == "granted"
+
+
+def consent_history(session: Session, customer_id: int) -> list[Consent]:
+    return list(
+        session.scalars(
+            select(Consent)
+            .where(Consent.customer_id == customer_id)
+            .order_by(Consent.recorded_at.desc(), Consent.id.desc())
+        )
+    )
+
+
+# --- notes, identities -----------------------------------------------------------------------------------
+
+
+def add_note(session: Session, *, actor: Actor, customer_id: int, data: NoteCreate) -> Note:
+    require(actor, "notes:write")
+    customer = get_customer(session, customer_id)
+    note = Note(customer_id=customer.id, author_user_id=actor.user_id, body=data.body)
+    session.add(note)
+    session.flush()
+    audit.record(
+        session, actor=actor, action="note.create", entity_type="note", entity_id=note.id, customer_id=customer.id
+    )
+    return note
+
+
+def list_notes(session: Session, customer_id: int) -> list[Note]:
+    return list(session.scalars(select(Note).where(Note.customer_id == customer_id).order_by(Note.id.desc())))
+
+
+def identities(session: Session, customer_id: int) -> list[CustomerIdentity]:
+    return list(
+        session.scalars(
+            select(CustomerIdentity).where(CustomerIdentity.customer_id == customer_id).order_by(CustomerIdentity.id)
+        )
+    )
+
+
+def count_customers(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Customer).where(Customer.status == "active")) or 0
+
+
+# --- companies -------------------------------------------------------------------------------------------
+
+
+def get_company(session: Session, company_id: int) -> Company:
+    company = session.get(Company, company_id)
+    if company is None:
+        raise NotFound(f"company {company_id} not found")
+    return company
+
+
+def create_company(session: Session, *, actor: Actor, data: CompanyCreate) -> Company:
+    require(actor, "companies:write")
+    if data.external_id and session.scalar(select(Company.id).where(Company.external_id == data.external_id)):
+        raise Conflict(f"a company with external_id {data.external_id} already exists", field="external_id")
+    company = Company(attributes={}, **data.model_dump(exclude_none=True))
+    session.add(company)
+    session.flush()
+    audit.record(
+        session, actor=actor, action="company.create", entity_type="company", entity_id=company.id, summary=company.name
+    )
+    return company
+
+
+def update_company(
+    session: Session, *, actor: Actor, company_id: int, data: CompanyUpdate, expected_version: int | None
+) -> Company:
+    require(actor, "companies:write")
+    company = get_company(session, company_id)
+    check_version(company.version, expected_version if expected_version is not None else data.version)
+    changes = data.model_dump(exclude={"version"}, exclude_unset=True)
+    if "name" in changes and not changes["name"]:
+        raise ValidationError("name cannot be empty", field="name")
+    if changes.get("external_id") and session.scalar(
+        select(Company.id).where(and_(Company.external_id == changes["external_id"], Company.id != company.id))
+    ):
+        raise Conflict(f"a company with external_id {changes['external_id']} already exists", field="external_id")
+    before = {k: getattr(company, k) for k in changes}
+    for name, value in changes.items():
+        setattr(company, name, value)
+    diff = audit.changes(before, {k: getattr(company, k) for k in changes})
+    if diff:
+        session.flush()
+        audit.record(
+            session, actor=actor, action="company.update", entity_type="company", entity_id=company.id, details=diff
+        )
+    return company
+
+
+def delete_company(session: Session, *, actor: Actor, company_id: int, expected_version: int | None) -> None:
+    require(actor, "companies:delete")
+    company = get_company(session, company_id)
+    check_version(company.version, expected_version)
+    audit.record(
+        session, actor=actor, action="company.delete", entity_type="company", entity_id=company.id, summary=company.name
+    )
+    session.delete(company)

@@ -1,0 +1,170 @@
+"""One timeline per customer: a single query over every kind of touchpoint, newest first.
+
+Each kind is a ``TimelineSource``; a new kind (deal, ticket, survey answer) adds one entry to ``SOURCES``.
+The union query returns only (kind, id, time); each source then loads and renders its own rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, literal, or_, select, union_all
+from sqlalchemy.orm import Session
+
+from kizuna.customers.models import Consent, CustomerMerge, Note
+from kizuna.customers.schemas import TimelineItem
+from kizuna.errors import ValidationError
+from kizuna.events.models import Event
+from kizuna.orders.models import Order
+
+
+@dataclass(frozen=True)
+class TimelineSource:
+    kind: str
+    model: Any
+    time: Any
+    customer: Any
+    render: Callable[[Any], TimelineItem]
+
+
+def _event(e: Event) -> TimelineItem:
+    return TimelineItem(
+        kind="event",
+        id=e.id,
+        occurred_at=e.occurred_at,
+        title=e.type,
+        channel=e.channel,
+        data={"properties": e.properties or {}, "source": e.source},
+    )
+
+
+def _order(o: Order) -> TimelineItem:
+    return TimelineItem(
+        kind="order",
+        id=o.id,
+        occurred_at=o.ordered_at,
+        channel=o.channel,
+        title=f"{o.currency} {o.total_amount:,.0f}" if o.currency == "JPY" else f"{o.currency} {o.total_amount:,.2f}",
+        data={
+            "external_id": o.external_id,
+            "status": o.status,
+            "total_amount": str(o.total_amount),
+            "currency": o.currency,
+            "lines": [{"sku": line.sku, "quantity": line.quantity, "amount": str(line.amount)} for line in o.lines],
+        },
+    )
+
+
+def _note(n: Note) -> TimelineItem:
+    return TimelineItem(
+        kind="note", id=n.id, occurred_at=n.created_at, title=n.body[:200], data={"author_user_id": n.author_user_id}
+    )
+
+
+def _consent(c: Consent) -> TimelineItem:
+    return TimelineItem(
+        kind="consent",
+        id=c.id,
+        occurred_at=c.recorded_at,
+        channel=c.channel,
+        title=f"{c.channel} {c.purpose} {c.status}",
+        data={"status": c.status, "purpose": c.purpose, "method": c.method, "evidence": c.evidence},
+    )
+
+
+def _merge(m: CustomerMerge) -> TimelineItem:
+    return TimelineItem(
+        kind="merge",
+        id=m.id,
+        occurred_at=m.merged_at,
+        title=f"merged customer {m.merged_id}",
+        data={"merged_id": m.merged_id, "reason": m.reason, "actor": m.actor},
+    )
+
+
+SOURCES: Sequence[TimelineSource] = (
+    TimelineSource("consent", Consent, Consent.recorded_at, Consent.customer_id, _consent),
+    TimelineSource("event", Event, Event.occurred_at, Event.customer_id, _event),
+    TimelineSource("merge", CustomerMerge, CustomerMerge.merged_at, CustomerMerge.survivor_id, _merge),
+    TimelineSource("note", Note, Note.created_at, Note.customer_id, _note),
+    TimelineSource("order", Order, Order.ordered_at, Order.customer_id, _order),
+)
+KINDS = tuple(s.kind for s in SOURCES)
+
+
+def _after(source: TimelineSource, cursor: tuple[dt.datetime, str, int] | None) -> ColumnElement[bool] | None:
+    # Order is (time desc, kind asc, id desc); the kind is constant within a branch, so the
+    # keyset condition reduces to a comparison on time and, for the cursor's own kind, on id.
+    if cursor is None:
+        return None
+    at, kind, last_id = cursor
+    if source.kind > kind:
+        return source.time <= at
+    if source.kind < kind:
+        return source.time < at
+    return or_(source.time < at, and_(source.time == at, source.model.id < last_id))
+
+
+def timeline(
+    session: Session,
+    customer_id: int,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    kinds: Sequence[str] | None = None,
+) -> tuple[list[TimelineItem], str | None]:
+    """The newest ``limit`` touchpoints of a customer and the cursor for the next page."""
+    unknown = set(kinds or ()) - set(KINDS)
+    if unknown:
+        raise ValidationError(f"unknown timeline kind(s) {sorted(unknown)}; allowed: {', '.join(KINDS)}", field="kinds")
+    position = _decode(cursor) if cursor else None
+    branches = []
+    for source in SOURCES:
+        if kinds and source.kind not in kinds:
+            continue
+        query = select(literal(source.kind).label("kind"), source.model.id.label("id"), source.time.label("at"))
+        query = query.where(source.customer == customer_id)
+        condition = _after(source, position)
+        if condition is not None:
+            query = query.where(condition)
+        # Each branch is limited on its own index before the union sorts the few rows left.
+        branches.append(query.order_by(source.time.desc(), source.model.id.desc()).limit(limit + 1).subquery())
+    if not branches:
+        return [], None
+    union = union_all(*[select(b.c.kind, b.c.id, b.c.at) for b in branches]).subquery()
+    rows = session.execute(
+        select(union.c.kind, union.c.id, union.c.at)
+        .order_by(union.c.at.desc(), union.c.kind.asc(), union.c.id.desc())
+        .limit(limit + 1)
+    ).all()
+    page, more = rows[:limit], len(rows) > limit
+    by_kind: dict[str, list[int]] = {}
+    for kind, row_id, _ in page:
+        by_kind.setdefault(kind, []).append(row_id)
+    rendered: dict[tuple[str, int], TimelineItem] = {}
+    for source in SOURCES:
+        ids = by_kind.get(source.kind)
+        if ids:
+            for obj in session.scalars(select(source.model).where(source.model.id.in_(ids))):
+                rendered[(source.kind, obj.id)] = source.render(obj)
+    items = [rendered[(kind, row_id)] for kind, row_id, _ in page]
+    next_cursor = _encode(items[-1]) if more and items else None
+    return items, next_cursor
+
+
+def _encode(item: TimelineItem) -> str:
+    raw = json.dumps([item.occurred_at.isoformat(), item.kind, item.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[dt.datetime, str, int]:
+    try:
+        at, kind, last_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return dt.datetime.fromisoformat(at), str(kind), int(last_id)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError("malformed timeline cursor", field="cursor") from exc

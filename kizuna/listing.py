@@ -1,0 +1,193 @@
+"""List filters, sorting and cursor paging, defined once per domain.
+
+Each domain declares a ``FilterSet``; the API list, the UI list, exports and (later) the segment rule
+language all go through it, so a field filterable in one place is filterable everywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy.orm import InstrumentedAttribute
+
+from kizuna.errors import ValidationError
+
+OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "startswith", "isnull")
+ORDERED = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "isnull")
+TEXT = ("eq", "ne", "in", "contains", "startswith", "isnull")
+
+
+def _parse_datetime(raw: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "str": str,
+    "int": int,
+    "decimal": Decimal,
+    "bool": lambda raw: {"true": True, "1": True, "false": False, "0": False}[raw.lower()],
+    "date": dt.date.fromisoformat,
+    "datetime": _parse_datetime,
+}
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One filterable field: a column (or a custom clause builder), its value type and allowed operators."""
+
+    column: Any = None
+    kind: str = "str"
+    ops: Sequence[str] = ("eq",)
+    build: Callable[[str, Any], ColumnElement[bool]] | None = None
+    label: str = ""
+
+    def parse(self, name: str, raw: Any) -> Any:
+        if not isinstance(raw, str):
+            if self.kind == "str" and not isinstance(raw, (str, list)):
+                raise ValidationError(f"filter '{name}' expects text", field=name)
+            return raw
+        try:
+            return _PARSERS[self.kind](raw)
+        except (ValueError, KeyError, InvalidOperation) as exc:
+            raise ValidationError(f"filter '{name}': '{raw}' is not a valid {self.kind}", field=name) from exc
+
+
+@dataclass
+class FilterSet:
+    model: Any
+    fields: Mapping[str, Filter]
+    sorts: Mapping[str, InstrumentedAttribute[Any]]
+    default_sort: str = "-id"
+    search: Callable[[str], ColumnElement[bool]] | None = None
+    base: Callable[[Select[Any]], Select[Any]] | None = field(default=None)
+
+    def condition(self, name: str, op: str, value: Any) -> ColumnElement[bool]:
+        """The SQL condition for ``name op value``; the building block of list filters and segment rules."""
+        spec = self.fields.get(name)
+        if spec is None:
+            allowed = ", ".join(sorted(self.fields))
+            raise ValidationError(f"unknown filter field '{name}'; allowed: {allowed}", field=name)
+        if op not in spec.ops:
+            raise ValidationError(
+                f"operator '{op}' is not allowed on '{name}'; allowed: {', '.join(spec.ops)}", field=name
+            )
+        if op == "in":
+            raw_items = value.split(",") if isinstance(value, str) else list(value)
+            value = [spec.parse(name, item.strip() if isinstance(item, str) else item) for item in raw_items]
+        elif op == "isnull":
+            value = _PARSERS["bool"](value) if isinstance(value, str) else bool(value)
+        else:
+            value = spec.parse(name, value)
+        if spec.build is not None:
+            return spec.build(op, value)
+        return _compare(spec.column, op, value)
+
+    def apply(self, query: Select[Any], params: Mapping[str, Any]) -> Select[Any]:
+        """Apply ``field`` / ``field__op`` parameters and ``q`` (free-text search)."""
+        for key, raw in params.items():
+            if raw is None or raw == "":
+                continue
+            if key == "q":
+                if self.search is None:
+                    raise ValidationError("this list has no free-text search", field="q")
+                query = query.where(self.search(str(raw)))
+                continue
+            name, _, op = key.partition("__")
+            query = query.where(self.condition(name, op or "eq", raw))
+        return query
+
+    def sort_key(self, sort: str | None) -> tuple[str, bool]:
+        sort = sort or self.default_sort
+        desc = sort.startswith("-")
+        name = sort.lstrip("-+")
+        if name not in self.sorts:
+            raise ValidationError(f"cannot sort by '{name}'; allowed: {', '.join(sorted(self.sorts))}", field="sort")
+        return name, desc
+
+    def page(self, query: Select[Any], *, sort: str | None, cursor: str | None, limit: int) -> Select[Any]:
+        """Order by the sort column then id, starting after ``cursor``; fetches ``limit + 1`` rows."""
+        name, desc = self.sort_key(sort)
+        col = self.sorts[name]
+        pk = self.model.id
+        if cursor:
+            value, last_id = decode_cursor(cursor, name)
+            if name != "id":
+                value = self.fields[name].parse(name, value) if name in self.fields else value
+                if desc:
+                    query = query.where(or_(col < value, and_(col == value, pk < last_id)))
+                else:
+                    query = query.where(or_(col > value, and_(col == value, pk > last_id)))
+            else:
+                query = query.where(pk < last_id if desc else pk > last_id)
+        order = [col.desc() if desc else col.asc()]
+        if name != "id":
+            order.append(pk.desc() if desc else pk.asc())
+        return query.order_by(*order).limit(limit + 1)
+
+    def next_cursor(self, rows: Sequence[Any], *, sort: str | None, limit: int) -> str | None:
+        if len(rows) <= limit:
+            return None
+        name, _ = self.sort_key(sort)
+        last = rows[limit - 1]
+        return encode_cursor(name, getattr(last, name), last.id)
+
+
+def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+    match op:
+        case "eq":
+            return column == value
+        case "ne":
+            return or_(column != value, column.is_(None))
+        case "lt":
+            return column < value
+        case "lte":
+            return column <= value
+        case "gt":
+            return column > value
+        case "gte":
+            return column >= value
+        case "in":
+            return column.in_(value)
+        case "contains":
+            return column.ilike(f"%{_escape_like(value)}%", escape="\\")
+        case "startswith":
+            return column.ilike(f"{_escape_like(value)}%", escape="\\")
+        case "isnull":
+            return column.is_(None) if value else column.is_not(None)
+    raise ValidationError(f"unknown operator '{op}'; allowed: {', '.join(OPERATORS)}")
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def encode_cursor(sort: str, value: Any, last_id: int) -> str:
+    raw = json.dumps([sort, _json_value(value), last_id], ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        name, value, last_id = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, TypeError) as exc:
+        raise ValidationError("malformed cursor; use the next_cursor of the previous page", field="cursor") from exc
+    if name != sort or not isinstance(last_id, int):
+        raise ValidationError("cursor belongs to a different sort order; start again without it", field="cursor")
+    return value, last_id

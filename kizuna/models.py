@@ -1,0 +1,29 @@
+"""Imports every domain's models so that the metadata (and Alembic) sees all tables."""
+
+from kizuna.auth.models import ApiToken, AuditEntry, UiSession, User
+from kizuna.catalog.models import Product
+from kizuna.customers.models import Company, Consent, Customer, CustomerIdentity, CustomerMerge, Note, Tag
+from kizuna.db import Base
+from kizuna.events.models import Event
+from kizuna.orders.models import Order, OrderLine
+from kizuna.outbox.models import OutboxMessage
+
+__all__ = [
+    "ApiToken",
+    "AuditEntry",
+    "Base",
+    "Company",
+    "Consent",
+    "Customer",
+    "CustomerIdentity",
+    "CustomerMerge",
+    "Event",
+    "Note",
+    "Order",
+    "OrderLine",
+    "OutboxMessage",
+    "Product",
+    "Tag",
+    "UiSession",
+    "User",
+]

@@ -1,0 +1,80 @@
+"""Pydantic building blocks shared by every domain's schemas."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+from kizuna.config import get_settings
+from kizuna.customers.normalize import normalize_email, normalize_kana, normalize_phone, normalize_text
+from kizuna.errors import ValidationError as KizunaValidationError
+
+
+class Input(BaseModel):
+    """Request bodies: unknown fields are an error, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+def _text(value: Any) -> Any:
+    return normalize_text(value) if isinstance(value, str) else value
+
+
+def _email(value: Any) -> Any:
+    try:
+        return normalize_email(value)
+    except KizunaValidationError as exc:
+        raise ValueError(exc.message) from exc
+
+
+def _phone(value: Any) -> Any:
+    try:
+        return normalize_phone(value, region=get_settings().default_region)
+    except KizunaValidationError as exc:
+        raise ValueError(exc.message) from exc
+
+
+def _kana(value: Any) -> Any:
+    return normalize_kana(value) if isinstance(value, str) else value
+
+
+def _aware(value: Any) -> Any:
+    # Timestamps without an offset are read in the configured local time zone, then kept in UTC.
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        from zoneinfo import ZoneInfo
+
+        value = value.replace(tzinfo=ZoneInfo(get_settings().default_timezone))
+    return value.astimezone(dt.UTC) if isinstance(value, dt.datetime) else value
+
+
+def _currency(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip().upper()
+        if len(value) != 3 or not value.isalpha():
+            raise ValueError(f"'{value}' is not a three-letter ISO 4217 currency code")
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+Email = Annotated[str, BeforeValidator(_email)]
+Phone = Annotated[str, BeforeValidator(_phone)]
+Kana = Annotated[str, BeforeValidator(_kana)]
+UTCTime = Annotated[dt.datetime, AfterValidator(_aware)]
+Currency = Annotated[str, BeforeValidator(_currency)]
+# Money travels as a decimal string so no client rounds it through a float.
+MoneyOut = Annotated[Decimal, PlainSerializer(lambda v: format(v, "f"), return_type=str)]
+MoneyIn = Annotated[Decimal, Field(max_digits=18, decimal_places=2, ge=-(10**15), le=10**15)]
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(description="Pass as ?cursor= to get the next page; null on the last page.")
