@@ -16,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, declared_attr, mapp
 from sqlalchemy.types import TypeDecorator
 
 from kizuna.config import get_settings
+from kizuna.errors import Conflict, PreconditionFailed
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -80,6 +81,19 @@ class Versioned:
     @declared_attr.directive
     def __mapper_args__(cls) -> dict[str, Any]:
         return {"version_id_col": cls.__table__.c.version}
+
+
+def check_version(current: int, *, if_match: int | None = None, body: int | None = None) -> None:
+    """Refuse a write based on a stale read: 412 for an ``If-Match`` header, 409 for a ``version`` field."""
+    if if_match is not None and if_match != current:
+        raise PreconditionFailed(
+            f"If-Match names version {if_match} but the record is at version {current}; read it again and retry"
+        )
+    if body is not None and body != current:
+        raise Conflict(
+            f"the record changed since you read it (your version {body}, now {current}); read it again and retry",
+            field="version",
+        )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -191,3 +191,19 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
     if name != sort or not isinstance(last_id, int):
         raise ValidationError("cursor belongs to a different sort order; start again without it", field="cursor")
     return value, last_id
+
+
+def list_page(
+    session: Any,
+    filterset: FilterSet,
+    query: Select[Any],
+    params: Mapping[str, Any],
+    *,
+    sort: str | None = None,
+    cursor: str | None = None,
+    limit: int = 50,
+) -> tuple[list[Any], str | None]:
+    """One page of ``query`` filtered by ``params``: (rows, next_cursor)."""
+    query = filterset.page(filterset.apply(query, params), sort=sort, cursor=cursor, limit=limit)
+    rows = list(session.scalars(query))
+    return rows[:limit], filterset.next_cursor(rows, sort=sort, limit=limit)

@@ -20,6 +20,7 @@ from kizuna.customers.schemas import (
     CustomerUpdate,
     NoteCreate,
 )
+from kizuna.db import check_version
 from kizuna.errors import Conflict, NotFound, ValidationError
 from kizuna.outbox.service import emit
 
@@ -161,20 +162,12 @@ def create_customer(session: Session, *, actor: Actor, data: CustomerCreate) -> 
     return customer
 
 
-def check_version(current: int, expected: int | None) -> None:
-    if expected is not None and expected != current:
-        raise Conflict(
-            f"the record changed since you read it (your version {expected}, now {current}); read it again and retry",
-            field="version",
-        )
-
-
 def update_customer(
     session: Session, *, actor: Actor, customer_id: int, data: CustomerUpdate, expected_version: int | None
 ) -> Customer:
     require(actor, "customers:write")
     customer = get_customer(session, customer_id)
-    check_version(customer.version, expected_version if expected_version is not None else data.version)
+    check_version(customer.version, if_match=expected_version, body=data.version)
     _check_references(session, data)
     before = snapshot(customer)
     before_tags = [t.name for t in customer.tags]
@@ -206,7 +199,7 @@ def update_customer(
 def delete_customer(session: Session, *, actor: Actor, customer_id: int, expected_version: int | None) -> None:
     require(actor, "customers:delete")
     customer = get_customer(session, customer_id)
-    check_version(customer.version, expected_version)
+    check_version(customer.version, if_match=expected_version)
     # Rows merged into this customer point at it; they go with it.
     for merged in session.scalars(select(Customer).where(Customer.merged_into_id == customer.id)):
         merged.merged_into_id = None
@@ -345,7 +338,7 @@ def update_company(
 ) -> Company:
     require(actor, "companies:write")
     company = get_company(session, company_id)
-    check_version(company.version, expected_version if expected_version is not None else data.version)
+    check_version(company.version, if_match=expected_version, body=data.version)
     changes = data.model_dump(exclude={"version"}, exclude_unset=True)
     if "name" in changes and not changes["name"]:
         raise ValidationError("name cannot be empty", field="name")
@@ -368,7 +361,7 @@ def update_company(
 def delete_company(session: Session, *, actor: Actor, company_id: int, expected_version: int | None) -> None:
     require(actor, "companies:delete")
     company = get_company(session, company_id)
-    check_version(company.version, expected_version)
+    check_version(company.version, if_match=expected_version)
     audit.record(
         session, actor=actor, action="company.delete", entity_type="company", entity_id=company.id, summary=company.name
     )

@@ -1,0 +1,57 @@
+"""Builds the FastAPI application: JSON API under /api/v1, the server-rendered UI, static files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import Engine
+
+import kizuna
+from kizuna.config import get_settings
+from kizuna.db import get_engine
+from kizuna.web import errors
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(engine: Engine | None = None) -> FastAPI:
+    from kizuna.auth.api import router as auth_router
+    from kizuna.catalog.api import router as catalog_router
+    from kizuna.customers.api import companies as companies_router
+    from kizuna.customers.api import router as customers_router
+    from kizuna.events.api import router as events_router
+    from kizuna.exports.api import router as exports_router
+    from kizuna.orders.api import router as orders_router
+    from kizuna.web.ui import router as ui_router
+
+    app = FastAPI(
+        title="Kizuna CRM",
+        version=kizuna.__version__,
+        description="Customer 360, segments, journeys and KPIs. Authenticate with `Authorization: Bearer <token>`.",
+        openapi_url="/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.engine = engine or get_engine()
+    errors.install(app)
+    app.add_middleware(errors.BodyLimit, max_bytes=get_settings().max_body_bytes)
+    for router in (
+        customers_router,
+        companies_router,
+        catalog_router,
+        orders_router,
+        events_router,
+        auth_router,
+        exports_router,
+    ):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(ui_router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

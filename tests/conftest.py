@@ -1,0 +1,183 @@
+"""Real databases for every test: SQLite always, PostgreSQL too (both by default; CI runs both).
+
+``KIZUNA_TEST_BACKENDS=sqlite`` narrows a local run; a listed backend that is unreachable fails the run
+instead of being skipped, so CI never passes on half the matrix by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+BACKENDS = [b.strip() for b in os.environ.get("KIZUNA_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()]
+PG_URL = os.environ.get("KIZUNA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Settings are read once per process; point them at a scratch home before anything imports them.
+    home = Path(os.environ.setdefault("KIZUNA_HOME", str(Path(config.rootpath) / ".pytest-home")))
+    home.mkdir(exist_ok=True)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    from kizuna.db import make_engine, migrate
+
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path_factory.mktemp('db') / 'kizuna.db'}")
+    elif request.param == "postgresql":
+        eng = make_engine(PG_URL)
+        with eng.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    else:
+        raise ValueError(f"unknown test backend {request.param}")
+    migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+def clean(engine: Engine) -> None:
+    from kizuna.db import Base
+
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture
+def db(engine: Engine) -> Engine:
+    """The engine, with every table emptied before the test."""
+    clean(engine)
+    return engine
+
+
+@pytest.fixture
+def session(db: Engine) -> Iterator[Session]:
+    from kizuna.db import new_session
+
+    s = new_session(db)
+    yield s
+    s.rollback()
+    s.close()
+
+
+@pytest.fixture
+def admin(session: Session):  # noqa: ANN201
+    """An admin user committed to the database, as an Actor."""
+    from kizuna.auth import service as auth
+
+    user, _ = auth.ensure_admin(session, email="admin@example.com", password="admin-password-1")
+    session.commit()
+    return auth.actor_for(user)
+
+
+def make_token(engine: Engine, email: str, role: str) -> str:
+    from kizuna.auth import service as auth
+    from kizuna.auth.permissions import Actor
+    from kizuna.db import transaction
+
+    with transaction(engine) as s:
+        auth.create_user(s, actor=Actor.system("test"), email=email, password="password-123456", role=role)
+        _, secret = auth.create_token(s, actor=Actor.system("test"), email=email, name="test")
+    return secret
+
+
+@pytest.fixture
+def app(db: Engine):  # noqa: ANN201
+    from kizuna.app import create_app
+
+    return create_app(db)
+
+
+@pytest.fixture
+def client(app):  # noqa: ANN001, ANN201
+    """An HTTP client for the API, signed in as an admin."""
+    from fastapi.testclient import TestClient
+
+    token = make_token(app.state.engine, "api-admin@example.com", "admin")
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as c:
+        yield c
+
+
+@pytest.fixture
+def client_as(app):  # noqa: ANN001, ANN201
+    """A factory: an HTTP client signed in with a given role."""
+    from fastapi.testclient import TestClient
+
+    made: list[TestClient] = []
+
+    def make(role: str) -> TestClient:
+        token = make_token(app.state.engine, f"{role}-{len(made)}@example.com", role)
+        c = TestClient(app, headers={"Authorization": f"Bearer {token}"})
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[str]:  # noqa: ANN001
+    """``kizuna serve`` for real: uvicorn on a loopback port in a thread; yields the base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+CHROMIUM = os.environ.get("KIZUNA_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"browser tests need Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:  # noqa: ANN001
+    context = browser.new_context(locale="en-US")
+    pg = context.new_page()
+    pg.set_default_timeout(10_000)
+    yield pg
+    context.close()
