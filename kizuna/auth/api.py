@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import select
+
+from kizuna.auth import service
+from kizuna.auth.filters import AUDIT_FILTERS
+from kizuna.auth.models import AuditEntry, User
+from kizuna.auth.permissions import require
+from kizuna.auth.schemas import AuditRead, TokenCreate, TokenCreated, TokenRead, UserCreate, UserRead, UserUpdate
+from kizuna.errors import NotFound
+from kizuna.schemas import Page
+from kizuna.web.api import Cursor, Limit, page_of
+from kizuna.web.deps import DB, APIActor
+
+router = APIRouter(tags=["access"])
+
+
+@router.get("/me", response_model=UserRead)
+def me(session: DB, actor: APIActor) -> User:
+    user = session.get(User, actor.user_id)
+    if user is None:
+        raise NotFound("user not found")
+    return user
+
+
+@router.get("/users", response_model=list[UserRead])
+def list_users(session: DB, actor: APIActor) -> list:
+    return service.list_users(session, actor=actor)
+
+
+@router.post("/users", response_model=UserRead, status_code=201)
+def create_user(data: UserCreate, session: DB, actor: APIActor) -> User:
+    user = service.create_user(
+        session, actor=actor, email=data.email, password=data.password, role=data.role, name=data.name
+    )
+    session.commit()
+    return user
+
+
+@router.patch("/users/{user_id}", response_model=UserRead)
+def update_user(user_id: int, data: UserUpdate, session: DB, actor: APIActor) -> User:
+    user = service.set_user_role(session, actor=actor, user_id=user_id, role=data.role, is_active=data.is_active)
+    session.commit()
+    return user
+
+
+@router.get("/tokens", response_model=list[TokenRead])
+def list_tokens(session: DB, actor: APIActor) -> list:
+    return service.list_tokens(session, actor=actor)
+
+
+@router.post("/tokens", response_model=TokenCreated, status_code=201)
+def create_token(data: TokenCreate, session: DB, actor: APIActor) -> dict:
+    """A new API token; the response is the only time the token is shown."""
+    email = data.email
+    if email is None:
+        user = session.get(User, actor.user_id)
+        email = user.email if user else ""
+    token, secret = service.create_token(session, actor=actor, email=email, name=data.name)
+    session.commit()
+    return {**TokenRead.model_validate(token).model_dump(), "token": secret}
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+def revoke_token(token_id: int, session: DB, actor: APIActor) -> Response:
+    service.revoke_token(session, actor=actor, token_id=token_id)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/audit", response_model=Page[AuditRead])
+def audit_log(request: Request, session: DB, actor: APIActor, cursor: Cursor = None, limit: Limit = 50) -> dict:
+    """Who did what, when: every write and every export of personal data (admins only)."""
+    require(actor, "audit:read")
+    return page_of(
+        session, AUDIT_FILTERS, select(AuditEntry), request, schema=AuditRead, sort=None, cursor=cursor, limit=limit
+    )

@@ -1,0 +1,80 @@
+"""Products: what customers buy, described by category, taste and brand."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kizuna.auth import audit
+from kizuna.auth.permissions import Actor, require
+from kizuna.catalog.models import Product
+from kizuna.catalog.schemas import ProductCreate, ProductUpdate
+from kizuna.config import get_settings
+from kizuna.db import check_version
+from kizuna.errors import Conflict, NotFound, ValidationError
+
+
+def get_product(session: Session, product_id: int) -> Product:
+    product = session.get(Product, product_id)
+    if product is None:
+        raise NotFound(f"product {product_id} not found")
+    return product
+
+
+def _sku_free(session: Session, sku: str, product_id: int | None = None) -> None:
+    owner = session.scalar(select(Product.id).where(Product.sku == sku))
+    if owner is not None and owner != product_id:
+        raise Conflict(f"sku {sku} already belongs to product {owner}", field="sku")
+
+
+def create_product(session: Session, *, actor: Actor, data: ProductCreate) -> Product:
+    require(actor, "products:write")
+    _sku_free(session, data.sku)
+    values = data.model_dump(exclude_none=True)
+    values.setdefault("currency", get_settings().default_currency)
+    product = Product(attributes={}, **values)
+    session.add(product)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="product.create",
+        entity_type="product",
+        entity_id=product.id,
+        summary=f"{product.sku} {product.name}",
+    )
+    return product
+
+
+def update_product(
+    session: Session, *, actor: Actor, product_id: int, data: ProductUpdate, expected_version: int | None
+) -> Product:
+    require(actor, "products:write")
+    product = get_product(session, product_id)
+    check_version(product.version, if_match=expected_version, body=data.version)
+    changes = data.model_dump(exclude={"version"}, exclude_unset=True)
+    for required in ("sku", "name", "currency"):
+        if required in changes and not changes[required]:
+            raise ValidationError(f"{required} cannot be empty", field=required)
+    if "sku" in changes:
+        _sku_free(session, changes["sku"], product.id)
+    before = {k: getattr(product, k) for k in changes}
+    for name, value in changes.items():
+        setattr(product, name, value)
+    diff = audit.changes(before, {k: getattr(product, k) for k in changes})
+    if diff:
+        session.flush()
+        audit.record(
+            session, actor=actor, action="product.update", entity_type="product", entity_id=product.id, details=diff
+        )
+    return product
+
+
+def delete_product(session: Session, *, actor: Actor, product_id: int, expected_version: int | None) -> None:
+    require(actor, "products:delete")
+    product = get_product(session, product_id)
+    check_version(product.version, if_match=expected_version)
+    audit.record(
+        session, actor=actor, action="product.delete", entity_type="product", entity_id=product.id, summary=product.sku
+    )
+    session.delete(product)

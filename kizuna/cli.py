@@ -1,0 +1,217 @@
+"""The ``kizuna`` command: one sub-command group per domain. Commands parse options and call services."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from kizuna.auth.permissions import Actor
+from kizuna.config import get_settings
+from kizuna.errors import KizunaError
+
+app = typer.Typer(help="Kizuna (絆) CRM.", no_args_is_help=True, pretty_exceptions_show_locals=False)
+users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+console = Console()
+CLI = Actor.system("cli")
+
+
+def _fail(exc: KizunaError) -> typer.Exit:
+    where = f" ({exc.field})" if exc.field else ""
+    console.print(f"[red]error{where}:[/red] {exc.message}")
+    return typer.Exit(code=2)
+
+
+def _engine():  # noqa: ANN202
+    from kizuna.db import get_engine, migrate
+
+    engine = get_engine()
+    migrate(engine)
+    return engine
+
+
+@app.command()
+def init() -> None:
+    """Create the database, or migrate it to this version's schema."""
+    _engine()
+    settings = get_settings()
+    console.print(f"database ready: [bold]{_safe_url(settings.resolved_database_url)}[/bold]")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
+) -> None:
+    """Serve the web UI and the API."""
+    import uvicorn
+
+    _engine()
+    console.print(f"Kizuna on [bold]http://{host}:{port}[/bold]  (API docs: /api/docs)")
+    uvicorn.run(
+        "kizuna.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(help="How many customers to generate.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same data.")] = 42,
+    port: Annotated[int, typer.Option(help="Port to serve on afterwards.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to serve on afterwards.")] = "127.0.0.1",
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the server when done.")] = True,
+) -> None:
+    """Load realistic demo data (once) and start the server, printing an admin login."""
+    from kizuna.auth import service as auth
+    from kizuna.db import transaction
+    from kizuna.demo import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, load_demo
+
+    engine = _engine()
+    try:
+        summary = load_demo(engine, customers=customers, seed=seed, console=console)
+    except KizunaError as exc:
+        raise _fail(exc) from exc
+    with transaction(engine) as session:
+        auth.ensure_admin(session, email=DEMO_ADMIN_EMAIL, password=DEMO_ADMIN_PASSWORD)
+    console.print(summary)
+    console.print(
+        f"\nSign in at [bold]http://{host}:{port}[/bold] as [bold]{DEMO_ADMIN_EMAIL}[/bold]"
+        f" / password [bold]{DEMO_ADMIN_PASSWORD}[/bold] (demo only: change it before real use)"
+    )
+    if serve_after:
+        serve(host=host, port=port, workers=1)
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="Sign-in email.")],
+    role: Annotated[str, typer.Option(help="admin, manager, marketer, sales, support or viewer.")],
+    password: Annotated[str | None, typer.Option(help="At least 10 characters; omit for an API-only user.")] = None,
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+) -> None:
+    """Create a user."""
+    from kizuna.auth import service as auth
+    from kizuna.db import transaction
+
+    engine = _engine()
+    try:
+        with transaction(engine) as session:
+            user = auth.create_user(session, actor=CLI, email=email, password=password, role=role, name=name)
+            console.print(f"created user {user.email} ({user.role}), id {user.id}")
+    except KizunaError as exc:
+        raise _fail(exc) from exc
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users."""
+    from kizuna.auth import service as auth
+    from kizuna.db import transaction
+
+    with transaction(_engine()) as session:
+        for user in auth.list_users(session, actor=CLI):
+            console.print(f"{user.id}\t{user.email}\t{user.role}\t{'active' if user.is_active else 'disabled'}")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    email: Annotated[str, typer.Option(help="The user the token acts as.")],
+    name: Annotated[str, typer.Option(help="What the token is for.")],
+) -> None:
+    """Create an API token and print it (it is shown only this once)."""
+    from kizuna.auth import service as auth
+    from kizuna.db import transaction
+
+    engine = _engine()
+    try:
+        with transaction(engine) as session:
+            _, secret = auth.create_token(session, actor=CLI, email=email, name=name)
+    except KizunaError as exc:
+        raise _fail(exc) from exc
+    typer.echo(secret)
+
+
+@app.command()
+def export(
+    kind: Annotated[str, typer.Argument(help="customers, companies, products, orders or events.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write; .csv or .parquet.")],
+    filters: Annotated[list[str] | None, typer.Option("--filter", "-f", help="field[__op]=value, repeatable.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv or parquet (default: from the file name).")] = None,
+) -> None:
+    """Export a list to CSV or Parquet, with the same filters as the API (audited)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from kizuna.db import transaction
+    from kizuna.exports.service import write_export
+
+    fmt = fmt or output.suffix.lstrip(".").lower()
+    params: dict[str, str] = {}
+    for item in filters or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise _fail(KizunaError(f"filter '{item}' must look like field=value or field__op=value"))
+        params[key.strip()] = value.strip()
+    engine = _engine()
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
+            task = bar.add_task(f"exporting {kind}", total=None)
+            with transaction(engine) as session, output.open("wb") as out:
+                count = write_export(
+                    session,
+                    actor=CLI,
+                    kind=kind,
+                    params=params,
+                    fmt=fmt,
+                    out=out,
+                    progress=lambda n: bar.update(task, description=f"exporting {kind}: {n:,}"),
+                )
+    except KizunaError as exc:
+        output.unlink(missing_ok=True)
+        raise _fail(exc) from exc
+    console.print(f"wrote {count:,} {kind} to {output}")
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option(help="Deliver what is due, then exit.")] = False,
+) -> None:
+    """Run background work (outbox delivery, later journeys and scheduled sends)."""
+    from kizuna.outbox.worker import run_forever, run_once
+
+    engine = _engine()
+    if once:
+        console.print(json.dumps({"delivered": run_once(engine)}))
+        return
+    console.print("worker running; Ctrl-C to stop")
+    run_forever(engine)
+
+
+def _register_optional() -> None:
+    # The import pipeline registers itself as `kizuna import`.
+    try:
+        from kizuna.imports.cli import app as imports_app
+    except ImportError:  # pragma: no cover - only while the package is being built
+        return
+    app.add_typer(imports_app, name="import")
+
+
+_register_optional()

@@ -1,0 +1,212 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from sqlalchemy import select
+
+from kizuna.auth.permissions import require
+from kizuna.customers import merge, service
+from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS
+from kizuna.customers.models import Company, Customer
+from kizuna.customers.schemas import (
+    CompanyCreate,
+    CompanyRead,
+    CompanyUpdate,
+    ConsentCreate,
+    ConsentRead,
+    CustomerCreate,
+    CustomerRead,
+    CustomerUpdate,
+    IdentityRead,
+    MergeRequest,
+    NoteCreate,
+    NoteRead,
+    TimelineItem,
+)
+from kizuna.customers.timeline import KINDS, timeline
+from kizuna.schemas import Page
+from kizuna.web.api import Cursor, Limit, Q, Sort, page_of, require_precondition, with_etag
+from kizuna.web.deps import DB, APIActor, expected_version
+
+router = APIRouter(prefix="/customers", tags=["customers"])
+companies = APIRouter(prefix="/companies", tags=["companies"])
+IfMatch = Annotated[str | None, Header(description='ETag from a GET, e.g. W/"3"')]
+
+
+@router.get("", response_model=Page[CustomerRead])
+def list_customers(
+    request: Request,
+    session: DB,
+    actor: APIActor,
+    q: Q = None,
+    sort: Sort = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> dict:
+    """Customers, filtered by any field in the customer filter set (``?prefecture=東京都&created_at__gte=...``)."""
+    require(actor, "customers:read")
+    query = select(Customer)
+    if "status" not in request.query_params and "status__in" not in request.query_params:
+        query = query.where(Customer.status == "active")
+    return page_of(
+        session, CUSTOMER_FILTERS, query, request, schema=CustomerRead, sort=sort, cursor=cursor, limit=limit
+    )
+
+
+@router.post("", response_model=CustomerRead, status_code=201)
+def create_customer(data: CustomerCreate, response: Response, session: DB, actor: APIActor) -> Customer:
+    customer = service.create_customer(session, actor=actor, data=data)
+    session.commit()
+    with_etag(response, customer.version)
+    response.headers["Location"] = f"/api/v1/customers/{customer.id}"
+    return customer
+
+
+@router.get("/{customer_id}", response_model=CustomerRead)
+def get_customer(customer_id: int, response: Response, session: DB, actor: APIActor) -> Customer:
+    """A customer; an id merged into another answers with the surviving customer."""
+    require(actor, "customers:read")
+    customer = service.get_customer(session, customer_id)
+    with_etag(response, customer.version)
+    return customer
+
+
+@router.patch("/{customer_id}", response_model=CustomerRead)
+def update_customer(
+    customer_id: int, data: CustomerUpdate, response: Response, session: DB, actor: APIActor, if_match: IfMatch = None
+) -> Customer:
+    version = require_precondition(if_match, data.version)
+    customer = service.update_customer(
+        session, actor=actor, customer_id=customer_id, data=data, expected_version=version
+    )
+    session.commit()
+    with_etag(response, customer.version)
+    return customer
+
+
+@router.delete("/{customer_id}", status_code=204)
+def delete_customer(customer_id: int, session: DB, actor: APIActor, if_match: IfMatch = None) -> Response:
+    service.delete_customer(session, actor=actor, customer_id=customer_id, expected_version=expected_version(if_match))
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/{customer_id}/timeline", response_model=Page[TimelineItem])
+def customer_timeline(
+    customer_id: int,
+    session: DB,
+    actor: APIActor,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+    kinds: Annotated[str | None, Query(description=f"Comma-separated subset of {', '.join(KINDS)}")] = None,
+) -> dict:
+    """Every touchpoint of the customer, newest first: events, orders, notes, consents, merges."""
+    require(actor, "customers:read")
+    resolved = service.resolve_id(session, customer_id)
+    items, next_cursor = timeline(
+        session, resolved, limit=limit, cursor=cursor, kinds=[k.strip() for k in kinds.split(",")] if kinds else None
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/{customer_id}/consents", response_model=list[ConsentRead])
+def list_consents(
+    customer_id: int,
+    session: DB,
+    actor: APIActor,
+    history: Annotated[bool, Query(description="Every decision, not only those in force")] = False,
+) -> list:
+    require(actor, "consents:read")
+    resolved = service.resolve_id(session, customer_id)
+    return service.consent_history(session, resolved) if history else service.current_consents(session, resolved)
+
+
+@router.post("/{customer_id}/consents", response_model=ConsentRead, status_code=201)
+def record_consent(customer_id: int, data: ConsentCreate, session: DB, actor: APIActor) -> object:
+    consent = service.record_consent(session, actor=actor, customer_id=customer_id, data=data)
+    session.commit()
+    return consent
+
+
+@router.get("/{customer_id}/notes", response_model=list[NoteRead])
+def list_notes(customer_id: int, session: DB, actor: APIActor) -> list:
+    require(actor, "notes:read")
+    return service.list_notes(session, service.resolve_id(session, customer_id))
+
+
+@router.post("/{customer_id}/notes", response_model=NoteRead, status_code=201)
+def add_note(customer_id: int, data: NoteCreate, session: DB, actor: APIActor) -> object:
+    note = service.add_note(session, actor=actor, customer_id=customer_id, data=data)
+    session.commit()
+    return note
+
+
+@router.get("/{customer_id}/identities", response_model=list[IdentityRead])
+def list_identities(customer_id: int, session: DB, actor: APIActor) -> list:
+    require(actor, "customers:read")
+    return service.identities(session, service.resolve_id(session, customer_id))
+
+
+@router.post("/{customer_id}/merge", response_model=CustomerRead)
+def merge_customer(customer_id: int, data: MergeRequest, response: Response, session: DB, actor: APIActor) -> Customer:
+    """Fold another customer into this one; its id keeps resolving here."""
+    require(actor, "customers:merge")
+    customer = merge.merge_customers(
+        session, actor=actor, survivor_id=customer_id, merged_id=data.merge_id, reason=data.reason
+    )
+    session.commit()
+    session.refresh(customer)
+    with_etag(response, customer.version)
+    return customer
+
+
+@companies.get("", response_model=Page[CompanyRead])
+def list_companies(
+    request: Request,
+    session: DB,
+    actor: APIActor,
+    q: Q = None,
+    sort: Sort = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> dict:
+    require(actor, "companies:read")
+    return page_of(
+        session, COMPANY_FILTERS, select(Company), request, schema=CompanyRead, sort=sort, cursor=cursor, limit=limit
+    )
+
+
+@companies.post("", response_model=CompanyRead, status_code=201)
+def create_company(data: CompanyCreate, response: Response, session: DB, actor: APIActor) -> Company:
+    company = service.create_company(session, actor=actor, data=data)
+    session.commit()
+    with_etag(response, company.version)
+    response.headers["Location"] = f"/api/v1/companies/{company.id}"
+    return company
+
+
+@companies.get("/{company_id}", response_model=CompanyRead)
+def get_company(company_id: int, response: Response, session: DB, actor: APIActor) -> Company:
+    require(actor, "companies:read")
+    company = service.get_company(session, company_id)
+    with_etag(response, company.version)
+    return company
+
+
+@companies.patch("/{company_id}", response_model=CompanyRead)
+def update_company(
+    company_id: int, data: CompanyUpdate, response: Response, session: DB, actor: APIActor, if_match: IfMatch = None
+) -> Company:
+    version = require_precondition(if_match, data.version)
+    company = service.update_company(session, actor=actor, company_id=company_id, data=data, expected_version=version)
+    session.commit()
+    with_etag(response, company.version)
+    return company
+
+
+@companies.delete("/{company_id}", status_code=204)
+def delete_company(company_id: int, session: DB, actor: APIActor, if_match: IfMatch = None) -> Response:
+    service.delete_company(session, actor=actor, company_id=company_id, expected_version=expected_version(if_match))
+    session.commit()
+    return Response(status_code=204)

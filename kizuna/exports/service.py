@@ -1,0 +1,170 @@
+"""Exports of any list to CSV or Parquet, filtered by the same filter sets as the API and the UI."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from kizuna.auth import audit
+from kizuna.auth.permissions import Actor, require
+from kizuna.catalog.filters import PRODUCT_FILTERS
+from kizuna.catalog.models import Product
+from kizuna.catalog.schemas import ProductRead
+from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS
+from kizuna.customers.models import Company, Customer
+from kizuna.customers.schemas import CompanyRead, CustomerRead
+from kizuna.errors import ValidationError
+from kizuna.events.filters import EVENT_FILTERS
+from kizuna.events.models import Event
+from kizuna.events.schemas import EventRead
+from kizuna.listing import FilterSet
+from kizuna.orders.filters import ORDER_FILTERS
+from kizuna.orders.models import Order
+from kizuna.orders.schemas import OrderRead
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
+
+
+@dataclass(frozen=True)
+class ExportKind:
+    filterset: FilterSet
+    query: Callable[[Mapping[str, Any]], Select[Any]]
+    schema: type[BaseModel]
+    personal: bool
+
+
+def _customers(params: Mapping[str, Any]) -> Select[Any]:
+    query = select(Customer)
+    return query if "status" in params or "status__in" in params else query.where(Customer.status == "active")
+
+
+KINDS: dict[str, ExportKind] = {
+    "customers": ExportKind(CUSTOMER_FILTERS, _customers, CustomerRead, True),
+    "companies": ExportKind(COMPANY_FILTERS, lambda _: select(Company), CompanyRead, False),
+    "products": ExportKind(PRODUCT_FILTERS, lambda _: select(Product), ProductRead, False),
+    "orders": ExportKind(ORDER_FILTERS, lambda _: select(Order), OrderRead, True),
+    "events": ExportKind(EVENT_FILTERS, lambda _: select(Event), EventRead, True),
+}
+
+
+def neutralize(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula gets a leading apostrophe (OWASP CSV injection)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _flat(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        if value and all(isinstance(v, str) for v in value) and isinstance(value, list):
+            return ";".join(value)
+        return json.dumps(value, ensure_ascii=False, default=str) if value else ""
+    return value
+
+
+def _rows(session: Session, kind: ExportKind, params: Mapping[str, Any], mode: str) -> Iterator[dict[str, Any]]:
+    query = kind.filterset.apply(kind.query(params), {k: v for k, v in params.items() if k != "sort"})
+    name, desc = kind.filterset.sort_key(params.get("sort"))
+    col = kind.filterset.sorts[name]
+    query = query.order_by(col.desc() if desc else col.asc(), kind.filterset.model.id)
+    for obj in session.scalars(query.execution_options(yield_per=2000)):
+        yield {k: _flat(v) for k, v in kind.schema.model_validate(obj).model_dump(mode=mode).items()}
+
+
+def _arrow_type(annotation: Any) -> pa.DataType:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return {
+        bool: pa.bool_(),
+        int: pa.int64(),
+        float: pa.float64(),
+        Decimal: pa.decimal128(18, 2),
+        dt.datetime: pa.timestamp("us", tz="UTC"),
+        dt.date: pa.date32(),
+    }.get(annotation, pa.string())
+
+
+def arrow_schema(model: type[BaseModel]) -> pa.Schema:
+    """Parquet columns typed from the Read schema, so money stays decimal and times stay timestamps."""
+    return pa.schema([(name, _arrow_type(f.annotation)) for name, f in model.model_fields.items()])
+
+
+def write_export(
+    session: Session,
+    *,
+    actor: Actor,
+    kind: str,
+    params: Mapping[str, Any],
+    fmt: str,
+    out: IO[bytes],
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write the filtered list to ``out`` and audit the export; returns the number of rows. The caller commits."""
+    spec = KINDS.get(kind)
+    if spec is None:
+        raise ValidationError(f"cannot export '{kind}'; choose one of {', '.join(KINDS)}", field="kind")
+    if fmt not in MEDIA_TYPES:
+        raise ValidationError(f"unknown export format '{fmt}'; choose csv or parquet", field="format")
+    require(actor, f"{kind}:read")
+    require(actor, "data:export")
+    filters = {k: v for k, v in params.items() if k != "sort"}
+    columns = list(spec.schema.model_fields)
+    count = 0
+    if fmt == "csv":
+        text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="", write_through=True)
+        writer = csv.writer(text)
+        writer.writerow(columns)
+        for row in _rows(session, spec, params, "json"):
+            writer.writerow([neutralize(row[c]) for c in columns])
+            count += 1
+            if progress and count % 1000 == 0:
+                progress(count)
+        text.flush()
+        text.detach()
+    else:
+        schema = arrow_schema(spec.schema)
+        with pq.ParquetWriter(out, schema) as parquet:
+            batch: list[dict[str, Any]] = []
+            for row in _rows(session, spec, params, "python"):
+                batch.append(row)
+                count += 1
+                if len(batch) >= 10_000:
+                    parquet.write_table(pa.Table.from_pylist(batch, schema=schema))
+                    batch = []
+                    if progress:
+                        progress(count)
+            parquet.write_table(pa.Table.from_pylist(batch, schema=schema))
+    audit.record(
+        session,
+        actor=actor,
+        action=f"export.{kind}",
+        entity_type=kind,
+        details={"format": fmt, "filters": dict(filters), "rows": count, "personal_data": spec.personal},
+        summary=f"exported {count} {kind} as {fmt}",
+    )
+    return count
+
+
+def export(session: Session, *, actor: Actor, kind: str, params: Mapping[str, Any], fmt: str) -> tuple[bytes, str]:
+    """The export as bytes and its media type (for the UI's download buttons)."""
+    buffer = io.BytesIO()
+    write_export(session, actor=actor, kind=kind, params=params, fmt=fmt, out=buffer)
+    return buffer.getvalue(), MEDIA_TYPES[fmt]

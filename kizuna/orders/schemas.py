@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from kizuna.schemas import Currency, Input, MoneyIn, MoneyOut, Output, Text, UTCTime
+
+OrderStatus = Literal["pending", "completed", "cancelled", "returned"]
+
+
+class OrderLineIn(Input):
+    sku: Text | None = Field(default=None, max_length=128)
+    product_id: int | None = None
+    quantity: int = Field(default=1, ge=1, le=1_000_000)
+    unit_price: MoneyIn
+    amount: MoneyIn | None = Field(default=None, description="Defaults to quantity × unit_price.")
+
+    @model_validator(mode="after")
+    def _product_named(self) -> OrderLineIn:
+        if self.sku is None and self.product_id is None:
+            raise ValueError("a line needs a sku or a product_id")
+        return self
+
+
+class OrderCreate(Input):
+    external_id: Text | None = Field(default=None, max_length=128)
+    customer_id: int
+    ordered_at: UTCTime
+    status: OrderStatus = "completed"
+    channel: Text | None = Field(default=None, max_length=32)
+    store: Text | None = Field(default=None, max_length=100)
+    currency: Currency | None = None
+    total_amount: MoneyIn | None = Field(default=None, description="Defaults to the sum of the lines.")
+    attributes: dict[str, Any] | None = None
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=1000)
+
+
+class OrderUpdate(Input):
+    status: OrderStatus | None = None
+    channel: Text | None = Field(default=None, max_length=32)
+    store: Text | None = Field(default=None, max_length=100)
+    attributes: dict[str, Any] | None = None
+    version: int | None = None
+
+
+class OrderLineRead(Output):
+    id: int
+    line_no: int
+    product_id: int | None
+    sku: str | None
+    quantity: int
+    unit_price: MoneyOut
+    amount: MoneyOut
+
+
+class OrderRead(Output):
+    id: int
+    external_id: str | None
+    customer_id: int
+    ordered_at: dt.datetime
+    status: str
+    channel: str | None
+    store: str | None
+    currency: str
+    total_amount: MoneyOut
+    attributes: dict[str, Any]
+    lines: list[OrderLineRead]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    version: int
