@@ -69,7 +69,7 @@ Kana = Annotated[str, BeforeValidator(_kana)]
 UTCTime = Annotated[dt.datetime, AfterValidator(_aware)]
 Currency = Annotated[str, BeforeValidator(_currency)]
 # Money travels as a decimal string so no client rounds it through a float.
-MoneyOut = Annotated[Decimal, PlainSerializer(lambda v: format(v, "f"), return_type=str)]
+MoneyOut = Annotated[Decimal, PlainSerializer(lambda v: format(v, "f"), return_type=str, when_used="json")]
 MoneyIn = Annotated[Decimal, Field(max_digits=18, decimal_places=2, ge=-(10**15), le=10**15)]
 
 T = TypeVar("T")
