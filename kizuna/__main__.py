@@ -1,0 +1,3 @@
+from kizuna.cli import app
+
+app(prog_name="kizuna")
