@@ -48,3 +48,31 @@ def test_failing_handler_is_retried_later_not_lost(session, db):
     assert row.delivered_at is None
     assert row.attempts == 1
     assert "mail server down" in row.last_error
+
+
+def test_two_workers_never_claim_the_same_message_and_a_dead_workers_lease_expires(session, db):
+    from kizuna.db import new_session
+
+    for n in range(4):
+        factories.customer(session, email=f"w{n}@example.jp")
+    session.commit()
+    first, second = new_session(db), new_session(db)
+    try:
+        mine = outbox.claim(first, worker="alive", limit=2)
+        first.commit()
+        theirs = outbox.claim(second, worker="other", limit=10)
+        second.commit()
+        assert len(mine) == 2 and len(theirs) == 2
+        assert not {m.id for m in mine} & {m.id for m in theirs}
+        # "alive" dies without delivering: once its lease runs out, another worker takes its messages.
+        dead = outbox.claim(first, worker="dies", limit=10, lease_seconds=0)
+        first.commit()
+        assert dead == []
+        for m in mine:
+            m.locked_until = m.created_at
+        first.commit()
+        retaken = outbox.claim(second, worker="other", limit=10)
+        assert {m.id for m in retaken} == {m.id for m in mine}
+    finally:
+        first.close()
+        second.close()
