@@ -49,3 +49,34 @@ def _plain(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool, list, dict)):
         return value
     return str(value)
+
+
+def apply_changes(
+    session: Session,
+    obj: Any,
+    values: dict[str, Any],
+    *,
+    actor: Actor,
+    entity_type: str,
+    customer_id: int | None = None,
+) -> dict[str, list[Any]]:
+    """Set ``values`` on ``obj`` and audit what actually changed as ``<entity_type>.update``; returns the diff.
+
+    Nothing is audited (and the version is not bumped) when every value is already as given.
+    """
+    before = {k: getattr(obj, k) for k in values}
+    for name, value in values.items():
+        setattr(obj, name, value)
+    diff = changes(before, {k: getattr(obj, k) for k in values})
+    if diff:
+        session.flush()
+        record(
+            session,
+            actor=actor,
+            action=f"{entity_type}.update",
+            entity_type=entity_type,
+            entity_id=obj.id,
+            customer_id=customer_id,
+            details=diff,
+        )
+    return diff

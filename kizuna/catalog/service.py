@@ -58,15 +58,7 @@ def update_product(
             raise ValidationError(f"{required} cannot be empty", field=required)
     if "sku" in changes:
         _sku_free(session, changes["sku"], product.id)
-    before = {k: getattr(product, k) for k in changes}
-    for name, value in changes.items():
-        setattr(product, name, value)
-    diff = audit.changes(before, {k: getattr(product, k) for k in changes})
-    if diff:
-        session.flush()
-        audit.record(
-            session, actor=actor, action="product.update", entity_type="product", entity_id=product.id, details=diff
-        )
+    audit.apply_changes(session, product, changes, actor=actor, entity_type="product")
     return product
 
 

@@ -346,15 +346,7 @@ def update_company(
         select(Company.id).where(and_(Company.external_id == changes["external_id"], Company.id != company.id))
     ):
         raise Conflict(f"a company with external_id {changes['external_id']} already exists", field="external_id")
-    before = {k: getattr(company, k) for k in changes}
-    for name, value in changes.items():
-        setattr(company, name, value)
-    diff = audit.changes(before, {k: getattr(company, k) for k in changes})
-    if diff:
-        session.flush()
-        audit.record(
-            session, actor=actor, action="company.update", entity_type="company", entity_id=company.id, details=diff
-        )
+    audit.apply_changes(session, company, changes, actor=actor, entity_type="company")
     return company
 
 

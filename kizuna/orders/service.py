@@ -93,28 +93,14 @@ def update_order(
     changes = data.model_dump(exclude={"version"}, exclude_unset=True)
     if "status" in changes and changes["status"] is None:
         raise ValidationError("status cannot be empty", field="status")
-    before = {k: getattr(order, k) for k in changes}
-    for name, value in changes.items():
-        setattr(order, name, value)
-    diff = audit.changes(before, {k: getattr(order, k) for k in changes})
-    if diff:
-        session.flush()
-        audit.record(
+    diff = audit.apply_changes(session, order, changes, actor=actor, entity_type="order", customer_id=order.customer_id)
+    if "status" in diff and order.status == "completed":
+        emit(
             session,
-            actor=actor,
-            action="order.update",
-            entity_type="order",
-            entity_id=order.id,
+            "order.completed",
+            {"order_id": order.id, "customer_id": order.customer_id},
             customer_id=order.customer_id,
-            details=diff,
         )
-        if "status" in diff and order.status == "completed":
-            emit(
-                session,
-                "order.completed",
-                {"order_id": order.id, "customer_id": order.customer_id},
-                customer_id=order.customer_id,
-            )
     return order
 
 
