@@ -28,3 +28,47 @@ def at(day: str) -> dt.datetime:
 
 def yen(amount: int | str) -> Decimal:
     return Decimal(str(amount))
+
+
+# --- added for the UI tests (tests/web) ---------------------------------------------------------------
+
+
+def user(session: Session, *, email: str, role: str, password: str = "password-123456", name: str = "") -> Any:  # noqa: S107
+    from kizuna.auth import service as auth
+
+    return auth.create_user(session, actor=SYSTEM, email=email, password=password, role=role, name=name)
+
+
+def product(session: Session, *, sku: str, name: str, price: int = 1000, **fields: Any) -> Any:
+    from kizuna.catalog import service as catalog
+    from kizuna.catalog.schemas import ProductCreate
+
+    return catalog.create_product(session, actor=SYSTEM, data=ProductCreate(sku=sku, name=name, price=price, **fields))
+
+
+def order(
+    session: Session, *, customer_id: int, ordered_at: dt.datetime, lines: list[dict[str, Any]], **fields: Any
+) -> Any:
+    from kizuna.orders import service as orders
+    from kizuna.orders.schemas import OrderCreate
+
+    data = OrderCreate(customer_id=customer_id, ordered_at=ordered_at, lines=lines, **fields)
+    return orders.create_order(session, actor=SYSTEM, data=data)
+
+
+def event(
+    session: Session, *, customer_id: int, type: str, channel: str, occurred_at: dt.datetime, **fields: Any
+) -> Any:  # noqa: A002
+    from kizuna.events import service as events
+    from kizuna.events.schemas import EventCreate
+
+    data = EventCreate(customer_id=customer_id, type=type, channel=channel, occurred_at=occurred_at, **fields)
+    return events.record_event(session, actor=SYSTEM, data=data)[0]
+
+
+def consent(session: Session, *, customer_id: int, channel: str, status: str = "granted", **fields: Any) -> Any:
+    from kizuna.customers.schemas import ConsentCreate
+
+    fields.setdefault("method", "web_form")
+    data = ConsentCreate(channel=channel, status=status, **fields)
+    return customers.record_consent(session, actor=SYSTEM, customer_id=customer_id, data=data)

@@ -138,10 +138,7 @@ def create_customer(session: Session, *, actor: Actor, data: CustomerCreate) -> 
     settings = get_settings()
     values = data.model_dump(exclude={"tags"}, exclude_none=True)
     customer = Customer(
-        timezone=settings.default_timezone,
-        locale=settings.default_locale,
-        attributes={},
-        **values,
+        **{"timezone": settings.default_timezone, "locale": settings.default_locale, "attributes": {}, **values}
     )
     if data.tags:
         customer.tags = tags_by_name(session, data.tags)

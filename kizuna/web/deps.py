@@ -36,8 +36,7 @@ def api_actor(session: DB, authorization: Annotated[str | None, Header()] = None
         raise NotAuthenticated(
             "send an API token as 'Authorization: Bearer <token>' (create one: kizuna tokens create)"
         )
-    user = auth.user_for_token(session, authorization[7:].strip())
-    return auth.actor_for(user)
+    return auth.actor_for_token(session, authorization[7:].strip())
 
 
 APIActor = Annotated[Actor, Depends(api_actor)]

@@ -1,5 +1,97 @@
-"""Server-rendered UI (placeholder until the UI lands)."""
+"""Server-rendered UI: sign-in, sign-out, language switch; domain pages live in ``ui_customers`` and ``ui_admin``."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter(include_in_schema=False)
+from typing import Annotated
+
+from fastapi import Form, Request
+from starlette.responses import RedirectResponse, Response
+
+from kizuna.auth import service as auth
+from kizuna.errors import NotAuthenticated
+from kizuna.web import ui_admin, ui_customers
+from kizuna.web.deps import DB, SESSION_COOKIE
+from kizuna.web.i18n import LANG_COOKIE, LANGUAGES, choose_language, translator
+from kizuna.web.session import (
+    LOGIN_CSRF_COOKIE,
+    PostingViewer,
+    clear_session_cookie,
+    new_login_token,
+    safe_next,
+    set_lang_cookie,
+    set_login_cookie,
+    set_session_cookie,
+    tokens_match,
+)
+from kizuna.web.ui_base import render, ui_router
+
+router = ui_router()
+
+
+@router.get("/")
+def home() -> Response:
+    return RedirectResponse("/customers", status_code=303)
+
+
+def _login_page(request: Request, *, next_path: str, email: str = "", error: str = "", status: int = 200) -> Response:
+    token = new_login_token()
+    response = render(request, "login.html", status=status, next=next_path, email=email, error=error, login_token=token)
+    set_login_cookie(response, token)
+    return response
+
+
+@router.get("/login")
+def login_form(request: Request, next: str | None = None) -> Response:  # noqa: A002 - the query parameter's name
+    return _login_page(request, next_path=safe_next(next))
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    session: DB,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",  # noqa: A002 - the form field's name
+) -> Response:
+    next_path = safe_next(next)
+    t = translator(_lang(request))
+    # Double-submit: the token in the form must equal the one this server set in a cookie on the login page.
+    if not tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
+        return _login_page(request, next_path=next_path, email=email, error=t("auth.expired_form"), status=403)
+    try:
+        user = auth.authenticate_password(session, email=email, password=password)
+    except NotAuthenticated:
+        return _login_page(request, next_path=next_path, email=email, error=t("auth.wrong_password"), status=401)
+    secret, _ = auth.start_session(session, user=user)
+    session.commit()
+    response = RedirectResponse(next_path, status_code=303)
+    set_session_cookie(response, secret)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, session: DB, viewer: PostingViewer) -> Response:
+    auth.end_session(session, request.cookies.get(SESSION_COOKIE, ""))
+    session.commit()
+    response = RedirectResponse("/login", status_code=303)
+    clear_session_cookie(response)
+    return response
+
+
+@router.get("/lang/{lang}")
+def switch_language(lang: str, next: str | None = None) -> Response:  # noqa: A002 - the query parameter's name
+    """Remember the chosen UI language in a cookie and go back to the page the switch was clicked on."""
+    response = RedirectResponse(safe_next(next), status_code=303)
+    if lang in LANGUAGES:
+        set_lang_cookie(response, lang)
+    return response
+
+
+def _lang(request: Request) -> str:
+    return choose_language(request.cookies.get(LANG_COOKIE))
+
+
+router.include_router(ui_customers.router)
+router.include_router(ui_admin.router)

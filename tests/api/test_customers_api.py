@@ -129,3 +129,13 @@ def test_requests_without_token_are_401(app):
         r = anonymous.get("/api/v1/customers")
         assert r.status_code == 401
         assert anonymous.get("/api/v1/customers", headers={"Authorization": "Bearer kz_wrong"}).status_code == 401
+
+
+def test_create_with_time_zone_locale_and_attributes(client):
+    r = _create(client, timezone="America/New_York", locale="en", attributes={"rank": "gold"})
+    assert (r.json()["timezone"], r.json()["locale"], r.json()["attributes"]) == (
+        "America/New_York",
+        "en",
+        {"rank": "gold"},
+    )
+    assert client.post("/api/v1/customers", json={"timezone": "Mars/Olympus"}).json()["error"]["field"] == "timezone"

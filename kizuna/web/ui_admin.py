@@ -1,0 +1,106 @@
+"""UI pages for administration: the audit log, users, and each user's own API tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Form, Request
+from sqlalchemy import select
+from starlette.responses import RedirectResponse, Response
+
+from kizuna.auth import service as auth
+from kizuna.auth.models import AuditEntry, User
+from kizuna.auth.permissions import ROLES, require
+from kizuna.errors import Conflict, ValidationError
+from kizuna.web.deps import DB
+from kizuna.web.session import CurrentViewer, PostingViewer
+from kizuna.web.ui_base import render, ui_router
+
+router = ui_router()
+
+AUDIT_PAGE = 100
+
+
+@router.get("/admin/audit")
+def audit_log(request: Request, session: DB, viewer: CurrentViewer, before: int | None = None) -> Response:
+    """The audit log, newest first; ``before`` is the id the previous page ended at."""
+    require(viewer.actor, "audit:read")
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(AUDIT_PAGE + 1)
+    if before is not None:
+        query = query.where(AuditEntry.id < before)
+    rows = list(session.scalars(query))
+    older = rows[AUDIT_PAGE - 1].id if len(rows) > AUDIT_PAGE else None
+    return render(request, "admin/audit.html", viewer, entries=rows[:AUDIT_PAGE], older=older, before=before)
+
+
+def _users_page(
+    request: Request,
+    session: DB,
+    viewer: CurrentViewer,
+    *,
+    status: int = 200,
+    error: str = "",
+    form: dict | None = None,
+) -> Response:
+    users = auth.list_users(session, actor=viewer.actor)
+    return render(
+        request, "admin/users.html", viewer, status=status, users=users, roles=ROLES, error=error, form=form or {}
+    )
+
+
+@router.get("/admin/users")
+def users(request: Request, session: DB, viewer: CurrentViewer) -> Response:
+    return _users_page(request, session, viewer)
+
+
+@router.post("/admin/users")
+def create_user(
+    request: Request,
+    session: DB,
+    viewer: PostingViewer,
+    email: Annotated[str, Form()] = "",
+    name: Annotated[str, Form(max_length=200)] = "",
+    role: Annotated[str, Form()] = "viewer",
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        auth.create_user(session, actor=viewer.actor, email=email, password=password or None, role=role, name=name)
+    except (ValidationError, Conflict) as exc:
+        session.rollback()
+        form = {"email": email, "name": name, "role": role}
+        return _users_page(request, session, viewer, status=exc.status_code, error=exc.message, form=form)
+    session.commit()
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+def _tokens_page(
+    request: Request, session: DB, viewer: CurrentViewer, *, new_token: str | None = None, status: int = 200
+) -> Response:
+    tokens = auth.list_tokens(session, actor=viewer.actor)
+    rows = session.execute(select(User.id, User.email).where(User.id.in_({t.user_id for t in tokens})))
+    owners = {user_id: email for user_id, email in rows}
+    return render(
+        request, "settings/tokens.html", viewer, status=status, tokens=tokens, owners=owners, new_token=new_token
+    )
+
+
+@router.get("/settings/tokens")
+def tokens(request: Request, session: DB, viewer: CurrentViewer) -> Response:
+    return _tokens_page(request, session, viewer)
+
+
+@router.post("/settings/tokens")
+def create_token(
+    request: Request, session: DB, viewer: PostingViewer, name: Annotated[str, Form(min_length=1, max_length=200)]
+) -> Response:
+    """Create a token for the signed-in user; the page shows it this once (only its hash is kept)."""
+    _, secret = auth.create_token(session, actor=viewer.actor, email=viewer.user.email, name=name.strip())
+    session.commit()
+    return _tokens_page(request, session, viewer, new_token=secret, status=201)
+
+
+@router.post("/settings/tokens/{token_id:int}/revoke")
+def revoke_token(session: DB, viewer: PostingViewer, token_id: int) -> Response:
+    auth.revoke_token(session, actor=viewer.actor, token_id=token_id)
+    session.commit()
+    return RedirectResponse("/settings/tokens", status_code=303)
