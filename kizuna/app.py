@@ -37,6 +37,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine or get_engine()
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=get_settings().max_body_bytes)
+    app.add_middleware(errors.NoSniff)
     for router in (
         customers_router,
         companies_router,

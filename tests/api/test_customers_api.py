@@ -139,3 +139,8 @@ def test_create_with_time_zone_locale_and_attributes(client):
         {"rank": "gold"},
     )
     assert client.post("/api/v1/customers", json={"timezone": "Mars/Olympus"}).json()["error"]["field"] == "timezone"
+
+
+def test_api_and_static_responses_forbid_content_sniffing(client):
+    assert client.get("/api/v1/customers").headers["X-Content-Type-Options"] == "nosniff"
+    assert client.get("/static/kizuna.css").headers["X-Content-Type-Options"] == "nosniff"
