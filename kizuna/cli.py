@@ -12,12 +12,14 @@ from rich.console import Console
 from kizuna.auth.permissions import Actor
 from kizuna.config import get_settings
 from kizuna.errors import KizunaError
+from kizuna.imports.cli import imports_app
 
 app = typer.Typer(help="Kizuna (絆) CRM.", no_args_is_help=True, pretty_exceptions_show_locals=False)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(imports_app, name="import")
 console = Console()
 CLI = Actor.system("cli")
 
@@ -203,15 +205,3 @@ def worker(
         return
     console.print("worker running; Ctrl-C to stop")
     run_forever(engine)
-
-
-def _register_optional() -> None:
-    # The import pipeline registers itself as `kizuna import`.
-    try:
-        from kizuna.imports.cli import app as imports_app
-    except ImportError:  # pragma: no cover - only while the package is being built
-        return
-    app.add_typer(imports_app, name="import")
-
-
-_register_optional()

@@ -1,0 +1,85 @@
+"""Importing products: one row per SKU; a known SKU is updated only where the file says something new."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pydantic
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kizuna.catalog.models import Product
+from kizuna.catalog.schemas import ProductCreate, ProductUpdate
+from kizuna.config import get_settings
+from kizuna.imports.importer import ImportOptions, RowRejected, WriteContext, chunked, errors_from, field_error
+from kizuna.imports.reader import Columns, Record
+from kizuna.imports.values import parse_decimal
+
+ALIASES: dict[str, tuple[str, ...]] = {
+    "sku": ("商品コード", "品番", "商品ID", "商品番号", "JANコード", "product code", "item code", "product id"),
+    "name": ("商品名", "品名", "名称", "product name", "item name", "product"),
+    "category": ("カテゴリ", "カテゴリー", "分類", "商品カテゴリ", "商品分類"),
+    "taste": ("テイスト", "味", "風味", "flavor", "flavour"),
+    "brand": ("ブランド", "メーカー", "maker"),
+    "price": ("価格", "単価", "販売価格", "定価", "unit price"),
+    "currency": ("通貨",),
+}
+# A name is needed only for a new SKU, so a price list (sku, price) can update known products.
+COLUMNS = Columns(aliases=ALIASES, required=[("sku",)])
+
+
+class ProductImporter:
+    kind = "products"
+    columns = COLUMNS
+    parallel = False
+
+    def parse(self, record: Record, options: ImportOptions) -> tuple[int, dict[str, Any]]:
+        raw = dict(record.values)
+        if "price" in raw:
+            try:
+                raw["price"] = parse_decimal(raw["price"])
+            except ValueError as exc:
+                raise RowRejected([field_error("price", exc)]) from None
+        try:
+            data = ProductCreate(**raw) if "name" in raw else ProductUpdate(**raw)
+        except pydantic.ValidationError as exc:
+            raise RowRejected(errors_from(exc)) from None
+        return record.line, data.model_dump(exclude_none=True)
+
+    def batches(self, rows: Iterable[tuple[int, dict[str, Any]]], size: int) -> Iterator[list[Any]]:
+        return chunked(rows, size)
+
+    def write(self, session: Session, rows: list[tuple[int, dict[str, Any]]], ctx: WriteContext) -> None:
+        report = ctx.report
+        wanted: dict[str, dict[str, Any]] = {}
+        lines: dict[str, int] = {}
+        for line, values in rows:
+            if values["sku"] in wanted:
+                report.duplicates += 1
+            wanted.setdefault(values["sku"], {}).update(values)
+            lines[values["sku"]] = line
+        stored: dict[str, Product] = {}
+        for chunk in chunked(list(wanted), 5000):
+            stored.update((p.sku, p) for p in session.scalars(select(Product).where(Product.sku.in_(chunk))))
+        currency = get_settings().default_currency
+        for sku, values in wanted.items():
+            product = stored.get(sku)
+            if product is None and "name" not in values:
+                report.reject(lines[sku], "name", f"name: empty, and SKU '{sku}' is not a known product")
+            elif product is None:
+                values.setdefault("currency", currency)
+                session.add(Product(attributes={}, **values))
+                report.inserted += 1
+                continue
+            changed = {k: v for k, v in values.items() if getattr(product, k) != v}
+            for name, value in changed.items():
+                setattr(product, name, value)
+            if changed:
+                report.updated += 1
+            else:
+                report.unchanged += 1
+        session.flush()
+
+
+IMPORTER = ProductImporter()

@@ -1,0 +1,133 @@
+"""``kizuna import customers|products|orders|events FILE``: a thin edge over ``run_import``.
+
+Exit codes: 0 every row landed, 1 some rows were rejected (see the report), 2 the file could not be imported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kizuna.auth.permissions import Actor
+from kizuna.errors import KizunaError
+from kizuna.imports.report import ImportReport
+from kizuna.imports.runner import KINDS, ImportAborted, run_import
+
+imports_app = typer.Typer(help="Import customers, products, orders or events from CSV (events also JSON Lines).")
+SHOWN_REJECTS = 50
+
+
+def _parse_map(items: list[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for item in items:
+        header, sep, target = item.rpartition("=")
+        if not sep or not header.strip():
+            raise typer.BadParameter(f"'{item}' is not 'CSV Header=field'", param_hint="--map")
+        mapping[header.strip()] = target.strip()
+    return mapping
+
+
+def import_command(
+    kind: str,
+    file: Path,
+    *,
+    mapping: list[str],
+    dry_run: bool,
+    report: Path | None,
+    extra_to_attributes: bool,
+    create_products: bool,
+) -> None:
+    """Run one import with a progress bar and print its report; exits with the codes in the module docstring."""
+    from kizuna.db import get_engine, migrate
+
+    console = Console(stderr=True)
+    engine = get_engine()
+    migrate(engine)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(f"import {kind}", total=None)
+
+            def advance(done: int, estimate: int) -> None:
+                bar.update(task, completed=done, total=max(done, estimate))
+
+            result = run_import(
+                engine,
+                kind,
+                file,
+                actor=Actor.system("cli"),
+                mapping=_parse_map(mapping),
+                dry_run=dry_run,
+                report_path=report,
+                progress=advance,
+                extra_to_attributes=extra_to_attributes,
+                create_products=create_products,
+            )
+    except ImportAborted as exc:
+        console.print(f"[red]import stopped:[/red] {exc.message}")
+        _print_report(console, exc.report)
+        raise typer.Exit(2) from None
+    except KizunaError as exc:
+        console.print(f"[red]cannot import {file}:[/red] {exc.message}")
+        raise typer.Exit(2) from None
+    _print_report(console, result)
+    raise typer.Exit(1 if result.rejected else 0)
+
+
+def _print_report(console: Console, report: ImportReport) -> None:
+    title = f"{'DRY RUN: ' if report.dry_run else ''}import {report.kind} from {report.file} ({report.encoding})"
+    counts = Table(title=title, show_header=False)
+    for name, value in report.counts().items():
+        counts.add_row(name, f"{value:,}")
+    counts.add_row("time", f"{report.seconds:.1f} s ({report.rows_per_second:,.0f} rows/s)")
+    console.print(counts)
+    if report.ignored_columns:
+        ignored = ", ".join(report.ignored_columns)
+        console.print(f"ignored columns (no matching field; use --map or --extra-to-attributes): {ignored}")
+    if report.rejects:
+        rejects = Table(title=f"{report.rejected:,} rejected row(s)")
+        rejects.add_column("line", justify="right")
+        rejects.add_column("field")
+        rejects.add_column("reason")
+        for r in sorted(report.rejects, key=lambda r: r.line)[:SHOWN_REJECTS]:
+            rejects.add_row(str(r.line), r.field, r.reason)
+        console.print(rejects)
+        if len(report.rejects) > SHOWN_REJECTS:
+            console.print(f"... {len(report.rejects) - SHOWN_REJECTS:,} more in the report file")
+    if report.report_path is not None:
+        console.print(f"report: {report.report_path}")
+
+
+def _register(kind: str) -> None:
+    def command(
+        file: Path = typer.Argument(..., help="CSV file (UTF-8, Shift_JIS/CP932, EUC-JP)."),
+        map_: list[str] = typer.Option([], "--map", help="'CSV Header=field' (repeatable); 'Header=-' ignores it."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
+        report: Path | None = typer.Option(None, "--report", help="Where to write the rejected rows as CSV."),
+        extra_to_attributes: bool = typer.Option(
+            False, "--extra-to-attributes", help="Keep unknown columns in customer attributes."
+        ),
+        create_products: bool = typer.Option(
+            False, "--create-products", help="Orders: create a product for an unknown SKU instead of rejecting."
+        ),
+    ) -> None:
+        import_command(
+            kind,
+            file,
+            mapping=map_,
+            dry_run=dry_run,
+            report=report,
+            extra_to_attributes=extra_to_attributes,
+            create_products=create_products,
+        )
+
+    help_text = f"Import {kind} from a CSV file" + (" or JSON Lines (.jsonl/.ndjson)." if kind == "events" else ".")
+    imports_app.command(kind, help=help_text)(command)
+
+
+for _kind in KINDS:
+    _register(_kind)

@@ -1,0 +1,93 @@
+"""What each kind of import provides to the runner: its columns, a row parser and a batch writer.
+
+The runner owns files, batches, transactions, audit and the report; a domain's ``importer.py`` owns only what
+its rows mean. ``parse`` runs in worker processes for big files, so it must not touch the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pydantic
+from sqlalchemy.orm import Session
+
+from kizuna.auth.permissions import Actor
+from kizuna.imports.reader import Columns, Record
+from kizuna.imports.report import ImportReport
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    file_name: str
+    extra_to_attributes: bool = False
+    create_products: bool = False
+
+
+@dataclass
+class WriteContext:
+    actor: Actor
+    options: ImportOptions
+    report: ImportReport
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A row ``parse`` refused: (field, reason) pairs."""
+
+    line: int
+    errors: list[tuple[str, str]]
+
+
+class RowRejected(Exception):
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{f}: {r}" for f, r in errors))
+        self.errors = errors
+
+
+class Importer(Protocol):
+    kind: str
+    columns: Columns
+    # Parse rows in worker processes when the file is big (worth it when parsing is the expensive part).
+    parallel: bool
+
+    def parse(self, record: Record, options: ImportOptions) -> Any:
+        """The row as typed values; raises RowRejected naming the field at fault."""
+        ...
+
+    def batches(self, rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+        """Group parsed rows into batches of about ``size`` rows; each batch is written in one transaction."""
+        ...
+
+    def write(self, session: Session, rows: list[Any], ctx: WriteContext) -> None:
+        """Write one batch, counting into ``ctx.report`` and rejecting rows with ``ctx.report.reject``."""
+        ...
+
+
+def chunked(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def errors_from(exc: pydantic.ValidationError) -> list[tuple[str, str]]:
+    """(field, reason) for each problem Pydantic found, with the offending value quoted."""
+    out = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"]) or "row"
+        message = error["msg"].removeprefix("Value error, ")
+        value = error.get("input")
+        if isinstance(value, str) and value not in message:
+            message = f"{message} (got '{value}')"
+        out.append((field, f"{field}: {message}"))
+    return out
+
+
+def field_error(field: str, exc: Exception | str) -> tuple[str, str]:
+    return field, f"{field}: {exc}"

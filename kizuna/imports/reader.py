@@ -1,0 +1,293 @@
+"""Reading an import file: its encoding, its header mapped onto Kizuna fields, and its records with line numbers."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import re
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kizuna.errors import KizunaError
+
+# Shift_JIS is read as its Windows superset: plain shift_jis fails on ①, ～ and 髙, which Japanese files contain.
+JAPANESE_ENCODINGS = ("cp932", "euc_jp", "iso2022_jp")
+_CHUNK = 1 << 20
+_IGNORED_IN_HEADERS = re.compile(r"[\s_\-・]+")
+
+
+class ImportFileError(KizunaError):
+    """The file cannot be imported at all (encoding, header, mapping); nothing was written."""
+
+    code = "import_file"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One data row: its physical line in the file (header = line 1), mapped values and unmapped extras.
+
+    Empty cells are left out, so an empty cell can never erase a stored value.
+    """
+
+    line: int
+    values: dict[str, Any]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Columns:
+    """What an importer accepts: field -> header aliases, and the fields that must be present."""
+
+    aliases: Mapping[str, Sequence[str]]
+    # Each group needs at least one mapped column, e.g. (("customer_external_id", "customer_email", ...),).
+    required: Sequence[Sequence[str]] = ()
+
+
+@dataclass
+class Source:
+    path: Path
+    format: str
+    encoding: str
+    headers: list[str]
+    mapping: dict[str, str]  # header -> field
+    unmapped: list[str]  # headers that map to no field
+    line_estimate: int
+    # JSON Lines only: normalised key -> field, for keys first seen after the sampled lines.
+    key_index: dict[str, str] = field(default_factory=dict)
+
+
+def header_key(header: str) -> str:
+    """Headers compare NFKC-normalised, case-folded, ignoring spaces, underscores and hyphens."""
+    return _IGNORED_IN_HEADERS.sub("", unicodedata.normalize("NFKC", header)).casefold()
+
+
+def detect_encoding(path: Path) -> tuple[str, int]:
+    """(encoding, number of newlines): BOM, then strict UTF-8, then strict CP932, then a Japanese-only detector."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head.startswith(codecs.BOM_UTF8):
+        candidates: tuple[str, ...] = ("utf-8-sig",)
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        candidates = ("utf-16",)
+    else:
+        candidates = ("utf-8", "cp932")
+    for encoding in candidates:
+        lines = _decodes_strictly(path, encoding)
+        if lines is not None:
+            if encoding == "utf-8" and _looks_iso2022(path):
+                return "iso2022_jp", lines
+            return encoding, lines
+    if candidates[0] in ("utf-8-sig", "utf-16"):
+        raise ImportFileError(
+            f"{path.name}: the file starts with a {candidates[0]} byte-order mark but does not decode"
+        )
+    from charset_normalizer import from_bytes
+
+    with path.open("rb") as fh:
+        sample = fh.read(_CHUNK)
+    best = from_bytes(sample, cp_isolation=list(JAPANESE_ENCODINGS)).best()
+    if best is not None:
+        lines = _decodes_strictly(path, best.encoding)
+        if lines is not None:
+            return best.encoding, lines
+    raise ImportFileError(
+        f"{path.name}: cannot tell the file's encoding (tried UTF-8, CP932/Shift_JIS, EUC-JP, ISO-2022-JP); "
+        "save it as UTF-8 and import again"
+    )
+
+
+def _decodes_strictly(path: Path, encoding: str) -> int | None:
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    lines = 0
+    with path.open("rb") as fh:
+        try:
+            while chunk := fh.read(_CHUNK):
+                decoder.decode(chunk)
+                lines += chunk.count(b"\n")
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return None
+    return lines
+
+
+def _looks_iso2022(path: Path) -> bool:
+    with path.open("rb") as fh:
+        sample = fh.read(_CHUNK)
+    return sample.isascii() and b"\x1b$" in sample
+
+
+def map_headers(
+    headers: Sequence[str], columns: Columns, overrides: Mapping[str, str] | None, *, synonyms_ok: bool = False
+) -> dict[str, str]:
+    """header -> field, from the aliases and ``--map`` overrides; fatal errors name the offending header.
+
+    ``synonyms_ok`` lets two headers name one field (JSON Lines, where each object picks its own keys).
+    """
+    seen: dict[str, int] = {}
+    for index, header in enumerate(headers, start=1):
+        if not header.strip():
+            continue
+        if header.strip() in seen:
+            raise ImportFileError(
+                f"duplicate header '{header.strip()}' (columns {seen[header.strip()]} and {index}); "
+                "rename one of them or remove it"
+            )
+        seen[header.strip()] = index
+    alias_index: dict[str, str] = {}
+    for name, aliases in columns.aliases.items():
+        for alias in (name, *aliases):
+            alias_index.setdefault(header_key(alias), name)
+    by_key = {header_key(h): h for h in headers if h.strip()}
+    mapping: dict[str, str] = {}
+    chosen: set[str] = set()
+    for raw_header, target in (overrides or {}).items():
+        header = by_key.get(header_key(raw_header))
+        if header is None:
+            raise ImportFileError(f"--map names column '{raw_header}', which the file does not have")
+        target = target.strip()
+        if target in ("", "-"):
+            chosen.add(header)
+            continue
+        if target not in columns.aliases:
+            allowed = ", ".join(sorted(columns.aliases))
+            raise ImportFileError(f"--map '{raw_header}={target}': unknown field '{target}'; fields: {allowed}")
+        mapping[header] = target
+        chosen.add(header)
+    for header in headers:
+        if header in chosen or not header.strip():
+            continue
+        target = alias_index.get(header_key(header))
+        if target is not None:
+            mapping[header] = target
+    by_field: dict[str, str] = {}
+    for header, target in mapping.items():
+        if target in by_field and not synonyms_ok:
+            raise ImportFileError(
+                f"columns '{by_field[target]}' and '{header}' both map to field '{target}'; "
+                f'choose one with --map "{header}=-"'
+            )
+        by_field[target] = header
+    missing = [group for group in columns.required if not any(f in by_field for f in group)]
+    if missing:
+        described = "; ".join(_describe_group(group, columns) for group in missing)
+        raise ImportFileError(f"missing required column: {described}")
+    return mapping
+
+
+def _describe_group(group: Sequence[str], columns: Columns) -> str:
+    names = " or ".join(group)
+    examples = [a for f in group for a in list(columns.aliases.get(f, ()))[:2]]
+    return f"{names} (headers such as {', '.join(examples)})" if examples else names
+
+
+def open_source(path: Path, columns: Columns, *, overrides: Mapping[str, str] | None = None) -> Source:
+    """Check the file and map its header; raises ImportFileError before anything is written."""
+    if not path.is_file():
+        raise ImportFileError(f"{path}: no such file")
+    encoding, lines = detect_encoding(path)
+    fmt = "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "csv"
+    if fmt == "jsonl":
+        # Objects name their own keys; the union of the first rows' keys stands in for a header.
+        headers = _jsonl_keys(path, encoding)
+        overrides = {k: v for k, v in (overrides or {}).items() if header_key(k) in {header_key(h) for h in headers}}
+        mapping = map_headers(headers, Columns(columns.aliases), overrides, synonyms_ok=True)
+    else:
+        with path.open(encoding=encoding, newline="") as fh:
+            headers = next(csv.reader(fh), None) or []
+        if not any(h.strip() for h in headers):
+            raise ImportFileError(f"{path.name}: the file is empty or has no header line")
+        mapping = map_headers(headers, columns, overrides)
+    unmapped = [h for h in headers if h.strip() and h not in mapping and h.strip() not in (overrides or {})]
+    source = Source(path, fmt, encoding, headers, mapping, unmapped, max(lines, 1))
+    if fmt == "jsonl":
+        for name, aliases in columns.aliases.items():
+            for alias in (name, *aliases):
+                source.key_index.setdefault(header_key(alias), name)
+        source.key_index.update({header_key(h): f for h, f in mapping.items()})
+        for header in headers:
+            if header not in mapping:
+                source.key_index.pop(header_key(header), None)
+    return source
+
+
+def _jsonl_keys(path: Path, encoding: str, sample_lines: int = 1000) -> list[str]:
+    keys: dict[str, None] = {}
+    with path.open(encoding=encoding) as fh:
+        for number, line in enumerate(fh):
+            if number >= sample_lines:
+                break
+            try:
+                obj = json.loads(line) if line.strip() else {}
+            except json.JSONDecodeError:
+                continue
+            if isinstance(obj, dict):
+                keys.update(dict.fromkeys(obj))
+    return list(keys)
+
+
+def records(source: Source, *, errors: list[tuple[int, str]] | None = None) -> Iterator[Record]:
+    """The data rows in file order. Rows that cannot even be read (bad JSON) go to ``errors`` as (line, reason)."""
+    if source.format == "jsonl":
+        yield from _jsonl_records(source, errors)
+        return
+    headers = source.headers
+    targets = [source.mapping.get(h) for h in headers]
+    extras = [h if (h.strip() and source.mapping.get(h) is None and h in source.unmapped) else None for h in headers]
+    width = len(headers)
+    with source.path.open(encoding=source.encoding, newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        previous_end = reader.line_num
+        for row in reader:
+            line = previous_end + 1
+            previous_end = reader.line_num
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            if len(row) > width and any(cell.strip() for cell in row[width:]):
+                if errors is not None:
+                    errors.append((line, f"the row has {len(row)} cells but the header has {width}"))
+                continue
+            values: dict[str, Any] = {}
+            extra: dict[str, Any] = {}
+            for target, extra_name, cell in zip(targets, extras, row, strict=False):
+                cell = cell.strip()
+                if not cell:
+                    continue
+                if target is not None:
+                    values[target] = cell
+                elif extra_name is not None:
+                    extra[extra_name] = cell
+            yield Record(line, values, extra)
+
+
+def _jsonl_records(source: Source, errors: list[tuple[int, str]] | None) -> Iterator[Record]:
+    index = source.key_index
+    with source.path.open(encoding=source.encoding) as fh:
+        for line, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                if errors is not None:
+                    errors.append((line, f"not valid JSON: {exc.msg} at column {exc.colno}"))
+                continue
+            if not isinstance(obj, dict):
+                if errors is not None:
+                    errors.append((line, "each line must be a JSON object"))
+                continue
+            values: dict[str, Any] = {}
+            extra: dict[str, Any] = {}
+            for key, value in obj.items():
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    continue
+                target = index.get(header_key(key))
+                if target is not None:
+                    values[target] = value.strip() if isinstance(value, str) else value
+                else:
+                    extra[key] = value
+            yield Record(line, values, extra)

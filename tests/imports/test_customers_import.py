@@ -1,0 +1,224 @@
+from __future__ import annotations
+
+import csv
+
+import pytest
+from sqlalchemy import func, select, text
+
+from kizuna.auth.models import AuditEntry
+from kizuna.auth.permissions import Actor
+from kizuna.customers.models import Consent, Customer, CustomerIdentity, CustomerMerge
+from kizuna.errors import PermissionDenied
+from kizuna.imports.reader import ImportFileError
+from kizuna.imports.runner import ImportAborted, run_import
+from kizuna.outbox.models import OutboxMessage
+from tests import factories
+
+SYSTEM = Actor.system("test")
+
+JAPANESE = [
+    "顧客ID,姓,名,セイ,メイ,メールアドレス,電話番号,生年月日,性別,郵便番号,都道府県,市区町村,住所,タグ",
+    "C-1,髙橋,花子,たかはし,ハナコ,Hanako@Example.JP,０９０－１２３４－５６７８,1985年4月3日,女性,150-0001,東京都,渋谷区,神宮前①丁目～,VIP、メルマガ",
+    "C-2,山田,太郎,ﾔﾏﾀﾞ,ﾀﾛｳ,taro@example.jp,03-1234-5678,1990/1/5,男,,大阪府,大阪市,,",
+]
+
+
+def _customers(session) -> list[Customer]:
+    return list(session.scalars(select(Customer).where(Customer.status == "active").order_by(Customer.id)))
+
+
+def _state(session) -> tuple:
+    """Everything a re-import must leave alone."""
+    return (
+        session.scalar(select(func.count()).select_from(Customer)),
+        session.scalar(select(func.sum(Customer.version))),
+        session.scalar(select(func.count()).select_from(CustomerIdentity)),
+        session.scalar(select(func.count()).select_from(AuditEntry)),
+        session.scalar(select(func.count()).select_from(OutboxMessage)),
+        session.scalar(select(func.count()).select_from(Consent)),
+    )
+
+
+def test_shift_jis_csv_imports_with_encoding_named_in_report(db, session, csv_file):
+    path = csv_file(JAPANESE, encoding="cp932")
+    report = run_import(db, "customers", path, actor=SYSTEM)
+    assert report.encoding == "cp932"
+    assert (report.inserted, report.rejected) == (2, 0)
+    hanako, taro = _customers(session)
+    assert hanako.family_name == "髙橋"
+    assert hanako.address_line == "神宮前1丁目~"  # NFKC: ① → 1, ～ → ~
+    assert hanako.family_name_kana == "タカハシ"
+    assert taro.family_name_kana == "ヤマダ"
+
+
+def test_japanese_headers_auto_mapped(db, session, csv_file):
+    report = run_import(db, "customers", csv_file(JAPANESE), actor=SYSTEM)
+    assert report.encoding == "utf-8"
+    assert report.mapping["メールアドレス"] == "email" and report.mapping["セイ"] == "family_name_kana"
+    hanako, taro = _customers(session)
+    assert (hanako.external_id, hanako.email, hanako.phone) == ("C-1", "hanako@example.jp", "+819012345678")
+    assert (hanako.full_name, hanako.full_name_kana) == ("髙橋 花子", "タカハシ ハナコ")
+    assert str(hanako.birth_date) == "1985-04-03" and hanako.gender == "female"
+    assert [t.name for t in hanako.tags] == ["VIP", "メルマガ"]
+    assert taro.phone == "+81312345678" and taro.gender == "male" and taro.postal_code is None
+    kinds = session.scalars(select(CustomerIdentity.kind).where(CustomerIdentity.customer_id == hanako.id))
+    assert sorted(kinds) == ["email", "external_id", "phone"]
+
+
+def test_reimport_changes_nothing(db, session, csv_file):
+    path = csv_file(
+        [*JAPANESE[:1], JAPANESE[1] + ",", "C-3,,,,,dup@example.jp,,,,,,,,", "C-3,,,,,dup@example.jp,,,,,,,,"]
+    )
+    first = run_import(db, "customers", path, actor=SYSTEM)
+    assert (first.inserted, first.duplicates) == (2, 1)
+    before = _state(session)
+    second = run_import(db, "customers", path, actor=SYSTEM)
+    session.expire_all()
+    assert (second.inserted, second.updated, second.unchanged, second.merged) == (0, 0, 2, 0)
+    assert _state(session) == before
+
+
+def test_bad_rows_reported_with_line_numbers_good_rows_land(db, session, csv_file, tmp_path):
+    path = csv_file(
+        [
+            "email,phone,family_name,birth_date,address",
+            "ok1@example.jp,090-1111-2222,佐藤,,",
+            'not-an-email,,鈴木,,"二行の',  # the quoted address spans lines 3 and 4
+            '住所"',
+            "ok2@example.jp,12,田中,,",
+            "ok3@example.jp,,伊藤,1990-13-01,",
+            "ok4@example.jp,,渡辺,,",
+        ]
+    )
+    report = run_import(db, "customers", path, actor=SYSTEM, report_path=tmp_path / "rejects.csv")
+    assert report.read == 5 and report.inserted == 2 and report.rejected == 3
+    assert [(r.line, r.field) for r in report.rejects] == [(3, "email"), (5, "phone"), (6, "birth_date")]
+    assert "not-an-email" in report.rejects[0].reason
+    assert [c.email for c in _customers(session)] == ["ok1@example.jp", "ok4@example.jp"]
+    with (tmp_path / "rejects.csv").open(encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["line"], r["field"]) for r in rows] == [("3", "email"), ("5", "phone"), ("6", "birth_date")]
+
+
+def test_same_email_or_phone_merges_into_one_customer(db, session, csv_file):
+    a = factories.customer(session, email="a@example.jp", family_name="青木")
+    b = factories.customer(session, phone="090-3333-4444", family_name="別人")
+    session.commit()
+    path = csv_file(
+        [
+            "email,phone,given_name,tags",
+            "a@example.jp,090-3333-4444,一郎,",  # links A (email) and B (phone)
+            "new@example.jp,,次郎,x",
+            "NEW@example.jp,080-5555-6666,,y",  # same person as the row above, within the file
+        ]
+    )
+    report = run_import(db, "customers", path, actor=SYSTEM)
+    assert (report.merged, report.updated, report.inserted, report.duplicates) == (1, 1, 1, 1)
+    session.expire_all()
+    survivor, new = _customers(session)
+    assert survivor.id == a.id and survivor.phone == "+819033334444" and survivor.given_name == "一郎"
+    assert session.get(Customer, b.id).merged_into_id == a.id
+    merge = session.scalars(select(CustomerMerge)).one()
+    assert (merge.survivor_id, merge.merged_id) == (a.id, b.id) and "same phone" in merge.reason
+    assert new.phone == "+818055556666" and [t.name for t in new.tags] == ["x", "y"]
+    assert session.scalar(select(func.count()).where(AuditEntry.action == "customer.merge")) == 1
+    assert session.scalar(select(func.count()).where(AuditEntry.action == "import.customers")) == 1
+
+
+def test_empty_cells_never_erase_stored_values(db, session, csv_file):
+    c = factories.customer(session, email="keep@example.jp", city="札幌市", postal_code="060-0001")
+    session.commit()
+    report = run_import(db, "customers", csv_file(["email,city,postal_code", "keep@example.jp,函館市,"]), actor=SYSTEM)
+    assert report.updated == 1
+    session.expire_all()
+    stored = session.get(Customer, c.id)
+    assert (stored.city, stored.postal_code, stored.version) == ("函館市", "060-0001", 2)
+
+
+def test_crash_mid_import_leaves_failed_batch_unwritten(db, session, csv_file):
+    # A database trigger refuses one row: a failure only the database sees, in the middle of batch 2.
+    if db.dialect.name == "sqlite":
+        ddl = [
+            "CREATE TRIGGER refuse_boom BEFORE INSERT ON customers WHEN NEW.email = 'boom@example.jp' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
+        ]
+        drop = ["DROP TRIGGER refuse_boom"]
+    else:
+        ddl = [
+            "CREATE FUNCTION refuse_boom() RETURNS trigger AS $$ BEGIN IF NEW.email = 'boom@example.jp' THEN "
+            "RAISE EXCEPTION 'refused by test trigger'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_boom BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION refuse_boom()",
+        ]
+        drop = ["DROP TRIGGER refuse_boom ON customers", "DROP FUNCTION refuse_boom()"]
+    rows = ["email", "b1@example.jp", "b2@example.jp", "b3@example.jp", "boom@example.jp", "b5@example.jp"]
+    with db.begin() as conn:
+        for statement in ddl:
+            conn.execute(text(statement))
+    try:
+        with pytest.raises(ImportAborted, match="batch 2 failed") as caught:
+            run_import(db, "customers", csv_file(rows), actor=SYSTEM, batch_size=2)
+    finally:
+        with db.begin() as conn:
+            for statement in drop:
+                conn.execute(text(statement))
+    assert [c.email for c in _customers(session)] == ["b1@example.jp", "b2@example.jp"]
+    assert session.scalar(select(func.count()).select_from(CustomerIdentity)) == 2
+    assert caught.value.report.inserted == 2
+    # The import is idempotent, so running it again finishes the job.
+    report = run_import(db, "customers", csv_file(rows), actor=SYSTEM, batch_size=2)
+    assert (report.inserted, report.unchanged) == (3, 2)
+
+
+def test_missing_required_column_is_fatal_and_writes_nothing(db, session, csv_file):
+    with pytest.raises(ImportFileError, match="missing required column: email or phone or external_id"):
+        run_import(db, "customers", csv_file(["姓,名", "山田,太郎"]), actor=SYSTEM)
+    assert session.scalar(select(func.count()).select_from(Customer)) == 0
+
+
+def test_duplicate_headers_rejected(db, csv_file):
+    with pytest.raises(ImportFileError, match="duplicate header 'email'"):
+        run_import(db, "customers", csv_file(["email,phone,email", "a@example.jp,,b@example.jp"]), actor=SYSTEM)
+    with pytest.raises(ImportFileError, match="'email' and 'メールアドレス' both map to field 'email'"):
+        run_import(db, "customers", csv_file(["email,メールアドレス", "a@example.jp,b@example.jp"]), actor=SYSTEM)
+
+
+def test_map_option_overrides(db, session, csv_file):
+    path = csv_file(["連絡先,会員コード,メモ", "m@example.jp,K-9,"])
+    report = run_import(db, "customers", path, actor=SYSTEM, mapping={"連絡先": "email", "会員コード": "external_id"})
+    assert report.inserted == 1 and report.ignored_columns == ["メモ"]
+    (c,) = _customers(session)
+    assert (c.email, c.external_id) == ("m@example.jp", "K-9")
+    with pytest.raises(ImportFileError, match="unknown field 'mail'"):
+        run_import(db, "customers", path, actor=SYSTEM, mapping={"連絡先": "mail"})
+
+
+def test_unknown_columns_kept_in_attributes_only_when_asked(db, session, csv_file):
+    path = csv_file(["email,会員ランク", "r@example.jp,ゴールド"])
+    report = run_import(db, "customers", path, actor=SYSTEM)
+    assert report.ignored_columns == ["会員ランク"] and report.rejected == 0
+    report = run_import(db, "customers", path, actor=SYSTEM, extra_to_attributes=True)
+    assert report.updated == 1 and report.ignored_columns == []
+    (c,) = _customers(session)
+    assert c.attributes == {"会員ランク": "ゴールド"}
+
+
+def test_consent_column_recorded_only_when_it_changes(db, session, csv_file):
+    path = csv_file(["email,メール配信許諾", "yes@example.jp,はい", "no@example.jp,いいえ"], name="members.csv")
+    assert run_import(db, "customers", path, actor=SYSTEM).notes["consents recorded"] == 2
+    assert "consents recorded" not in run_import(db, "customers", path, actor=SYSTEM).notes
+    consent = session.scalars(select(Consent).where(Consent.status == "granted")).one()
+    assert (consent.channel, consent.purpose, consent.method) == ("email", "marketing", "import")
+    assert consent.evidence == "members.csv line 2"
+    changed = csv_file(["email,email_opt_in", "yes@example.jp,0"], name="optout.csv")
+    assert run_import(db, "customers", changed, actor=SYSTEM).notes["consents recorded"] == 1
+
+
+def test_dry_run_counts_but_writes_nothing(db, session, csv_file):
+    report = run_import(db, "customers", csv_file(JAPANESE), actor=SYSTEM, dry_run=True)
+    assert (report.dry_run, report.inserted) == (True, 2)
+    assert _state(session) == (0, None, 0, 0, 0, 0)
+
+
+def test_import_needs_data_import_permission(db, csv_file):
+    with pytest.raises(PermissionDenied):
+        run_import(db, "customers", csv_file(JAPANESE), actor=Actor(label="v", role="viewer"))
