@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import threading
+import time
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 
 from kizuna.auth import audit
@@ -82,6 +84,7 @@ def set_user_role(session: Session, *, actor: Actor, user_id: int, role: str, is
     )
     if not user.is_active:
         session.execute(delete(UiSession).where(UiSession.user_id == user.id))
+    _forget_tokens(session, user_id=user.id)
     return user
 
 
@@ -133,6 +136,7 @@ def revoke_token(session: Session, *, actor: Actor, token_id: int) -> None:
     if actor.user_id != token.user_id:
         require(actor, "tokens:manage")
     token.revoked_at = utcnow()
+    _forget_tokens(session, token_hash=token.token_hash)
     audit.record(session, actor=actor, action="token.revoke", entity_type="api_token", entity_id=token.id)
 
 
@@ -152,6 +156,41 @@ def user_for_token(session: Session, secret: str) -> User:
     if row is None or not row[0].is_active:
         raise NotAuthenticated("invalid or revoked API token")
     return row[0]
+
+
+# API tokens are checked on every request; a small per-process cache saves the lookup. An entry lives
+# TOKEN_CACHE_SECONDS at most, so a token revoked (or a user deactivated or given a new role) by another
+# process stops working within that time; in this process the entry is dropped at once and again on commit.
+TOKEN_CACHE_SECONDS = 5.0
+_TOKEN_CACHE_MAX = 10_000
+_token_cache: dict[tuple[int, str], tuple[float, Actor]] = {}
+_token_lock = threading.Lock()
+
+
+def actor_for_token(session: Session, secret: str) -> Actor:
+    """The acting user of an API token, as ``actor_for(user_for_token(...))``, cached for a few seconds."""
+    key = (id(session.get_bind()), _sha256(secret))
+    now = time.monotonic()
+    hit = _token_cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    actor = actor_for(user_for_token(session, secret))
+    with _token_lock:
+        if len(_token_cache) >= _TOKEN_CACHE_MAX:
+            _token_cache.clear()
+        _token_cache[key] = (now + TOKEN_CACHE_SECONDS, actor)
+    return actor
+
+
+def _forget_tokens(session: Session, *, token_hash: str | None = None, user_id: int | None = None) -> None:
+    def forget(*_: object) -> None:
+        with _token_lock:
+            for key, (_, actor) in list(_token_cache.items()):
+                if key[1] == token_hash or (user_id is not None and actor.user_id == user_id):
+                    _token_cache.pop(key, None)
+
+    forget()
+    event.listen(session, "after_commit", forget, once=True)
 
 
 def start_session(session: Session, *, user: User) -> tuple[str, UiSession]:

@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from kizuna.auth.permissions import require
+from kizuna.auth.permissions import Actor, require
 from kizuna.customers import merge, service
 from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS
 from kizuna.customers.models import Company, Customer
@@ -27,11 +28,13 @@ from kizuna.customers.schemas import (
 from kizuna.customers.timeline import KINDS, timeline
 from kizuna.schemas import Page
 from kizuna.web.api import Cursor, Limit, Q, Sort, page_of, require_precondition, with_etag
-from kizuna.web.deps import DB, APIActor, expected_version
+from kizuna.web.deps import DB, APIActor, Authorization, etag, expected_version, with_api_actor
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 companies = APIRouter(prefix="/companies", tags=["companies"])
 IfMatch = Annotated[str | None, Header(description='ETag from a GET, e.g. W/"3"')]
+TimelinePage = Page[TimelineItem]
+JSON = "application/json"
 
 
 @router.get("", response_model=Page[CustomerRead])
@@ -64,12 +67,16 @@ def create_customer(data: CustomerCreate, response: Response, session: DB, actor
 
 
 @router.get("/{customer_id}", response_model=CustomerRead)
-def get_customer(customer_id: int, response: Response, session: DB, actor: APIActor) -> Customer:
+async def get_customer(customer_id: int, request: Request, authorization: Authorization = None) -> Response:
     """A customer; an id merged into another answers with the surviving customer."""
-    require(actor, "customers:read")
-    customer = service.get_customer(session, customer_id)
-    with_etag(response, customer.version)
-    return customer
+
+    def read(session: Session, actor: Actor) -> Response:
+        require(actor, "customers:read")
+        customer = service.read_customer(session, customer_id)
+        # Serialised straight from the validated model (the response_model above documents it).
+        return Response(customer.model_dump_json(), media_type=JSON, headers={"ETag": etag(customer.version)})
+
+    return await with_api_actor(request, authorization, read)
 
 
 @router.patch("/{customer_id}", response_model=CustomerRead)
@@ -92,22 +99,25 @@ def delete_customer(customer_id: int, session: DB, actor: APIActor, if_match: If
     return Response(status_code=204)
 
 
-@router.get("/{customer_id}/timeline", response_model=Page[TimelineItem])
-def customer_timeline(
+@router.get("/{customer_id}/timeline", response_model=TimelinePage)
+async def customer_timeline(
     customer_id: int,
-    session: DB,
-    actor: APIActor,
+    request: Request,
+    authorization: Authorization = None,
     cursor: Cursor = None,
     limit: Limit = 50,
     kinds: Annotated[str | None, Query(description=f"Comma-separated subset of {', '.join(KINDS)}")] = None,
-) -> dict:
+) -> Response:
     """Every touchpoint of the customer, newest first: events, orders, notes, consents, merges."""
-    require(actor, "customers:read")
-    resolved = service.resolve_id(session, customer_id)
-    items, next_cursor = timeline(
-        session, resolved, limit=limit, cursor=cursor, kinds=[k.strip() for k in kinds.split(",")] if kinds else None
-    )
-    return {"items": items, "next_cursor": next_cursor}
+
+    def read(session: Session, actor: Actor) -> Response:
+        require(actor, "customers:read")
+        resolved = service.resolve_id(session, customer_id)
+        chosen = [k.strip() for k in kinds.split(",")] if kinds else None
+        items, next_cursor = timeline(session, resolved, limit=limit, cursor=cursor, kinds=chosen)
+        return Response(TimelinePage(items=items, next_cursor=next_cursor).model_dump_json(), media_type=JSON)
+
+    return await with_api_actor(request, authorization, read)
 
 
 @router.get("/{customer_id}/consents", response_model=list[ConsentRead])

@@ -2,6 +2,9 @@
 
 Each kind is a ``TimelineSource``; a new kind (deal, ticket, survey answer) adds one entry to ``SOURCES``.
 The union query returns only (kind, id, time); each source then loads and renders its own rows.
+
+This is the hot path of Customer 360 (see benchmarks/customer360.py), so the statements are built once per
+shape and take their values as bound parameters, and rows are read with Core (no ORM objects).
 """
 
 from __future__ import annotations
@@ -9,18 +12,20 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, literal, or_, select, union_all
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from kizuna.customers.models import Consent, CustomerMerge, Note
 from kizuna.customers.schemas import TimelineItem
 from kizuna.errors import ValidationError
 from kizuna.events.models import Event
-from kizuna.orders.models import Order
+from kizuna.orders.models import Order, OrderLine
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,37 @@ class TimelineSource:
     time: Any
     customer: Any
     render: Callable[[Any], TimelineItem]
+    # Loads the rows ``render`` is given, by id; the default reads the model's table columns.
+    load: Callable[[Session, list[int]], Iterable[Any]] | None = None
+
+
+def _load_table(model: Any) -> Callable[[Session, list[int]], Iterable[Any]]:
+    table = model.__table__
+    query = select(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
+
+    def load(session: Session, ids: list[int]) -> Iterable[Any]:
+        return session.execute(query, {"ids": ids})
+
+    return load
+
+
+_lines = OrderLine.__table__.c
+_ORDER_LINES = (
+    select(_lines.order_id, _lines.sku, _lines.quantity, _lines.amount)
+    .where(_lines.order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_lines.order_id, _lines.line_no)
+)
+
+
+_load_order_rows = _load_table(Order)
+
+
+def _load_orders(session: Session, ids: list[int]) -> Iterable[Any]:
+    """Orders with their lines (in line order), as two queries."""
+    lines: dict[int, list[Any]] = {}
+    for line in session.execute(_ORDER_LINES, {"ids": ids}):
+        lines.setdefault(line.order_id, []).append(line)
+    return [SimpleNamespace(**row._mapping, lines=lines.get(row.id, [])) for row in _load_order_rows(session, ids)]
 
 
 def _event(e: Event) -> TimelineItem:
@@ -92,22 +128,62 @@ SOURCES: Sequence[TimelineSource] = (
     TimelineSource("event", Event, Event.occurred_at, Event.customer_id, _event),
     TimelineSource("merge", CustomerMerge, CustomerMerge.merged_at, CustomerMerge.survivor_id, _merge),
     TimelineSource("note", Note, Note.created_at, Note.customer_id, _note),
-    TimelineSource("order", Order, Order.ordered_at, Order.customer_id, _order),
+    TimelineSource("order", Order, Order.ordered_at, Order.customer_id, _order, _load_orders),
 )
 KINDS = tuple(s.kind for s in SOURCES)
 
 
-def _after(source: TimelineSource, cursor: tuple[dt.datetime, str, int] | None) -> ColumnElement[bool] | None:
+def _after(source: TimelineSource, cursor_kind: str | None) -> ColumnElement[bool] | None:
     # Order is (time desc, kind asc, id desc); the kind is constant within a branch, so the
     # keyset condition reduces to a comparison on time and, for the cursor's own kind, on id.
-    if cursor is None:
+    if cursor_kind is None:
         return None
-    at, kind, last_id = cursor
-    if source.kind > kind:
+    at = bindparam("at", type_=source.time.type)
+    if source.kind > cursor_kind:
         return source.time <= at
-    if source.kind < kind:
+    if source.kind < cursor_kind:
         return source.time < at
-    return or_(source.time < at, and_(source.time == at, source.model.id < last_id))
+    return or_(source.time < at, and_(source.time == at, source.model.id < bindparam("last_id")))
+
+
+def _core(source: TimelineSource) -> TimelineSource:
+    """The source with plain table columns, so its statements skip the ORM's compile and load steps."""
+    table = source.model.__table__
+    return replace(
+        source,
+        model=SimpleNamespace(id=table.c.id),
+        time=table.c[source.time.key],
+        customer=table.c[source.customer.key],
+    )
+
+
+@lru_cache(maxsize=256)
+def _page_query(kinds: tuple[str, ...], cursor_kind: str | None) -> Select[Any] | None:
+    """The union over the chosen kinds, built once per shape; values come as bound parameters."""
+    branches = []
+    for source in map(_core, SOURCES):
+        if source.kind not in kinds:
+            continue
+        query = select(literal(source.kind).label("kind"), source.model.id.label("id"), source.time.label("at"))
+        query = query.where(source.customer == bindparam("customer_id"))
+        condition = _after(source, cursor_kind)
+        if condition is not None:
+            query = query.where(condition)
+        # Each branch is limited on its own index before the union sorts the few rows left.
+        branches.append(
+            query.order_by(source.time.desc(), source.model.id.desc()).limit(bindparam("rows", type_=Integer))
+        )
+    if not branches:
+        return None
+    union = union_all(*[select(b.c.kind, b.c.id, b.c.at) for b in (q.subquery() for q in branches)]).subquery()
+    return (
+        select(union.c.kind, union.c.id, union.c.at)
+        .order_by(union.c.at.desc(), union.c.kind.asc(), union.c.id.desc())
+        .limit(bindparam("rows", type_=Integer))
+    )
+
+
+_LOADERS = {source.kind: source.load or _load_table(source.model) for source in SOURCES}
 
 
 def timeline(
@@ -123,25 +199,14 @@ def timeline(
     if unknown:
         raise ValidationError(f"unknown timeline kind(s) {sorted(unknown)}; allowed: {', '.join(KINDS)}", field="kinds")
     position = _decode(cursor) if cursor else None
-    branches = []
-    for source in SOURCES:
-        if kinds and source.kind not in kinds:
-            continue
-        query = select(literal(source.kind).label("kind"), source.model.id.label("id"), source.time.label("at"))
-        query = query.where(source.customer == customer_id)
-        condition = _after(source, position)
-        if condition is not None:
-            query = query.where(condition)
-        # Each branch is limited on its own index before the union sorts the few rows left.
-        branches.append(query.order_by(source.time.desc(), source.model.id.desc()).limit(limit + 1).subquery())
-    if not branches:
+    chosen = tuple(k for k in KINDS if not kinds or k in kinds)
+    query = _page_query(chosen, position[1] if position else None)
+    if query is None:
         return [], None
-    union = union_all(*[select(b.c.kind, b.c.id, b.c.at) for b in branches]).subquery()
-    rows = session.execute(
-        select(union.c.kind, union.c.id, union.c.at)
-        .order_by(union.c.at.desc(), union.c.kind.asc(), union.c.id.desc())
-        .limit(limit + 1)
-    ).all()
+    params: dict[str, Any] = {"customer_id": customer_id, "rows": limit + 1}
+    if position:
+        params.update(at=position[0], last_id=position[2])
+    rows = session.execute(query, params).all()
     page, more = rows[:limit], len(rows) > limit
     by_kind: dict[str, list[int]] = {}
     for kind, row_id, _ in page:
@@ -150,7 +215,7 @@ def timeline(
     for source in SOURCES:
         ids = by_kind.get(source.kind)
         if ids:
-            for obj in session.scalars(select(source.model).where(source.model.id.in_(ids))):
+            for obj in _LOADERS[source.kind](session, ids):
                 rendered[(source.kind, obj.id)] = source.render(obj)
     items = [rendered[(kind, row_id)] for kind, row_id, _ in page]
     next_cursor = _encode(items[-1]) if more and items else None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from kizuna.auth import service as auth
 from kizuna.auth.permissions import Actor
@@ -40,6 +41,33 @@ def api_actor(session: DB, authorization: Annotated[str | None, Header()] = None
 
 
 APIActor = Annotated[Actor, Depends(api_actor)]
+Authorization = Annotated[str | None, Header()]
+T = TypeVar("T")
+
+
+async def with_api_actor(request: Request, authorization: str | None, work: Callable[[Session, Actor], T]) -> T:
+    """``work(session, actor)`` as ``DB`` + ``APIActor`` would give them, for short hot reads.
+
+    Sync dependencies each cost a hop to the thread pool (the session's opening and closing, the
+    actor, the handler: four), which on a busy 2-core server is much of a small request's time.
+    Here the work takes one hop, or none on SQLite: an in-process library whose short reads cost
+    less than the hop (in WAL mode readers never wait for writers). ``work`` must be a bounded
+    read. The declared ``authorization`` header and the errors are the same as with the dependencies.
+    """
+
+    def run() -> T:
+        session = new_session(request.app.state.engine)
+        try:
+            return work(session, api_actor(session, authorization))
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    if request.app.state.engine.dialect.name == "sqlite":
+        return run()
+    return await run_in_threadpool(run)
 
 
 def expected_version(if_match: str | None) -> int | None:
