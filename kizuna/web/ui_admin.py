@@ -9,9 +9,11 @@ from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
 from kizuna.auth import service as auth
+from kizuna.auth.filters import AUDIT_FILTERS
 from kizuna.auth.models import AuditEntry, User
 from kizuna.auth.permissions import ROLES, require
 from kizuna.errors import Conflict, ValidationError
+from kizuna.listing import list_page
 from kizuna.web.deps import DB
 from kizuna.web.session import CurrentViewer, PostingViewer
 from kizuna.web.ui_base import render, ui_router
@@ -22,15 +24,12 @@ AUDIT_PAGE = 100
 
 
 @router.get("/admin/audit")
-def audit_log(request: Request, session: DB, viewer: CurrentViewer, before: int | None = None) -> Response:
-    """The audit log, newest first; ``before`` is the id the previous page ended at."""
+def audit_log(request: Request, session: DB, viewer: CurrentViewer, cursor: str | None = None) -> Response:
+    """The audit log, newest first, paged like the API's ``/api/v1/audit`` (same filter set)."""
     require(viewer.actor, "audit:read")
-    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(AUDIT_PAGE + 1)
-    if before is not None:
-        query = query.where(AuditEntry.id < before)
-    rows = list(session.scalars(query))
-    older = rows[AUDIT_PAGE - 1].id if len(rows) > AUDIT_PAGE else None
-    return render(request, "admin/audit.html", viewer, entries=rows[:AUDIT_PAGE], older=older, before=before)
+    params = {k: v for k, v in request.query_params.items() if k != "cursor"}
+    entries, older = list_page(session, AUDIT_FILTERS, select(AuditEntry), params, cursor=cursor, limit=AUDIT_PAGE)
+    return render(request, "admin/audit.html", viewer, entries=entries, older=older, before=cursor)
 
 
 def _users_page(
