@@ -71,6 +71,15 @@ def set_user_role(session: Session, *, actor: Actor, user_id: int, role: str, is
     if user is None:
         raise NotFound(f"user {user_id} not found")
     before = {"role": user.role, "is_active": user.is_active}
+    stays_admin = role == "admin" and (is_active is None or is_active)
+    if user.role == "admin" and user.is_active and not stays_admin:
+        others = session.scalar(
+            select(func.count()).select_from(User).where(User.role == "admin", User.is_active, User.id != user.id)
+        )
+        if not others:
+            raise ValidationError(
+                "cannot demote or disable the last active admin; make another admin first", field="role"
+            )
     user.role = role
     if is_active is not None:
         user.is_active = is_active

@@ -61,3 +61,13 @@ def test_token_created_over_api_is_shown_once_and_works(client, app):
         assert other.get("/api/v1/me").json()["email"] == "api-admin@example.com"
         client.delete(f"/api/v1/tokens/{r.json()['id']}")
         assert other.get("/api/v1/me").status_code == 401
+
+
+def test_the_last_active_admin_cannot_be_demoted_or_disabled(client):
+    me = client.get("/api/v1/me").json()
+    r = client.patch(f"/api/v1/users/{me['id']}", json={"role": "viewer"})
+    assert r.status_code == 422 and "last active admin" in r.json()["error"]["message"]
+    assert client.patch(f"/api/v1/users/{me['id']}", json={"role": "admin", "is_active": False}).status_code == 422
+    other = client.post("/api/v1/users", json={"email": "second-admin@example.com", "role": "admin"}).json()
+    assert client.patch(f"/api/v1/users/{me['id']}", json={"role": "manager"}).status_code == 200
+    assert other["role"] == "admin"
