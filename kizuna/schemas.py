@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
 from kizuna.config import get_settings
 from kizuna.customers.normalize import normalize_email, normalize_kana, normalize_phone, normalize_text
@@ -17,6 +17,37 @@ class Input(BaseModel):
     """Request bodies: unknown fields are an error, never silently ignored."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        # Lone surrogates decode from JSON escapes but cannot be stored as UTF-8 by either database.
+        where = _bad_unicode(data, "")
+        if where is not None:
+            raise ValueError(f"{where or 'body'} contains invalid Unicode (a lone surrogate)")
+        return data
+
+
+def _bad_unicode(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _bad_unicode(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+        if isinstance(key, str) and _bad_unicode(key, "") is not None:
+            return path or "body"
+    return None
 
 
 class Output(BaseModel):

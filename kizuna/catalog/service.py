@@ -32,7 +32,7 @@ def create_product(session: Session, *, actor: Actor, data: ProductCreate) -> Pr
     _sku_free(session, data.sku)
     values = data.model_dump(exclude_none=True)
     values.setdefault("currency", get_settings().default_currency)
-    product = Product(attributes={}, **values)
+    product = Product(**{"attributes": {}, **values})
     session.add(product)
     session.flush()
     audit.record(

@@ -105,11 +105,12 @@ def read_customer(session: Session, customer_id: int) -> CustomerRead:
     return CustomerRead.model_validate(values)
 
 
-def _check_references(session: Session, data: CustomerCreate | CustomerUpdate) -> None:
+def _check_references(session: Session, data: CustomerCreate | CustomerUpdate | CompanyCreate) -> None:
     from kizuna.auth.models import User
 
-    if data.company_id is not None and session.get(Company, data.company_id) is None:
-        raise ValidationError(f"company {data.company_id} does not exist", field="company_id")
+    company_id = getattr(data, "company_id", None)
+    if company_id is not None and session.get(Company, company_id) is None:
+        raise ValidationError(f"company {company_id} does not exist", field="company_id")
     if data.owner_id is not None and session.get(User, data.owner_id) is None:
         raise ValidationError(f"user {data.owner_id} does not exist", field="owner_id")
 
@@ -350,9 +351,10 @@ def get_company(session: Session, company_id: int) -> Company:
 
 def create_company(session: Session, *, actor: Actor, data: CompanyCreate) -> Company:
     require(actor, "companies:write")
+    _check_references(session, data)
     if data.external_id and session.scalar(select(Company.id).where(Company.external_id == data.external_id)):
         raise Conflict(f"a company with external_id {data.external_id} already exists", field="external_id")
-    company = Company(attributes={}, **data.model_dump(exclude_none=True))
+    company = Company(**{"attributes": {}, **data.model_dump(exclude_none=True)})
     session.add(company)
     session.flush()
     audit.record(
@@ -367,6 +369,7 @@ def update_company(
     require(actor, "companies:write")
     company = get_company(session, company_id)
     check_version(company.version, if_match=expected_version, body=data.version)
+    _check_references(session, data)
     changes = data.model_dump(exclude={"version"}, exclude_unset=True)
     if "name" in changes and not changes["name"]:
         raise ValidationError("name cannot be empty", field="name")

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -60,6 +60,19 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             error_body("conflict", f"the change conflicts with stored data: {str(exc.orig).splitlines()[0]}"),
             status_code=409,
+        )
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        return JSONResponse(error_body("invalid", "a number in the request is out of range"), status_code=422)
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the schema let through (out-of-range number, invalid text).
+        log.info("data error: %s", exc.orig)
+        return JSONResponse(
+            error_body("invalid", f"a value is not acceptable to the database: {str(exc.orig).splitlines()[0]}"),
+            status_code=422,
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -144,3 +144,25 @@ def test_create_with_time_zone_locale_and_attributes(client):
 def test_api_and_static_responses_forbid_content_sniffing(client):
     assert client.get("/api/v1/customers").headers["X-Content-Type-Options"] == "nosniff"
     assert client.get("/static/kizuna.css").headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_out_of_range_ids_and_invalid_unicode_are_4xx_not_500(client):
+    assert client.get("/api/v1/customers/12592048551951491072/notes").status_code in (404, 422)
+    assert client.get("/api/v1/customers/9223372036854775807").status_code in (404, 422)
+    assert client.post("/api/v1/customers", json={"company_id": 2**70}).status_code == 422
+    r = client.post("/api/v1/companies", content='{"name": "\\ud800x"}', headers={"Content-Type": "application/json"})
+    assert r.status_code == 422
+    assert "invalid Unicode" in r.json()["error"]["message"]
+    r = client.post(
+        "/api/v1/customers", content='{"attributes": {"k": ["\\ud800"]}}', headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 422 and "attributes.k.0" in r.json()["error"]["message"]
+
+
+def test_companies_and_products_accept_attributes(client):
+    company = client.post("/api/v1/companies", json={"name": "絆商事", "attributes": {"tier": "A"}, "owner_id": 7314})
+    assert company.status_code == 422 and company.json()["error"]["field"] == "owner_id"
+    company = client.post("/api/v1/companies", json={"name": "絆商事", "attributes": {"tier": "A"}})
+    assert company.status_code == 201 and company.json()["attributes"] == {"tier": "A"}
+    product = client.post("/api/v1/products", json={"sku": "A1", "name": "a", "attributes": {"size": "L"}})
+    assert product.status_code == 201 and product.json()["attributes"] == {"size": "L"}
