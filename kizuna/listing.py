@@ -7,6 +7,7 @@ language all go through it, so a field filterable in one place is filterable eve
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -17,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute
 
-from kizuna.errors import ValidationError
+from kizuna.errors import KizunaError, ValidationError
 
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "startswith", "isnull")
 ORDERED = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "isnull")
@@ -48,6 +49,8 @@ class Filter:
     ops: Sequence[str] = ("eq",)
     build: Callable[[str, Any], ColumnElement[bool]] | None = None
     label: str = ""
+    # Stored values are normalised (e-mails case-folded, phones E.164); filter values get the same treatment.
+    normalize: Callable[[str], Any] | None = None
 
     def parse(self, name: str, raw: Any) -> Any:
         if not isinstance(raw, str):
@@ -55,7 +58,12 @@ class Filter:
                 raise ValidationError(f"filter '{name}' expects text", field=name)
             return raw
         try:
-            return _PARSERS[self.kind](raw)
+            value = _PARSERS[self.kind](raw)
+            if self.normalize is not None:
+                # A partial value (for contains/startswith) that does not normalise stays as typed.
+                with contextlib.suppress(KizunaError):
+                    value = self.normalize(value) or value
+            return value
         except (ValueError, KeyError, InvalidOperation) as exc:
             raise ValidationError(f"filter '{name}': '{raw}' is not a valid {self.kind}", field=name) from exc
 
@@ -83,7 +91,7 @@ class FilterSet:
             raw_items = value.split(",") if isinstance(value, str) else list(value)
             value = [spec.parse(name, item.strip() if isinstance(item, str) else item) for item in raw_items]
         elif op == "isnull":
-            value = _PARSERS["bool"](value) if isinstance(value, str) else bool(value)
+            value = Filter(kind="bool").parse(name, value) if isinstance(value, str) else bool(value)
         else:
             value = spec.parse(name, value)
         if spec.build is not None:
@@ -120,7 +128,9 @@ class FilterSet:
         if cursor:
             value, last_id = decode_cursor(cursor, name)
             if name != "id":
-                value = self.fields[name].parse(name, value) if name in self.fields else value
+                if not isinstance(value, str) or name not in self.fields:
+                    raise ValidationError("malformed cursor; use the next_cursor of the previous page", field="cursor")
+                value = self.fields[name].parse("cursor", value)
                 if desc:
                     query = query.where(or_(col < value, and_(col == value, pk < last_id)))
                 else:
@@ -169,12 +179,11 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _json_value(value: Any) -> Any:
+def _json_value(value: Any) -> str:
+    # Cursor values travel as text and are parsed back by the field's own parser.
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
+    return str(value)
 
 
 def encode_cursor(sort: str, value: Any, last_id: int) -> str:

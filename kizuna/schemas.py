@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic_core import PydanticCustomError
 
 from kizuna.config import get_settings
 from kizuna.customers.normalize import normalize_email, normalize_kana, normalize_phone, normalize_text
@@ -24,7 +25,11 @@ class Input(BaseModel):
         # Lone surrogates decode from JSON escapes but cannot be stored as UTF-8 by either database.
         where = _bad_unicode(data, "")
         if where is not None:
-            raise ValueError(f"{where or 'body'} contains invalid Unicode (a lone surrogate)")
+            raise PydanticCustomError(
+                "invalid_unicode",
+                "{field} contains invalid Unicode (a lone surrogate or a NUL character)",
+                {"field": where or "body"},
+            )
         return data
 
 
@@ -34,7 +39,7 @@ def _bad_unicode(value: Any, path: str) -> str | None:
             value.encode("utf-8")
         except UnicodeEncodeError:
             return path
-        return None
+        return path if "\x00" in value else None
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, (list, tuple)):

@@ -117,11 +117,13 @@ def authenticate_password(session: Session, *, email: str, password: str) -> Use
 
 def create_token(session: Session, *, actor: Actor, email: str, name: str) -> tuple[ApiToken, str]:
     """Create an API token for a user; returns the row and the token, which is never stored."""
-    user = session.scalar(select(User).where(User.email == normalize_email(email, field="email")))
+    wanted = normalize_email(email, field="email")
+    if actor.label != wanted:
+        # Checked before the lookup so that a non-admin cannot probe which e-mails have accounts.
+        require(actor, "tokens:manage")
+    user = session.scalar(select(User).where(User.email == wanted))
     if user is None:
         raise NotFound(f"no user with email {email}", field="email")
-    if actor.user_id != user.id:
-        require(actor, "tokens:manage")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(user_id=user.id, name=name, prefix=secret[:10], token_hash=_sha256(secret))
     session.add(token)
@@ -140,10 +142,9 @@ def create_token(session: Session, *, actor: Actor, email: str, name: str) -> tu
 
 def revoke_token(session: Session, *, actor: Actor, token_id: int) -> None:
     token = session.get(ApiToken, token_id)
-    if token is None:
+    # Someone else's token id is "not found" to anyone who may not manage tokens.
+    if token is None or (actor.user_id != token.user_id and not actor.can("tokens:manage")):
         raise NotFound(f"token {token_id} not found")
-    if actor.user_id != token.user_id:
-        require(actor, "tokens:manage")
     token.revoked_at = utcnow()
     _forget_tokens(session, token_hash=token.token_hash)
     audit.record(session, actor=actor, action="token.revoke", entity_type="api_token", entity_id=token.id)

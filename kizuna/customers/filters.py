@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, or_, select
 
 from kizuna.customers.models import Company, Consent, Customer, Tag, customer_tags
-from kizuna.customers.normalize import normalize_kana, normalize_text
+from kizuna.customers.normalize import normalize_email, normalize_kana, normalize_phone, normalize_text
 from kizuna.listing import ORDERED, TEXT, Filter, FilterSet, _escape_like
 
 
@@ -43,7 +43,7 @@ def _consent(channel: str):  # noqa: ANN202 - returns a clause builder
         newest = (
             select(Consent.status)
             .where(Consent.customer_id == Customer.id, Consent.channel == channel, Consent.purpose == "marketing")
-            .order_by(Consent.recorded_at.desc(), Consent.id.desc())
+            .order_by(Consent.id.desc())
             .limit(1)
             .scalar_subquery()
         )
@@ -59,8 +59,8 @@ CUSTOMER_FILTERS = FilterSet(
     fields={
         "id": Filter(Customer.id, "int", ORDERED),
         "external_id": Filter(Customer.external_id, "str", TEXT),
-        "email": Filter(Customer.email, "str", TEXT),
-        "phone": Filter(Customer.phone, "str", TEXT),
+        "email": Filter(Customer.email, "str", TEXT, normalize=normalize_email),
+        "phone": Filter(Customer.phone, "str", TEXT, normalize=normalize_phone),
         "full_name": Filter(Customer.full_name, "str", TEXT),
         "full_name_kana": Filter(Customer.full_name_kana, "str", TEXT),
         "gender": Filter(Customer.gender, "str", TEXT),

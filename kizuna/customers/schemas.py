@@ -119,7 +119,16 @@ class ConsentCreate(Input):
     status: ConsentStatus
     method: Text = Field(max_length=64, description="How it was given: web_form, business_card, store, ...")
     evidence: Text | None = Field(default=None, max_length=5000, description="Form wording, URL or reference.")
-    recorded_at: UTCTime | None = None
+    recorded_at: UTCTime | None = Field(
+        default=None, description="When the person decided (evidence); defaults to now. Never in the future."
+    )
+
+    @field_validator("recorded_at")
+    @classmethod
+    def _not_future(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5):
+            raise ValueError("a consent decision cannot be recorded in the future")
+        return value
 
 
 class ConsentRead(Output):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, select
+from sqlalchemy import and_, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from kizuna.auth import audit
@@ -227,12 +227,26 @@ def update_customer(
 
 def delete_customer(session: Session, *, actor: Actor, customer_id: int, expected_version: int | None) -> None:
     require(actor, "customers:delete")
+    survivor_id = resolve_id(session, customer_id)
+    if survivor_id != customer_id:
+        raise ValidationError(
+            f"customer {customer_id} was merged into customer {survivor_id}; delete {survivor_id} instead",
+            field="customer_id",
+        )
     customer = get_customer(session, customer_id)
     check_version(customer.version, if_match=expected_version)
-    # Rows merged into this customer point at it; they go with it.
-    for merged in session.scalars(select(Customer).where(Customer.merged_into_id == customer.id)):
-        merged.merged_into_id = None
-        session.delete(merged)
+    # Records merged into this customer point at it and hold its history; they go with it.
+    merged_ids = list(session.scalars(select(Customer.id).where(Customer.merged_into_id == customer.id)))
+    if merged_ids:
+        session.execute(
+            update(Customer)
+            .where(Customer.id.in_(merged_ids))
+            .values(merged_into_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            delete(Customer).where(Customer.id.in_(merged_ids)).execution_options(synchronize_session=False)
+        )
     audit.record(
         session,
         actor=actor,
@@ -275,9 +289,7 @@ def record_consent(session: Session, *, actor: Actor, customer_id: int, data: Co
 
 def current_consents(session: Session, customer_id: int) -> list[Consent]:
     """The consent in force for each channel and purpose (the newest decision wins)."""
-    rows = session.scalars(
-        select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.recorded_at, Consent.id)
-    )
+    rows = session.scalars(select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.id))
     latest: dict[tuple[str, str], Consent] = {}
     for row in rows:
         latest[(row.channel, row.purpose)] = row
@@ -285,27 +297,24 @@ def current_consents(session: Session, customer_id: int) -> list[Consent]:
 
 
 def has_consent(session: Session, *, customer_id: int, channel: str, purpose: str = "marketing") -> bool:
-    """True only when the newest recorded decision for this channel and purpose is ``granted``.
+    """True only when the last decision recorded for this channel and purpose is ``granted``.
+
+    "Last" is the order Kizuna recorded decisions in (id), not the ``recorded_at`` a client claims, so a
+    back-dated or mistyped date can never revive a consent that was withdrawn after it.
 
     Every marketing send asks this one function; no record means no consent (特定電子メール法 opt-in).
     """
     status = session.scalar(
         select(Consent.status)
         .where(Consent.customer_id == customer_id, Consent.channel == channel, Consent.purpose == purpose)
-        .order_by(Consent.recorded_at.desc(), Consent.id.desc())
+        .order_by(Consent.id.desc())
         .limit(1)
     )
     return status == "granted"
 
 
 def consent_history(session: Session, customer_id: int) -> list[Consent]:
-    return list(
-        session.scalars(
-            select(Consent)
-            .where(Consent.customer_id == customer_id)
-            .order_by(Consent.recorded_at.desc(), Consent.id.desc())
-        )
-    )
+    return list(session.scalars(select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.id.desc())))
 
 
 # --- notes, identities -----------------------------------------------------------------------------------

@@ -230,6 +230,9 @@ def _encode(item: TimelineItem) -> str:
 def _decode(cursor: str) -> tuple[dt.datetime, str, int]:
     try:
         at, kind, last_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return dt.datetime.fromisoformat(at), str(kind), int(last_id)
+        moment = dt.datetime.fromisoformat(at)
+        if moment.tzinfo is None:
+            raise ValueError("naive time in cursor")
+        return moment, str(kind), int(last_id)
     except (ValueError, TypeError) as exc:
         raise ValidationError("malformed timeline cursor", field="cursor") from exc

@@ -218,7 +218,9 @@ def _parse_into(row: OrderLineRow, raw: dict[str, Any]) -> None:
         row.errors.append(("sku", "sku: empty"))
     item = row.item
     if "unit_price" not in item and "amount" in item:
-        item["unit_price"] = item["amount"] / item.get("quantity", 1) if item.get("quantity") else item["amount"]
+        # The line keeps the given amount; the derived unit price is rounded to the cent.
+        unit = item["amount"] / item["quantity"] if item.get("quantity") else item["amount"]
+        item["unit_price"] = unit.quantize(Decimal("0.01"))
     if "unit_price" not in item and not any(f in ("unit_price", "amount") for f, _ in row.errors):
         row.errors.append(("unit_price", "unit_price: empty (give unit_price or amount)"))
 

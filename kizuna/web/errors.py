@@ -35,7 +35,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": _loc(tuple(e.get("loc", ()))), "message": e.get("msg", ""), "type": e.get("type", "")}
+            {
+                # A model-level check names its field in ctx (e.g. invalid Unicode deep in a body).
+                "field": (e.get("ctx") or {}).get("field") or _loc(tuple(e.get("loc", ()))),
+                "message": e.get("msg", ""),
+                "type": e.get("type", ""),
+            }
             for e in exc.errors()
         ]
         first = errors[0] if errors else {"field": None, "message": "invalid request"}

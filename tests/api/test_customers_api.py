@@ -166,3 +166,38 @@ def test_companies_and_products_accept_attributes(client):
     assert company.status_code == 201 and company.json()["attributes"] == {"tier": "A"}
     product = client.post("/api/v1/products", json={"sku": "A1", "name": "a", "attributes": {"size": "L"}})
     assert product.status_code == 201 and product.json()["attributes"] == {"size": "L"}
+
+
+def test_crafted_cursors_and_filter_values_are_422(client):
+    import base64
+    import json
+
+    def cursor(*parts):
+        return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).decode().rstrip("=")
+
+    cid = _create(client, email="c@example.jp").json()["id"]
+    assert client.get("/api/v1/customers?id__isnull=maybe").status_code == 422
+    for bad in (cursor("created_at", None, 1), cursor("created_at", 123, 1), cursor("created_at", "soon", 1)):
+        assert client.get("/api/v1/customers", params={"sort": "created_at", "cursor": bad}).status_code == 422
+    naive = cursor("2024-01-01T00:00:00", "event", 1)
+    assert client.get(f"/api/v1/customers/{cid}/timeline", params={"cursor": naive}).status_code == 422
+    nul = client.post("/api/v1/customers", json={"family_name": "田\x00中"})
+    assert nul.status_code == 422 and nul.json()["error"]["field"] == "family_name"
+
+
+def test_email_and_phone_filters_normalise_like_stored_values(client):
+    cid = _create(client, email="upper@example.com", phone="090-1234-5678").json()["id"]
+    assert [c["id"] for c in client.get("/api/v1/customers?email=Upper@Example.com").json()["items"]] == [cid]
+    assert [c["id"] for c in client.get("/api/v1/customers?phone=09012345678").json()["items"]] == [cid]
+    assert [c["id"] for c in client.get("/api/v1/customers?email__contains=UPPER").json()["items"]] == [cid]
+
+
+def test_survivor_of_a_merge_can_be_deleted_but_not_through_the_merged_id(client):
+    a = _create(client, email="a@example.jp").json()["id"]
+    b = _create(client, email="b@example.jp").json()["id"]
+    assert client.post(f"/api/v1/customers/{a}/merge", json={"merge_id": b}).status_code == 200
+    via_old = client.delete(f"/api/v1/customers/{b}")
+    assert via_old.status_code == 422 and str(a) in via_old.json()["error"]["message"]
+    assert client.delete(f"/api/v1/customers/{a}").status_code == 204
+    assert client.get(f"/api/v1/customers/{a}").status_code == 404
+    assert client.get(f"/api/v1/customers/{b}").status_code == 404

@@ -71,3 +71,13 @@ def test_the_last_active_admin_cannot_be_demoted_or_disabled(client):
     other = client.post("/api/v1/users", json={"email": "second-admin@example.com", "role": "admin"}).json()
     assert client.patch(f"/api/v1/users/{me['id']}", json={"role": "manager"}).status_code == 200
     assert other["role"] == "admin"
+
+
+def test_non_admin_cannot_probe_accounts_through_tokens(client_as, client):
+    viewer = client_as("viewer")
+    missing = viewer.post("/api/v1/tokens", json={"name": "x", "email": "nobody@example.com"})
+    existing = viewer.post("/api/v1/tokens", json={"name": "x", "email": "api-admin@example.com"})
+    assert missing.status_code == existing.status_code == 403
+    admin_token = client.post("/api/v1/tokens", json={"name": "mine"}).json()["id"]
+    assert viewer.delete(f"/api/v1/tokens/{admin_token}").status_code == 404
+    assert viewer.delete("/api/v1/tokens/999999").status_code == 404

@@ -45,3 +45,33 @@ def test_consent_filter_matches_has_consent(client, session):
     refused = {c["id"] for c in client.get("/api/v1/customers?email_consent=false").json()["items"]}
     assert granted == {yes.id}
     assert refused == {no.id, never.id}
+
+
+def test_a_back_dated_or_future_grant_cannot_override_a_later_withdrawal(client, session):
+    c = factories.customer(session, email="late@example.jp")
+    session.commit()
+    future = client.post(
+        f"/api/v1/customers/{c.id}/consents",
+        json={"channel": "email", "status": "granted", "method": "web", "recorded_at": "2099-01-01T00:00:00Z"},
+    )
+    assert future.status_code == 422 and future.json()["error"]["field"] == "recorded_at"
+    assert (
+        client.post(
+            f"/api/v1/customers/{c.id}/consents", json={"channel": "email", "status": "granted", "method": "web"}
+        ).status_code
+        == 201
+    )
+    assert (
+        client.post(
+            f"/api/v1/customers/{c.id}/consents",
+            json={
+                "channel": "email",
+                "status": "withdrawn",
+                "method": "unsubscribe_link",
+                "recorded_at": "2020-01-01T00:00:00Z",
+            },
+        ).status_code
+        == 201
+    )
+    assert not service.has_consent(session, customer_id=c.id, channel="email")
+    assert client.get("/api/v1/customers?email_consent=true").json()["items"] == []
