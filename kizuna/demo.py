@@ -40,6 +40,7 @@ CATALOG = {
     "調味料": (["甘口", "辛口", "だし"], ["旨味屋", "Sakura Foods"], 400, 1500),
     "器具": (["ベーシック", "プロ仕様"], ["Blue Harbor", "工房 和"], 1500, 12000),
 }
+SKU_PREFIX = {"コーヒー": "COF", "紅茶": "TEA", "日本茶": "JPT", "菓子": "SWT", "調味料": "SEA", "器具": "EQP"}
 TAGS = ["VIP", "B2B", "新規", "休眠", "イベント参加", "newsletter", "sample-request", "店舗会員"]
 EVENT_TYPES = {
     "web": ["page_view", "page_view", "page_view", "product_view", "cart_add", "search"],
@@ -98,7 +99,7 @@ def load_demo(
                 price = Decimal(rng.randrange(low, high, 10))
                 products.append(
                     Product(
-                        sku=f"{category[:1]}-{len(products) + 1:04d}",
+                        sku=f"{SKU_PREFIX[category]}-{len(products) + 1:04d}",
                         currency="JPY",
                         price=price,
                         name=f"{brand} {category} {taste} No.{n + 1}",
