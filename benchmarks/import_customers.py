@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import random
+import resource
 import sys
 import time
 from pathlib import Path
@@ -101,6 +103,12 @@ def pandas_baseline(path: Path) -> float:
     return time.perf_counter() - started
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and its finished children (the parser pool)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -126,6 +134,8 @@ def main() -> None:
     migrate(engine)
 
     baseline = pandas_baseline(path)
+    load_before = os.getloadavg()[0]
+    cpu_before = _cpu_seconds()
     report = run_import(
         engine,
         "customers",
@@ -136,10 +146,13 @@ def main() -> None:
         batch_size=get_settings().import_batch_size,
     )
     rate = report.read / report.seconds
+    cpu = _cpu_seconds() - cpu_before
     print(f"file:        {path.name} ({path.stat().st_size / 1e6:.0f} MB, {report.encoding})")
     print(f"import:      {report.read:,} rows in {report.seconds:.1f} s = {rate:,.0f} rows/s")
     print(f"             inserted {report.inserted:,}, updated {report.updated:,}, duplicates {report.duplicates:,}, "
           f"rejected {report.rejected:,}")  # fmt: skip
+    print(f"cpu:         {cpu:.1f} s over all processes = {cpu / report.read * 1e6:.0f} us per row "
+          f"(load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)")  # fmt: skip
     print(f"pandas:      read_csv + drop_duplicates {baseline:.1f} s = {report.read / baseline:,.0f} rows/s")
     print(f"target:      {TARGET_ROWS_PER_SECOND:,} rows/s -> {'met' if rate >= TARGET_ROWS_PER_SECOND else 'NOT met'}")
 

@@ -31,10 +31,14 @@ def _fail(exc: KizunaError) -> typer.Exit:
 
 
 def _engine():  # noqa: ANN202
+    from kizuna.customers.models import Customer
     from kizuna.db import get_engine, migrate
+    from kizuna.imports.bulk import restore_indexes
 
     engine = get_engine()
     migrate(engine)
+    # An import killed mid-load may have left customer indexes dropped; put them back.
+    restore_indexes(engine, Customer.__table__)
     return engine
 
 

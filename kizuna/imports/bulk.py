@@ -7,10 +7,13 @@ itself; here the statement is compiled once and each value goes through its colu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert
+from sqlalchemy import Table, bindparam, insert, inspect, literal, select
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 
@@ -32,11 +35,16 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
             defaults[name] = default.arg(None) if default.is_callable else default.arg  # type: ignore[union-attr]
     processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order]
     typed = [(i, process) for i, process in enumerate(processors) if process is not None]
+    pick = itemgetter(*order) if len(order) > 1 else (lambda row: (row[order[0]],))
     params: list[Any] = []
     # The same object in consecutive rows (the batch's timestamp, an empty dict) is processed once.
     last: dict[int, tuple[Any, Any]] = {}
     for row in rows:
-        values = [row[name] if name not in defaults else defaults[name] for name in order]
+        picked = pick(defaults | row if defaults else row)
+        if not typed:
+            params.append(picked if compiled.positional else dict(zip(order, picked, strict=True)))
+            continue
+        values = list(picked)
         for i, process in typed:
             value = values[i]
             if value is None:
@@ -49,3 +57,44 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
                 last[i] = (value, values[i])
         params.append(tuple(values) if compiled.positional else dict(zip(order, values, strict=True)))
     connection.exec_driver_sql(compiled.string, params)
+
+
+@contextmanager
+def without_indexes(connection: Connection, table: Table, names: Iterable[str]) -> Iterator[bool]:
+    """On SQLite, drop the named non-unique indexes of an EMPTY ``table`` for a bulk load; build them after.
+
+    Yields whether it dropped them. Indexes fed random keys (e-mail, phone, name) make every batch dirty pages
+    all over them, which each commit writes out; building an index once from the finished table is a sort.
+    Unique indexes are never dropped (they are what de-duplication relies on), nor anything on a table that
+    already has rows. The indexes are built again in ``finally``; if the process dies first, the next import
+    (``restore_indexes``) or ``kizuna init`` builds the missing ones.
+    """
+    wanted = set(names)
+    indexes = [index for index in table.indexes if index.name in wanted and not index.unique]
+    if (
+        connection.dialect.name != "sqlite"
+        or not indexes
+        or connection.execute(select(literal(1)).select_from(table).limit(1)).first() is not None
+    ):
+        connection.rollback()
+        yield False
+        return
+    for index in indexes:
+        index.drop(connection, checkfirst=True)
+    connection.commit()
+    try:
+        yield True
+    finally:
+        connection.rollback()
+        for index in indexes:
+            index.create(connection, checkfirst=True)
+        connection.commit()
+
+
+def restore_indexes(engine: Engine, table: Table) -> None:
+    """Build any index of ``table`` the database lacks (one an interrupted bulk load left dropped)."""
+    with engine.begin() as connection:
+        present = {index["name"] for index in inspect(connection).get_indexes(table.name)}
+        for index in table.indexes:
+            if index.name not in present:
+                index.create(connection, checkfirst=True)
