@@ -141,9 +141,10 @@ def map_headers(
                 "rename one of them or remove it"
             )
         seen[header.strip()] = index
-    alias_index: dict[str, str] = {}
+    # A field's own name always wins over another field's alias ("customer_id" vs "customer id").
+    alias_index: dict[str, str] = {header_key(name): name for name in columns.aliases}
     for name, aliases in columns.aliases.items():
-        for alias in (name, *aliases):
+        for alias in aliases:
             alias_index.setdefault(header_key(alias), name)
     by_key = {header_key(h): h for h in headers if h.strip()}
     mapping: dict[str, str] = {}

@@ -145,3 +145,40 @@ def test_cli_exit_codes_and_report_file(db, csv_file, tmp_path, monkeypatch):
     finally:
         get_settings.cache_clear()
         get_engine.cache_clear()
+
+
+def test_customer_id_column_means_kizuna_id_not_external_id(shop, session, csv_file):
+    from kizuna.customers.models import Customer
+
+    two = session.scalar(select(Customer).where(Customer.email == "two@example.jp"))
+    decoy = factories.customer(session, external_id=str(two.id), email="decoy@example.jp")
+    session.commit()
+    report = run_import(
+        shop,
+        "orders",
+        csv_file(
+            [
+                "order_id,customer_id,ordered_at,sku,quantity,unit_price",
+                f"O-ID,{two.id},2024-01-05,SKU-1,1,1200",
+            ]
+        ),
+        actor=SYSTEM,
+    )
+    assert report.mapping["customer_id"] == "customer_id"
+    order = session.scalar(select(Order).where(Order.external_id == "O-ID"))
+    assert order.customer_id == two.id != decoy.id
+
+
+def test_every_alias_of_every_kind_names_one_field():
+    from kizuna.imports.reader import header_key
+    from kizuna.imports.runner import KINDS, importer_for
+
+    for kind in KINDS:
+        importer = importer_for(kind)
+        owners: dict[str, set[str]] = {}
+        for name, aliases in importer.columns.aliases.items():
+            for alias in (name, *aliases):
+                owners.setdefault(header_key(alias), set()).add(name)
+        own = {header_key(n) for n in importer.columns.aliases}
+        clashes = {k: v for k, v in owners.items() if len(v) > 1 and k not in own}
+        assert clashes == {}, f"{kind}: aliases shared by several fields: {clashes}"
