@@ -60,7 +60,10 @@ class Output(BaseModel):
 
 
 def _text(value: Any) -> Any:
-    return normalize_text(value) if isinstance(value, str) else value
+    try:
+        return normalize_text(value) if isinstance(value, str) else value
+    except KizunaValidationError as exc:
+        raise ValueError(exc.message) from exc
 
 
 def _email(value: Any) -> Any:
@@ -78,7 +81,10 @@ def _phone(value: Any) -> Any:
 
 
 def _kana(value: Any) -> Any:
-    return normalize_kana(value) if isinstance(value, str) else value
+    try:
+        return normalize_kana(value) if isinstance(value, str) else value
+    except KizunaValidationError as exc:
+        raise ValueError(exc.message) from exc
 
 
 def _aware(value: Any) -> Any:

@@ -29,6 +29,9 @@ def normalize_text(value: object | None) -> str | None:
     if value is None:
         return None
     text = _SPACES.sub(" ", unicodedata.normalize("NFKC", str(value))).strip()
+    if "\x00" in text:
+        # PostgreSQL cannot store NUL; refusing it here makes it a per-row error, not a failed batch.
+        raise ValidationError("text contains a NUL character")
     return text or None
 
 

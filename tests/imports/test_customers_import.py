@@ -222,3 +222,25 @@ def test_dry_run_counts_but_writes_nothing(db, session, csv_file):
 def test_import_needs_data_import_permission(db, csv_file):
     with pytest.raises(PermissionDenied):
         run_import(db, "customers", csv_file(JAPANESE), actor=Actor(label="v", role="viewer"))
+
+
+def test_a_nul_in_one_cell_rejects_that_row_only(db, session, csv_file):
+    from kizuna.auth.permissions import Actor
+    from kizuna.imports.runner import run_import
+
+    report = run_import(
+        db,
+        "customers",
+        csv_file(
+            [
+                "email,姓",
+                "a@example.jp,山田",
+                "b@example.jp,田\x00中",
+                "c@example.jp,佐藤",
+            ]
+        ),
+        actor=Actor.system("test"),
+    )
+    assert report.inserted == 2
+    assert [r.line for r in report.rejects] == [3]
+    assert "NUL" in report.rejects[0].reason
