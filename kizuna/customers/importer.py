@@ -492,7 +492,7 @@ def _record_consents(session: Session, people: list[_Person], ctx: WriteContext,
         query = (
             select(Consent.customer_id, Consent.status)
             .where(Consent.customer_id.in_(chunk), Consent.channel == "email", Consent.purpose == "marketing")
-            .order_by(Consent.recorded_at, Consent.id)
+            .order_by(Consent.id)
         )
         for customer_id, status in session.execute(query):
             in_force[customer_id] = status
