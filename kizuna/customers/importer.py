@@ -573,7 +573,7 @@ _STAGE = scratch_table(
     Column("full_name", _table.c.full_name.type),
     Column("full_name_kana", _table.c.full_name_kana.type),
 )
-_STAGE_NAMES = [c.name for c in _STAGE.c if c.name != "cid"]
+_STAGE_NAMES = [c.name for c in _STAGE.c]
 _KEYS = scratch_table(
     "kz_import_customer_keys",
     Column("idx", Integer, nullable=False),
@@ -592,7 +592,11 @@ def _insert_strangers(session: Session, rows: list[CustomerRow], ctx: WriteConte
     """
     connection = session.connection()
     reset_scratch(session, _STAGE, _KEYS)
-    insert_tuples(session, _STAGE, _STAGE_NAMES, [(i, row.line, *row.fields, *row.names) for i, row in enumerate(rows)])
+    base = _first_ids(connection)
+    staged = [
+        (i, None if base is None else base + 1 + i, row.line, *row.fields, *row.names) for i, row in enumerate(rows)
+    ]
+    insert_tuples(session, _STAGE, _STAGE_NAMES, staged)
     s, k, stored = _STAGE.c, _KEYS.c, CustomerIdentity.__table__.c
     keys = union_all(*(select(s.idx, literal(kind), s[kind]).where(s[kind].is_not(None)) for kind in IDENTITY_FIELDS))
     connection.execute(insert(_KEYS).from_select(["idx", "kind", "value"], keys))
@@ -611,7 +615,9 @@ def _insert_strangers(session: Session, rows: list[CustomerRow], ctx: WriteConte
     if not fresh:
         return rows
     now = utcnow()
-    _number_stage(connection)
+    if base is None:
+        sequence = func.pg_get_serial_sequence(_table.name, "id")
+        connection.execute(update(_STAGE).values(cid=func.nextval(sequence)))
     connection.execute(insert(_table).from_select(*_from_stage(now)))
     identities = (
         select(s.cid, k.kind, k.value, literal(now, UTCDateTime()))
@@ -641,18 +647,17 @@ def _insert_strangers(session: Session, rows: list[CustomerRow], ctx: WriteConte
     return [rows[i] for i in known]
 
 
-def _number_stage(connection: Any) -> None:
-    """Give each staged stranger its customer id, in file order."""
-    s = _STAGE.c
+def _first_ids(connection: Any) -> int | None:
+    """SQLite: the id before the batch's first stranger (the batch's row i gets it + 1 + i). PostgreSQL: None,
+    its ids come from the table's sequence once the strangers are known.
+
+    The batch holds SQLite's write lock (the runner begins it IMMEDIATE); should anyone else take one of these
+    ids anyway, the primary key refuses the insert and the batch rolls back. Rows that turn out to be known
+    leave their id unused: ids follow file order, with gaps.
+    """
     if connection.dialect.name == "postgresql":
-        sequence = func.pg_get_serial_sequence(_table.name, "id")
-        connection.execute(update(_STAGE).values(cid=func.nextval(sequence)))
-        return
-    # SQLite: the ids after the highest. The batch holds the write lock (the runner begins it IMMEDIATE), and
-    # should anyone else have taken one of these ids, the primary key refuses the insert and the batch rolls back.
-    base = connection.scalar(select(func.coalesce(func.max(_table.c.id), 0)))
-    numbered = select(s.idx, func.row_number().over(order_by=s.idx).label("n")).subquery()
-    connection.execute(update(_STAGE).values(cid=base + numbered.c.n).where(s.idx == numbered.c.idx))
+        return None
+    return int(connection.scalar(select(func.coalesce(func.max(_table.c.id), 0))))
 
 
 def _from_stage(now: dt.datetime) -> tuple[list[str], Any]:

@@ -50,7 +50,10 @@ def _snapshot(engine: Engine) -> dict:
         skip = {"id", "created_at", "updated_at", "tags", "company"}
         return {
             "customers": [
-                ({k: v for k, v in vars(c).items() if not k.startswith("_") and k not in skip}, [t.name for t in c.tags])
+                (
+                    {k: v for k, v in vars(c).items() if not k.startswith("_") and k not in skip},
+                    [t.name for t in c.tags],
+                )
                 for c in customers
             ],
             "identities": sorted(
