@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,21 @@ from kizuna.errors import KizunaError
 JAPANESE_ENCODINGS = ("cp932", "euc_jp", "iso2022_jp")
 _CHUNK = 1 << 20
 _IGNORED_IN_HEADERS = re.compile(r"[\s_\-・]+")
+# Encodings in which the bytes \r, \n and " only ever stand for themselves (never inside a multi-byte character),
+# so a CSV file in them can be cut into byte ranges that decode and parse on their own. Not UTF-16 (either byte of
+# a code unit may be 0x0A or 0x22) nor ISO-2022-JP (kanji are pairs of ASCII bytes, " among them).
+SPLITTABLE_ENCODINGS = frozenset({"utf-8", "utf-8-sig", "cp932", "euc_jp"})
+# Bytes per range handed to a worker process: big enough that splitting costs the main process next to nothing
+# per row, small enough that workers have results ready soon and ranges in flight stay a few MB.
+CSV_RANGE_BYTES = 1 << 20
+# A range that finds no safe cut in this many ranges' worth of bytes (a stray quote, a huge quoted field) is left
+# to the sequential reader rather than grown without bound.
+_MAX_RANGE_FACTOR = 16
+# Appended after a range's text as one more line: if the csv reader does not give it back as the last row on its
+# own, the range ended inside a quoted field. Private-use characters; a range whose text contains it is read
+# sequentially instead, so the row can only be the appended line.
+_END_OF_RANGE = "\ue000kizuna:end-of-range\ue000"
+_LONE_CR = re.compile(rb"\r(?!\n)")
 
 
 class ImportFileError(KizunaError):
@@ -234,39 +250,212 @@ def _jsonl_keys(path: Path, encoding: str, sample_lines: int = 1000) -> list[str
     return list(keys)
 
 
-def records(source: Source, *, errors: list[tuple[int, str]] | None = None) -> Iterator[Record]:
+class RangeMisaligned(Exception):
+    """A byte range did not end at a row boundary (a stray quote fooled the split); read it sequentially."""
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """Bytes ``[start, end)`` of a CSV file, starting at a row boundary; ``first_line`` is the physical line at
+    ``start`` (header = line 1). ``end`` None: no safe cut was found, the rest of the file is read sequentially."""
+
+    start: int
+    end: int | None
+    first_line: int
+
+
+class RecordStream(Iterator[Record]):
+    """What ``records()`` returns: the data rows in file order, read lazily.
+
+    Until it is iterated the file is untouched, so the import runner can instead hand byte ranges of the same
+    source to worker processes (``split_csv`` / ``range_records``), reporting read errors as ``errors`` would.
+    """
+
+    def __init__(self, source: Source, errors: list[tuple[int, str]] | None) -> None:
+        self.source = source
+        self.errors = errors
+        self._rows: Iterator[Record] | None = None
+
+    def __iter__(self) -> Iterator[Record]:
+        # Loops get the generator itself, so reading a row costs no extra Python call.
+        if self._rows is None:
+            self._rows = self.resume_at(ByteRange(0, None, 1))
+        return self._rows
+
+    def __next__(self) -> Record:
+        return next(iter(self))
+
+    @property
+    def splittable(self) -> bool:
+        """Whether byte ranges of this file decode and parse on their own, reporting read errors like this stream."""
+        return (
+            self.source.format == "csv"
+            and codecs.lookup(self.source.encoding).name in SPLITTABLE_ENCODINGS
+            and self.errors is not None
+        )
+
+    def resume_at(self, start: ByteRange) -> Iterator[Record]:
+        """The rows from ``start`` (a row boundary) to the end of the file, read in this process.
+
+        JSON Lines files are not split, so they are always read from the beginning.
+        """
+        if self.source.format == "jsonl":
+            return _jsonl_records(self.source, self.errors)
+        return _csv_file_records(self.source, start, self.errors)
+
+
+def records(source: Source, *, errors: list[tuple[int, str]] | None = None) -> RecordStream:
     """The data rows in file order. Rows that cannot even be read (bad JSON) go to ``errors`` as (line, reason)."""
-    if source.format == "jsonl":
-        yield from _jsonl_records(source, errors)
-        return
+    return RecordStream(source, errors)
+
+
+def _range_encoding(source: Source, start: int) -> str:
+    # Only the start of the file carries a byte-order mark; further on U+FEFF is data and must stay.
+    if start and codecs.lookup(source.encoding).name == "utf-8-sig":
+        return "utf-8"
+    return source.encoding
+
+
+def _csv_file_records(source: Source, piece: ByteRange, errors: list[tuple[int, str]] | None) -> Iterator[Record]:
+    with source.path.open("rb") as raw:
+        raw.seek(piece.start)
+        with io.TextIOWrapper(raw, encoding=_range_encoding(source, piece.start), newline="") as fh:
+            yield from _csv_records(
+                fh, source, first_line=piece.first_line, skip_header=piece.start == 0, errors=errors
+            )
+
+
+def _csv_records(
+    lines: Iterable[str],
+    source: Source,
+    *,
+    first_line: int,
+    skip_header: bool,
+    errors: list[tuple[int, str]] | None,
+    end_marker: str | None = None,
+) -> Iterator[Record]:
+    """CSV lines (split like a file opened with newline="") as Records: the one copy of the reading rules.
+
+    With ``end_marker`` the last line must be that marker, read back as a row of its own; otherwise the text
+    before it ended inside a quoted field and RangeMisaligned is raised after the last Record.
+    """
     headers = source.headers
     targets = [source.mapping.get(h) for h in headers]
     extras = [h if (h.strip() and source.mapping.get(h) is None and h in source.unmapped) else None for h in headers]
     width = len(headers)
-    with source.path.open(encoding=source.encoding, newline="") as fh:
-        reader = csv.reader(fh)
+    reader = csv.reader(lines)
+    if skip_header:
         next(reader, None)
+    previous_end = reader.line_num
+    ended = end_marker is None
+    for row in reader:
+        line = first_line + previous_end
         previous_end = reader.line_num
-        for row in reader:
-            line = previous_end + 1
-            previous_end = reader.line_num
-            if not row or not any(cell.strip() for cell in row):
+        if end_marker is not None and len(row) == 1 and row[0] == end_marker:
+            # The marker is not in the range's own text, so this row is the appended line and nothing follows.
+            ended = True
+            break
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        if len(row) > width and any(cell.strip() for cell in row[width:]):
+            if errors is not None:
+                errors.append((line, f"the row has {len(row)} cells but the header has {width}"))
+            continue
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for target, extra_name, cell in zip(targets, extras, row, strict=False):
+            cell = cell.strip()
+            if not cell:
                 continue
-            if len(row) > width and any(cell.strip() for cell in row[width:]):
-                if errors is not None:
-                    errors.append((line, f"the row has {len(row)} cells but the header has {width}"))
+            if target is not None:
+                values[target] = cell
+            elif extra_name is not None:
+                extra[extra_name] = cell
+        yield Record(line, values, extra)
+    if not ended:
+        raise RangeMisaligned(f"the range from line {first_line} does not end at a row boundary")
+
+
+def split_csv(path: Path, range_bytes: int | None = None) -> Iterator[ByteRange]:
+    """Cut a CSV file into ranges of about ``range_bytes`` that each start at a row boundary, by bytes alone.
+
+    A cut goes after a newline with an even number of quote bytes before it (RFC 4180: an odd count means the
+    newline is inside a quoted field). A stray quote in an unquoted field can fool that; ``range_records``
+    notices. Line numbers count line breaks as the csv reader does: \n, \r\n and a lone \r.
+    """
+    range_bytes = range_bytes or CSV_RANGE_BYTES
+    limit = range_bytes * _MAX_RANGE_FACTOR
+    with path.open("rb") as fh:
+        start, line, buf = 0, 1, b""
+        while True:
+            block = fh.read(range_bytes)
+            if not block:
+                if buf:
+                    yield ByteRange(start, start + len(buf), line)
+                return
+            # Cuts at or before the old end were already refused; only the new block's newlines are candidates.
+            floor = len(buf)
+            buf += block
+            cut = _safe_cut(buf, floor)
+            if cut is None:
+                if len(buf) > limit:
+                    yield ByteRange(start, None, line)
+                    return
                 continue
-            values: dict[str, Any] = {}
-            extra: dict[str, Any] = {}
-            for target, extra_name, cell in zip(targets, extras, row, strict=False):
-                cell = cell.strip()
-                if not cell:
-                    continue
-                if target is not None:
-                    values[target] = cell
-                elif extra_name is not None:
-                    extra[extra_name] = cell
-            yield Record(line, values, extra)
+            yield ByteRange(start, start + cut, line)
+            line += buf.count(b"\n", 0, cut)
+            # Counting \r\n is the slowest step; only a lone \r (rare) makes it necessary.
+            if buf.find(b"\r", 0, cut) >= 0 and _LONE_CR.search(buf, 0, cut):
+                line += buf.count(b"\r", 0, cut) - buf.count(b"\r\n", 0, cut)
+            start += cut
+            buf = buf[cut:]
+
+
+def _safe_cut(buf: bytes, floor: int) -> int | None:
+    cut = buf.rfind(b"\n") + 1
+    if cut <= floor:
+        return None
+    quotes = buf.count(b'"', 0, cut)
+    while quotes % 2:
+        previous = buf.rfind(b"\n", 0, cut - 1) + 1
+        if previous <= floor:
+            return None
+        quotes -= buf.count(b'"', previous, cut)
+        cut = previous
+    return cut
+
+
+def range_records(source: Source, piece: ByteRange, errors: list[tuple[int, str]]) -> Iterator[Record]:
+    """The Records of one range from ``split_csv``, read exactly as ``records()`` reads them (in a worker).
+
+    Raises RangeMisaligned, after whatever it yielded, when the range does not end at a row boundary; those
+    Records are then wrong and the caller reads from ``piece`` sequentially instead.
+    """
+    assert piece.end is not None
+    with source.path.open("rb") as fh:
+        fh.seek(piece.start)
+        data = fh.read(piece.end - piece.start)
+    try:
+        text = data.decode(_range_encoding(source, piece.start))
+    except UnicodeDecodeError as exc:
+        # The whole file decoded when it was opened, so the cut is at fault (or the file changed since).
+        raise RangeMisaligned(str(exc)) from exc
+    if _END_OF_RANGE in text:
+        raise RangeMisaligned("the range contains the end-of-range marker")
+    lines = io.StringIO(f"{text}\n{_END_OF_RANGE}", newline="")
+    try:
+        yield from _csv_records(
+            lines,
+            source,
+            first_line=piece.first_line,
+            skip_header=piece.start == 0,
+            errors=errors,
+            end_marker=_END_OF_RANGE,
+        )
+    except csv.Error as exc:
+        # A misaligned range can swallow megabytes into one quoted field past the field size limit; if the
+        # error is real, the sequential reader raises it again.
+        raise RangeMisaligned(str(exc)) from exc
 
 
 def _jsonl_records(source: Source, errors: list[tuple[int, str]] | None) -> Iterator[Record]:

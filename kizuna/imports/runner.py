@@ -10,7 +10,7 @@ import importlib
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -26,7 +26,18 @@ from kizuna.db import new_session, transaction
 from kizuna.errors import KizunaError
 from kizuna.imports.bulk import restore_indexes, without_indexes
 from kizuna.imports.importer import Importer, ImportOptions, Rejected, RowRejected, WriteContext, chunked
-from kizuna.imports.reader import ImportFileError, Record, open_source, records
+from kizuna.imports.reader import (
+    ByteRange,
+    ImportFileError,
+    RangeMisaligned,
+    Record,
+    RecordStream,
+    Source,
+    open_source,
+    range_records,
+    records,
+    split_csv,
+)
 from kizuna.imports.report import ImportReport, default_report_path
 from kizuna.outbox.service import emit
 
@@ -177,6 +188,9 @@ def _batch_transaction(bind: Engine | Connection) -> Iterator[Session]:
         return
     session = Session(bind=bind, expire_on_commit=False)
     try:
+        # Take SQLite's write lock before the batch reads anything: a batch that read first and then found
+        # another writer had committed in between could not write at all (and ids it reserved would be stale).
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
         yield session
         session.commit()
     except BaseException:
@@ -241,8 +255,15 @@ def _parse(
         for chunk in chunked(rows, chunk_size):
             yield from _collect(parse_chunk(importer.kind, options, chunk), report)
         return
-    # Workers parse ahead while this process writes; a bounded queue keeps memory flat on big files.
     with ProcessPoolExecutor(max_workers=workers) as pool:
+        if isinstance(rows, RecordStream) and rows.splittable:
+            # Reading and pickling Records would make this process (which also writes) the bottleneck: workers
+            # read their own byte ranges, and this process only finds where to cut.
+            resume = yield from _parse_ranges(pool, importer.kind, options, rows.source, workers, report)
+            if resume is None:
+                return
+            rows = rows.resume_at(resume)
+        # Workers parse ahead while this process writes; a bounded queue keeps memory flat on big files.
         pending: deque[Future[list[Any]]] = deque()
         for chunk in chunked(rows, chunk_size):
             pending.append(pool.submit(parse_chunk, importer.kind, options, chunk))
@@ -250,6 +271,41 @@ def _parse(
                 yield from _collect(pending.popleft().result(), report)
         while pending:
             yield from _collect(pending.popleft().result(), report)
+
+
+def _parse_ranges(
+    pool: ProcessPoolExecutor, kind: str, options: ImportOptions, source: Source, workers: int, report: ImportReport
+) -> Generator[Any, None, ByteRange | None]:
+    """Parsed rows of a CSV file read by the workers range by range, in file order.
+
+    Returns None when the file is done, or the range from which the caller must read sequentially: one that
+    did not end at a row boundary, or the rest of a file the splitter found no safe cut in.
+    """
+    pending: deque[tuple[ByteRange, Future[list[Any] | None]]] = deque()
+    pieces = split_csv(source.path)
+    resume: ByteRange | None = None
+    splitting = True
+    try:
+        while True:
+            if splitting and len(pending) < workers * 3:
+                piece = next(pieces, None)
+                if piece is not None and piece.end is not None:
+                    pending.append((piece, pool.submit(parse_range, kind, options, source, piece)))
+                    continue
+                splitting, resume = False, piece
+            if not pending:
+                return resume
+            piece, future = pending.popleft()
+            result = future.result()
+            if result is None:
+                # The next range starts inside a quoted field, and no later start can be trusted either;
+                # none of them has been counted yet.
+                for _, later in pending:
+                    later.cancel()
+                return piece
+            yield from _collect(result, report)
+    finally:
+        pieces.close()
 
 
 def _collect(results: list[Any], report: ImportReport) -> Iterator[Any]:
@@ -264,11 +320,35 @@ def _collect(results: list[Any], report: ImportReport) -> Iterator[Any]:
 
 def parse_chunk(kind: str, options: ImportOptions, chunk: list[Record]) -> list[Any]:
     """Parse rows (in a worker process for big files): each becomes a parsed value or a Rejected."""
-    importer = importer_for(kind)
+    return _parse_records(importer_for(kind), chunk, options)
+
+
+def parse_range(kind: str, options: ImportOptions, source: Source, piece: ByteRange) -> list[Any] | None:
+    """Read, decode and parse one byte range of a CSV file (in a worker process), unreadable rows as Rejected.
+
+    None when the range turns out not to end at a row boundary: the caller then reads from it sequentially.
+    """
+    read_errors: list[tuple[int, str]] = []
+    try:
+        return _parse_records(importer_for(kind), range_records(source, piece, read_errors), options, read_errors)
+    except RangeMisaligned:
+        return None
+
+
+def _parse_records(
+    importer: Importer, rows: Iterable[Record], options: ImportOptions, read_errors: list[tuple[int, str]] | None = None
+) -> list[Any]:
     out: list[Any] = []
-    for record in chunk:
+    for record in rows:
+        # Read errors so far are of lines before this record: in the output they keep their place in the file.
+        if read_errors:
+            out.extend(Rejected(line, [("row", reason)]) for line, reason in read_errors)
+            read_errors.clear()
         try:
             out.append(importer.parse(record, options))
         except RowRejected as exc:
             out.append(Rejected(record.line, exc.errors))
+    if read_errors:
+        out.extend(Rejected(line, [("row", reason)]) for line, reason in read_errors)
+        read_errors.clear()
     return out
