@@ -7,6 +7,7 @@ itself; here the statement is compiled once and each value goes through its colu
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
@@ -150,9 +151,15 @@ def without_indexes(connection: Connection, table: Table, names: Iterable[str]) 
         yield True
     finally:
         connection.rollback()
-        for index in indexes:
-            index.create(connection, checkfirst=True)
-        connection.commit()
+        # Building an index is a sort; SQLite may hand parts of it to helper threads (the CPU is idle by now).
+        threads = connection.exec_driver_sql("PRAGMA threads").scalar()
+        connection.exec_driver_sql(f"PRAGMA threads={os.cpu_count() or 1}")
+        try:
+            for index in indexes:
+                index.create(connection, checkfirst=True)
+            connection.commit()
+        finally:
+            connection.exec_driver_sql(f"PRAGMA threads={int(threads or 0)}")
 
 
 def restore_indexes(engine: Engine, table: Table) -> None:

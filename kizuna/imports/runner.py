@@ -27,6 +27,7 @@ from kizuna.errors import KizunaError
 from kizuna.imports.bulk import restore_indexes, without_indexes
 from kizuna.imports.importer import Importer, ImportOptions, Rejected, RowRejected, WriteContext, chunked
 from kizuna.imports.reader import (
+    CSV_RANGE_BYTES,
     ByteRange,
     ImportFileError,
     RangeMisaligned,
@@ -259,22 +260,35 @@ def _parse(
         if isinstance(rows, RecordStream) and rows.splittable:
             # Reading and pickling Records would make this process (which also writes) the bottleneck: workers
             # read their own byte ranges, and this process only finds where to cut.
-            resume = yield from _parse_ranges(pool, importer.kind, options, rows.source, workers, report)
+            resume = yield from _parse_ranges(pool, importer.kind, options, rows.source, size, workers, report)
             if resume is None:
                 return
             rows = rows.resume_at(resume)
         # Workers parse ahead while this process writes; a bounded queue keeps memory flat on big files.
         pending: deque[Future[list[Any]]] = deque()
+        ahead = _ahead(workers, size, chunk_size)
         for chunk in chunked(rows, chunk_size):
             pending.append(pool.submit(parse_chunk, importer.kind, options, chunk))
-            if len(pending) >= workers * 3:
+            if len(pending) >= ahead:
                 yield from _collect(pending.popleft().result(), report)
         while pending:
             yield from _collect(pending.popleft().result(), report)
 
 
+def _ahead(workers: int, batch_rows: int, rows_per_task: int) -> int:
+    """Parse tasks to keep submitted: two batches' worth, so the workers go on parsing the next batch while this
+    process writes one (a shorter queue leaves them idle for most of a big batch's write)."""
+    return max(workers * 3, 2 * -(-batch_rows // max(rows_per_task, 1)) + workers)
+
+
 def _parse_ranges(
-    pool: ProcessPoolExecutor, kind: str, options: ImportOptions, source: Source, workers: int, report: ImportReport
+    pool: ProcessPoolExecutor,
+    kind: str,
+    options: ImportOptions,
+    source: Source,
+    size: int,
+    workers: int,
+    report: ImportReport,
 ) -> Generator[Any, None, ByteRange | None]:
     """Parsed rows of a CSV file read by the workers range by range, in file order.
 
@@ -283,11 +297,13 @@ def _parse_ranges(
     """
     pending: deque[tuple[ByteRange, Future[list[Any] | None]]] = deque()
     pieces = split_csv(source.path)
+    rows_per_range = CSV_RANGE_BYTES * source.line_estimate // max(source.path.stat().st_size, 1)
+    ahead = _ahead(workers, size, rows_per_range)
     resume: ByteRange | None = None
     splitting = True
     try:
         while True:
-            if splitting and len(pending) < workers * 3:
+            if splitting and len(pending) < ahead:
                 piece = next(pieces, None)
                 if piece is not None and piece.end is not None:
                     pending.append((piece, pool.submit(parse_range, kind, options, source, piece)))
