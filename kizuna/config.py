@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     session_hours: int = Field(default=12, description="How long a UI login lasts.")
     secure_cookies: bool = Field(default=False, description="Mark cookies Secure (set when served over HTTPS).")
     max_body_bytes: int = Field(default=5_000_000, description="Largest JSON request body accepted.")
-    import_batch_size: int = Field(default=5000, description="Rows committed together by an import.")
+    import_batch_size: int = Field(default=20000, description="Rows committed together by an import.")
     page_size_max: int = Field(default=500, description="Largest page a list endpoint returns.")
 
     @property

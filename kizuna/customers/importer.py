@@ -8,23 +8,30 @@ one executemany per batch and changed ones updated the same way, so a million ro
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import annotated_types
 import pydantic
 from sqlalchemy import (
+    Boolean,
     Column,
     Integer,
+    MetaData,
     String,
+    Table,
     and_,
     bindparam,
     delete,
     func,
     insert,
     literal,
+    or_,
     select,
     text,
     tuple_,
@@ -32,7 +39,9 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import CreateTable
 
 from kizuna.config import get_settings
 from kizuna.customers.merge import merge_customers
@@ -41,8 +50,17 @@ from kizuna.customers.normalize import full_name
 from kizuna.customers.schemas import CustomerCreate
 from kizuna.customers.service import IDENTITY_FIELDS, tags_by_name
 from kizuna.db import JSONType, UTCDateTime, utcnow
-from kizuna.imports.bulk import insert_rows, insert_tuples, reset_scratch, scratch_table
-from kizuna.imports.importer import ImportOptions, RowRejected, WriteContext, chunked, errors_from, field_error
+from kizuna.imports.bulk import insert_rows, insert_tuples, reset_scratch, scratch_table, tuple_insert
+from kizuna.imports.importer import (
+    STAGED_SCHEMA,
+    ImportOptions,
+    RowRejected,
+    Staged,
+    WriteContext,
+    chunked,
+    errors_from,
+    field_error,
+)
 from kizuna.imports.reader import Columns, Record
 from kizuna.imports.values import nfkc, parse_bool, parse_date, split_tags
 
@@ -218,14 +236,30 @@ class CustomerImporter:
             record.line, tuple(map(values.get, FIELDS)), tags, opt_in, (names["full_name"], names["full_name_kana"])
         )
 
-    def batches(self, rows: Iterable[CustomerRow], size: int) -> Iterator[list[CustomerRow]]:
-        return chunked(rows, size)
+    def batches(self, rows: Iterable[CustomerRow | Staged], size: int) -> Iterator[list[CustomerRow] | Staged]:
+        batch: list[CustomerRow] = []
+        for row in rows:
+            if isinstance(row, Staged):
+                # A staged range is a batch of its own (the parser sized it so).
+                if batch:
+                    yield batch
+                    batch = []
+                yield row
+                continue
+            batch.append(row)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
-    def write(self, session: Session, rows: list[CustomerRow], ctx: WriteContext) -> None:
+    def stage(self, rows: list[CustomerRow], path: Path) -> None:
+        stage_rows(rows, path)
+
+    def write(self, session: Session, batch: list[CustomerRow] | Staged, ctx: WriteContext) -> None:
         report = ctx.report
         # Most rows of a big file are people nobody has seen; they go in set-based, the rest one group at a time.
-        if self.set_based:
-            rows = _insert_strangers(session, rows, ctx)
+        rows = _insert_strangers(session, batch, ctx) if self.set_based or isinstance(batch, Staged) else batch
         if not rows:
             return
         owners = _identity_owners(session, {key for row in rows for key in row.identities()})
@@ -281,7 +315,7 @@ def _field_checks(model: type[pydantic.BaseModel]) -> dict[str, Callable[[Any], 
         if typing.get_origin(inner) is typing.Annotated:
             base, *meta = typing.get_args(inner)
             if base is str and len(meta) == 1 and isinstance(meta[0], pydantic.BeforeValidator):
-                checks[name] = _str_check(meta[0].func, low, high)  # type: ignore[arg-type]
+                checks[name] = _str_check(meta[0].func, low, high, cached=name not in _UNIQUE_FIELDS)  # type: ignore[arg-type]
         elif not limits and typing.get_origin(inner) is typing.Literal:
             checks[name] = _choice_check(frozenset(typing.get_args(inner)))
         elif not limits and inner is dt.date:
@@ -289,7 +323,7 @@ def _field_checks(model: type[pydantic.BaseModel]) -> dict[str, Callable[[Any], 
     return checks
 
 
-def _str_check(func: Callable[[Any], Any], low: int, high: int | None) -> Callable[[Any], Any]:
+def _str_check(func: Callable[[Any], Any], low: int, high: int | None, *, cached: bool) -> Callable[[Any], Any]:
     def check(value: Any) -> Any:
         try:
             out = func(value)
@@ -299,7 +333,20 @@ def _str_check(func: Callable[[Any], Any], low: int, high: int | None) -> Callab
             return _INVALID
         return out
 
-    return check
+    if not cached:
+        return check
+    # Names, readings, prefectures and cities repeat across a customer file; each distinct text is judged once
+    # per parser process (the checks are pure functions of the text).
+    remembered = lru_cache(maxsize=16384)(check)
+
+    def check_cached(value: Any) -> Any:
+        return remembered(value) if type(value) is str else check(value)
+
+    return check_cached
+
+
+# Values nearly every row has its own of: a cache would only churn.
+_UNIQUE_FIELDS = frozenset({"email", "phone", "external_id", "address_line"})
 
 
 def _choice_check(choices: frozenset[Any]) -> Callable[[Any], Any]:
@@ -564,42 +611,97 @@ def _record_consents(session: Session, people: list[_Person], ctx: WriteContext,
 # Set-based path for rows that are nobody we know: the batch is staged in a temporary table, recognised in two
 # queries (its identities against stored ones, and against each other) and the strangers are inserted, with
 # their identities, by INSERT ... SELECT. Python touches each such row once, to stage it.
-_STAGE = scratch_table(
-    "kz_import_customers",
-    Column("idx", Integer, primary_key=True, autoincrement=False),
-    Column("cid", Integer),
-    Column("line", Integer),
-    *(Column(name, _table.c[name].type) for name in FIELDS),
-    Column("full_name", _table.c.full_name.type),
-    Column("full_name_kana", _table.c.full_name_kana.type),
-)
+def _stage_columns() -> list[Column[Any]]:
+    return [
+        Column("idx", Integer, primary_key=True, autoincrement=False),
+        Column("line", Integer),
+        *(Column(name, _table.c[name].type) for name in FIELDS),
+        Column("full_name", _table.c.full_name.type),
+        Column("full_name_kana", _table.c.full_name_kana.type),
+        Column("tags", JSONType),
+        Column("opt_in", Boolean),
+    ]
+
+
+def _key_columns() -> list[Column[Any]]:
+    return [
+        Column("idx", Integer, nullable=False),
+        Column("kind", String(32), nullable=False),
+        Column("value", String(320), nullable=False),
+    ]
+
+
+_STAGE = scratch_table("kz_import_customers", Column("cid", Integer), *_stage_columns())
 _STAGE_NAMES = [c.name for c in _STAGE.c]
-_KEYS = scratch_table(
-    "kz_import_customer_keys",
-    Column("idx", Integer, nullable=False),
-    Column("kind", String(32), nullable=False),
-    Column("value", String(320), nullable=False),
-)
-# The batch's own rows are staged in chunks below SQLite's bound-parameter limit when deleted by index.
+_KEYS = scratch_table("kz_import_customer_keys", *_key_columns())
+# A parser process's staged range (SQLite imports): the same rows in a file of their own, attached to the
+# writer's connection as STAGED_SCHEMA for the batch.
+_FILE_META = MetaData()
+_FILE_ROWS = Table("rows", _FILE_META, *_stage_columns())
+_FILE_KEYS = Table("keys", _FILE_META, *_key_columns())
+_ATTACHED = MetaData(schema=STAGED_SCHEMA)
+_ATTACHED_ROWS = _FILE_ROWS.to_metadata(_ATTACHED)
+_ATTACHED_KEYS = _FILE_KEYS.to_metadata(_ATTACHED)
 _IN_CHUNK = 5000
 
 
-def _insert_strangers(session: Session, rows: list[CustomerRow], ctx: WriteContext) -> list[CustomerRow]:
+def _stage_tuple(i: int, row: CustomerRow) -> tuple[Any, ...]:
+    return (i, row.line, *row.fields, *row.names, row.tags or None, row.email_opt_in)
+
+
+_SQLITE = sqlite_dialect()
+_FILE_DDL = [str(CreateTable(table).compile(dialect=_SQLITE)) for table in (_FILE_ROWS, _FILE_KEYS)]
+
+
+def stage_rows(rows: list[CustomerRow], path: Path) -> None:
+    """Write parsed rows and their identities to a new SQLite file (in a parser process, for the writer).
+
+    Values are bound exactly as SQLAlchemy binds them for SQLite, so the writer copies them as they are.
+    """
+    connection = sqlite3.connect(path)
+    try:
+        # A scratch file read once and deleted: nothing to journal or sync.
+        connection.execute("PRAGMA journal_mode=OFF")
+        connection.execute("PRAGMA synchronous=OFF")
+        for ddl in _FILE_DDL:
+            connection.execute(ddl)
+        names = [c.name for c in _FILE_ROWS.c]
+        connection.executemany(
+            *tuple_insert(_SQLITE, _FILE_ROWS, names, [_stage_tuple(i, r) for i, r in enumerate(rows)])
+        )
+        keys = [(i, kind, value) for i, row in enumerate(rows) for kind, value in row.identities()]
+        connection.executemany("INSERT INTO keys (idx, kind, value) VALUES (?, ?, ?)", keys)
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def _insert_strangers(session: Session, batch: list[CustomerRow] | Staged, ctx: WriteContext) -> list[CustomerRow]:
     """Insert the rows whose identities match no stored customer and no other row of the batch; return the rest.
 
     What they get is what the full path gives a row that is a new person: a customer with the settings' time
     zone and locale, its identities, tags, and its e-mail consent answer as the first consent on record.
+    ``batch`` is parsed rows, or a range a parser process staged in a file (attached as STAGED_SCHEMA).
     """
     connection = session.connection()
     reset_scratch(session, _STAGE, _KEYS)
     base = _first_ids(connection)
-    staged = [
-        (i, None if base is None else base + 1 + i, row.line, *row.fields, *row.names) for i, row in enumerate(rows)
-    ]
-    insert_tuples(session, _STAGE, _STAGE_NAMES, staged)
     s, k, stored = _STAGE.c, _KEYS.c, CustomerIdentity.__table__.c
-    keys = union_all(*(select(s.idx, literal(kind), s[kind]).where(s[kind].is_not(None)) for kind in IDENTITY_FIELDS))
-    connection.execute(insert(_KEYS).from_select(["idx", "kind", "value"], keys))
+    if isinstance(batch, Staged):
+        f = _ATTACHED_ROWS.c
+        cid = literal(None, Integer) if base is None else literal(base + 1) + f.idx
+        connection.execute(insert(_STAGE).from_select(_STAGE_NAMES, select(cid, *(f[n] for n in _STAGE_NAMES[1:]))))
+        connection.execute(insert(_KEYS).from_select(["idx", "kind", "value"], select(_ATTACHED_KEYS)))
+        total = batch.rows
+    else:
+        first = None if base is None else base + 1
+        staged = [(None if first is None else first + i, *_stage_tuple(i, row)) for i, row in enumerate(batch)]
+        insert_tuples(session, _STAGE, _STAGE_NAMES, staged)
+        keys = union_all(
+            *(select(s.idx, literal(kind), s[kind]).where(s[kind].is_not(None)) for kind in IDENTITY_FIELDS)
+        )
+        connection.execute(insert(_KEYS).from_select(["idx", "kind", "value"], keys))
+        total = len(batch)
     if connection.dialect.name == "postgresql":
         # A temporary table has no statistics; without them the planner may scan every stored identity.
         connection.execute(text(f"ANALYZE {_KEYS.name}"))
@@ -609,11 +711,12 @@ def _insert_strangers(session: Session, rows: list[CustomerRow], ctx: WriteConte
         select(k.idx).join(shared, and_(shared.c.kind == k.kind, shared.c.value == k.value)),
     )
     known = sorted(connection.scalars(known_query))
+    rest = [batch[i] for i in known] if isinstance(batch, list) else _staged_rows(connection, known)
     for chunk in chunked(known, _IN_CHUNK):
         connection.execute(delete(_STAGE).where(s.idx.in_(chunk)))
-    fresh = len(rows) - len(known)
+    fresh = total - len(known)
     if not fresh:
-        return rows
+        return rest
     now = utcnow()
     if base is None:
         sequence = func.pg_get_serial_sequence(_table.name, "id")
@@ -628,23 +731,33 @@ def _insert_strangers(session: Session, rows: list[CustomerRow], ctx: WriteConte
     connection.execute(
         insert(CustomerIdentity.__table__).from_select(["customer_id", "kind", "value", "created_at"], identities)
     )
-    known_set = set(known)
-    extras = [i for i, r in enumerate(rows) if (r.tags or r.email_opt_in is not None) and i not in known_set]
-    if extras:
-        ids = {idx: cid for idx, cid in connection.execute(select(s.idx, s.cid))}
-        people = [
-            _Person(
-                rows=[rows[i]],
-                tags=list(dict.fromkeys(rows[i].tags or ())),
-                opt_in=None if rows[i].email_opt_in is None else (rows[i].email_opt_in, rows[i].line),
-                customer_id=ids[i],
-            )
-            for i in extras
-        ]
+    extras = select(s.cid, s.line, s.tags, s.opt_in).where(or_(s.tags.is_not(None), s.opt_in.is_not(None)))
+    people = [
+        _Person(
+            rows=[],
+            tags=list(dict.fromkeys(tags or ())),
+            opt_in=None if opt_in is None else (opt_in, line),
+            customer_id=cid,
+        )
+        for cid, line, tags, opt_in in connection.execute(extras)
+    ]
+    if people:
         ctx.report.note("tags added", _add_tags(session, people))
         ctx.report.note("consents recorded", _record_consents(session, people, ctx, now))
     ctx.report.inserted += fresh
-    return [rows[i] for i in known]
+    return rest
+
+
+def _staged_rows(connection: Any, indexes: list[int]) -> list[CustomerRow]:
+    """Rows of the stage as parsed rows again, for the full path (the column types restore dates and dicts)."""
+    s = _STAGE.c
+    out: list[CustomerRow] = []
+    for chunk in chunked(indexes, _IN_CHUNK):
+        query = select(*(s[n] for n in _STAGE_NAMES[1:])).where(s.idx.in_(chunk)).order_by(s.idx)
+        for _idx, line, *values in connection.execute(query):
+            *fields, full, kana, tags, opt_in = values
+            out.append(CustomerRow(line, tuple(fields), tags or None, opt_in, (full, kana)))
+    return out
 
 
 def _first_ids(connection: Any) -> int | None:

@@ -14,7 +14,7 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Column, MetaData, Table, bindparam, insert, inspect, literal, select, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
 
@@ -68,13 +68,22 @@ def insert_tuples(session: Session, table: Table, names: Sequence[str], rows: Se
     """INSERT ``rows`` (tuples of values for the columns ``names``, in that order) into ``table``.
 
     The cheapest way in for rows that already are tuples: no dictionary per row on a positional driver.
-    Values go through their column type's bind processor as SQLAlchemy would; the same object in
-    consecutive rows (a shared timestamp or empty dict) is processed once.
     """
     if not rows:
         return
     connection = session.connection()
-    dialect = connection.dialect
+    statement, params = tuple_insert(connection.dialect, table, names, rows)
+    connection.exec_driver_sql(statement, params)
+
+
+def tuple_insert(
+    dialect: Dialect, table: Table, names: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> tuple[str, list[Any]]:
+    """The driver-level INSERT statement and executemany parameters for ``rows`` in ``dialect``.
+
+    Values go through their column type's bind processor as SQLAlchemy would, so what is stored is the same;
+    the same object in consecutive rows (a shared timestamp or empty dict) is processed once.
+    """
     statement = insert(table).values({name: bindparam(name) for name in names})
     compiled = statement.compile(dialect=dialect, for_executemany=True)
     order = list(compiled.positiontup or []) if compiled.positional else list(compiled.bind_names.values())
@@ -103,7 +112,7 @@ def insert_tuples(session: Session, table: Table, names: Sequence[str], rows: Se
             params.append(tuple(row) if in_order else tuple(row[i] for i in reorder))
         else:
             params.append({name: row[i] for name, i in zip(order, reorder, strict=True)})
-    connection.exec_driver_sql(compiled.string, params)
+    return compiled.string, params
 
 
 def scratch_table(name: str, *columns: Column[Any]) -> Table:

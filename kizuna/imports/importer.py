@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import pydantic
@@ -30,6 +31,22 @@ class WriteContext:
     actor: Actor
     options: ImportOptions
     report: ImportReport
+
+
+# The schema name a staged range's file is attached under on the writer's SQLite connection.
+STAGED_SCHEMA = "kz_staged"
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Parsed rows a parser process wrote to a scratch SQLite file, for a writer that reads them in SQL.
+
+    Only for SQLite imports, where moving rows between processes as Python objects would cost the single
+    writer more than the SQL that uses them; the file is one batch.
+    """
+
+    path: Path
+    rows: int
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
@@ -25,7 +27,16 @@ from kizuna.config import get_settings
 from kizuna.db import new_session, transaction
 from kizuna.errors import KizunaError
 from kizuna.imports.bulk import restore_indexes, without_indexes
-from kizuna.imports.importer import Importer, ImportOptions, Rejected, RowRejected, WriteContext, chunked
+from kizuna.imports.importer import (
+    STAGED_SCHEMA,
+    Importer,
+    ImportOptions,
+    Rejected,
+    RowRejected,
+    Staged,
+    WriteContext,
+    chunked,
+)
 from kizuna.imports.reader import (
     CSV_RANGE_BYTES,
     ByteRange,
@@ -50,6 +61,8 @@ KINDS: dict[str, str] = {
 }
 # Below this size a worker pool costs more to start than it saves.
 PARALLEL_MIN_BYTES = 4_000_000
+# How much parser processes lower their scheduling priority (see _parse).
+PARSER_NICENESS = 10
 # SQLite page cache of the import's own connection while it runs (KiB; the default elsewhere is 64 MiB). The
 # indexes an import feeds (e-mail, phone, name, identities) take random keys, so once they outgrow the cache
 # every insert reads pages back. Pages are only allocated as used and freed when the import ends.
@@ -125,7 +138,10 @@ def run_import(
         restore_indexes(engine, table)
 
     read_errors: list[tuple[int, str]] = []
-    parsed = _parse(importer, records(source, errors=read_errors), options, size, workers, report)
+    # On SQLite the parser processes hand over big CSV files as staged batches in scratch files of their own.
+    staging = not dry_run and engine.dialect.name == "sqlite" and hasattr(importer, "stage") and workers > 1
+    stage_dir = Path(tempfile.mkdtemp(prefix="kizuna-import-")) if staging else None
+    parsed = _parse(importer, records(source, errors=read_errors), options, size, workers, report, stage_dir)
     ctx = WriteContext(actor=actor, options=options, report=report)
     started = time.perf_counter()
     dry_session = new_session(engine) if dry_run else None
@@ -148,6 +164,8 @@ def run_import(
             with transaction(engine) as session:
                 emit(session, "import.completed", {"kind": kind, "file": path.name, "counts": report.counts()})
     finally:
+        if stage_dir is not None:
+            shutil.rmtree(stage_dir, ignore_errors=True)
         if dry_session is not None:
             dry_session.rollback()
             dry_session.close()
@@ -208,7 +226,7 @@ def _write_batch(
     before = report.counts()
     rejects_before = len(report.rejects)
     try:
-        with _batch_transaction(bind) as session:
+        with _attached(bind, batch), _batch_transaction(bind) as session:
             importer.write(session, batch, ctx)
             delta = {k: v - before.get(k, 0) for k, v in report.counts().items() if v != before.get(k, 0)}
             written = {k: v for k, v in delta.items() if k not in ("read", "unchanged", "rejected", "duplicates")}
@@ -235,6 +253,25 @@ def _write_batch(
         ) from exc
 
 
+@contextmanager
+def _attached(bind: Engine | Connection, batch: Any) -> Iterator[None]:
+    """A staged batch's file attached to the writer's connection for the batch, then detached and deleted."""
+    if not isinstance(batch, Staged):
+        yield
+        return
+    assert isinstance(bind, Connection), "staged batches are written through the import's SQLite connection"
+    # ATTACH and DETACH cannot run inside a transaction.
+    bind.exec_driver_sql(f"ATTACH DATABASE ? AS {STAGED_SCHEMA}", (str(batch.path),))
+    bind.commit()
+    try:
+        yield
+    finally:
+        bind.rollback()
+        bind.exec_driver_sql(f"DETACH DATABASE {STAGED_SCHEMA}")
+        bind.commit()
+        batch.path.unlink(missing_ok=True)
+
+
 def _take_read_errors(errors: list[tuple[int, str]], report: ImportReport) -> None:
     for line, reason in errors:
         report.read += 1
@@ -249,18 +286,22 @@ def _parse(
     size: int,
     workers: int,
     report: ImportReport,
+    stage_dir: Path | None = None,
 ) -> Iterator[Any]:
-    """Parsed rows in file order; rejected ones go straight into the report."""
+    """Parsed rows (or Staged batches, given ``stage_dir``) in file order; rejected ones go into the report."""
     chunk_size = min(size, 2000)
     if workers <= 1:
         for chunk in chunked(rows, chunk_size):
             yield from _collect(parse_chunk(importer.kind, options, chunk), report)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # The writer (this process) is the critical path; parsers lower their priority so it never waits for a core.
+    with ProcessPoolExecutor(max_workers=workers, initializer=os.nice, initargs=(PARSER_NICENESS,)) as pool:
         if isinstance(rows, RecordStream) and rows.splittable:
             # Reading and pickling Records would make this process (which also writes) the bottleneck: workers
             # read their own byte ranges, and this process only finds where to cut.
-            resume = yield from _parse_ranges(pool, importer.kind, options, rows.source, size, workers, report)
+            resume = yield from _parse_ranges(
+                pool, importer.kind, options, rows.source, size, workers, report, stage_dir
+            )
             if resume is None:
                 return
             rows = rows.resume_at(resume)
@@ -289,6 +330,7 @@ def _parse_ranges(
     size: int,
     workers: int,
     report: ImportReport,
+    stage_dir: Path | None,
 ) -> Generator[Any, None, ByteRange | None]:
     """Parsed rows of a CSV file read by the workers range by range, in file order.
 
@@ -296,9 +338,11 @@ def _parse_ranges(
     did not end at a row boundary, or the rest of a file the splitter found no safe cut in.
     """
     pending: deque[tuple[ByteRange, Future[list[Any] | None]]] = deque()
-    pieces = split_csv(source.path)
-    rows_per_range = CSV_RANGE_BYTES * source.line_estimate // max(source.path.stat().st_size, 1)
-    ahead = _ahead(workers, size, rows_per_range)
+    bytes_per_row = max(source.path.stat().st_size // source.line_estimate, 1)
+    # A staged range is written as one batch, so it is cut to about a batch's size.
+    range_bytes = size * bytes_per_row if stage_dir is not None else None
+    pieces = split_csv(source.path, range_bytes)
+    ahead = _ahead(workers, size, (range_bytes or CSV_RANGE_BYTES) // bytes_per_row)
     resume: ByteRange | None = None
     splitting = True
     try:
@@ -306,7 +350,7 @@ def _parse_ranges(
             if splitting and len(pending) < ahead:
                 piece = next(pieces, None)
                 if piece is not None and piece.end is not None:
-                    pending.append((piece, pool.submit(parse_range, kind, options, source, piece)))
+                    pending.append((piece, pool.submit(parse_range, kind, options, source, piece, stage_dir)))
                     continue
                 splitting, resume = False, piece
             if not pending:
@@ -326,6 +370,10 @@ def _parse_ranges(
 
 def _collect(results: list[Any], report: ImportReport) -> Iterator[Any]:
     for item in results:
+        if isinstance(item, Staged):
+            report.read += item.rows
+            yield item
+            continue
         report.read += 1
         if isinstance(item, Rejected):
             for field, reason in item.errors:
@@ -339,16 +387,30 @@ def parse_chunk(kind: str, options: ImportOptions, chunk: list[Record]) -> list[
     return _parse_records(importer_for(kind), chunk, options)
 
 
-def parse_range(kind: str, options: ImportOptions, source: Source, piece: ByteRange) -> list[Any] | None:
+def parse_range(
+    kind: str, options: ImportOptions, source: Source, piece: ByteRange, stage_dir: Path | None = None
+) -> list[Any] | None:
     """Read, decode and parse one byte range of a CSV file (in a worker process), unreadable rows as Rejected.
 
-    None when the range turns out not to end at a row boundary: the caller then reads from it sequentially.
+    With ``stage_dir`` the good rows are written to a file there and come back as one Staged item after the
+    rejects. None when the range turns out not to end at a row boundary: the caller then reads from it
+    sequentially.
     """
+    importer = importer_for(kind)
     read_errors: list[tuple[int, str]] = []
     try:
-        return _parse_records(importer_for(kind), range_records(source, piece, read_errors), options, read_errors)
+        parsed = _parse_records(importer, range_records(source, piece, read_errors), options, read_errors)
     except RangeMisaligned:
         return None
+    if stage_dir is None:
+        return parsed
+    rows = [item for item in parsed if not isinstance(item, Rejected)]
+    out: list[Any] = [item for item in parsed if isinstance(item, Rejected)]
+    if rows:
+        path = stage_dir / f"range-{piece.start}.db"
+        importer.stage(rows, path)  # type: ignore[attr-defined]
+        out.append(Staged(path, len(rows)))
+    return out
 
 
 def _parse_records(

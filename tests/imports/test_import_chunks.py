@@ -217,6 +217,7 @@ def test_run_import_with_workers_reports_like_one_process(db, tmp_path, monkeypa
             rows.append('S-1,ab"c,名,s@example.jp,,')  # fools the split: the rest is read sequentially
     path = _write(tmp_path, "\r\n".join([HEADER, *rows]) + "\r\n")
     one = run_import(db, "customers", path, actor=SYSTEM, workers=1, batch_size=7, report_path=tmp_path / "one.csv")
+    stored_by_one = _stored(db)
     clean(db)
 
     pieces: list[ByteRange] = []
@@ -231,10 +232,25 @@ def test_run_import_with_workers_reports_like_one_process(db, tmp_path, monkeypa
     two = run_import(db, "customers", path, actor=SYSTEM, workers=2, batch_size=7, report_path=tmp_path / "two.csv")
     assert len(pieces) > 10
     assert any(_misaligned(_source(path), piece) for piece in pieces if piece.end is not None)
-    assert two.counts() == one.counts()
+    # A repeated person is folded into its batch (duplicate) or updates the customer an earlier batch stored
+    # (updated): which one depends on where batches end, and staged ranges end elsewhere than 7-row batches.
+    split = ("updated", "duplicates")
+    assert {k: v for k, v in two.counts().items() if k not in split} == {
+        k: v for k, v in one.counts().items() if k not in split
+    }
+    assert two.updated + two.duplicates == one.updated + one.duplicates
+    assert _stored(db) == stored_by_one
     assert (one.read, one.rejected) == (60 + 9 + 7 + 6 + 1, 9 + 7)
     assert sorted(two.rejects, key=lambda r: (r.line, r.field)) == sorted(one.rejects, key=lambda r: (r.line, r.field))
     assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+
+
+def _stored(db) -> list[tuple]:
+    from sqlalchemy import text
+
+    with db.connect() as connection:
+        query = "SELECT external_id, email, family_name, given_name, city FROM customers ORDER BY email"
+        return [tuple(row) for row in connection.execute(text(query))]
 
 
 @pytest.mark.parametrize("misaligned", [False, True])
