@@ -182,3 +182,23 @@ def test_every_alias_of_every_kind_names_one_field():
         own = {header_key(n) for n in importer.columns.aliases}
         clashes = {k: v for k, v in owners.items() if len(v) > 1 and k not in own}
         assert clashes == {}, f"{kind}: aliases shared by several fields: {clashes}"
+
+
+def test_a_nul_inside_event_properties_rejects_that_row_only(shop, session, tmp_path):
+    # PostgreSQL cannot store U+0000 in JSONB: the row must be refused by name, not fail its whole batch.
+    lines = [
+        {"customer_id": "C-1", "type": "page_view", "channel": "web", "occurred_at": "2024-03-01", "path": "/a"},
+        {"customer_id": "C-1", "type": "page_view", "channel": "web", "occurred_at": "2024-03-02",
+         "properties": {"note": "bad\u0000value"}},
+        {"customer_id": "C-1", "type": "page_view", "channel": "web", "occurred_at": "2024-03-03",
+         "properties": {"nested": [{"k\u0000": 1}]}},
+        {"customer_id": "C-1", "type": "page_view", "channel": "web", "occurred_at": "2024-03-04", "path": "/d"},
+    ]  # fmt: skip
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n", encoding="utf-8")
+    report = run_import(shop, "events", path, actor=SYSTEM, mapping={"customer_id": "customer_external_id"})
+    assert (report.inserted, report.rejected) == (2, 2)
+    assert [r.line for r in sorted(report.rejects, key=lambda r: r.line)] == [2, 3]
+    assert all("NUL" in r.reason for r in report.rejects)
+    stored = session.scalars(select(Event.properties).order_by(Event.occurred_at)).all()
+    assert stored == [{"path": "/a"}, {"path": "/d"}]
