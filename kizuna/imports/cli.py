@@ -40,6 +40,7 @@ def import_command(
     report: Path | None,
     extra_to_attributes: bool,
     create_products: bool,
+    encoding: str | None = None,
 ) -> None:
     """Run one import with a progress bar and print its report; exits with the codes in the module docstring."""
     from kizuna.db import get_engine, migrate
@@ -66,6 +67,7 @@ def import_command(
                 progress=advance,
                 extra_to_attributes=extra_to_attributes,
                 create_products=create_products,
+                encoding=encoding,
             )
     except ImportAborted as exc:
         console.print(f"[red]import stopped:[/red] {exc.message}")
@@ -114,6 +116,9 @@ def _register(kind: str) -> None:
         create_products: bool = typer.Option(
             False, "--create-products", help="Orders: create a product for an unknown SKU instead of rejecting."
         ),
+        encoding: str | None = typer.Option(
+            None, "--encoding", help="The file's encoding (utf-8, cp932, euc_jp, latin-1...) instead of detecting it."
+        ),
     ) -> None:
         import_command(
             kind,
@@ -123,6 +128,7 @@ def _register(kind: str) -> None:
             report=report,
             extra_to_attributes=extra_to_attributes,
             create_products=create_products,
+            encoding=encoding,
         )
 
     help_text = f"Import {kind} from a CSV file" + (" or JSON Lines (.jsonl/.ndjson)." if kind == "events" else ".")

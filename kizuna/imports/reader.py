@@ -120,6 +120,37 @@ def detect_encoding(path: Path) -> tuple[str, int]:
     )
 
 
+def _given_encoding(path: Path, name: str) -> tuple[str, int]:
+    """(codec, number of newlines) for an encoding the user named, or an ImportFileError saying where it fails."""
+    try:
+        codec = codecs.lookup(name.strip()).name
+    except LookupError:
+        raise ImportFileError(f"unknown encoding '{name}' (for example utf-8, cp932, euc_jp, latin-1)") from None
+    # Shift_JIS files from Windows use the CP932 characters (①, ～, 髙) that plain shift_jis cannot decode.
+    if codec in ("shift_jis", "shift-jis"):
+        codec = "cp932"
+    if codec == "utf-8" and path.read_bytes()[:3] == codecs.BOM_UTF8:
+        codec = "utf-8-sig"
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    lines = 0
+    with path.open("rb") as fh:
+        try:
+            while chunk := fh.read(_CHUNK):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    line = lines + chunk[: max(exc.start, 0)].count(b"\n") + 1
+                    raise ImportFileError(
+                        f"{path.name}: line {line} does not decode as {codec} ({exc.reason}); "
+                        "check the file's encoding or leave --encoding out to detect it"
+                    ) from None
+                lines += chunk.count(b"\n")
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(f"{path.name}: the file ends inside a character in {codec} ({exc.reason})") from None
+    return codec, lines
+
+
 def _decodes_strictly(path: Path, encoding: str) -> int | None:
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     lines = 0
@@ -205,11 +236,19 @@ def _describe_group(group: Sequence[str], columns: Columns) -> str:
     return f"{names} (headers such as {', '.join(examples)})" if examples else names
 
 
-def open_source(path: Path, columns: Columns, *, overrides: Mapping[str, str] | None = None) -> Source:
-    """Check the file and map its header; raises ImportFileError before anything is written."""
+def open_source(
+    path: Path, columns: Columns, *, overrides: Mapping[str, str] | None = None, encoding: str | None = None
+) -> Source:
+    """Check the file and map its header; raises ImportFileError before anything is written.
+
+    ``encoding`` names the file's encoding instead of detecting it; the whole file must decode in it.
+    """
     if not path.is_file():
         raise ImportFileError(f"{path}: no such file")
-    encoding, lines = detect_encoding(path)
+    if encoding is None:
+        encoding, lines = detect_encoding(path)
+    else:
+        encoding, lines = _given_encoding(path, encoding)
     fmt = "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "csv"
     if fmt == "jsonl":
         # Objects name their own keys; the union of the first rows' keys stands in for a header.

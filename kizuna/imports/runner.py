@@ -107,10 +107,12 @@ def run_import(
     create_products: bool = False,
     batch_size: int | None = None,
     workers: int | None = None,
+    encoding: str | None = None,
 ) -> ImportReport:
     """Import ``path`` as ``kind`` (customers, products, orders, events) and return what happened.
 
-    ``mapping`` is ``{"CSV header": "field"}`` over the automatic header mapping. Bad rows are rejected and
+    ``mapping`` is ``{"CSV header": "field"}`` over the automatic header mapping; ``encoding`` names the file's
+    encoding instead of detecting it. Bad rows are rejected and
     listed in the report (also written as CSV to ``report_path``); good rows land. ``dry_run`` does all the
     work in one transaction and rolls it back, so its counts are exactly what a real run would do.
     ``progress(rows_done, rows_estimate)`` is called after each batch. Raises ImportFileError (nothing
@@ -119,7 +121,7 @@ def run_import(
     require(actor, "data:import")
     importer = importer_for(kind)
     path = Path(path)
-    source = open_source(path, importer.columns, overrides=mapping)
+    source = open_source(path, importer.columns, overrides=mapping, encoding=encoding)
     options = ImportOptions(
         file_name=path.name, extra_to_attributes=extra_to_attributes, create_products=create_products
     )

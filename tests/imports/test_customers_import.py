@@ -250,3 +250,17 @@ def test_a_nul_in_one_cell_rejects_that_row_only(db, session, csv_file):
     assert report.inserted == 2
     assert [r.line for r in report.rejects] == [3]
     assert "NUL" in report.rejects[0].reason
+
+
+def test_encoding_option_overrides_detection_and_names_the_failing_line(db, session, csv_file):
+    # Latin-1 bytes such as "é" followed by a letter are also valid CP932, so detection alone would garble them.
+    path = csv_file(["email,family_name,given_name", "jose@example.es,Müller,José"], encoding="latin-1")
+    report = run_import(db, "customers", path, actor=SYSTEM, encoding="latin-1")
+    assert report.encoding == "iso8859-1" and report.inserted == 1
+    assert (_customers(session)[0].given_name, _customers(session)[0].family_name) == ("José", "Müller")
+    japanese = csv_file(JAPANESE, name="sjis.csv", encoding="cp932")
+    assert run_import(db, "customers", japanese, actor=SYSTEM, encoding="Shift_JIS").encoding == "cp932"
+    with pytest.raises(ImportFileError, match="line 1 does not decode as utf-8"):
+        run_import(db, "customers", japanese, actor=SYSTEM, encoding="utf-8")
+    with pytest.raises(ImportFileError, match="unknown encoding 'klingon'"):
+        run_import(db, "customers", path, actor=SYSTEM, encoding="klingon")

@@ -142,6 +142,12 @@ def test_cli_exit_codes_and_report_file(db, csv_file, tmp_path, monkeypatch):
 
         result = runner.invoke(imports_app, ["customers", str(bad), "--dry-run", "--report", str(tmp_path / "r.csv")])
         assert result.exit_code == 1 and "DRY RUN" in result.output
+
+        latin = csv_file(["email,given_name", "jose@example.es,José"], name="latin.csv", encoding="latin-1")
+        result = runner.invoke(imports_app, ["customers", str(latin), "--encoding", "latin-1"])
+        assert result.exit_code == 0 and "(iso8859-1)" in result.output, result.output
+        result = runner.invoke(imports_app, ["customers", str(latin), "--encoding", "utf-8"])
+        assert result.exit_code == 2 and "line 2 does not decode as utf-8" in result.output
     finally:
         get_settings.cache_clear()
         get_engine.cache_clear()
