@@ -46,7 +46,7 @@ from sqlalchemy.schema import CreateTable
 from kizuna.config import get_settings
 from kizuna.customers.merge import merge_customers
 from kizuna.customers.models import Consent, Customer, CustomerIdentity, customer_tags
-from kizuna.customers.normalize import full_name
+from kizuna.customers.normalize import full_name, split_full_name
 from kizuna.customers.schemas import CustomerCreate
 from kizuna.customers.service import IDENTITY_FIELDS, tags_by_name
 from kizuna.db import JSONType, UTCDateTime, utcnow
@@ -118,9 +118,23 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "email consent",
     ),
 }
+# One column with the whole name (and its reading), as many Japanese systems export it; split on the way in.
+ALIASES["full_name"] = ("氏名", "名前", "お名前", "フルネーム", "顧客名", "name", "customer name")
+ALIASES["full_name_kana"] = (
+    "フリガナ",
+    "ふりがな",
+    "氏名カナ",
+    "氏名(カナ)",
+    "氏名(フリガナ)",
+    "カナ氏名",
+    "furigana",
+    "name kana",
+)
 COLUMNS = Columns(aliases=ALIASES, required=[IDENTITY_FIELDS])
 # The columns an import fills; the rest (owner, stage, locale...) are the CRM's own.
-WRITTEN = tuple(f for f in ALIASES if f not in ("tags", "email_opt_in"))
+WRITTEN = tuple(f for f in ALIASES if f not in ("tags", "email_opt_in", "full_name", "full_name_kana"))
+# A whole-name column fills these only when the file has no separate columns for them.
+_WHOLE_NAMES = (("full_name", "family_name", "given_name"), ("full_name_kana", "family_name_kana", "given_name_kana"))
 _GENDERS = {
     "male": ("男", "男性", "m", "male", "man"),
     "female": ("女", "女性", "f", "female", "woman"),
@@ -196,6 +210,11 @@ class CustomerImporter:
         raw = dict(record.values)
         errors: list[tuple[str, str]] = []
         tags = opt_in = None
+        for whole, family, given in _WHOLE_NAMES:
+            if whole in raw:
+                text = raw.pop(whole)
+                if family not in raw and given not in raw and isinstance(text, str):
+                    raw[family], raw[given] = split_full_name(text)
         if "tags" in raw:
             tags = split_tags(raw.pop("tags"))
             long = [t for t in tags if len(t) > 100]

@@ -254,6 +254,22 @@ def is_japanese(text: str | None) -> bool:
     return bool(text and _HAS_JAPANESE.search(text))
 
 
+def split_full_name(text: str) -> tuple[str | None, str | None]:
+    """(family, given) from a whole name: Japanese names read family-first (山田 太郎), others given-first.
+
+    A name without a space cannot be split reliably (山田太郎 could be 山田/太郎 or 山/田太郎), so it is kept
+    whole as the family name; nothing is lost and the full name reads the same.
+    """
+    parts = unicodedata.normalize("NFKC", text).split()
+    if not parts:
+        return None, None
+    if len(parts) == 1:
+        return parts[0], None
+    if is_japanese(text):
+        return parts[0], " ".join(parts[1:])
+    return parts[-1], " ".join(parts[:-1])
+
+
 def full_name(family: str | None, given: str | None) -> str:
     """Japanese names read family-first without a space (山田太郎 → 山田 太郎 for readability); others given-first."""
     family, given = family or "", given or ""

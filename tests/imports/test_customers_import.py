@@ -264,3 +264,32 @@ def test_encoding_option_overrides_detection_and_names_the_failing_line(db, sess
         run_import(db, "customers", japanese, actor=SYSTEM, encoding="utf-8")
     with pytest.raises(ImportFileError, match="unknown encoding 'klingon'"):
         run_import(db, "customers", path, actor=SYSTEM, encoding="klingon")
+
+
+def test_a_whole_name_column_is_split_into_family_and_given_names(db, session, csv_file):
+    path = csv_file(
+        [
+            "メールアドレス,氏名,フリガナ",
+            "taro@example.jp,山田　太郎,やまだ　たろう",  # an ideographic space, a hiragana reading
+            "anna@example.com,Anna Smith,",
+            "hanako@example.jp,佐藤花子,サトウハナコ",  # no space: kept whole, never guessed
+        ]
+    )
+    report = run_import(db, "customers", path, actor=SYSTEM)
+    assert report.mapping == {"メールアドレス": "email", "氏名": "full_name", "フリガナ": "full_name_kana"}
+    assert report.inserted == 3 and not report.ignored_columns
+    names = {
+        c.email: (c.family_name, c.given_name, c.family_name_kana, c.given_name_kana, c.full_name)
+        for c in _customers(session)
+    }
+    assert names == {
+        "taro@example.jp": ("山田", "太郎", "ヤマダ", "タロウ", "山田 太郎"),
+        "anna@example.com": ("Smith", "Anna", None, None, "Anna Smith"),
+        "hanako@example.jp": ("佐藤花子", None, "サトウハナコ", None, "佐藤花子"),
+    }
+    # Separate name columns, when the file has them, win over the whole name.
+    both = csv_file(["email,姓,名,氏名", "taro@example.jp,山田,太朗,山田 太郎"], name="both.csv")
+    run_import(db, "customers", both, actor=SYSTEM)
+    session.expire_all()
+    taro = next(c for c in _customers(session) if c.email == "taro@example.jp")
+    assert (taro.family_name, taro.given_name) == ("山田", "太朗")
