@@ -26,42 +26,17 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     """INSERT ``rows`` (dicts with the same keys) into ``table`` in the session's transaction."""
     if not rows:
         return
-    connection = session.connection()
-    dialect = connection.dialect
-    names = list(rows[0])
-    statement = insert(table).values({name: bindparam(name) for name in names})
-    compiled = statement.compile(dialect=dialect, for_executemany=True)
-    order = list(compiled.positiontup or []) if compiled.positional else list(compiled.bind_names.values())
-    # Columns with a Python-side default join the statement; their default is computed once per call.
+    given = list(rows[0])
+    # Columns left out get their Python-side default, as SQLAlchemy would give them, computed once per call.
     defaults = {}
-    for name in order:
-        if name not in rows[0]:
-            default = table.c[name].default
-            defaults[name] = default.arg(None) if default.is_callable else default.arg  # type: ignore[union-attr]
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order]
-    typed = [(i, process) for i, process in enumerate(processors) if process is not None]
-    pick = itemgetter(*order) if len(order) > 1 else (lambda row: (row[order[0]],))
-    params: list[Any] = []
-    # The same object in consecutive rows (the batch's timestamp, an empty dict) is processed once.
-    last: dict[int, tuple[Any, Any]] = {}
-    for row in rows:
-        picked = pick(defaults | row if defaults else row)
-        if not typed:
-            params.append(picked if compiled.positional else dict(zip(order, picked, strict=True)))
+    for column in table.columns:
+        default = column.default
+        if column.name in rows[0] or default is None or not (default.is_scalar or default.is_callable):
             continue
-        values = list(picked)
-        for i, process in typed:
-            value = values[i]
-            if value is None:
-                continue
-            seen = last.get(i)
-            if seen is not None and seen[0] is value:
-                values[i] = seen[1]
-            else:
-                values[i] = process(value)
-                last[i] = (value, values[i])
-        params.append(tuple(values) if compiled.positional else dict(zip(order, values, strict=True)))
-    connection.exec_driver_sql(compiled.string, params)
+        defaults[column.name] = default.arg(None) if default.is_callable else default.arg  # type: ignore[attr-defined]
+    pick = itemgetter(*given) if len(given) > 1 else (lambda row: (row[given[0]],))
+    extra = tuple(defaults.values())
+    insert_tuples(session, table, [*given, *defaults], [(*pick(row), *extra) for row in rows])
 
 
 def insert_tuples(session: Session, table: Table, names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
