@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, bindparam, insert, inspect, literal, select, text
+from sqlalchemy import MetaData, Table, bindparam, insert, inspect, literal, select, text
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
@@ -65,6 +65,8 @@ def tuple_insert(
     position = {name: i for i, name in enumerate(names)}
     processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order]
     typed = [(position[name], process) for name, process in zip(order, processors, strict=True) if process]
+    # A column without a value in any row needs no processing (often most typed ones: dates, JSON, flags).
+    typed = [(i, process) for i, process in typed if any(row[i] is not None for row in rows)]
     reorder = [position[name] for name in order]
     in_order = reorder == list(range(len(names)))
     params: list[Any] = []
@@ -90,9 +92,9 @@ def tuple_insert(
     return compiled.string, params
 
 
-def scratch_table(name: str, *columns: Column[Any]) -> Table:
+def scratch_table(name: str, *items: Any, **options: Any) -> Table:
     """A temporary table for staging an import's batch (one per database connection, emptied per batch)."""
-    return Table(name, _SCRATCH, *columns, prefixes=["TEMPORARY"])
+    return Table(name, _SCRATCH, *items, prefixes=["TEMPORARY"], **options)
 
 
 def reset_scratch(session: Session, *tables: Table) -> None:
