@@ -2,7 +2,16 @@
 
 from kizuna.auth.models import ApiToken, AuditEntry, UiSession, User
 from kizuna.catalog.models import Product
-from kizuna.customers.models import Company, Consent, Customer, CustomerIdentity, CustomerMerge, Note, Tag
+from kizuna.customers.models import (
+    Company,
+    Consent,
+    Customer,
+    CustomerIdentity,
+    CustomerImportMark,
+    CustomerMerge,
+    Note,
+    Tag,
+)
 from kizuna.db import Base
 from kizuna.events.models import Event
 from kizuna.orders.models import Order, OrderLine
@@ -16,6 +25,7 @@ __all__ = [
     "Consent",
     "Customer",
     "CustomerIdentity",
+    "CustomerImportMark",
     "CustomerMerge",
     "Event",
     "Note",

@@ -46,7 +46,7 @@ from sqlalchemy.schema import CreateTable
 
 from kizuna.config import get_settings
 from kizuna.customers.merge import merge_customers
-from kizuna.customers.models import Consent, Customer, CustomerIdentity, customer_tags
+from kizuna.customers.models import Consent, Customer, CustomerIdentity, CustomerImportMark, customer_tags
 from kizuna.customers.normalize import full_name, split_full_name
 from kizuna.customers.schemas import CustomerCreate
 from kizuna.customers.service import IDENTITY_FIELDS, tags_by_name
@@ -299,9 +299,14 @@ class CustomerImporter:
         session.expire_all()
 
         now = utcnow()
+        superseded = _superseded(session, people, ctx.options.file_sha256)
+        if superseded:
+            # A later row of this same file already wrote these people (a run before this one): nothing to do.
+            report.unchanged += len(superseded)
+            people = [p for p in people if id(p) not in superseded]
         existing = [p for p in people if p.owners]
         new = [p for p in people if not p.owners]
-        updated, unchanged = _update_existing(session, existing, now)
+        updated, unchanged = _update_existing(session, existing, now, ctx.options.file_sha256)
         report.updated += updated
         report.unchanged += unchanged
         _insert_new(session, new, now)
@@ -487,7 +492,38 @@ _UPDATE = (
 )
 
 
-def _update_existing(session: Session, people: list[_Person], now: dt.datetime) -> tuple[int, int]:
+def _superseded(session: Session, people: list[_Person], file_sha256: str) -> set[int]:
+    """id() of the people whose stored customer a later line of the same file changed last."""
+    if not file_sha256:
+        return set()
+    stored = {p.owners[0]: p for p in people if p.owners}
+    out: set[int] = set()
+    marks = CustomerImportMark.__table__.c
+    for chunk in chunked(sorted(stored), 5000):
+        query = select(marks.customer_id, marks.line).where(
+            marks.customer_id.in_(chunk), marks.file_sha256 == file_sha256
+        )
+        for customer_id, line in session.execute(query):
+            person = stored[customer_id]
+            if line > max(row.line for row in person.rows):
+                out.add(id(person))
+    return out
+
+
+def _mark(session: Session, marks: dict[int, int], file_sha256: str) -> None:
+    """Remember, per customer, the line of this file that changed it last (see CustomerImportMark)."""
+    if not marks or not file_sha256:
+        return
+    table = CustomerImportMark.__table__
+    for chunk in chunked(sorted(marks), 5000):
+        session.execute(delete(table).where(table.c.customer_id.in_(chunk)))
+    rows = [{"customer_id": c, "file_sha256": file_sha256, "line": line} for c, line in marks.items()]
+    session.execute(insert(table), rows)
+
+
+def _update_existing(
+    session: Session, people: list[_Person], now: dt.datetime, file_sha256: str = ""
+) -> tuple[int, int]:
     """Fill or overwrite stored customers with the file's values; only real changes are written (and versioned)."""
     if not people:
         return 0, 0
@@ -498,6 +534,7 @@ def _update_existing(session: Session, people: list[_Person], now: dt.datetime) 
             current[row.id] = row._asdict()
     params = []
     unchanged = 0
+    changed: dict[int, int] = {}
     for person in people:
         person.customer_id = person.owners[0]
         before = current[person.customer_id]
@@ -511,8 +548,10 @@ def _update_existing(session: Session, people: list[_Person], now: dt.datetime) 
         param = {f"b_{name}": value for name, value in after.items()}
         param["b_now"] = now
         params.append(param)
+        changed[person.customer_id] = max(row.line for row in person.rows)
     if params:
         session.execute(_UPDATE, params)
+        _mark(session, changed, file_sha256)
     return len(params), unchanged
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Column, Date, ForeignKey, Index, String, Table, Text, UniqueConstraint
+from sqlalchemy import Column, Date, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kizuna.db import Base, JSONType, Timestamped, UTCDateTime, Versioned, utcnow
@@ -132,3 +132,18 @@ class CustomerMerge(Base):
     snapshot: Mapped[dict] = mapped_column(JSONType, default=dict)
     merged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     actor: Mapped[str] = mapped_column(String(320))
+
+
+class CustomerImportMark(Base):
+    """The last row of an import file that changed this customer: the file's SHA-256 and the row's line.
+
+    Running the same file again must change nothing. A person the file repeats in different batches, with
+    different values, would otherwise be rewritten by the earlier row and then back by the later one; with the
+    mark, the earlier row is known to be superseded and left out.
+    """
+
+    __tablename__ = "customer_import_marks"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    line: Mapped[int] = mapped_column(Integer)

@@ -22,6 +22,8 @@ from kizuna.imports.report import ImportReport
 @dataclass(frozen=True)
 class ImportOptions:
     file_name: str
+    # Of the file's bytes: recognises the same file in a later run (see customers.models.CustomerImportMark).
+    file_sha256: str = ""
     extra_to_attributes: bool = False
     create_products: bool = False
 

@@ -6,6 +6,7 @@ and since every kind of import is idempotent, running the same file again finish
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import shutil
@@ -122,8 +123,13 @@ def run_import(
     importer = importer_for(kind)
     path = Path(path)
     source = open_source(path, importer.columns, overrides=mapping, encoding=encoding)
+    with path.open("rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
     options = ImportOptions(
-        file_name=path.name, extra_to_attributes=extra_to_attributes, create_products=create_products
+        file_name=path.name,
+        file_sha256=digest,
+        extra_to_attributes=extra_to_attributes,
+        create_products=create_products,
     )
     report = ImportReport(kind=kind, file=path.name, encoding=source.encoding, dry_run=dry_run)
     report.mapping = dict(source.mapping)

@@ -8,6 +8,7 @@ from sqlalchemy import func, select, text
 from kizuna.auth.models import AuditEntry
 from kizuna.auth.permissions import Actor
 from kizuna.customers.models import Consent, Customer, CustomerIdentity, CustomerMerge
+from kizuna.customers.service import has_consent
 from kizuna.errors import PermissionDenied
 from kizuna.imports.reader import ImportFileError
 from kizuna.imports.runner import ImportAborted, run_import
@@ -293,3 +294,27 @@ def test_a_whole_name_column_is_split_into_family_and_given_names(db, session, c
     session.expire_all()
     taro = next(c for c in _customers(session) if c.email == "taro@example.jp")
     assert (taro.family_name, taro.given_name) == ("山田", "太朗")
+
+
+def test_reimport_of_a_person_repeated_with_other_values_in_later_batches_changes_nothing(db, session, csv_file):
+    rows = [
+        "email,given_name,city,メルマガ",
+        "taro@example.jp,太郎,札幌市,はい",
+        "x1@example.jp,,,",
+        "x2@example.jp,,,",
+        "TARO@example.jp,太朗,函館市,いいえ",  # the same person, two batches later, with other values
+        "x3@example.jp,,,",
+    ]
+    first = run_import(db, "customers", csv_file(rows), actor=SYSTEM, batch_size=2)
+    assert (first.inserted, first.updated) == (4, 1)
+    before = _state(session)
+    again = run_import(db, "customers", csv_file(rows), actor=SYSTEM, batch_size=2)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 5)
+    assert _state(session) == before
+    session.expire_all()
+    taro = next(c for c in _customers(session) if c.email == "taro@example.jp")
+    assert (taro.given_name, taro.city, taro.version) == ("太朗", "函館市", 2)
+    assert not has_consent(session, customer_id=taro.id, channel="email")
+    # An edited file is another file: its rows apply again.
+    edited = run_import(db, "customers", csv_file([*rows, "x4@example.jp,,,"], name="edited.csv"), actor=SYSTEM)
+    assert edited.inserted == 1
