@@ -8,6 +8,7 @@ from sqlalchemy import event, inspect, text
 from kizuna.auth.permissions import Actor
 from kizuna.customers.models import Customer
 from kizuna.imports.runner import ImportAborted, run_import
+from tests.imports.conftest import refusing_boom
 
 SYSTEM = Actor.system("test")
 ROWS = ["email,phone", "a@example.jp,090-1111-2222", "b@example.jp,090-3333-4444", "c@example.jp,"]
@@ -51,29 +52,8 @@ def test_first_import_drops_and_rebuilds_only_on_an_empty_sqlite_table(db, csv_f
 
 def test_indexes_are_rebuilt_when_a_batch_fails(db, session, csv_file):
     # A database trigger refuses one row in batch 2 (the same failure as the crash test in the import tests).
-    if db.dialect.name == "sqlite":
-        ddl = [
-            "CREATE TRIGGER refuse_boom BEFORE INSERT ON customers WHEN NEW.email = 'boom@example.jp' "
-            "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
-        ]
-        drop = ["DROP TRIGGER refuse_boom"]
-    else:
-        ddl = [
-            "CREATE FUNCTION refuse_boom() RETURNS trigger AS $$ BEGIN IF NEW.email = 'boom@example.jp' THEN "
-            "RAISE EXCEPTION 'refused by test trigger'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
-            "CREATE TRIGGER refuse_boom BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION refuse_boom()",
-        ]
-        drop = ["DROP TRIGGER refuse_boom ON customers", "DROP FUNCTION refuse_boom()"]
-    with db.begin() as conn:
-        for statement in ddl:
-            conn.execute(text(statement))
-    try:
-        with pytest.raises(ImportAborted, match="batch 2 failed"):
-            run_import(db, "customers", csv_file([*ROWS, "boom@example.jp,"]), actor=SYSTEM, batch_size=3)
-    finally:
-        with db.begin() as conn:
-            for statement in drop:
-                conn.execute(text(statement))
+    with refusing_boom(db), pytest.raises(ImportAborted, match="batch 2 failed"):
+        run_import(db, "customers", csv_file([*ROWS, "boom@example.jp,"]), actor=SYSTEM, batch_size=3)
     assert _indexes(db) >= EXPECTED
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import csv
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from kizuna.auth.models import AuditEntry
 from kizuna.auth.permissions import Actor
@@ -14,6 +14,7 @@ from kizuna.imports.reader import ImportFileError
 from kizuna.imports.runner import ImportAborted, run_import
 from kizuna.outbox.models import OutboxMessage
 from tests import factories
+from tests.imports.conftest import refusing_boom
 
 SYSTEM = Actor.system("test")
 
@@ -140,30 +141,9 @@ def test_empty_cells_never_erase_stored_values(db, session, csv_file):
 def test_crash_mid_import_leaves_failed_batch_unwritten(db, session, csv_file, workers):
     # With two workers on SQLite the parsers stage each batch in a file the writer attaches.
     # A database trigger refuses one row: a failure only the database sees, in the middle of batch 2.
-    if db.dialect.name == "sqlite":
-        ddl = [
-            "CREATE TRIGGER refuse_boom BEFORE INSERT ON customers WHEN NEW.email = 'boom@example.jp' "
-            "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
-        ]
-        drop = ["DROP TRIGGER refuse_boom"]
-    else:
-        ddl = [
-            "CREATE FUNCTION refuse_boom() RETURNS trigger AS $$ BEGIN IF NEW.email = 'boom@example.jp' THEN "
-            "RAISE EXCEPTION 'refused by test trigger'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
-            "CREATE TRIGGER refuse_boom BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION refuse_boom()",
-        ]
-        drop = ["DROP TRIGGER refuse_boom ON customers", "DROP FUNCTION refuse_boom()"]
     rows = ["email", "b1@example.jp", "b2@example.jp", "b3@example.jp", "boom@example.jp", "b5@example.jp"]
-    with db.begin() as conn:
-        for statement in ddl:
-            conn.execute(text(statement))
-    try:
-        with pytest.raises(ImportAborted, match=r"batch \d+ failed") as caught:
-            run_import(db, "customers", csv_file(rows), actor=SYSTEM, batch_size=2, workers=workers)
-    finally:
-        with db.begin() as conn:
-            for statement in drop:
-                conn.execute(text(statement))
+    with refusing_boom(db), pytest.raises(ImportAborted, match=r"batch \d+ failed") as caught:
+        run_import(db, "customers", csv_file(rows), actor=SYSTEM, batch_size=2, workers=workers)
     stored = [c.email for c in _customers(session)]
     if workers == 1:
         assert "batch 2 failed" in str(caught.value) and stored == ["b1@example.jp", "b2@example.jp"]
