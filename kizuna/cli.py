@@ -13,6 +13,7 @@ from kizuna.auth.permissions import Actor
 from kizuna.config import get_settings
 from kizuna.errors import KizunaError
 from kizuna.imports.cli import imports_app
+from kizuna.outbox.cli import outbox_app
 
 app = typer.Typer(help="Kizuna (絆) CRM.", no_args_is_help=True, pretty_exceptions_show_locals=False)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -20,6 +21,7 @@ tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(imports_app, name="import")
+app.add_typer(outbox_app, name="outbox")
 console = Console()
 CLI = Actor.system("cli")
 
@@ -199,13 +201,16 @@ def export(
 @app.command()
 def worker(
     once: Annotated[bool, typer.Option(help="Deliver what is due, then exit.")] = False,
+    batch: Annotated[int, typer.Option(help="Deliveries claimed at a time.")] = 100,
+    poll: Annotated[float, typer.Option(help="Seconds to wait when nothing is due.")] = 1.0,
 ) -> None:
-    """Run background work (outbox delivery, later journeys and scheduled sends)."""
+    """Deliver outbox messages to their subscribers (journeys, webhooks, sends); stops cleanly on SIGTERM."""
     from kizuna.outbox.worker import run_forever, run_once
 
     engine = _engine()
     if once:
-        console.print(json.dumps({"delivered": run_once(engine)}))
+        tally = run_once(engine, limit=batch)
+        console.print(json.dumps({k: v for k, v in tally.__dict__.items()}, ensure_ascii=False))
         return
     console.print("worker running; Ctrl-C to stop")
-    run_forever(engine)
+    run_forever(engine, batch=batch, poll_seconds=poll)

@@ -15,7 +15,7 @@ from kizuna.customers.models import (
 from kizuna.db import Base
 from kizuna.events.models import Event
 from kizuna.orders.models import Order, OrderLine
-from kizuna.outbox.models import OutboxMessage
+from kizuna.outbox.models import OutboxDelivery, OutboxMessage
 
 __all__ = [
     "ApiToken",
@@ -31,6 +31,7 @@ __all__ = [
     "Note",
     "Order",
     "OrderLine",
+    "OutboxDelivery",
     "OutboxMessage",
     "Product",
     "Tag",

@@ -36,6 +36,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         | _grant(*DOMAINS)
         | _grant(*DOMAINS, verbs=("delete",))
         | {"data:export", "data:import", "customers:merge", "users:manage", "audit:read", "tokens:manage"}
+        | {"outbox:manage"}
     ),
 }
 

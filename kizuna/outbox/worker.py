@@ -1,39 +1,83 @@
-"""``kizuna worker``: delivers outbox messages; several may run at once on PostgreSQL."""
+"""``kizuna worker``: delivers outbox messages. Several may run at once, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-import time
+import signal
+import threading
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from kizuna.db import new_session
-from kizuna.outbox import service
+from kizuna.db import get_engine, new_session
+from kizuna.outbox import registry, service
 
 
-def run_once(engine: Engine | None = None, *, worker: str | None = None, limit: int = 100) -> int:
-    """Deliver one batch of due messages; returns how many were delivered."""
+@dataclass
+class Tally:
+    done: int = 0
+    failed: int = 0
+    dead: int = 0
+    lost: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, outcome: service.Outcome) -> None:
+        setattr(self, outcome.result, getattr(self, outcome.result) + 1)
+        if outcome.error and len(self.errors) < 20:
+            self.errors.append(f"delivery {outcome.delivery_id}: {outcome.error}")
+
+
+def run_once(engine: Engine | None = None, *, worker: str | None = None, limit: int = 100) -> Tally:
+    """Claim one batch of due deliveries and run each in its own transaction."""
+    engine = engine or get_engine()
+    registry.load()
     worker = worker or service.worker_name()
     session = new_session(engine)
     try:
-        messages = service.claim(session, worker=worker, limit=limit)
+        ids = service.claim(session, worker=worker, limit=limit)
         session.commit()
-        delivered = 0
-        for message in messages:
-            try:
-                service.deliver(session, message)
-                session.commit()
-                delivered += 1
-            except Exception as exc:  # noqa: BLE001 - one bad message must not stop the others
-                session.rollback()
-                message = session.merge(message)
-                service.fail(session, message, f"{type(exc).__name__}: {exc}")
-                session.commit()
-        return delivered
     finally:
         session.close()
+    tally = Tally()
+    for delivery_id in ids:
+        tally.add(service.deliver(engine, worker=worker, delivery_id=delivery_id))
+    return tally
 
 
-def run_forever(engine: Engine | None = None, *, poll_seconds: float = 1.0) -> None:
-    while True:
-        if run_once(engine) == 0:
-            time.sleep(poll_seconds)
+def run_forever(
+    engine: Engine | None = None,
+    *,
+    poll_seconds: float = 1.0,
+    batch: int = 100,
+    stop: threading.Event | None = None,
+) -> None:
+    """Deliver until SIGTERM/SIGINT (or ``stop``), finishing the delivery in hand before leaving."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    worker = service.worker_name()
+    while not stop.is_set():
+        engine = engine or get_engine()
+        registry.load()
+        session = new_session(engine)
+        try:
+            ids = service.claim(session, worker=worker, limit=batch)
+            session.commit()
+        finally:
+            session.close()
+        for n, delivery_id in enumerate(ids):
+            if stop.is_set():
+                _release(engine, worker, ids[n:])
+                break
+            service.deliver(engine, worker=worker, delivery_id=delivery_id)
+        if not ids:
+            stop.wait(poll_seconds)
+
+
+def _release(engine: Engine, worker: str, ids: list[int]) -> None:
+    session = new_session(engine)
+    try:
+        service.release(session, worker=worker, delivery_ids=ids)
+        session.commit()
+    finally:
+        session.close()

@@ -1,0 +1,154 @@
+"""Subscribers: the code that reacts to outbox topics, declared once and loaded by every process at start.
+
+The rule for what a subscriber sees: a message gets one delivery per subscriber declared in the code of the
+process that emits it, written in the same transaction as the message. ``kizuna serve``, ``kizuna worker``,
+the CLI and imports all load the same modules (``SUBSCRIBER_MODULES`` plus ``KIZUNA_EXTRA_SUBSCRIBERS``)
+before their first emit, so a subscriber sees every message emitted after the release that declares it,
+and none from before (a journey published today must not replay last year's orders).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+from kizuna.config import get_settings
+
+# Built-in subscriber modules; each declares its subscribers at import. Later capabilities add theirs here
+# (journeys, webhooks, ...), so that nothing depends on which module happened to be imported first.
+SUBSCRIBER_MODULES: tuple[str, ...] = ()
+
+_KEY_NAMESPACE = uuid.UUID("6f1c1a52-4b8e-4d7a-9a51-6b697a756e61")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a handler is given: the message, which delivery this is, and the key that makes repeats visible."""
+
+    id: int
+    message_id: int
+    topic: str
+    payload: dict[str, Any]
+    customer_id: int | None
+    origin: str
+    occurred_at: dt.datetime
+    subscriber: str
+    target: str
+    attempt: int
+
+    @property
+    def key(self) -> str:
+        """Idempotency key for outside effects: fixed when the message was written, the same on every retry."""
+        base = f"kizuna-{self.message_id}-{self.subscriber}"
+        return f"{base}-{self.target}" if self.target else base
+
+    @property
+    def key_uuid(self) -> uuid.UUID:
+        """The key as a UUID, for APIs that want one (LINE's ``X-Line-Retry-Key``)."""
+        return uuid.uuid5(_KEY_NAMESPACE, self.key)
+
+
+class Handler(Protocol):
+    def __call__(self, session: Session, delivery: Delivery) -> None: ...
+
+
+class Targets(Protocol):
+    def __call__(self, session: Session, delivery: Delivery) -> Iterable[str]: ...
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """Reacts to ``topics`` (exact names, ``prefix.*`` or ``*``).
+
+    With ``targets`` the subscriber fans out: its own delivery lists the targets configured at run time (the
+    webhooks subscribed to the topic, the journeys it triggers ...) and each target gets a delivery of its own,
+    handled by ``handle`` with ``delivery.target`` set, so one failing target retries alone.
+    """
+
+    name: str
+    topics: frozenset[str]
+    handle: Handler
+    targets: Targets | None = None
+    max_attempts: int | None = None  # None: KIZUNA_OUTBOX_MAX_ATTEMPTS
+    declared_in: str = field(default="", compare=False)
+
+    def wants(self, topic: str) -> bool:
+        if "*" in self.topics or topic in self.topics:
+            return True
+        return any(t.endswith(".*") and topic.startswith(t[:-1]) for t in self.topics)
+
+
+_SUBSCRIBERS: dict[str, Subscriber] = {}
+_LOADED = False
+_LOCK = threading.Lock()
+
+
+def declare(
+    name: str, *topics: str, targets: Targets | None = None, max_attempts: int | None = None
+) -> Callable[[Handler], Handler]:
+    """Decorator for a module-level handler: ``@declare("webhooks", "customer.*", targets=...)``."""
+
+    def wrap(handle: Handler) -> Handler:
+        register(
+            Subscriber(
+                name=name,
+                topics=frozenset(topics),
+                handle=handle,
+                targets=targets,
+                max_attempts=max_attempts,
+                declared_in=getattr(handle, "__module__", ""),
+            )
+        )
+        return handle
+
+    return wrap
+
+
+def register(subscriber: Subscriber) -> None:
+    if not subscriber.topics:
+        raise ValueError(f"subscriber {subscriber.name!r} names no topic")
+    known = _SUBSCRIBERS.get(subscriber.name)
+    if known is not None and known != subscriber:
+        where = f"{known.declared_in}, {subscriber.declared_in}"
+        raise ValueError(f"two subscribers are named {subscriber.name!r} ({where})")
+    _SUBSCRIBERS[subscriber.name] = subscriber
+
+
+def unregister(name: str) -> None:
+    """Forget a subscriber (tests); its existing deliveries stay and are reported as having no handler."""
+    _SUBSCRIBERS.pop(name, None)
+
+
+def load() -> None:
+    """Import every subscriber module once per process."""
+    global _LOADED
+    if _LOADED:
+        return
+    with _LOCK:
+        if _LOADED:
+            return
+        extra = [m.strip() for m in get_settings().extra_subscribers.split(",") if m.strip()]
+        for module in (*SUBSCRIBER_MODULES, *extra):
+            importlib.import_module(module)
+        _LOADED = True
+
+
+def subscribers() -> list[Subscriber]:
+    load()
+    return sorted(_SUBSCRIBERS.values(), key=lambda s: s.name)
+
+
+def for_topic(topic: str) -> list[Subscriber]:
+    return [s for s in subscribers() if s.wants(topic)]
+
+
+def get(name: str) -> Subscriber | None:
+    load()
+    return _SUBSCRIBERS.get(name)
