@@ -23,7 +23,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(imports_app, name="import")
 app.add_typer(outbox_app, name="outbox")
 console = Console()
-CLI = Actor.system("cli")
+CLI = Actor.system("cli", origin="cli")
 
 
 def _fail(exc: KizunaError) -> typer.Exit:

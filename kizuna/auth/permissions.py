@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kizuna.errors import PermissionDenied
 
@@ -48,10 +48,17 @@ class Actor:
     label: str
     role: str
     user_id: int | None = None
+    # Where the change comes from (api, ui, import, tracking, cli, worker, system): written on every outbox
+    # message, so that journeys and webhooks can tell live activity from backfilled history.
+    origin: str = "api"
 
     @classmethod
-    def system(cls, what: str) -> Actor:
-        return cls(label=f"system:{what}", role="admin")
+    def system(cls, what: str, *, origin: str = "system") -> Actor:
+        return cls(label=f"system:{what}", role="admin", origin=origin)
+
+    def via(self, origin: str) -> Actor:
+        """The same actor, acting through another channel (the UI, an import ...)."""
+        return replace(self, origin=origin)
 
     def can(self, permission: str) -> bool:
         return permission in PERMISSIONS.get(self.role, frozenset())

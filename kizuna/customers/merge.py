@@ -91,7 +91,7 @@ def merge_customers(session: Session, *, actor: Actor, survivor_id: int, merged_
         details=details,
         summary=f"merged {merged.id} into {survivor.id}",
     )
-    emit(session, "customer.merged", details, customer_id=survivor.id)
+    emit(session, "customer.merged", details, customer_id=survivor.id, origin=actor.origin)
     return survivor
 
 

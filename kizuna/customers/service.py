@@ -187,7 +187,7 @@ def create_customer(session: Session, *, actor: Actor, data: CustomerCreate) -> 
         customer_id=customer.id,
         summary=customer.full_name or customer.email or "",
     )
-    emit(session, "customer.created", {"customer_id": customer.id}, customer_id=customer.id)
+    emit(session, "customer.created", {"customer_id": customer.id}, customer_id=customer.id, origin=actor.origin)
     return customer
 
 
@@ -221,7 +221,13 @@ def update_customer(
             customer_id=customer.id,
             details=diff,
         )
-        emit(session, "customer.updated", {"customer_id": customer.id, "fields": sorted(diff)}, customer_id=customer.id)
+        emit(
+            session,
+            "customer.updated",
+            {"customer_id": customer.id, "fields": sorted(diff)},
+            customer_id=customer.id,
+            origin=actor.origin,
+        )
     return customer
 
 
@@ -256,7 +262,7 @@ def delete_customer(session: Session, *, actor: Actor, customer_id: int, expecte
         customer_id=customer.id,
         summary=customer.full_name,
     )
-    emit(session, "customer.deleted", {"customer_id": customer.id}, customer_id=customer.id)
+    emit(session, "customer.deleted", {"customer_id": customer.id}, customer_id=customer.id, origin=actor.origin)
     session.delete(customer)
 
 
@@ -283,6 +289,8 @@ def record_consent(session: Session, *, actor: Actor, customer_id: int, data: Co
         "consent.granted" if data.status == "granted" else "consent.withdrawn",
         {"customer_id": customer.id, "channel": data.channel, "purpose": data.purpose},
         customer_id=customer.id,
+        origin=actor.origin,
+        occurred_at=consent.recorded_at,
     )
     return consent
 

@@ -11,6 +11,7 @@ from kizuna.customers.service import resolve_id
 from kizuna.errors import NotFound, ValidationError
 from kizuna.events.models import Event
 from kizuna.events.schemas import EventCreate
+from kizuna.outbox.service import emit
 
 
 def get_event(session: Session, event_id: int) -> Event:
@@ -47,6 +48,14 @@ def record_event(session: Session, *, actor: Actor, data: EventCreate) -> tuple[
             customer_id=customer_id,
             summary=event.type,
         )
+    emit(
+        session,
+        "event.recorded",
+        {"event_id": event.id, "customer_id": customer_id, "type": event.type},
+        customer_id=customer_id,
+        origin=actor.origin,
+        occurred_at=event.occurred_at,
+    )
     return event, True
 
 

@@ -80,7 +80,14 @@ def create_order(session: Session, *, actor: Actor, data: OrderCreate) -> Order:
         summary=f"{order.currency} {order.total_amount}",
     )
     if order.status == "completed":
-        emit(session, "order.completed", {"order_id": order.id, "customer_id": customer_id}, customer_id=customer_id)
+        emit(
+            session,
+            "order.completed",
+            {"order_id": order.id, "customer_id": customer_id},
+            customer_id=customer_id,
+            origin=actor.origin,
+            occurred_at=order.ordered_at,
+        )
     return order
 
 
@@ -100,6 +107,8 @@ def update_order(
             "order.completed",
             {"order_id": order.id, "customer_id": order.customer_id},
             customer_id=order.customer_id,
+            origin=actor.origin,
+            occurred_at=order.ordered_at,
         )
     return order
 

@@ -15,7 +15,7 @@ from kizuna.errors import KizunaError
 
 outbox_app = typer.Typer(help="Inspect and retry outbox deliveries.", no_args_is_help=True)
 console = Console()
-CLI = Actor.system("cli")
+CLI = Actor.system("cli", origin="cli")
 
 
 def _engine():  # noqa: ANN202

@@ -42,7 +42,7 @@ def current_viewer(request: Request, session: DB) -> Viewer:
         raise NotAuthenticated("please sign in")
     user, ui_session = auth.resume_session(session, secret)
     lang = choose_language(request.cookies.get(LANG_COOKIE), user.locale)
-    viewer = Viewer(user=user, ui_session=ui_session, actor=auth.actor_for(user), lang=lang)
+    viewer = Viewer(user=user, ui_session=ui_session, actor=auth.actor_for(user).via("ui"), lang=lang)
     request.state.viewer = viewer
     return viewer
 
