@@ -24,6 +24,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.events.api import router as events_router
     from kizuna.exports.api import router as exports_router
     from kizuna.orders.api import router as orders_router
+    from kizuna.outbox import registry
+    from kizuna.outbox.api import router as outbox_router
     from kizuna.web.ui import router as ui_router
 
     app = FastAPI(
@@ -35,6 +37,9 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.engine = engine or get_engine()
+    # Subscribers are declared in code and loaded at start, so every message this server emits fans out to
+    # all of them, and a broken plugin module stops the server here rather than at the first emit.
+    registry.load()
     errors.install(app)
     app.add_middleware(errors.BodyLimit, max_bytes=get_settings().max_body_bytes)
     app.add_middleware(errors.NoSniff)
@@ -46,6 +51,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         events_router,
         auth_router,
         exports_router,
+        outbox_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(ui_router)

@@ -181,3 +181,16 @@ def page(browser) -> Iterator[object]:  # noqa: ANN001
     pg.set_default_timeout(10_000)
     yield pg
     context.close()
+
+
+@pytest.fixture
+def probe() -> Iterator[list]:
+    """The probe subscribers declared in this process too (emitting fans out to what the emitter declares)."""
+    from kizuna.outbox import registry
+    from tests.outbox import probe as module
+
+    for s in module.SUBSCRIBERS:
+        registry.register(s)
+    yield module.SUBSCRIBERS
+    for s in module.SUBSCRIBERS:
+        registry.unregister(s.name)

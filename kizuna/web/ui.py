@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from kizuna.auth import service as auth
 from kizuna.errors import NotAuthenticated
-from kizuna.web import ui_admin, ui_customers
+from kizuna.web import ui_admin, ui_customers, ui_outbox
 from kizuna.web.deps import DB, SESSION_COOKIE
 from kizuna.web.i18n import LANG_COOKIE, LANGUAGES, choose_language, translator
 from kizuna.web.session import (
@@ -95,3 +95,4 @@ def _lang(request: Request) -> str:
 
 router.include_router(ui_customers.router)
 router.include_router(ui_admin.router)
+router.include_router(ui_outbox.router)

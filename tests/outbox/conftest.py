@@ -44,16 +44,3 @@ def receiver() -> Iterator[KeyCounter]:
     yield counter
     counter.server.shutdown()
     counter.server.server_close()
-
-
-@pytest.fixture
-def probe() -> Iterator[list]:
-    """The probe subscribers declared in this process too (emitting fans out to what the emitter declares)."""
-    from kizuna.outbox import registry
-    from tests.outbox import probe as module
-
-    for s in module.SUBSCRIBERS:
-        registry.register(s)
-    yield module.SUBSCRIBERS
-    for s in module.SUBSCRIBERS:
-        registry.unregister(s.name)
