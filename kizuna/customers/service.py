@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from kizuna.auth import audit
 from kizuna.auth.permissions import Actor, require
 from kizuna.config import get_settings
+from kizuna.customers import consent
 from kizuna.customers.models import Company, Consent, Customer, CustomerIdentity, Note, Tag, customer_tags
 from kizuna.customers.normalize import full_name
 from kizuna.customers.schemas import (
@@ -266,15 +267,15 @@ def delete_customer(session: Session, *, actor: Actor, customer_id: int, expecte
 def record_consent(session: Session, *, actor: Actor, customer_id: int, data: ConsentCreate) -> Consent:
     require(actor, "consents:write")
     customer = get_customer(session, customer_id)
-    consent = Consent(customer_id=customer.id, recorded_by=actor.label, **data.model_dump(exclude_none=True))
-    session.add(consent)
+    decision = Consent(customer_id=customer.id, recorded_by=actor.label, **data.model_dump(exclude_none=True))
+    session.add(decision)
     session.flush()
     audit.record(
         session,
         actor=actor,
         action=f"consent.{data.status}",
         entity_type="consent",
-        entity_id=consent.id,
+        entity_id=decision.id,
         customer_id=customer.id,
         details={"channel": data.channel, "purpose": data.purpose, "method": data.method},
     )
@@ -284,33 +285,17 @@ def record_consent(session: Session, *, actor: Actor, customer_id: int, data: Co
         {"customer_id": customer.id, "channel": data.channel, "purpose": data.purpose},
         customer_id=customer.id,
     )
-    return consent
+    return decision
 
 
 def current_consents(session: Session, customer_id: int) -> list[Consent]:
-    """The consent in force for each channel and purpose (the newest decision wins)."""
-    rows = session.scalars(select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.id))
-    latest: dict[tuple[str, str], Consent] = {}
-    for row in rows:
-        latest[(row.channel, row.purpose)] = row
-    return sorted(latest.values(), key=lambda c: (c.channel, c.purpose))
+    """The consent in force for each channel and purpose (see ``customers.consent``)."""
+    return consent.decisions_in_force(session, customer_id)
 
 
 def has_consent(session: Session, *, customer_id: int, channel: str, purpose: str = "marketing") -> bool:
-    """True only when the last decision recorded for this channel and purpose is ``granted``.
-
-    "Last" is the order Kizuna recorded decisions in (id), not the ``recorded_at`` a client claims, so a
-    back-dated or mistyped date can never revive a consent that was withdrawn after it.
-
-    Every marketing send asks this one function; no record means no consent (特定電子メール法 opt-in).
-    """
-    status = session.scalar(
-        select(Consent.status)
-        .where(Consent.customer_id == customer_id, Consent.channel == channel, Consent.purpose == purpose)
-        .order_by(Consent.id.desc())
-        .limit(1)
-    )
-    return status == "granted"
+    """True only when the decision in force for this channel and purpose is ``granted`` (``customers.consent``)."""
+    return consent.has_consent(session, customer_id=customer_id, channel=channel, purpose=purpose)
 
 
 def consent_history(session: Session, customer_id: int) -> list[Consent]:
