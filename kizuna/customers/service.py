@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from kizuna.auth import audit
@@ -27,33 +27,33 @@ from kizuna.errors import Conflict, NotFound, ValidationError
 from kizuna.outbox.service import emit
 
 IDENTITY_FIELDS = ("email", "phone", "external_id")
-_SNAPSHOT_FIELDS = (
-    "external_id",
-    "email",
-    "phone",
-    "family_name",
-    "given_name",
-    "family_name_kana",
-    "given_name_kana",
-    "birth_date",
-    "gender",
-    "postal_code",
-    "prefecture",
-    "city",
-    "address_line",
-    "country",
-    "company_id",
-    "owner_id",
-    "lifecycle_stage",
-    "timezone",
-    "locale",
-    "source",
-    "attributes",
-)
+# Customer columns that audit diffs and merges leave out, each with its reason. Every other column is the
+# person's data: a diff shows it and a merge carries it over, including columns added later (derived below,
+# and tests/customers/test_snapshot.py fails if this list names a column that no longer exists).
+SNAPSHOT_EXCLUDED = {
+    "id": "the row itself, not a value of the person",
+    "full_name": "derived from family_name and given_name, recomputed after every change",
+    "full_name_kana": "derived from the kana names, recomputed after every change",
+    "status": "merge bookkeeping: set by the merge itself and kept in its own record",
+    "merged_into_id": "merge bookkeeping: set by the merge itself and kept in its own record",
+    "created_at": "row bookkeeping, not a value anyone edits",
+    "updated_at": "row bookkeeping, changes on every write",
+    "version": "row bookkeeping, changes on every write",
+}
+
+
+def snapshot_fields(table: Table) -> tuple[str, ...]:
+    """The names a snapshot holds: the table's columns, in order, minus ``SNAPSHOT_EXCLUDED``."""
+    return tuple(column.key for column in table.columns if column.key not in SNAPSHOT_EXCLUDED)
+
+
+# Column keys are the model's attribute names (no column of Customer is mapped under another name).
+SNAPSHOT_FIELDS = snapshot_fields(Customer.__table__)
 
 
 def snapshot(customer: Customer) -> dict[str, Any]:
-    return {name: getattr(customer, name) for name in _SNAPSHOT_FIELDS}
+    """The customer's own values (every column but ``SNAPSHOT_EXCLUDED``), for audit diffs and merges."""
+    return {name: getattr(customer, name) for name in SNAPSHOT_FIELDS}
 
 
 _customers = Customer.__table__.c
