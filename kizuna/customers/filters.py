@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, exists, or_, select
 from kizuna.customers import consent
 from kizuna.customers.models import Company, Customer, Tag, customer_tags
 from kizuna.customers.normalize import normalize_email, normalize_kana, normalize_phone, normalize_text
-from kizuna.listing import ORDERED, TEXT, Filter, FilterSet, _escape_like
+from kizuna.listing import ORDERED, TEXT, DefaultScope, Filter, FilterSet, _escape_like
 
 
 def _search(raw: str) -> ColumnElement[bool]:
@@ -82,6 +82,8 @@ CUSTOMER_FILTERS = FilterSet(
     },
     default_sort="-id",
     search=_search,
+    # Merged records stay as rows so their ids resolve; lists show the people, unless a status is asked for.
+    default_scope=DefaultScope("status", "active"),
 )
 
 

@@ -11,6 +11,7 @@ from kizuna.auth import audit
 from kizuna.auth.permissions import Actor, require
 from kizuna.config import get_settings
 from kizuna.customers import consent
+from kizuna.customers.filters import CUSTOMER_FILTERS
 from kizuna.customers.models import Company, Consent, Customer, CustomerIdentity, Note, Tag, customer_tags
 from kizuna.customers.normalize import full_name
 from kizuna.customers.schemas import (
@@ -330,7 +331,8 @@ def identities(session: Session, customer_id: int) -> list[CustomerIdentity]:
 
 
 def count_customers(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Customer).where(Customer.status == "active")) or 0
+    """How many customers the customer list shows with no filter (its default scope: the active ones)."""
+    return session.scalar(CUSTOMER_FILTERS.apply(select(func.count()).select_from(Customer), {})) or 0
 
 
 # --- companies -------------------------------------------------------------------------------------------

@@ -51,12 +51,8 @@ def _form(query: QueryParams) -> dict[str, str]:
 
 
 def customer_params(form: dict[str, str]) -> dict[str, str]:
-    """The CUSTOMER_FILTERS parameters for a list form; only active customers unless a status is chosen."""
-    params = {LIST_FIELDS[k]: v for k, v in form.items() if k in LIST_FIELDS}
-    status = form.get("status") or "active"
-    if status != "all":
-        params["status"] = status
-    return params
+    """The CUSTOMER_FILTERS parameters for a list form (the filter set's default scope handles ``status``)."""
+    return {LIST_FIELDS.get(k, k): v for k, v in form.items() if k in LIST_FIELDS or k == "status"}
 
 
 @router.get("/customers")
