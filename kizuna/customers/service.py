@@ -152,6 +152,11 @@ def _refresh_names(customer: Customer) -> None:
     customer.full_name_kana = kana or None
 
 
+def tag_names(session: Session) -> list[str]:
+    """Every tag's name, in order (the choices of the list's tag filter)."""
+    return list(session.scalars(select(Tag.name).order_by(Tag.name)))
+
+
 def tags_by_name(session: Session, names: list[str]) -> list[Tag]:
     wanted = sorted({n for n in names if n})
     if not wanted:
