@@ -41,8 +41,8 @@ def _tag(op: str, value: Any) -> ColumnElement[bool]:
 def _consent(channel: str):  # noqa: ANN202 - returns a clause builder
     def build(op: str, value: Any) -> ColumnElement[bool]:
         wanted = value if op == "eq" else not value
-        rule = consent.granted if wanted else consent.not_granted
-        return rule(Customer.id, channel=channel, purpose=consent.MARKETING)
+        granted = consent.granted(Customer.id, channel=channel, purpose=consent.MARKETING)
+        return granted if wanted else ~granted
 
     return build
 
