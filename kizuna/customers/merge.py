@@ -23,6 +23,12 @@ NOT_MOVED = {
     "outbox": "messages already emitted describe the past; their payloads name the ids of the time",
     "customer_import_marks": "one row per customer (its primary key); the survivor keeps its own import marks",
 }
+# References to customers under another name, and what a merge does with them (merge_customers, below).
+OTHER_REFERENCES = {
+    "customers.merged_into_id": "earlier merges into the merged record are pointed at the survivor",
+    "customer_merges.survivor_id": "earlier merges into the merged record are pointed at the survivor",
+    "customer_merges.merged_id": "stays: it is the record of which id was folded in",
+}
 MOVED: tuple[Table, ...] = tuple(
     table for table in Base.metadata.sorted_tables if "customer_id" in table.c and table.name not in NOT_MOVED
 )

@@ -25,3 +25,13 @@ def test_the_tables_a_merge_moves_include_the_domain_tables():
         "order_lines",
         "events",
     }
+
+
+def test_every_other_reference_to_customers_is_handled_by_merges():
+    references = {
+        f"{table.name}.{fk.parent.name}"
+        for table in Base.metadata.sorted_tables
+        for fk in table.foreign_keys
+        if fk.column.table.name == "customers" and fk.parent.name != "customer_id"
+    }
+    assert references == set(merge.OTHER_REFERENCES), "a new reference to customers: say what a merge does with it"
