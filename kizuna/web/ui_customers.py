@@ -114,7 +114,9 @@ def customer_export(request: Request, session: DB, viewer: CurrentViewer, fmt: s
 def customer_detail(
     request: Request, session: DB, viewer: CurrentViewer, customer_id: int, before: str | None = None
 ) -> Response:
-    view = customer_360(session, actor=viewer.actor, customer_id=customer_id, timeline_cursor=before)
+    view = customer_360(
+        session, actor=viewer.actor, customer_id=customer_id, timeline_cursor=before, timeline_limit=PAGE_SIZE
+    )
     if view.customer.id != customer_id:
         # A merged id: show the survivor under its own address.
         return RedirectResponse(f"/customers/{view.customer.id}", status_code=302)
