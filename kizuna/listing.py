@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy import ColumnElement, Select, and_, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from kizuna.errors import KizunaError, ValidationError
@@ -68,6 +68,20 @@ class Filter:
             raise ValidationError(f"filter '{name}': '{raw}' is not a valid {self.kind}", field=name) from exc
 
 
+@dataclass(frozen=True)
+class DefaultScope:
+    """What a list shows when the caller does not filter on ``field``: ``field = value``.
+
+    Any filter on the field (``status=merged``, ``status__in=...``, ``status__ne=...``) replaces the scope, and
+    ``field=<everything>`` (``status=all``) lifts it without filtering. Lists, exports and the UI all get this
+    from ``FilterSet.apply``, so "active customers unless a status is asked for" has one definition.
+    """
+
+    field: str
+    value: Any
+    everything: str = "all"
+
+
 @dataclass
 class FilterSet:
     model: Any
@@ -76,6 +90,7 @@ class FilterSet:
     default_sort: str = "-id"
     search: Callable[[str], ColumnElement[bool]] | None = None
     base: Callable[[Select[Any]], Select[Any]] | None = field(default=None)
+    default_scope: DefaultScope | None = None
 
     def condition(self, name: str, op: str, value: Any) -> ColumnElement[bool]:
         """The SQL condition for ``name op value``; the building block of list filters and segment rules."""
@@ -98,8 +113,14 @@ class FilterSet:
             return spec.build(op, value)
         return _compare(spec.column, op, value)
 
+    def select(self) -> Select[Any]:
+        """The list's query before any filter: every row of the set's model."""
+        return select(self.model)
+
     def apply(self, query: Select[Any], params: Mapping[str, Any]) -> Select[Any]:
-        """Apply ``field`` / ``field__op`` parameters and ``q`` (free-text search)."""
+        """Apply ``field`` / ``field__op`` parameters, ``q`` (free-text search) and the default scope."""
+        scope = self.default_scope
+        scoped = scope is not None
         for key, raw in params.items():
             if raw is None or raw == "":
                 continue
@@ -109,7 +130,13 @@ class FilterSet:
                 query = query.where(self.search(str(raw)))
                 continue
             name, _, op = key.partition("__")
+            if scope is not None and name == scope.field:
+                scoped = False
+                if not op and raw == scope.everything:
+                    continue
             query = query.where(self.condition(name, op or "eq", raw))
+        if scope is not None and scoped:
+            query = query.where(self.condition(scope.field, "eq", scope.value))
         return query
 
     def sort_key(self, sort: str | None) -> tuple[str, bool]:

@@ -63,6 +63,22 @@ def list_users(session: Session, *, actor: Actor) -> list[User]:
     return list(session.scalars(select(User).order_by(User.id)))
 
 
+def user_names(session: Session, user_ids: set[int]) -> dict[int, str]:
+    """User id -> the name a page shows for them (their name, else their e-mail)."""
+    if not user_ids:
+        return {}
+    rows = session.execute(select(User.id, User.name, User.email).where(User.id.in_(user_ids)))
+    return {user_id: name or email for user_id, name, email in rows}
+
+
+def user_emails(session: Session, user_ids: set[int]) -> dict[int, str]:
+    """User id -> e-mail address."""
+    if not user_ids:
+        return {}
+    rows = session.execute(select(User.id, User.email).where(User.id.in_(user_ids)))
+    return {user_id: email for user_id, email in rows}
+
+
 def set_user_role(session: Session, *, actor: Actor, user_id: int, role: str, is_active: bool | None = None) -> User:
     require(actor, "users:manage")
     if role not in ROLES:

@@ -70,3 +70,11 @@ def delete_product(session: Session, *, actor: Actor, product_id: int, expected_
         session, actor=actor, action="product.delete", entity_type="product", entity_id=product.id, summary=product.sku
     )
     session.delete(product)
+
+
+def product_names(session: Session, product_ids: set[int]) -> dict[int, str]:
+    """Product id -> name, for the products that still exist."""
+    if not product_ids:
+        return {}
+    rows = session.execute(select(Product.id, Product.name).where(Product.id.in_(product_ids)))
+    return {product_id: name for product_id, name in rows}

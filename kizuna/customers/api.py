@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kizuna.auth.permissions import Actor, require
+from kizuna.customers import customer360 as c360
 from kizuna.customers import merge, service
 from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS
 from kizuna.customers.models import Company, Customer
@@ -16,6 +17,7 @@ from kizuna.customers.schemas import (
     CompanyUpdate,
     ConsentCreate,
     ConsentRead,
+    Customer360,
     CustomerCreate,
     CustomerRead,
     CustomerUpdate,
@@ -47,13 +49,13 @@ def list_customers(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> dict:
-    """Customers, filtered by any field in the customer filter set (``?prefecture=東京都&created_at__gte=...``)."""
+    """Customers, filtered by any field in the customer filter set (``?prefecture=東京都&created_at__gte=...``).
+
+    Active customers only, unless a status is asked for (``status=merged``, ``status=all``).
+    """
     require(actor, "customers:read")
-    query = select(Customer)
-    if "status" not in request.query_params and "status__in" not in request.query_params:
-        query = query.where(Customer.status == "active")
     return page_of(
-        session, CUSTOMER_FILTERS, query, request, schema=CustomerRead, sort=sort, cursor=cursor, limit=limit
+        session, CUSTOMER_FILTERS, select(Customer), request, schema=CustomerRead, sort=sort, cursor=cursor, limit=limit
     )
 
 
@@ -118,6 +120,21 @@ async def customer_timeline(
         return Response(TimelinePage(items=items, next_cursor=next_cursor).model_dump_json(), media_type=JSON)
 
     return await with_api_actor(request, authorization, read)
+
+
+@router.get("/{customer_id}/360", response_model=Customer360)
+def customer_360(
+    customer_id: int,
+    session: DB,
+    actor: APIActor,
+    timeline_cursor: Annotated[str | None, Query(description="timeline_next_cursor of a previous read.")] = None,
+    timeline_limit: Limit = 50,
+) -> Customer360:
+    """Everything the customer 360 page shows, in one read: the customer, company, owner, merged ids, consents in
+    force, identities, newest orders, notes and the newest timeline entries. A merged id reads its survivor."""
+    return c360.customer_360(
+        session, actor=actor, customer_id=customer_id, timeline_cursor=timeline_cursor, timeline_limit=timeline_limit
+    )
 
 
 @router.get("/{customer_id}/consents", response_model=list[ConsentRead])

@@ -6,9 +6,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, exists, or_, select
 
-from kizuna.customers.models import Company, Consent, Customer, Tag, customer_tags
+from kizuna.customers import consent
+from kizuna.customers.models import Company, Customer, Tag, customer_tags
 from kizuna.customers.normalize import normalize_email, normalize_kana, normalize_phone, normalize_text
-from kizuna.listing import ORDERED, TEXT, Filter, FilterSet, _escape_like
+from kizuna.listing import ORDERED, TEXT, DefaultScope, Filter, FilterSet, _escape_like
 
 
 def _search(raw: str) -> ColumnElement[bool]:
@@ -39,17 +40,9 @@ def _tag(op: str, value: Any) -> ColumnElement[bool]:
 
 def _consent(channel: str):  # noqa: ANN202 - returns a clause builder
     def build(op: str, value: Any) -> ColumnElement[bool]:
-        # The newest decision for this channel's marketing purpose decides, as in has_consent().
-        newest = (
-            select(Consent.status)
-            .where(Consent.customer_id == Customer.id, Consent.channel == channel, Consent.purpose == "marketing")
-            .order_by(Consent.id.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        granted = newest == "granted"
         wanted = value if op == "eq" else not value
-        return granted if wanted else or_(newest.is_(None), newest != "granted")
+        granted = consent.granted(Customer.id, channel=channel, purpose=consent.MARKETING)
+        return granted if wanted else ~granted
 
     return build
 
@@ -89,6 +82,8 @@ CUSTOMER_FILTERS = FilterSet(
     },
     default_sort="-id",
     search=_search,
+    # Merged records stay as rows so their ids resolve; lists show the people, unless a status is asked for.
+    default_scope=DefaultScope("status", "active"),
 )
 
 

@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
 
 from kizuna.config import get_settings
+from kizuna.customers import consent
 from kizuna.customers.merge import merge_customers
 from kizuna.customers.models import Consent, Customer, CustomerIdentity, CustomerImportMark, customer_tags
 from kizuna.customers.normalize import full_name, split_full_name
@@ -636,15 +637,7 @@ def _record_consents(session: Session, people: list[_Person], ctx: WriteContext,
     asked = {p.customer_id: p.opt_in for p in people if p.opt_in is not None}
     if not asked:
         return 0
-    in_force: dict[int, str] = {}
-    for chunk in chunked(sorted(asked), 5000):
-        query = (
-            select(Consent.customer_id, Consent.status)
-            .where(Consent.customer_id.in_(chunk), Consent.channel == "email", Consent.purpose == "marketing")
-            .order_by(Consent.id)
-        )
-        for customer_id, status in session.execute(query):
-            in_force[customer_id] = status
+    in_force = consent.statuses_in_force(session, asked, channel="email", purpose=consent.MARKETING)
     rows = []
     for customer_id, (granted, line) in asked.items():
         status = "granted" if granted else "withdrawn"

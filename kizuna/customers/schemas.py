@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from kizuna.schemas import Email, Input, Kana, Output, Phone, Text, UTCTime
+from kizuna.schemas import Email, Input, Kana, MoneyOut, Output, Phone, Text, UTCTime
 
 Channel = Literal["email", "sms", "line", "phone", "post", "push"]
 ConsentStatus = Literal["granted", "withdrawn"]
@@ -208,3 +208,45 @@ class TimelineItem(Output):
     title: str
     channel: str | None = None
     data: dict[str, Any] = {}
+
+
+# --- the customer 360 page (one read for the UI page and GET /customers/{id}/360) -------------------------
+
+
+class OrderLineBrief(Output):
+    sku: str | None
+    product_id: int | None
+    product_name: str | None = None
+    quantity: int
+    amount: MoneyOut
+
+
+class OrderBrief(Output):
+    id: int
+    external_id: str | None
+    ordered_at: dt.datetime
+    status: str
+    channel: str | None
+    store: str | None
+    currency: str
+    total_amount: MoneyOut
+    lines: list[OrderLineBrief]
+
+
+class NoteWithAuthor(NoteRead):
+    author_name: str | None = None
+
+
+class Customer360(Output):
+    """Everything the customer 360 page shows, as one typed read."""
+
+    customer: CustomerRead
+    company: CompanyBrief | None
+    owner_name: str | None = Field(description="The owner's name, else e-mail; null when there is no owner.")
+    merged_ids: list[int] = Field(description="Ids merged into this customer; they resolve here.")
+    consents: list[ConsentRead] = Field(description="The decision in force per channel and purpose.")
+    identities: list[IdentityRead]
+    orders: list[OrderBrief] = Field(description="The newest orders, newest first.")
+    notes: list[NoteWithAuthor] = Field(description="Every note, newest first.")
+    timeline: list[TimelineItem] = Field(description="The newest touchpoints, newest first.")
+    timeline_next_cursor: str | None = Field(description="Pass to the timeline to read older touchpoints.")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from kizuna.auth import audit
 from kizuna.auth.permissions import Actor, require
 from kizuna.config import get_settings
+from kizuna.customers import consent
+from kizuna.customers.filters import CUSTOMER_FILTERS
 from kizuna.customers.models import Company, Consent, Customer, CustomerIdentity, Note, Tag, customer_tags
 from kizuna.customers.normalize import full_name
 from kizuna.customers.schemas import (
@@ -26,33 +28,33 @@ from kizuna.errors import Conflict, NotFound, ValidationError
 from kizuna.outbox.service import emit
 
 IDENTITY_FIELDS = ("email", "phone", "external_id")
-_SNAPSHOT_FIELDS = (
-    "external_id",
-    "email",
-    "phone",
-    "family_name",
-    "given_name",
-    "family_name_kana",
-    "given_name_kana",
-    "birth_date",
-    "gender",
-    "postal_code",
-    "prefecture",
-    "city",
-    "address_line",
-    "country",
-    "company_id",
-    "owner_id",
-    "lifecycle_stage",
-    "timezone",
-    "locale",
-    "source",
-    "attributes",
-)
+# Customer columns that audit diffs and merges leave out, each with its reason. Every other column is the
+# person's data: a diff shows it and a merge carries it over, including columns added later (derived below,
+# and tests/customers/test_snapshot.py fails if this list names a column that no longer exists).
+SNAPSHOT_EXCLUDED = {
+    "id": "the row itself, not a value of the person",
+    "full_name": "derived from family_name and given_name, recomputed after every change",
+    "full_name_kana": "derived from the kana names, recomputed after every change",
+    "status": "merge bookkeeping: set by the merge itself and kept in its own record",
+    "merged_into_id": "merge bookkeeping: set by the merge itself and kept in its own record",
+    "created_at": "row bookkeeping, not a value anyone edits",
+    "updated_at": "row bookkeeping, changes on every write",
+    "version": "row bookkeeping, changes on every write",
+}
+
+
+def snapshot_fields(table: Table) -> tuple[str, ...]:
+    """The names a snapshot holds: the table's columns, in order, minus ``SNAPSHOT_EXCLUDED``."""
+    return tuple(column.key for column in table.columns if column.key not in SNAPSHOT_EXCLUDED)
+
+
+# Column keys are the model's attribute names (no column of Customer is mapped under another name).
+SNAPSHOT_FIELDS = snapshot_fields(Customer.__table__)
 
 
 def snapshot(customer: Customer) -> dict[str, Any]:
-    return {name: getattr(customer, name) for name in _SNAPSHOT_FIELDS}
+    """The customer's own values (every column but ``SNAPSHOT_EXCLUDED``), for audit diffs and merges."""
+    return {name: getattr(customer, name) for name in SNAPSHOT_FIELDS}
 
 
 _customers = Customer.__table__.c
@@ -148,6 +150,11 @@ def _refresh_names(customer: Customer) -> None:
     customer.full_name = full_name(customer.family_name, customer.given_name)
     kana = full_name(customer.family_name_kana, customer.given_name_kana)
     customer.full_name_kana = kana or None
+
+
+def tag_names(session: Session) -> list[str]:
+    """Every tag's name, in order (the choices of the list's tag filter)."""
+    return list(session.scalars(select(Tag.name).order_by(Tag.name)))
 
 
 def tags_by_name(session: Session, names: list[str]) -> list[Tag]:
@@ -272,15 +279,15 @@ def delete_customer(session: Session, *, actor: Actor, customer_id: int, expecte
 def record_consent(session: Session, *, actor: Actor, customer_id: int, data: ConsentCreate) -> Consent:
     require(actor, "consents:write")
     customer = get_customer(session, customer_id)
-    consent = Consent(customer_id=customer.id, recorded_by=actor.label, **data.model_dump(exclude_none=True))
-    session.add(consent)
+    decision = Consent(customer_id=customer.id, recorded_by=actor.label, **data.model_dump(exclude_none=True))
+    session.add(decision)
     session.flush()
     audit.record(
         session,
         actor=actor,
         action=f"consent.{data.status}",
         entity_type="consent",
-        entity_id=consent.id,
+        entity_id=decision.id,
         customer_id=customer.id,
         details={"channel": data.channel, "purpose": data.purpose, "method": data.method},
     )
@@ -292,33 +299,17 @@ def record_consent(session: Session, *, actor: Actor, customer_id: int, data: Co
         origin=actor.origin,
         occurred_at=consent.recorded_at,
     )
-    return consent
+    return decision
 
 
 def current_consents(session: Session, customer_id: int) -> list[Consent]:
-    """The consent in force for each channel and purpose (the newest decision wins)."""
-    rows = session.scalars(select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.id))
-    latest: dict[tuple[str, str], Consent] = {}
-    for row in rows:
-        latest[(row.channel, row.purpose)] = row
-    return sorted(latest.values(), key=lambda c: (c.channel, c.purpose))
+    """The consent in force for each channel and purpose (see ``customers.consent``)."""
+    return consent.decisions_in_force(session, customer_id)
 
 
 def has_consent(session: Session, *, customer_id: int, channel: str, purpose: str = "marketing") -> bool:
-    """True only when the last decision recorded for this channel and purpose is ``granted``.
-
-    "Last" is the order Kizuna recorded decisions in (id), not the ``recorded_at`` a client claims, so a
-    back-dated or mistyped date can never revive a consent that was withdrawn after it.
-
-    Every marketing send asks this one function; no record means no consent (特定電子メール法 opt-in).
-    """
-    status = session.scalar(
-        select(Consent.status)
-        .where(Consent.customer_id == customer_id, Consent.channel == channel, Consent.purpose == purpose)
-        .order_by(Consent.id.desc())
-        .limit(1)
-    )
-    return status == "granted"
+    """True only when the decision in force for this channel and purpose is ``granted`` (``customers.consent``)."""
+    return consent.has_consent(session, customer_id=customer_id, channel=channel, purpose=purpose)
 
 
 def consent_history(session: Session, customer_id: int) -> list[Consent]:
@@ -353,7 +344,8 @@ def identities(session: Session, customer_id: int) -> list[CustomerIdentity]:
 
 
 def count_customers(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Customer).where(Customer.status == "active")) or 0
+    """How many customers the customer list shows with no filter (its default scope: the active ones)."""
+    return session.scalar(CUSTOMER_FILTERS.apply(select(func.count()).select_from(Customer), {})) or 0
 
 
 # --- companies -------------------------------------------------------------------------------------------

@@ -30,11 +30,16 @@ from kizuna.orders.models import Order, OrderLine
 
 @dataclass(frozen=True)
 class TimelineSource:
+    """One kind of timeline entry. The UI shows it with ``icon``, the label ``kind.<kind>`` of each locale and
+    the partial ``web/templates/customers/timeline/<kind>.html`` (tests/web/test_timeline_kinds.py checks all).
+    """
+
     kind: str
     model: Any
     time: Any
     customer: Any
     render: Callable[[Any], TimelineItem]
+    icon: str
     # Loads the rows ``render`` is given, by id; the default reads the model's table columns.
     load: Callable[[Session, list[int]], Iterable[Any]] | None = None
 
@@ -124,11 +129,11 @@ def _merge(m: CustomerMerge) -> TimelineItem:
 
 
 SOURCES: Sequence[TimelineSource] = (
-    TimelineSource("consent", Consent, Consent.recorded_at, Consent.customer_id, _consent),
-    TimelineSource("event", Event, Event.occurred_at, Event.customer_id, _event),
-    TimelineSource("merge", CustomerMerge, CustomerMerge.merged_at, CustomerMerge.survivor_id, _merge),
-    TimelineSource("note", Note, Note.created_at, Note.customer_id, _note),
-    TimelineSource("order", Order, Order.ordered_at, Order.customer_id, _order, _load_orders),
+    TimelineSource("consent", Consent, Consent.recorded_at, Consent.customer_id, _consent, icon="✓"),
+    TimelineSource("event", Event, Event.occurred_at, Event.customer_id, _event, icon="◆"),
+    TimelineSource("merge", CustomerMerge, CustomerMerge.merged_at, CustomerMerge.survivor_id, _merge, icon="⇄"),
+    TimelineSource("note", Note, Note.created_at, Note.customer_id, _note, icon="✎"),
+    TimelineSource("order", Order, Order.ordered_at, Order.customer_id, _order, icon="¥", load=_load_orders),
 )
 KINDS = tuple(s.kind for s in SOURCES)
 

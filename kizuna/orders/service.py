@@ -26,6 +26,12 @@ def get_order(session: Session, order_id: int) -> Order:
     return order
 
 
+def recent_orders(session: Session, customer_id: int, *, limit: int) -> list[Order]:
+    """The customer's newest ``limit`` orders (with their lines), newest first."""
+    query = select(Order).where(Order.customer_id == customer_id).order_by(Order.ordered_at.desc(), Order.id.desc())
+    return list(session.scalars(query.limit(limit)))
+
+
 def create_order(session: Session, *, actor: Actor, data: OrderCreate) -> Order:
     require(actor, "orders:write")
     try:

@@ -5,18 +5,21 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Form, Request
 from starlette.responses import Response
 
 from kizuna.auth import service as auth
-from kizuna.auth.models import UiSession, User
 from kizuna.auth.permissions import Actor
 from kizuna.config import get_settings
 from kizuna.errors import NotAuthenticated, PermissionDenied
 from kizuna.web.deps import DB, SESSION_COOKIE
 from kizuna.web.i18n import LANG_COOKIE, choose_language
+
+if TYPE_CHECKING:
+    # Only named as the types auth hands back; the web layer never queries another domain's tables.
+    from kizuna.auth.models import UiSession, User
 
 LOGIN_CSRF_COOKIE = "kizuna_login_csrf"
 

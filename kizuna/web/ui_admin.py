@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Form, Request
-from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
 from kizuna.auth import service as auth
 from kizuna.auth.filters import AUDIT_FILTERS
-from kizuna.auth.models import AuditEntry, User
 from kizuna.auth.permissions import ROLES, require
 from kizuna.errors import Conflict, ValidationError
 from kizuna.listing import list_page
@@ -28,7 +26,7 @@ def audit_log(request: Request, session: DB, viewer: CurrentViewer, cursor: str 
     """The audit log, newest first, paged like the API's ``/api/v1/audit`` (same filter set)."""
     require(viewer.actor, "audit:read")
     params = {k: v for k, v in request.query_params.items() if k != "cursor"}
-    entries, older = list_page(session, AUDIT_FILTERS, select(AuditEntry), params, cursor=cursor, limit=AUDIT_PAGE)
+    entries, older = list_page(session, AUDIT_FILTERS, AUDIT_FILTERS.select(), params, cursor=cursor, limit=AUDIT_PAGE)
     return render(request, "admin/audit.html", viewer, entries=entries, older=older, before=cursor)
 
 
@@ -76,8 +74,7 @@ def _tokens_page(
     request: Request, session: DB, viewer: CurrentViewer, *, new_token: str | None = None, status: int = 200
 ) -> Response:
     tokens = auth.list_tokens(session, actor=viewer.actor)
-    rows = session.execute(select(User.id, User.email).where(User.id.in_({t.user_id for t in tokens})))
-    owners = {user_id: email for user_id, email in rows}
+    owners = auth.user_emails(session, {t.user_id for t in tokens})
     return render(
         request, "settings/tokens.html", viewer, status=status, tokens=tokens, owners=owners, new_token=new_token
     )

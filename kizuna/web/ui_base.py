@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from kizuna.config import get_settings
 from kizuna.customers.normalize import format_phone_national
+from kizuna.customers.timeline import SOURCES
 from kizuna.errors import KizunaError, NotAuthenticated
 from kizuna.web.i18n import LANG_COOKIE, choose_language, translator
 from kizuna.web.session import Viewer
@@ -87,7 +89,22 @@ env.filters["localtime"] = localtime
 env.filters["money"] = money
 env.filters["phone"] = phone
 env.globals["query_string"] = query_string
-env.globals["icons"] = {"event": "◆", "order": "¥", "note": "✎", "consent": "✓", "merge": "⇄"}
+
+
+@dataclass(frozen=True)
+class TimelineKind:
+    """How the 360 page shows one kind of timeline entry: its icon and its partial template."""
+
+    icon: str
+    partial: str
+
+
+# One entry per kind of the timeline's registry: a kind added there without a partial fails to render (and
+# tests/web/test_timeline_kinds.py says which file or translation is missing).
+TIMELINE_KINDS = {
+    source.kind: TimelineKind(icon=source.icon, partial=f"customers/timeline/{source.kind}.html") for source in SOURCES
+}
+env.globals["timeline_kinds"] = TIMELINE_KINDS
 
 
 def render(

@@ -6,23 +6,16 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import Form, Request
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from starlette.datastructures import QueryParams
 from starlette.responses import RedirectResponse, Response
 
-from kizuna.auth.models import User
 from kizuna.auth.permissions import require
-from kizuna.catalog.models import Product
 from kizuna.customers import service as customers
+from kizuna.customers.customer360 import customer_360
 from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS
-from kizuna.customers.merge import merged_ids
-from kizuna.customers.models import Company, Customer, Tag
 from kizuna.customers.schemas import NoteCreate
-from kizuna.customers.timeline import timeline
 from kizuna.errors import ValidationError
 from kizuna.listing import list_page
-from kizuna.orders.models import Order
 from kizuna.web.deps import DB
 from kizuna.web.session import CurrentViewer, PostingViewer
 from kizuna.web.ui_base import render, ui_router
@@ -51,12 +44,8 @@ def _form(query: QueryParams) -> dict[str, str]:
 
 
 def customer_params(form: dict[str, str]) -> dict[str, str]:
-    """The CUSTOMER_FILTERS parameters for a list form; only active customers unless a status is chosen."""
-    params = {LIST_FIELDS[k]: v for k, v in form.items() if k in LIST_FIELDS}
-    status = form.get("status") or "active"
-    if status != "all":
-        params["status"] = status
-    return params
+    """The CUSTOMER_FILTERS parameters for a list form (the filter set's default scope handles ``status``)."""
+    return {LIST_FIELDS.get(k, k): v for k, v in form.items() if k in LIST_FIELDS or k == "status"}
 
 
 @router.get("/customers")
@@ -64,13 +53,13 @@ def customer_list(request: Request, session: DB, viewer: CurrentViewer) -> Respo
     require(viewer.actor, "customers:read")
     form = _form(request.query_params)
     cursor = request.query_params.get("cursor") or None
-    rows: list[Customer] = []
+    rows: list[Any] = []
     next_cursor = error = None
     try:
         rows, next_cursor = list_page(
             session,
             CUSTOMER_FILTERS,
-            select(Customer),
+            CUSTOMER_FILTERS.select(),
             customer_params(form),
             sort=form.get("sort"),
             cursor=cursor,
@@ -78,7 +67,7 @@ def customer_list(request: Request, session: DB, viewer: CurrentViewer) -> Respo
         )
     except ValidationError as exc:
         error = exc.message
-    tags = list(session.scalars(select(Tag.name).order_by(Tag.name)))
+    tags = customers.tag_names(session)
     return render(
         request,
         "customers/list.html",
@@ -121,55 +110,23 @@ def customer_export(request: Request, session: DB, viewer: CurrentViewer, fmt: s
     )
 
 
-def _orders(session: Session, customer_id: int, limit: int = 20) -> tuple[list[Order], dict[int, str]]:
-    """The customer's newest orders and the names of the products on their lines."""
-    orders = list(
-        session.scalars(
-            select(Order).where(Order.customer_id == customer_id).order_by(Order.ordered_at.desc()).limit(limit)
-        )
-    )
-    product_ids = {line.product_id for o in orders for line in o.lines if line.product_id}
-    names: dict[int, str] = {}
-    if product_ids:
-        rows = session.execute(select(Product.id, Product.name).where(Product.id.in_(product_ids)))
-        names = {product_id: name for product_id, name in rows}
-    return orders, names
-
-
-def _names(session: Session, user_ids: set[int]) -> dict[int, str]:
-    if not user_ids:
-        return {}
-    rows = session.execute(select(User.id, User.name, User.email).where(User.id.in_(user_ids)))
-    return {uid: name or email for uid, name, email in rows}
-
-
 @router.get("/customers/{customer_id:int}")
 def customer_detail(
     request: Request, session: DB, viewer: CurrentViewer, customer_id: int, before: str | None = None
 ) -> Response:
-    require(viewer.actor, "customers:read")
-    survivor_id = customers.resolve_id(session, customer_id)
-    if survivor_id != customer_id:
-        return RedirectResponse(f"/customers/{survivor_id}", status_code=302)
-    customer = customers.get_customer(session, customer_id)
-    items, older = timeline(session, customer.id, limit=PAGE_SIZE, cursor=before)
-    orders, product_names = _orders(session, customer.id)
-    notes = customers.list_notes(session, customer.id)
+    view = customer_360(
+        session, actor=viewer.actor, customer_id=customer_id, timeline_cursor=before, timeline_limit=PAGE_SIZE
+    )
+    if view.customer.id != customer_id:
+        # A merged id: show the survivor under its own address.
+        return RedirectResponse(f"/customers/{view.customer.id}", status_code=302)
     return render(
         request,
         "customers/detail.html",
         viewer,
-        customer=customer,
-        owner=session.get(User, customer.owner_id) if customer.owner_id else None,
-        merged_ids=merged_ids(session, customer.id),
-        consents=customers.current_consents(session, customer.id),
-        identities=customers.identities(session, customer.id),
-        orders=orders,
-        product_names=product_names,
-        notes=notes,
-        authors=_names(session, {n.author_user_id for n in notes if n.author_user_id}),
-        timeline=items,
-        older=older,
+        view=view,
+        customer=view.customer,
+        older=view.timeline_next_cursor,
         before=before,
     )
 
@@ -189,12 +146,18 @@ def company_list(request: Request, session: DB, viewer: CurrentViewer) -> Respon
     form = {k: request.query_params.get(k, "").strip() for k in ("q", "sort")}
     form = {k: v for k, v in form.items() if v}
     cursor = request.query_params.get("cursor") or None
-    rows: list[Company] = []
+    rows: list[Any] = []
     next_cursor = error = None
     try:
         params = {"q": form["q"]} if "q" in form else {}
         rows, next_cursor = list_page(
-            session, COMPANY_FILTERS, select(Company), params, sort=form.get("sort"), cursor=cursor, limit=PAGE_SIZE
+            session,
+            COMPANY_FILTERS,
+            COMPANY_FILTERS.select(),
+            params,
+            sort=form.get("sort"),
+            cursor=cursor,
+            limit=PAGE_SIZE,
         )
     except ValidationError as exc:
         error = exc.message
