@@ -297,7 +297,7 @@ def record_consent(session: Session, *, actor: Actor, customer_id: int, data: Co
         {"customer_id": customer.id, "channel": data.channel, "purpose": data.purpose},
         customer_id=customer.id,
         origin=actor.origin,
-        occurred_at=consent.recorded_at,
+        occurred_at=decision.recorded_at,
     )
     return decision
 
