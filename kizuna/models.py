@@ -9,6 +9,7 @@ from kizuna.customers.models import (
     CustomerIdentity,
     CustomerImportMark,
     CustomerMerge,
+    DuplicatePair,
     Note,
     Tag,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "Consent",
     "Customer",
     "CustomerIdentity",
+    "DuplicatePair",
     "CustomerImportMark",
     "CustomerMerge",
     "Event",

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy import select
@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from kizuna.auth.permissions import Actor, require
 from kizuna.customers import customer360 as c360
-from kizuna.customers import merge, service
+from kizuna.customers import duplicates, identities, merge, service
 from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS
 from kizuna.customers.models import Company, Customer
 from kizuna.customers.schemas import (
@@ -21,6 +21,9 @@ from kizuna.customers.schemas import (
     CustomerCreate,
     CustomerRead,
     CustomerUpdate,
+    DuplicatePairRead,
+    IdentityAdded,
+    IdentityCreate,
     IdentityRead,
     MergeRequest,
     NoteCreate,
@@ -66,6 +69,25 @@ def create_customer(data: CustomerCreate, response: Response, session: DB, actor
     with_etag(response, customer.version)
     response.headers["Location"] = f"/api/v1/customers/{customer.id}"
     return customer
+
+
+@router.get("/duplicates", response_model=list[DuplicatePairRead])
+def list_duplicates(
+    session: DB,
+    actor: APIActor,
+    status: Literal["open", "dismissed", "merged"] = "open",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list:
+    """Pairs of customers that may be one person (a shared phone ...), oldest first, for a person to decide."""
+    return duplicates.list_pairs(session, actor=actor, status=status, limit=limit)
+
+
+@router.post("/duplicates/{pair_id}/dismiss", response_model=DuplicatePairRead)
+def dismiss_duplicate(pair_id: int, session: DB, actor: APIActor) -> object:
+    """Not the same person: the pair closes and is not proposed again. To merge, use ``POST .../merge``."""
+    pair = duplicates.dismiss(session, actor=actor, pair_id=pair_id)
+    session.commit()
+    return pair
 
 
 @router.get("/{customer_id}", response_model=CustomerRead)
@@ -172,7 +194,29 @@ def add_note(customer_id: int, data: NoteCreate, session: DB, actor: APIActor) -
 @router.get("/{customer_id}/identities", response_model=list[IdentityRead])
 def list_identities(customer_id: int, session: DB, actor: APIActor) -> list:
     require(actor, "customers:read")
-    return service.identities(session, service.resolve_id(session, customer_id))
+    return identities.list_identities(session, service.resolve_id(session, customer_id))
+
+
+@router.post("/{customer_id}/identities", response_model=IdentityAdded, status_code=201)
+def add_identity(customer_id: int, data: IdentityCreate, session: DB, actor: APIActor) -> IdentityAdded:
+    """Add a way to recognise the customer. A unique value held by another customer is refused (409) with
+    that customer named; a shared phone is accepted and proposes the pair as possible duplicates."""
+    customer = service.get_customer(session, customer_id)
+    row, others = identities.add_identity(
+        session, actor=actor, customer=customer, kind_name=data.kind, value=data.value, primary=data.primary
+    )
+    duplicates.propose_all(session, customer.id, others, f"same {data.kind}")
+    session.commit()
+    return IdentityAdded.model_validate({**IdentityRead.model_validate(row).model_dump(), "shared_with": others})
+
+
+@router.delete("/{customer_id}/identities/{identity_id}", status_code=204)
+def remove_identity(customer_id: int, identity_id: int, session: DB, actor: APIActor) -> Response:
+    """Remove one identity; if it was the primary of its kind, the oldest other one of that kind takes over."""
+    customer = service.get_customer(session, customer_id)
+    identities.remove_identity(session, actor=actor, customer=customer, identity_id=identity_id)
+    session.commit()
+    return Response(status_code=204)
 
 
 @router.post("/{customer_id}/merge", response_model=CustomerRead)

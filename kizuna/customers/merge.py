@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 import kizuna.models  # noqa: F401  (every table on the metadata, so MOVED below sees them all)
 from kizuna.auth import audit
 from kizuna.auth.permissions import Actor
+from kizuna.customers import duplicates, identities
 from kizuna.customers.models import Customer, CustomerMerge, customer_tags
 from kizuna.customers.service import _refresh_names, get_customer, snapshot
 from kizuna.db import Base
@@ -22,12 +23,14 @@ NOT_MOVED = {
     "audit_log": "says what was done to whom at the time; the merged id resolves to the survivor",
     "outbox": "messages already emitted describe the past; their payloads name the ids of the time",
     "customer_import_marks": "one row per customer (its primary key); the survivor keeps its own import marks",
+    "customer_duplicates": "pairs are decided, not moved: the pair of the two closes as merged (duplicates.py)",
 }
 # References to customers under another name, and what a merge does with them (merge_customers, below).
 OTHER_REFERENCES = {
     "customers.merged_into_id": "earlier merges into the merged record are pointed at the survivor",
     "customer_merges.survivor_id": "earlier merges into the merged record are pointed at the survivor",
     "customer_merges.merged_id": "stays: it is the record of which id was folded in",
+    "customer_duplicates.other_customer_id": "the merged record's open pairs pass to the survivor (duplicates.py)",
 }
 MOVED: tuple[Table, ...] = tuple(
     table for table in Base.metadata.sorted_tables if "customer_id" in table.c and table.name not in NOT_MOVED
@@ -46,6 +49,7 @@ def merge_customers(session: Session, *, actor: Actor, survivor_id: int, merged_
     if survivor.id == merged.id:
         raise ValidationError("a customer cannot be merged into itself", field="merge_id")
     before = snapshot(merged)
+    identities.drop_shared(session, keep=survivor.id, drop=merged.id)
     for table in MOVED:
         session.execute(update(table).where(table.c.customer_id == merged.id).values(customer_id=survivor.id))
     tag_ids = set(session.scalars(select(customer_tags.c.tag_id).where(customer_tags.c.customer_id == merged.id)))
@@ -67,6 +71,7 @@ def merge_customers(session: Session, *, actor: Actor, survivor_id: int, merged_
         .execution_options(synchronize_session=False)
     )
 
+    duplicates.after_merge(session, actor=actor, survivor_id=survivor.id, merged_id=merged.id)
     filled = []
     for name, value in before.items():
         if name == "attributes":

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Column, Date, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kizuna.db import Base, JSONType, Timestamped, UTCDateTime, Versioned, utcnow
@@ -81,17 +93,54 @@ class Customer(Timestamped, Versioned, Base):
     company: Mapped[Company | None] = relationship(lazy="joined")
 
 
+# Identity kinds that only hint at the same person (a family or an office shares a phone): several customers
+# may hold one value. Every other kind is unique. ``customers/identities.py`` builds its kinds on this.
+HINT_KINDS = ("phone",)
+_IS_HINT = text("kind IN (" + ", ".join(f"'{k}'" for k in HINT_KINDS) + ")")
+_IS_UNIQUE = text("kind NOT IN (" + ", ".join(f"'{k}'" for k in HINT_KINDS) + ")")
+
+
 class CustomerIdentity(Base):
     """One way to recognise a customer: email, phone, external id, anonymous id, LINE user id..."""
 
     __tablename__ = "customer_identities"
-    __table_args__ = (UniqueConstraint("kind", "value"),)
+    __table_args__ = (
+        # Each row is in exactly one of these two indexes, so an import pays for one index insert per identity.
+        Index("uq_customer_identities_kind_value", "kind", "value", unique=True, sqlite_where=_IS_UNIQUE,
+              postgresql_where=_IS_UNIQUE),
+        Index("ix_customer_identities_hint", "kind", "value", sqlite_where=_IS_HINT, postgresql_where=_IS_HINT),
+    )  # fmt: skip
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(64))
     value: Mapped[str] = mapped_column(String(320))
+    # Where it was learnt (an import file's source system, the tracking API, a form); free text.
+    source: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DuplicatePair(Base):
+    """Two customers that may be one person (a shared phone, the same name and address ...), for review.
+
+    ``customer_id`` is always the smaller id, so a pair is recorded once. Closed as ``dismissed`` (not the same
+    person) or ``merged``; a dismissed pair is not proposed again.
+    """
+
+    __tablename__ = "customer_duplicates"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "other_customer_id"),
+        CheckConstraint("customer_id < other_customer_id", name="ordered"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    other_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open | dismissed | merged
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(320))
 
 
 class Consent(Base):

@@ -108,9 +108,36 @@ class CustomerRead(Output):
 
 
 class IdentityRead(Output):
+    id: int
     kind: str
     value: str
+    source: str | None = None
     created_at: dt.datetime
+
+
+class IdentityCreate(Input):
+    kind: str = Field(
+        max_length=64,
+        description="email, phone, external_id, line_user_id, anonymous_id, or external_id:<source> (e.g. "
+        "external_id:shopify). Phone is a hint (shared numbers allowed); every other kind is unique.",
+    )
+    value: str = Field(max_length=320)
+    primary: bool = Field(default=False, description="Also make it the customer's email / phone / external_id.")
+
+
+class IdentityAdded(IdentityRead):
+    shared_with: list[int] = Field(default_factory=list, description="Other customers holding this hint value.")
+
+
+class DuplicatePairRead(Output):
+    id: int
+    customer_id: int
+    other_customer_id: int
+    reason: str
+    status: str
+    created_at: dt.datetime
+    decided_at: dt.datetime | None
+    decided_by: str | None
 
 
 class ConsentCreate(Input):

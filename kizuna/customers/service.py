@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from kizuna.auth import audit
 from kizuna.auth.permissions import Actor, require
 from kizuna.config import get_settings
-from kizuna.customers import consent
+from kizuna.customers import consent, duplicates, identities
 from kizuna.customers.filters import CUSTOMER_FILTERS
 from kizuna.customers.models import Company, Consent, Customer, CustomerIdentity, Note, Tag, customer_tags
 from kizuna.customers.normalize import full_name
@@ -27,7 +27,7 @@ from kizuna.db import check_version
 from kizuna.errors import Conflict, NotFound, ValidationError
 from kizuna.outbox.service import emit
 
-IDENTITY_FIELDS = ("email", "phone", "external_id")
+IDENTITY_FIELDS = identities.MIRRORED
 # Customer columns that audit diffs and merges leave out, each with its reason. Every other column is the
 # person's data: a diff shows it and a merge carries it over, including columns added later (derived below,
 # and tests/customers/test_snapshot.py fails if this list names a column that no longer exists).
@@ -117,35 +117,6 @@ def _check_references(session: Session, data: CustomerCreate | CustomerUpdate | 
         raise ValidationError(f"user {data.owner_id} does not exist", field="owner_id")
 
 
-def identity_owner(session: Session, kind: str, value: str) -> int | None:
-    return session.scalar(
-        select(CustomerIdentity.customer_id).where(CustomerIdentity.kind == kind, CustomerIdentity.value == value)
-    )
-
-
-def _claim_identities(session: Session, customer: Customer, before: dict[str, Any] | None = None) -> None:
-    """Make the customer's primary email, phone and external id its identities; refuse ones taken by others."""
-    for kind in IDENTITY_FIELDS:
-        value = getattr(customer, kind)
-        old = (before or {}).get(kind)
-        if value == old and before is not None:
-            continue
-        if value is not None:
-            owner = identity_owner(session, kind, value)
-            if owner is not None and owner != customer.id:
-                raise Conflict(f"{kind} {value} already belongs to customer {owner}", field=kind)
-            if owner is None:
-                session.add(CustomerIdentity(customer_id=customer.id, kind=kind, value=value))
-        if old is not None and old != value:
-            session.execute(
-                delete(CustomerIdentity).where(
-                    CustomerIdentity.customer_id == customer.id,
-                    CustomerIdentity.kind == kind,
-                    CustomerIdentity.value == old,
-                )
-            )
-
-
 def _refresh_names(customer: Customer) -> None:
     customer.full_name = full_name(customer.family_name, customer.given_name)
     kana = full_name(customer.family_name_kana, customer.given_name_kana)
@@ -184,7 +155,8 @@ def create_customer(session: Session, *, actor: Actor, data: CustomerCreate) -> 
     _refresh_names(customer)
     session.add(customer)
     session.flush()
-    _claim_identities(session, customer)
+    sharing = identities.sync_primary(session, customer)
+    duplicates.propose_all(session, customer.id, sharing, "same phone")
     audit.record(
         session,
         actor=actor,
@@ -212,7 +184,8 @@ def update_customer(
     if data.tags is not None:
         customer.tags = tags_by_name(session, data.tags)
     _refresh_names(customer)
-    _claim_identities(session, customer, before)
+    sharing = identities.sync_primary(session, customer, before)
+    duplicates.propose_all(session, customer.id, sharing, "same phone")
     diff = audit.changes(before, snapshot(customer))
     after_tags = [t.name for t in customer.tags]
     if after_tags != before_tags:
@@ -335,12 +308,8 @@ def list_notes(session: Session, customer_id: int) -> list[Note]:
     return list(session.scalars(select(Note).where(Note.customer_id == customer_id).order_by(Note.id.desc())))
 
 
-def identities(session: Session, customer_id: int) -> list[CustomerIdentity]:
-    return list(
-        session.scalars(
-            select(CustomerIdentity).where(CustomerIdentity.customer_id == customer_id).order_by(CustomerIdentity.id)
-        )
-    )
+def list_identities(session: Session, customer_id: int) -> list[CustomerIdentity]:
+    return identities.list_identities(session, customer_id)
 
 
 def count_customers(session: Session) -> int:

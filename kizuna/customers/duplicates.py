@@ -1,0 +1,91 @@
+"""Duplicate pairs: two customers that may be one person, proposed by hints and decided by a person."""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from kizuna.auth import audit
+from kizuna.auth.permissions import Actor, require
+from kizuna.customers.models import DuplicatePair
+from kizuna.db import utcnow
+from kizuna.errors import Conflict, NotFound
+
+
+def propose(session: Session, customer_id: int, other_id: int, reason: str) -> DuplicatePair | None:
+    """Record that two customers may be one person; nothing when the pair is known (open, dismissed or merged)."""
+    if customer_id == other_id:
+        return None
+    low, high = sorted((customer_id, other_id))
+    known = session.scalar(
+        select(DuplicatePair).where(DuplicatePair.customer_id == low, DuplicatePair.other_customer_id == high)
+    )
+    if known is not None:
+        return None
+    pair = DuplicatePair(customer_id=low, other_customer_id=high, reason=reason[:200])
+    session.add(pair)
+    return pair
+
+
+def propose_all(session: Session, customer_id: int, others: list[int], reason: str) -> int:
+    session.flush()
+    return sum(1 for other in others if propose(session, customer_id, other, reason) is not None)
+
+
+def list_pairs(session: Session, *, actor: Actor, status: str = "open", limit: int = 100) -> list[DuplicatePair]:
+    require(actor, "customers:read")
+    return list(
+        session.scalars(
+            select(DuplicatePair).where(DuplicatePair.status == status).order_by(DuplicatePair.id).limit(limit)
+        )
+    )
+
+
+def pairs_of(session: Session, customer_id: int) -> list[DuplicatePair]:
+    """Open pairs a customer is in (for the 360 page's "may be the same person as")."""
+    return list(
+        session.scalars(
+            select(DuplicatePair)
+            .where(
+                DuplicatePair.status == "open",
+                or_(DuplicatePair.customer_id == customer_id, DuplicatePair.other_customer_id == customer_id),
+            )
+            .order_by(DuplicatePair.id)
+        )
+    )
+
+
+def dismiss(session: Session, *, actor: Actor, pair_id: int) -> DuplicatePair:
+    """Not the same person: the pair is closed and never proposed again."""
+    require(actor, "customers:merge")
+    pair = session.get(DuplicatePair, pair_id)
+    if pair is None:
+        raise NotFound(f"duplicate pair {pair_id} not found")
+    if pair.status != "open":
+        raise Conflict(f"duplicate pair {pair_id} is already {pair.status}")
+    pair.status, pair.decided_at, pair.decided_by = "dismissed", utcnow(), actor.label
+    audit.record(
+        session,
+        actor=actor,
+        action="duplicate.dismiss",
+        entity_type="duplicate_pair",
+        entity_id=pair.id,
+        customer_id=pair.customer_id,
+        details={"customer_id": pair.customer_id, "other_customer_id": pair.other_customer_id},
+    )
+    return pair
+
+
+def after_merge(session: Session, *, actor: Actor, survivor_id: int, merged_id: int) -> None:
+    """The pair of the two is closed as merged; the merged record's other open pairs pass to the survivor."""
+    pairs = session.scalars(
+        select(DuplicatePair).where(
+            or_(DuplicatePair.customer_id == merged_id, DuplicatePair.other_customer_id == merged_id)
+        )
+    ).all()
+    for pair in pairs:
+        other = pair.other_customer_id if pair.customer_id == merged_id else pair.customer_id
+        if pair.status == "open":
+            pair.status, pair.decided_at, pair.decided_by = "merged", utcnow(), actor.label
+            if other != survivor_id:
+                propose(session, survivor_id, other, pair.reason)
