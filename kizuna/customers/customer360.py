@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from kizuna.auth import service as auth
 from kizuna.auth.permissions import Actor, require
 from kizuna.catalog import service as catalog
-from kizuna.customers import identities, service
+from kizuna.customers import duplicates, identities, service
 from kizuna.customers.merge import merged_ids
 from kizuna.customers.models import Note
 from kizuna.customers.schemas import (
@@ -15,6 +15,7 @@ from kizuna.customers.schemas import (
     ConsentRead,
     Customer360,
     CustomerRead,
+    DuplicatePairRead,
     IdentityRead,
     NoteWithAuthor,
     OrderBrief,
@@ -55,6 +56,7 @@ def customer_360(
         merged_ids=merged_ids(session, customer.id),
         consents=[ConsentRead.model_validate(c) for c in service.current_consents(session, customer.id)],
         identities=[IdentityRead.model_validate(i) for i in identities.list_identities(session, customer.id)],
+        duplicates=[DuplicatePairRead.model_validate(p) for p in duplicates.pairs_of(session, customer.id)],
         orders=[_order(o, products) for o in recent],
         notes=[_note(n, people) for n in notes],
         timeline=items,

@@ -273,6 +273,7 @@ class Customer360(Output):
     merged_ids: list[int] = Field(description="Ids merged into this customer; they resolve here.")
     consents: list[ConsentRead] = Field(description="The decision in force per channel and purpose.")
     identities: list[IdentityRead]
+    duplicates: list[DuplicatePairRead] = Field(description="Open pairs with customers that may be this person.")
     orders: list[OrderBrief] = Field(description="The newest orders, newest first.")
     notes: list[NoteWithAuthor] = Field(description="Every note, newest first.")
     timeline: list[TimelineItem] = Field(description="The newest touchpoints, newest first.")
