@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, or_, select
 
 from kizuna.customers.models import Company, Consent, Customer, Tag, customer_tags
-from kizuna.customers.normalize import normalize_email, normalize_kana, normalize_phone, normalize_text
 from kizuna.listing import ORDERED, TEXT, Filter, FilterSet, _escape_like
+from kizuna.normalize import normalize_email, normalize_kana, normalize_phone, normalize_text
 
 
 def _search(raw: str) -> ColumnElement[bool]:

@@ -47,7 +47,6 @@ from sqlalchemy.schema import CreateTable
 from kizuna.config import get_settings
 from kizuna.customers.merge import merge_customers
 from kizuna.customers.models import Consent, Customer, CustomerIdentity, CustomerImportMark, customer_tags
-from kizuna.customers.normalize import full_name, split_full_name
 from kizuna.customers.schemas import CustomerCreate
 from kizuna.customers.service import IDENTITY_FIELDS, tags_by_name
 from kizuna.db import JSONType, UTCDateTime, utcnow
@@ -64,6 +63,7 @@ from kizuna.imports.importer import (
 )
 from kizuna.imports.reader import Columns, Record
 from kizuna.imports.values import nfkc, parse_bool, parse_date, split_tags
+from kizuna.normalize import full_name, split_full_name
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "external_id": (

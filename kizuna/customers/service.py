@@ -11,7 +11,6 @@ from kizuna.auth import audit
 from kizuna.auth.permissions import Actor, require
 from kizuna.config import get_settings
 from kizuna.customers.models import Company, Consent, Customer, CustomerIdentity, Note, Tag, customer_tags
-from kizuna.customers.normalize import full_name
 from kizuna.customers.schemas import (
     CompanyCreate,
     CompanyUpdate,
@@ -23,6 +22,7 @@ from kizuna.customers.schemas import (
 )
 from kizuna.db import check_version
 from kizuna.errors import Conflict, NotFound, ValidationError
+from kizuna.normalize import full_name
 from kizuna.outbox.service import emit
 
 IDENTITY_FIELDS = ("email", "phone", "external_id")

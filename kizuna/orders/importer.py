@@ -14,13 +14,13 @@ from sqlalchemy.orm import Session
 from kizuna.catalog.models import Product
 from kizuna.config import get_settings
 from kizuna.customers.models import Customer, CustomerIdentity
-from kizuna.customers.normalize import normalize_email, normalize_text
 from kizuna.customers.service import resolve_id
 from kizuna.db import utcnow
 from kizuna.errors import KizunaError
 from kizuna.imports.importer import ImportOptions, RowRejected, WriteContext, chunked, errors_from, field_error
 from kizuna.imports.reader import Columns, Record
 from kizuna.imports.values import nfkc, parse_datetime, parse_decimal, parse_int
+from kizuna.normalize import normalize_email, normalize_text
 from kizuna.orders.models import Order, OrderLine
 from kizuna.orders.schemas import OrderCreate
 
