@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,19 +16,33 @@ import pydantic
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from kizuna.customers.references import (
+    CUSTOMER_REFS,
+    REFERENCE_ALIASES,
+    describe_missing,
+    parse_customer_ref,
+    resolve_customers,
+)
 from kizuna.db import utcnow
 from kizuna.events.models import Event
 from kizuna.events.schemas import EventCreate
-from kizuna.imports.importer import ImportOptions, RowRejected, WriteContext, chunked, errors_from, field_error
+from kizuna.imports.importer import (
+    ImportOptions,
+    PlainImporter,
+    RowRejected,
+    Warn,
+    WriteContext,
+    chunked,
+    errors_from,
+    field_error,
+    ignore_warning,
+)
 from kizuna.imports.reader import Columns, Record
 from kizuna.imports.values import nfkc, parse_datetime
-from kizuna.orders.importer import CUSTOMER_REFS, parse_customer_ref, resolve_customers
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "external_id": ("イベントID", "event id"),
-    "customer_external_id": ("顧客ID", "顧客番号", "顧客コード", "会員ID", "会員番号", "customer id", "member id"),
-    "customer_email": ("メールアドレス", "メール", "email", "e-mail", "customer email"),
-    "customer_id": ("kizuna customer id", "kizuna id"),
+    **REFERENCE_ALIASES,
     "anonymous_id": ("匿名ID", "anonymous id", "cookie id", "visitor id"),
     "type": ("イベント", "イベント種別", "種別", "event", "event type", "action"),
     "channel": ("チャネル", "チャンネル", "経路"),
@@ -64,12 +77,15 @@ class EventRow:
     values: dict[str, Any]
 
 
-class EventImporter:
+class EventImporter(PlainImporter):
     kind = "events"
     columns = COLUMNS
-    parallel = False
 
-    def parse(self, record: Record, options: ImportOptions) -> EventRow:
+    def keeps_extras(self, options: ImportOptions) -> bool:
+        # Columns that name no field are the event's properties.
+        return True
+
+    def parse(self, record: Record, options: ImportOptions, warn: Warn = ignore_warning) -> EventRow:
         raw = record.values
         errors: list[tuple[str, str]] = []
         customer = None
@@ -109,9 +125,6 @@ class EventImporter:
         external_id = nfkc(raw["external_id"]) if "external_id" in raw else _content_id(customer, values)
         return EventRow(record.line, external_id, customer, values)
 
-    def batches(self, rows: Iterable[EventRow], size: int) -> Iterator[list[EventRow]]:
-        return chunked(rows, size)
-
     def write(self, session: Session, rows: list[EventRow], ctx: WriteContext) -> None:
         report = ctx.report
         customers = resolve_customers(session, {r.customer for r in rows if r.customer is not None})
@@ -133,10 +146,7 @@ class EventImporter:
             if row.customer is not None:
                 customer_id = customers.get(row.customer)
                 if customer_id is None:
-                    kind, value = row.customer
-                    report.reject(
-                        row.line, kind, f"{kind}: no customer with {kind.removeprefix('customer_')} '{value}'"
-                    )
+                    report.reject(row.line, *describe_missing(row.customer))
                     continue
             try:
                 data = EventCreate(external_id=row.external_id, customer_id=customer_id, **row.values)
