@@ -16,10 +16,10 @@ from typing import Any
 import annotated_types
 import pydantic
 
-from kizuna.customers.importer.columns import FIELDS, GENDER, IDENTITY_AT, WHOLE_NAMES
+from kizuna.customers.importer.columns import COUNTRIES, FIELDS, GENDER, IDENTITY_AT, PREFECTURES, WHOLE_NAMES
 from kizuna.customers.schemas import CustomerCreate
 from kizuna.customers.service import IDENTITY_FIELDS
-from kizuna.imports.importer import ImportOptions, RowRejected, Warn, errors_from, field_error, ignore_warning
+from kizuna.imports.importer import ImportOptions, RowRejected, Warn, errors_from, ignore_warning
 from kizuna.imports.reader import Record
 from kizuna.imports.values import nfkc, parse_bool, parse_date, split_tags
 from kizuna.normalize import full_name, split_full_name
@@ -52,9 +52,15 @@ class CustomerRow:
 
 
 def parse_row(record: Record, options: ImportOptions, warn: Warn = ignore_warning) -> CustomerRow:
-    """The row as a CustomerRow; raises RowRejected naming the fields at fault."""
+    """The row as a CustomerRow.
+
+    Raises RowRejected when the row cannot name its customer (a bad e-mail, phone or external id) or is
+    damaged (a NUL character). A bad value of any other field is left out and reported through ``warn``:
+    one wrong birth date does not cost the whole person.
+    """
     raw = dict(record.values)
-    errors: list[tuple[str, str]] = []
+    if any(type(v) is str and "\x00" in v for v in raw.values()):
+        raise RowRejected([("row", "row: contains a NUL character (is the file damaged?)")])
     tags = opt_in = None
     for whole, family, given in WHOLE_NAMES:
         if whole in raw:
@@ -65,40 +71,56 @@ def parse_row(record: Record, options: ImportOptions, warn: Warn = ignore_warnin
         tags = split_tags(raw.pop("tags"))
         long = [t for t in tags if len(t) > 100]
         if long:
-            errors.append(field_error("tags", f"tag '{long[0][:20]}...' is longer than 100 characters"))
+            warn("tags", f"tags: tag '{long[0][:20]}...' is longer than 100 characters and was left out")
+            tags = [t for t in tags if len(t) <= 100]
     if "email_opt_in" in raw:
         try:
             opt_in = parse_bool(raw.pop("email_opt_in"))
         except ValueError as exc:
-            errors.append(field_error("email_opt_in", exc))
+            warn("email_opt_in", f"email_opt_in: {exc}; no consent recorded")
+    if "email_opt_out" in raw:
+        try:
+            opted_out = parse_bool(raw.pop("email_opt_out"))
+        except ValueError as exc:
+            warn("email_opt_out", f"email_opt_out: {exc}; no consent recorded")
+        else:
+            opt_in = not opted_out if opt_in is None else opt_in
     if "birth_date" in raw:
         try:
             raw["birth_date"] = parse_date(raw["birth_date"])
         except ValueError as exc:
-            errors.append(field_error("birth_date", exc))
+            warn("birth_date", f"birth_date: {exc}; left out")
             del raw["birth_date"]
-    if "gender" in raw:
-        raw["gender"] = GENDER.get(nfkc(raw["gender"]).casefold(), raw["gender"])
+    for name, known in (("gender", GENDER), ("prefecture", PREFECTURES), ("country", COUNTRIES)):
+        if name in raw:
+            raw[name] = known.get(nfkc(raw[name]).casefold(), raw[name])
     if options.extra_to_attributes and record.extras:
         raw["attributes"] = {k.strip(): v for k, v in record.extras.items()}
     values = _fast_values(raw)
-    if values is None:
+    while values is None:
         # Something the fast path does not judge (an error, a field without a plain check): Pydantic decides,
         # with its own messages.
         try:
             data = CustomerCreate(**raw)
         except pydantic.ValidationError as exc:
-            errors.extend(errors_from(exc))
+            errors = errors_from(exc)
+            fatal = [(f, r) for f, r in errors if f.split(".")[0] not in raw or f in IDENTITY_FIELDS]
+            if fatal:
+                raise RowRejected(errors) from None
+            for name, reason in errors:
+                warn(name, f"{reason}; left out")
+                raw.pop(name.split(".")[0], None)
         else:
             values = data.model_dump(exclude_none=True, exclude={"tags"})
-    if errors:
-        raise RowRejected(errors)
-    assert values is not None
     if not any(kind in values for kind in IDENTITY_FIELDS):
         raise RowRejected([("email", "a row needs an email, phone or external_id to recognise the customer")])
     whole = whole_names(values)
     return CustomerRow(
-        record.line, tuple(map(values.get, FIELDS)), tags, opt_in, (whole["full_name"], whole["full_name_kana"])
+        record.line,
+        tuple(map(values.get, FIELDS)),
+        tags,
+        opt_in,
+        (whole["full_name"], whole["full_name_kana"]),
     )
 
 
