@@ -54,6 +54,8 @@ COLUMNS = Columns(
     aliases=ALIASES,
     required=[("type",), ("channel",), ("occurred_at",), (*CUSTOMER_REFS, "anonymous_id")],
 )
+# Columns of Kizuna's own events export that describe the stored record, not the event: never properties.
+_BOOKKEEPING = frozenset({"id", "received_at"})
 _CHANNELS = {
     "ウェブ": "web",
     "web": "web",
@@ -75,6 +77,8 @@ class EventRow:
     external_id: str
     customer: tuple[str, Any] | None
     values: dict[str, Any]
+    # The id is derived from the content (the file gave none).
+    derived: bool = False
 
 
 class EventImporter(PlainImporter):
@@ -118,12 +122,13 @@ class EventImporter(PlainImporter):
                 properties.update(props)
             except ValueError as exc:
                 errors.append(field_error("properties", f"not a JSON object ({exc})"))
-        properties.update((k.strip(), v) for k, v in record.extras.items())
+        properties.update((k.strip(), v) for k, v in record.extras.items() if k.strip() not in _BOOKKEEPING)
         values["properties"] = properties
         if errors:
             raise RowRejected(errors)
-        external_id = nfkc(raw["external_id"]) if "external_id" in raw else _content_id(customer, values)
-        return EventRow(record.line, external_id, customer, values)
+        if "external_id" in raw:
+            return EventRow(record.line, nfkc(raw["external_id"]), customer, values)
+        return EventRow(record.line, _content_id(customer, values), customer, values, derived=True)
 
     def write(self, session: Session, rows: list[EventRow], ctx: WriteContext) -> None:
         report = ctx.report
@@ -131,6 +136,9 @@ class EventImporter(PlainImporter):
         known: set[str] = set()
         for chunk in chunked(list({r.external_id for r in rows}), 5000):
             known.update(session.scalars(select(Event.external_id).where(Event.external_id.in_(chunk))))
+        same_content = _stored_without_id(
+            session, [r for r in rows if r.derived and r.external_id not in known], customers
+        )
         now = utcnow()
         new: list[dict[str, Any]] = []
         in_batch: set[str] = set()
@@ -148,6 +156,10 @@ class EventImporter(PlainImporter):
                 if customer_id is None:
                     report.reject(row.line, *describe_missing(row.customer))
                     continue
+            if row.derived and _content_key(customer_id, row.values) in same_content:
+                # Stored without an external id (through the API) and exported: the same event, not a new one.
+                report.unchanged += 1
+                continue
             try:
                 data = EventCreate(external_id=row.external_id, customer_id=customer_id, **row.values)
             except pydantic.ValidationError as exc:
@@ -176,3 +188,32 @@ def _content_id(customer: tuple[str, Any] | None, values: dict[str, Any]) -> str
         sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"),
     )  # fmt: skip
     return "h:" + hashlib.sha1(canonical.encode(), usedforsecurity=False).hexdigest()
+
+
+def _content_key(customer_id: int | None, values: dict[str, Any]) -> str:
+    occurred: dt.datetime = values["occurred_at"]
+    return json.dumps(
+        [customer_id, values.get("anonymous_id"), values.get("type"), values.get("channel"),
+         occurred.astimezone(dt.UTC).isoformat(), values.get("properties") or {}],
+        sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"),
+    )  # fmt: skip
+
+
+def _stored_without_id(session: Session, rows: list[EventRow], customers: dict[tuple[str, Any], int]) -> set[str]:
+    """Content keys of stored events without an external id, of the people and time span of ``rows``."""
+    if not rows:
+        return set()
+    times = [r.values["occurred_at"] for r in rows]
+    people = sorted({customers[r.customer] for r in rows if r.customer in customers})
+    visitors = sorted({r.values["anonymous_id"] for r in rows if r.customer is None and "anonymous_id" in r.values})
+    columns = (Event.customer_id, Event.anonymous_id, Event.type, Event.channel, Event.occurred_at, Event.properties)
+    span = (Event.external_id.is_(None), Event.occurred_at.between(min(times), max(times)))
+    found: set[str] = set()
+    for column, keys in ((Event.customer_id, people), (Event.anonymous_id, visitors)):
+        for chunk in chunked(keys, 5000):
+            for customer_id, anonymous_id, type_, channel, occurred_at, properties in session.execute(
+                select(*columns).where(*span, column.in_(chunk))
+            ):
+                values = {"anonymous_id": anonymous_id, "type": type_, "channel": channel, "occurred_at": occurred_at}
+                found.add(_content_key(customer_id, {**values, "properties": properties}))
+    return found

@@ -56,7 +56,6 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "order date",
         "ordered",
         "date",
-        "created at",
     ),
     "sku": ("商品コード", "SKU", "品番", "product code", "item code", "lineitem sku"),
     # Only names the placeholder product that --create-products makes for an unknown SKU.
@@ -89,6 +88,8 @@ COLUMNS = Columns(
     fallbacks={
         # EC-CUBE exports 注文ID and 注文番号, Shopify only Name ("#1001") beside its own numeric Id.
         "external_id": ("注文番号", "受注番号", "order no", "order number", "name"),
+        # Shopify's order date; in Kizuna's own export created_at is the record's, beside ordered_at.
+        "ordered_at": ("created at",),
         # EC-CUBE exports its numeric 商品ID beside the 商品コード the catalogue knows.
         "sku": ("商品ID", "商品番号"),
     },
