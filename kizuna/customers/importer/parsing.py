@@ -59,8 +59,6 @@ def parse_row(record: Record, options: ImportOptions, warn: Warn = ignore_warnin
     one wrong birth date does not cost the whole person.
     """
     raw = dict(record.values)
-    if any(type(v) is str and "\x00" in v for v in raw.values()):
-        raise RowRejected([("row", "row: contains a NUL character (is the file damaged?)")])
     tags = opt_in = None
     for whole, family, given in WHOLE_NAMES:
         if whole in raw:
@@ -91,9 +89,13 @@ def parse_row(record: Record, options: ImportOptions, warn: Warn = ignore_warnin
         except ValueError as exc:
             warn("birth_date", f"birth_date: {exc}; left out")
             del raw["birth_date"]
-    for name, known in (("gender", GENDER), ("prefecture", PREFECTURES), ("country", COUNTRIES)):
-        if name in raw:
-            raw[name] = known.get(nfkc(raw[name]).casefold(), raw[name])
+    if "gender" in raw:
+        raw["gender"] = GENDER.get(nfkc(raw["gender"]).casefold(), raw["gender"])
+    # Codes and English names other systems write (JP-13, Japan): plain ASCII, so no NFKC for every row.
+    if type(raw.get("prefecture")) is str:
+        raw["prefecture"] = PREFECTURES.get(raw["prefecture"].casefold(), raw["prefecture"])
+    if type(raw.get("country")) is str:
+        raw["country"] = COUNTRIES.get(raw["country"].casefold(), raw["country"])
     if options.extra_to_attributes and record.extras:
         raw["attributes"] = {k.strip(): v for k, v in record.extras.items()}
     values = _fast_values(raw)
@@ -104,6 +106,9 @@ def parse_row(record: Record, options: ImportOptions, warn: Warn = ignore_warnin
             data = CustomerCreate(**raw)
         except pydantic.ValidationError as exc:
             errors = errors_from(exc)
+            if any(type(v) is str and "\x00" in v for v in raw.values()):
+                # Not a wrong value but a damaged row; nothing in it is trusted.
+                raise RowRejected(errors) from None
             fatal = [(f, r) for f, r in errors if f.split(".")[0] not in raw or f in IDENTITY_FIELDS]
             if fatal:
                 raise RowRejected(errors) from None
