@@ -212,3 +212,18 @@ def test_a_nul_inside_event_properties_rejects_that_row_only(shop, session, tmp_
     assert all("NUL" in r.reason for r in report.rejects)
     stored = session.scalars(select(Event.properties).order_by(Event.occurred_at)).all()
     assert stored == [{"path": "/a"}, {"path": "/d"}]
+
+
+def test_fallback_headers_belong_to_one_field_and_are_nobody_elses_alias():
+    from kizuna.imports.reader import header_key
+    from kizuna.imports.runner import KINDS, importer_for
+
+    for kind in KINDS:
+        columns = importer_for(kind).columns
+        aliases = {header_key(a) for name, names in columns.aliases.items() for a in (name, *names)}
+        seen: set[str] = set()
+        for name, names in columns.fallbacks.items():
+            assert name in columns.aliases, f"{kind}: fallback for unknown field {name}"
+            keys = {header_key(a) for a in names}
+            assert not keys & aliases and not keys & seen, f"{kind}: {name} fallbacks clash"
+            seen |= keys
