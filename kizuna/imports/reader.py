@@ -279,7 +279,9 @@ def open_source(
         if not any(h.strip() for h in headers):
             raise ImportFileError(f"{path.name}: the file is empty or has no header line")
         mapping = map_headers(headers, columns, overrides)
-    unmapped = [h for h in headers if h.strip() and h not in mapping and h.strip() not in (overrides or {})]
+    unmapped = list(
+        dict.fromkeys(h for h in headers if h.strip() and h not in mapping and h.strip() not in (overrides or {}))
+    )
     source = Source(path, fmt, encoding, headers, mapping, unmapped, max(lines, 1))
     if fmt == "jsonl":
         for name, aliases in columns.aliases.items():
