@@ -17,10 +17,10 @@ from kizuna.auth import audit
 from kizuna.auth.permissions import Actor
 from kizuna.catalog.models import Product
 from kizuna.customers.models import Company, Consent, Customer, CustomerIdentity, Note, Tag
-from kizuna.customers.normalize import full_name, normalize_email, normalize_phone
 from kizuna.db import transaction
 from kizuna.errors import ValidationError
 from kizuna.events.models import Event
+from kizuna.normalize import full_name, normalize_email, normalize_phone
 from kizuna.orders.models import Order, OrderLine
 
 DEMO_ADMIN_EMAIL = "admin@kizuna.example"

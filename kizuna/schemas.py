@@ -10,8 +10,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from kizuna.config import get_settings
-from kizuna.customers.normalize import normalize_email, normalize_kana, normalize_phone, normalize_text
 from kizuna.errors import ValidationError as KizunaValidationError
+from kizuna.normalize import normalize_email, normalize_kana, normalize_phone, normalize_text
 
 
 class Input(BaseModel):

@@ -17,9 +17,9 @@ from kizuna.auth import audit
 from kizuna.auth.models import ApiToken, UiSession, User
 from kizuna.auth.permissions import ROLES, Actor, require
 from kizuna.config import get_settings
-from kizuna.customers.normalize import normalize_email
 from kizuna.db import utcnow
 from kizuna.errors import Conflict, NotAuthenticated, NotFound, ValidationError
+from kizuna.normalize import normalize_email
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "kz_"  # noqa: S105 - a visible prefix, not a secret

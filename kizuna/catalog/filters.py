@@ -3,8 +3,8 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, or_
 
 from kizuna.catalog.models import Product
-from kizuna.customers.normalize import normalize_text
 from kizuna.listing import ORDERED, TEXT, Filter, FilterSet, _escape_like
+from kizuna.normalize import normalize_text
 
 
 def _search(raw: str) -> ColumnElement[bool]:

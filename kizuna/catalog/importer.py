@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pydantic
@@ -12,7 +11,17 @@ from sqlalchemy.orm import Session
 from kizuna.catalog.models import Product
 from kizuna.catalog.schemas import ProductCreate, ProductUpdate
 from kizuna.config import get_settings
-from kizuna.imports.importer import ImportOptions, RowRejected, WriteContext, chunked, errors_from, field_error
+from kizuna.imports.importer import (
+    ImportOptions,
+    PlainImporter,
+    RowRejected,
+    Warn,
+    WriteContext,
+    chunked,
+    errors_from,
+    field_error,
+    ignore_warning,
+)
 from kizuna.imports.reader import Columns, Record
 from kizuna.imports.values import parse_decimal
 
@@ -29,12 +38,11 @@ ALIASES: dict[str, tuple[str, ...]] = {
 COLUMNS = Columns(aliases=ALIASES, required=[("sku",)])
 
 
-class ProductImporter:
+class ProductImporter(PlainImporter):
     kind = "products"
     columns = COLUMNS
-    parallel = False
 
-    def parse(self, record: Record, options: ImportOptions) -> tuple[int, dict[str, Any]]:
+    def parse(self, record: Record, options: ImportOptions, warn: Warn = ignore_warning) -> tuple[int, dict[str, Any]]:
         raw = dict(record.values)
         if "price" in raw:
             try:
@@ -46,9 +54,6 @@ class ProductImporter:
         except pydantic.ValidationError as exc:
             raise RowRejected(errors_from(exc)) from None
         return record.line, data.model_dump(exclude_none=True)
-
-    def batches(self, rows: Iterable[tuple[int, dict[str, Any]]], size: int) -> Iterator[list[Any]]:
-        return chunked(rows, size)
 
     def write(self, session: Session, rows: list[tuple[int, dict[str, Any]]], ctx: WriteContext) -> None:
         report = ctx.report

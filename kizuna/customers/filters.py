@@ -8,8 +8,8 @@ from sqlalchemy import ColumnElement, exists, or_, select
 
 from kizuna.customers import consent
 from kizuna.customers.models import Company, Customer, Tag, customer_tags
-from kizuna.customers.normalize import normalize_email, normalize_kana, normalize_phone, normalize_text
 from kizuna.listing import ORDERED, TEXT, DefaultScope, Filter, FilterSet, _escape_like
+from kizuna.normalize import normalize_email, normalize_kana, normalize_phone, normalize_text
 
 
 def _search(raw: str) -> ColumnElement[bool]:

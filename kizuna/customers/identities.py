@@ -24,8 +24,8 @@ from kizuna.auth import audit
 from kizuna.auth.permissions import Actor, require
 from kizuna.config import get_settings
 from kizuna.customers.models import HINT_KINDS, Customer, CustomerIdentity
-from kizuna.customers.normalize import normalize_email, normalize_phone, normalize_text
 from kizuna.errors import Conflict, NotFound, ValidationError
+from kizuna.normalize import normalize_email, normalize_phone, normalize_text
 from kizuna.outbox.service import emit
 
 

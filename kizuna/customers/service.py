@@ -13,7 +13,6 @@ from kizuna.config import get_settings
 from kizuna.customers import consent, duplicates, identities
 from kizuna.customers.filters import CUSTOMER_FILTERS
 from kizuna.customers.models import Company, Consent, Customer, CustomerIdentity, Note, Tag, customer_tags
-from kizuna.customers.normalize import full_name
 from kizuna.customers.schemas import (
     CompanyCreate,
     CompanyUpdate,
@@ -25,9 +24,9 @@ from kizuna.customers.schemas import (
 )
 from kizuna.db import check_version
 from kizuna.errors import Conflict, NotFound, ValidationError
+from kizuna.normalize import full_name
 from kizuna.outbox.service import emit
 
-IDENTITY_FIELDS = identities.MIRRORED
 # Customer columns that audit diffs and merges leave out, each with its reason. Every other column is the
 # person's data: a diff shows it and a merge carries it over, including columns added later (derived below,
 # and tests/customers/test_snapshot.py fails if this list names a column that no longer exists).

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,19 +16,33 @@ import pydantic
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from kizuna.customers.references import (
+    CUSTOMER_REFS,
+    REFERENCE_ALIASES,
+    describe_missing,
+    parse_customer_ref,
+    resolve_customers,
+)
 from kizuna.db import utcnow
 from kizuna.events.models import Event
 from kizuna.events.schemas import EventCreate
-from kizuna.imports.importer import ImportOptions, RowRejected, WriteContext, chunked, errors_from, field_error
+from kizuna.imports.importer import (
+    ImportOptions,
+    PlainImporter,
+    RowRejected,
+    Warn,
+    WriteContext,
+    chunked,
+    errors_from,
+    field_error,
+    ignore_warning,
+)
 from kizuna.imports.reader import Columns, Record
 from kizuna.imports.values import nfkc, parse_datetime
-from kizuna.orders.importer import CUSTOMER_REFS, parse_customer_ref, resolve_customers
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "external_id": ("イベントID", "event id"),
-    "customer_external_id": ("顧客ID", "顧客番号", "顧客コード", "会員ID", "会員番号", "customer id", "member id"),
-    "customer_email": ("メールアドレス", "メール", "email", "e-mail", "customer email"),
-    "customer_id": ("kizuna customer id", "kizuna id"),
+    **REFERENCE_ALIASES,
     "anonymous_id": ("匿名ID", "anonymous id", "cookie id", "visitor id"),
     "type": ("イベント", "イベント種別", "種別", "event", "event type", "action"),
     "channel": ("チャネル", "チャンネル", "経路"),
@@ -41,6 +54,8 @@ COLUMNS = Columns(
     aliases=ALIASES,
     required=[("type",), ("channel",), ("occurred_at",), (*CUSTOMER_REFS, "anonymous_id")],
 )
+# Columns of Kizuna's own events export that describe the stored record, not the event: never properties.
+_BOOKKEEPING = frozenset({"id", "received_at"})
 _CHANNELS = {
     "ウェブ": "web",
     "web": "web",
@@ -62,14 +77,19 @@ class EventRow:
     external_id: str
     customer: tuple[str, Any] | None
     values: dict[str, Any]
+    # The id is derived from the content (the file gave none).
+    derived: bool = False
 
 
-class EventImporter:
+class EventImporter(PlainImporter):
     kind = "events"
     columns = COLUMNS
-    parallel = False
 
-    def parse(self, record: Record, options: ImportOptions) -> EventRow:
+    def keeps_extras(self, options: ImportOptions) -> bool:
+        # Columns that name no field are the event's properties.
+        return True
+
+    def parse(self, record: Record, options: ImportOptions, warn: Warn = ignore_warning) -> EventRow:
         raw = record.values
         errors: list[tuple[str, str]] = []
         customer = None
@@ -102,15 +122,13 @@ class EventImporter:
                 properties.update(props)
             except ValueError as exc:
                 errors.append(field_error("properties", f"not a JSON object ({exc})"))
-        properties.update((k.strip(), v) for k, v in record.extras.items())
+        properties.update((k.strip(), v) for k, v in record.extras.items() if k.strip() not in _BOOKKEEPING)
         values["properties"] = properties
         if errors:
             raise RowRejected(errors)
-        external_id = nfkc(raw["external_id"]) if "external_id" in raw else _content_id(customer, values)
-        return EventRow(record.line, external_id, customer, values)
-
-    def batches(self, rows: Iterable[EventRow], size: int) -> Iterator[list[EventRow]]:
-        return chunked(rows, size)
+        if "external_id" in raw:
+            return EventRow(record.line, nfkc(raw["external_id"]), customer, values)
+        return EventRow(record.line, _content_id(customer, values), customer, values, derived=True)
 
     def write(self, session: Session, rows: list[EventRow], ctx: WriteContext) -> None:
         report = ctx.report
@@ -118,6 +136,9 @@ class EventImporter:
         known: set[str] = set()
         for chunk in chunked(list({r.external_id for r in rows}), 5000):
             known.update(session.scalars(select(Event.external_id).where(Event.external_id.in_(chunk))))
+        same_content = _stored_without_id(
+            session, [r for r in rows if r.derived and r.external_id not in known], customers
+        )
         now = utcnow()
         new: list[dict[str, Any]] = []
         in_batch: set[str] = set()
@@ -133,11 +154,12 @@ class EventImporter:
             if row.customer is not None:
                 customer_id = customers.get(row.customer)
                 if customer_id is None:
-                    kind, value = row.customer
-                    report.reject(
-                        row.line, kind, f"{kind}: no customer with {kind.removeprefix('customer_')} '{value}'"
-                    )
+                    report.reject(row.line, *describe_missing(row.customer))
                     continue
+            if row.derived and _content_key(customer_id, row.values) in same_content:
+                # Stored without an external id (through the API) and exported: the same event, not a new one.
+                report.unchanged += 1
+                continue
             try:
                 data = EventCreate(external_id=row.external_id, customer_id=customer_id, **row.values)
             except pydantic.ValidationError as exc:
@@ -166,3 +188,32 @@ def _content_id(customer: tuple[str, Any] | None, values: dict[str, Any]) -> str
         sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"),
     )  # fmt: skip
     return "h:" + hashlib.sha1(canonical.encode(), usedforsecurity=False).hexdigest()
+
+
+def _content_key(customer_id: int | None, values: dict[str, Any]) -> str:
+    occurred: dt.datetime = values["occurred_at"]
+    return json.dumps(
+        [customer_id, values.get("anonymous_id"), values.get("type"), values.get("channel"),
+         occurred.astimezone(dt.UTC).isoformat(), values.get("properties") or {}],
+        sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"),
+    )  # fmt: skip
+
+
+def _stored_without_id(session: Session, rows: list[EventRow], customers: dict[tuple[str, Any], int]) -> set[str]:
+    """Content keys of stored events without an external id, of the people and time span of ``rows``."""
+    if not rows:
+        return set()
+    times = [r.values["occurred_at"] for r in rows]
+    people = sorted({customers[r.customer] for r in rows if r.customer in customers})
+    visitors = sorted({r.values["anonymous_id"] for r in rows if r.customer is None and "anonymous_id" in r.values})
+    columns = (Event.customer_id, Event.anonymous_id, Event.type, Event.channel, Event.occurred_at, Event.properties)
+    span = (Event.external_id.is_(None), Event.occurred_at.between(min(times), max(times)))
+    found: set[str] = set()
+    for column, keys in ((Event.customer_id, people), (Event.anonymous_id, visitors)):
+        for chunk in chunked(keys, 5000):
+            for customer_id, anonymous_id, type_, channel, occurred_at, properties in session.execute(
+                select(*columns).where(*span, column.in_(chunk))
+            ):
+                values = {"anonymous_id": anonymous_id, "type": type_, "channel": channel, "occurred_at": occurred_at}
+                found.add(_content_key(customer_id, {**values, "properties": properties}))
+    return found

@@ -37,6 +37,9 @@ from kizuna.orders.models import Order
 from kizuna.orders.schemas import OrderRead
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# The customer an order or event belongs to is written as kizuna_customer_id: in an import file a
+# customer_id column means the source system's id, so this is what lets an export import back unchanged.
+EXPORTED_NAMES = {"customer_id": "kizuna_customer_id"}
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
 
 
@@ -78,7 +81,8 @@ def _rows(session: Session, kind: ExportKind, params: Mapping[str, Any], mode: s
     col = kind.filterset.sorts[name]
     query = query.order_by(col.desc() if desc else col.asc(), kind.filterset.model.id)
     for obj in session.scalars(query.execution_options(yield_per=2000)):
-        yield {k: _flat(v) for k, v in kind.schema.model_validate(obj).model_dump(mode=mode).items()}
+        row = kind.schema.model_validate(obj).model_dump(mode=mode)
+        yield {EXPORTED_NAMES.get(k, k): _flat(v) for k, v in row.items()}
 
 
 def _arrow_type(annotation: Any) -> pa.DataType:
@@ -99,7 +103,9 @@ def _arrow_type(annotation: Any) -> pa.DataType:
 
 def arrow_schema(model: type[BaseModel]) -> pa.Schema:
     """Parquet columns typed from the Read schema, so money stays decimal and times stay timestamps."""
-    return pa.schema([(name, _arrow_type(f.annotation)) for name, f in model.model_fields.items()])
+    return pa.schema(
+        [(EXPORTED_NAMES.get(name, name), _arrow_type(f.annotation)) for name, f in model.model_fields.items()]
+    )
 
 
 def write_export(
@@ -121,7 +127,7 @@ def write_export(
     require(actor, f"{kind}:read")
     require(actor, "data:export")
     filters = {k: v for k, v in params.items() if k != "sort"}
-    columns = list(spec.schema.model_fields)
+    columns = [EXPORTED_NAMES.get(name, name) for name in spec.schema.model_fields]
     count = 0
     if fmt == "csv":
         text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="", write_through=True)

@@ -90,6 +90,14 @@ def _print_report(console: Console, report: ImportReport) -> None:
     if report.ignored_columns:
         ignored = ", ".join(report.ignored_columns)
         console.print(f"ignored columns (no matching field; use --map or --extra-to-attributes): {ignored}")
+    if report.warnings:
+        warnings = Table(title=f"{len(report.warnings):,} value(s) left out of imported rows")
+        warnings.add_column("line", justify="right")
+        warnings.add_column("field")
+        warnings.add_column("reason")
+        for w in sorted(report.warnings, key=lambda w: w.line)[:SHOWN_REJECTS]:
+            warnings.add_row(str(w.line), w.field, w.reason)
+        console.print(warnings)
     if report.rejects:
         rejects = Table(title=f"{report.rejected:,} rejected row(s)")
         rejects.add_column("line", justify="right")

@@ -6,12 +6,13 @@ its rows mean. ``parse`` runs in worker processes for big files, so it must not 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import pydantic
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from kizuna.auth.permissions import Actor
@@ -65,23 +66,75 @@ class RowRejected(Exception):
         self.errors = errors
 
 
+# Receives (field, reason) for a value ``parse`` left out of a row it otherwise accepted.
+Warn = Callable[[str, str], None]
+
+
+def ignore_warning(field: str, reason: str) -> None:
+    """The ``warn`` of a caller that does not report warnings (tests that parse rows by hand)."""
+
+
+@dataclass(frozen=True)
+class Warned:
+    """What ``parse`` left out of an accepted row: (field, reason) pairs, reported as warnings."""
+
+    line: int
+    warnings: list[tuple[str, str]]
+
+
 class Importer(Protocol):
+    """What the runner needs from one kind of import (customers, products, orders, events).
+
+    Every member is declared by every importer (``PlainImporter`` holds the defaults), so the runner asks no
+    importer whether it has an ability and never branches on the kind.
+    """
+
     kind: str
     columns: Columns
     # Parse rows in worker processes when the file is big (worth it when parsing is the expensive part).
     parallel: bool
+    # Whether parser processes may hand over SQLite batches as scratch files written by ``stage``.
+    stages: bool
+    # (table, index names) that a first bulk load into an empty SQLite table may drop and build once at the end.
+    bulk_indexes: Sequence[tuple[Table, Sequence[str]]]
 
-    def parse(self, record: Record, options: ImportOptions) -> Any:
-        """The row as typed values; raises RowRejected naming the field at fault."""
+    def keeps_extras(self, options: ImportOptions) -> bool:
+        """Whether columns that map to no field are kept (attributes, properties) rather than ignored."""
         ...
 
-    def batches(self, rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    def parse(self, record: Record, options: ImportOptions, warn: Warn = ignore_warning) -> Any:
+        """The row as typed values; raises RowRejected naming the field at fault. A bad optional value may be
+        left out instead, reported through ``warn``."""
+        ...
+
+    def batches(self, rows: Iterable[Any], size: int) -> Iterator[Any]:
         """Group parsed rows into batches of about ``size`` rows; each batch is written in one transaction."""
         ...
 
-    def write(self, session: Session, rows: list[Any], ctx: WriteContext) -> None:
+    def write(self, session: Session, rows: Any, ctx: WriteContext) -> None:
         """Write one batch, counting into ``ctx.report`` and rejecting rows with ``ctx.report.reject``."""
         ...
+
+    def stage(self, rows: list[Any], path: Path) -> None:
+        """Write parsed rows to a new SQLite file at ``path`` (in a parser process); only when ``stages``."""
+        ...
+
+
+class PlainImporter:
+    """The defaults of an importer that parses in one process, stages nothing and keeps no extra columns."""
+
+    parallel = False
+    stages = False
+    bulk_indexes: Sequence[tuple[Table, Sequence[str]]] = ()
+
+    def keeps_extras(self, options: ImportOptions) -> bool:
+        return False
+
+    def batches(self, rows: Iterable[Any], size: int) -> Iterator[Any]:
+        return chunked(rows, size)
+
+    def stage(self, rows: list[Any], path: Path) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not stage rows")
 
 
 def chunked(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:

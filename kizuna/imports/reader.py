@@ -65,6 +65,10 @@ class Columns:
     aliases: Mapping[str, Sequence[str]]
     # Each group needs at least one mapped column, e.g. (("customer_external_id", "customer_email", ...),).
     required: Sequence[Sequence[str]] = ()
+    # Header names a field takes only when the file has none of its aliases: shop exports carry two columns
+    # for one field (EC-CUBE's 注文ID and 注文番号, 商品コード and 商品ID), and the other one is then ignored.
+    # Earlier names win over later ones.
+    fallbacks: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -178,21 +182,25 @@ def map_headers(
 
     ``synonyms_ok`` lets two headers name one field (JSON Lines, where each object picks its own keys).
     """
-    seen: dict[str, int] = {}
-    for index, header in enumerate(headers, start=1):
-        if not header.strip():
-            continue
-        if header.strip() in seen:
-            raise ImportFileError(
-                f"duplicate header '{header.strip()}' (columns {seen[header.strip()]} and {index}); "
-                "rename one of them or remove it"
-            )
-        seen[header.strip()] = index
     # A field's own name always wins over another field's alias ("customer_id" vs "customer id").
     alias_index: dict[str, str] = {header_key(name): name for name in columns.aliases}
     for name, aliases in columns.aliases.items():
         for alias in aliases:
             alias_index.setdefault(header_key(alias), name)
+    fallback_keys = {header_key(alias) for aliases in columns.fallbacks.values() for alias in aliases}
+    override_keys = {header_key(h) for h in overrides or {}}
+    seen: dict[str, int] = {}
+    for index, header in enumerate(headers, start=1):
+        if not header.strip():
+            continue
+        key = header_key(header)
+        if header.strip() in seen and (key in alias_index or key in fallback_keys or key in override_keys):
+            raise ImportFileError(
+                f"duplicate header '{header.strip()}' (columns {seen[header.strip()]} and {index}); "
+                "rename one of them or remove it"
+            )
+        # Two columns of one name that Kizuna does not read (EC-CUBE's order export has two 送料) are ignored.
+        seen.setdefault(header.strip(), index)
     by_key = {header_key(h): h for h in headers if h.strip()}
     mapping: dict[str, str] = {}
     chosen: set[str] = set()
@@ -223,6 +231,14 @@ def map_headers(
                 f'choose one with --map "{header}=-"'
             )
         by_field[target] = header
+    for target, aliases in columns.fallbacks.items():
+        if target in by_field:
+            continue
+        for alias in aliases:
+            header = by_key.get(header_key(alias))
+            if header is not None and header not in chosen and header not in mapping:
+                mapping[header] = by_field[target] = target
+                break
     missing = [group for group in columns.required if not any(f in by_field for f in group)]
     if missing:
         described = "; ".join(_describe_group(group, columns) for group in missing)
@@ -254,18 +270,25 @@ def open_source(
         # Objects name their own keys; the union of the first rows' keys stands in for a header.
         headers = _jsonl_keys(path, encoding)
         overrides = {k: v for k, v in (overrides or {}).items() if header_key(k) in {header_key(h) for h in headers}}
-        mapping = map_headers(headers, Columns(columns.aliases), overrides, synonyms_ok=True)
+        mapping = map_headers(
+            headers, Columns(columns.aliases, fallbacks=columns.fallbacks), overrides, synonyms_ok=True
+        )
     else:
         with path.open(encoding=encoding, newline="") as fh:
             headers = next(csv.reader(fh), None) or []
         if not any(h.strip() for h in headers):
             raise ImportFileError(f"{path.name}: the file is empty or has no header line")
         mapping = map_headers(headers, columns, overrides)
-    unmapped = [h for h in headers if h.strip() and h not in mapping and h.strip() not in (overrides or {})]
+    unmapped = list(
+        dict.fromkeys(h for h in headers if h.strip() and h not in mapping and h.strip() not in (overrides or {}))
+    )
     source = Source(path, fmt, encoding, headers, mapping, unmapped, max(lines, 1))
     if fmt == "jsonl":
         for name, aliases in columns.aliases.items():
             for alias in (name, *aliases):
+                source.key_index.setdefault(header_key(alias), name)
+        for name, aliases in columns.fallbacks.items():
+            for alias in aliases:
                 source.key_index.setdefault(header_key(alias), name)
         source.key_index.update({header_key(h): f for h, f in mapping.items()})
         for header in headers:

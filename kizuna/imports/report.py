@@ -35,6 +35,8 @@ class ImportReport:
     # Rows that described a record another row of the same file already described (same email, order line...).
     duplicates: int = 0
     rejects: list[Reject] = field(default_factory=list)
+    # Values left out of rows that were imported without them (a bad birth date, an unknown gender...).
+    warnings: list[Reject] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
     mapping: dict[str, str] = field(default_factory=dict)
     # Side effects worth a line in the summary: consents recorded, products created, tags added.
@@ -58,6 +60,9 @@ class ImportReport:
     def reject(self, line: int, field: str, reason: str) -> None:
         self.rejects.append(Reject(line, field, reason))
 
+    def warn(self, line: int, field: str, reason: str) -> None:
+        self.warnings.append(Reject(line, field, reason))
+
     def note(self, name: str, count: int = 1) -> None:
         if count:
             self.notes[name] = self.notes.get(name, 0) + count
@@ -71,16 +76,19 @@ class ImportReport:
             "merged": self.merged,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
+            **({"warnings": len(self.warnings)} if self.warnings else {}),
             **self.notes,
         }
 
     def write_csv(self, path: Path) -> Path:
-        """Every rejected row, in line order, as ``line,field,reason`` (UTF-8 with BOM so Excel reads it)."""
+        """Every rejected row and every warning, in line order, as ``line,field,reason`` (UTF-8 with BOM so Excel
+        reads it); a warning's reason starts with ``warning:`` (the row was imported without that value)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8-sig", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(["line", "field", "reason"])
-            for r in sorted(self.rejects, key=lambda r: (r.line, r.field)):
+            rows = [*self.rejects, *(Reject(w.line, w.field, f"warning: {w.reason}") for w in self.warnings)]
+            for r in sorted(rows, key=lambda r: (r.line, r.field)):
                 writer.writerow([r.line, r.field, r.reason])
         self.report_path = path
         return path

@@ -7,7 +7,6 @@ and since every kind of import is idempotent, running the same file again finish
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import shutil
 import tempfile
@@ -24,9 +23,12 @@ from sqlalchemy.orm import Session
 
 from kizuna.auth import audit
 from kizuna.auth.permissions import Actor, require
+from kizuna.catalog.importer import IMPORTER as PRODUCTS
 from kizuna.config import get_settings
-from kizuna.db import new_session, transaction
+from kizuna.customers.importer import IMPORTER as CUSTOMERS
+from kizuna.db import transaction
 from kizuna.errors import KizunaError
+from kizuna.events.importer import IMPORTER as EVENTS
 from kizuna.imports.bulk import restore_indexes, without_indexes
 from kizuna.imports.importer import (
     STAGED_SCHEMA,
@@ -35,6 +37,7 @@ from kizuna.imports.importer import (
     Rejected,
     RowRejected,
     Staged,
+    Warned,
     WriteContext,
     chunked,
 )
@@ -52,14 +55,10 @@ from kizuna.imports.reader import (
     split_csv,
 )
 from kizuna.imports.report import ImportReport, default_report_path
+from kizuna.orders.importer import IMPORTER as ORDERS
 from kizuna.outbox.service import emit
 
-KINDS: dict[str, str] = {
-    "customers": "kizuna.customers.importer",
-    "products": "kizuna.catalog.importer",
-    "orders": "kizuna.orders.importer",
-    "events": "kizuna.events.importer",
-}
+KINDS: dict[str, Importer] = {"customers": CUSTOMERS, "products": PRODUCTS, "orders": ORDERS, "events": EVENTS}
 # Below this size a worker pool costs more to start than it saves.
 PARALLEL_MIN_BYTES = 4_000_000
 # How much parser processes lower their scheduling priority (see _parse).
@@ -91,7 +90,7 @@ class ImportAborted(KizunaError):
 def importer_for(kind: str) -> Importer:
     if kind not in KINDS:
         raise ImportFileError(f"unknown import kind '{kind}'; choose one of {', '.join(KINDS)}")
-    return importlib.import_module(KINDS[kind]).IMPORTER
+    return KINDS[kind]
 
 
 def run_import(
@@ -133,50 +132,53 @@ def run_import(
     )
     report = ImportReport(kind=kind, file=path.name, encoding=source.encoding, dry_run=dry_run)
     report.mapping = dict(source.mapping)
-    keeps_extras = kind == "events" or (kind == "customers" and extra_to_attributes)
-    report.ignored_columns = [] if keeps_extras else list(source.unmapped)
+    report.ignored_columns = [] if importer.keeps_extras(options) else list(source.unmapped)
     size = batch_size or get_settings().import_batch_size
     if workers is None:
         big = importer.parallel and path.stat().st_size >= PARALLEL_MIN_BYTES
         workers = (os.cpu_count() or 1) if big else 1
 
     # Indexes an interrupted bulk load left dropped are built before anything else.
-    bulk_indexes = getattr(importer, "bulk_indexes", ())
-    for table, _names in bulk_indexes:
+    for table, _names in importer.bulk_indexes:
         restore_indexes(engine, table)
 
     read_errors: list[tuple[int, str]] = []
     # On SQLite the parser processes hand over big CSV files as staged batches in scratch files of their own.
-    staging = not dry_run and engine.dialect.name == "sqlite" and hasattr(importer, "stage") and workers > 1
+    staging = not dry_run and engine.dialect.name == "sqlite" and importer.stages and workers > 1
     stage_dir = Path(tempfile.mkdtemp(prefix="kizuna-import-")) if staging else None
     parsed = _parse(importer, records(source, errors=read_errors), options, size, workers, report, stage_dir)
     ctx = WriteContext(actor=actor, options=options, report=report)
     started = time.perf_counter()
-    dry_session = new_session(engine) if dry_run else None
     try:
         with _import_bind(engine) as bind, ExitStack() as bulk_load:
-            if not dry_run and isinstance(bind, Connection):
-                for table, names in bulk_indexes:
-                    bulk_load.enter_context(without_indexes(bind, table, names))
-            for number, batch in enumerate(importer.batches(parsed, size), start=1):
-                _take_read_errors(read_errors, report)
-                if dry_session is not None:
-                    importer.write(dry_session, batch, ctx)
-                    dry_session.flush()
-                else:
+            batches = importer.batches(parsed, size)
+            if dry_run:
+                # All batches in one transaction on the import's own connection, rolled back before that
+                # connection checkpoints the WAL. (A session of its own still held SQLite's write lock at the
+                # checkpoint, which then waited out the busy timeout: 15 s for a 2-row file.)
+                with _batch_transaction(bind, commit=False) as session:
+                    for batch in batches:
+                        _take_read_errors(read_errors, report)
+                        importer.write(session, batch, ctx)
+                        session.flush()
+                        if progress is not None:
+                            progress(report.read, source.line_estimate)
+            else:
+                if isinstance(bind, Connection):
+                    for table, names in importer.bulk_indexes:
+                        bulk_load.enter_context(without_indexes(bind, table, names))
+                for number, batch in enumerate(batches, start=1):
+                    _take_read_errors(read_errors, report)
                     _write_batch(bind, importer, batch, ctx, number)
-                if progress is not None:
-                    progress(report.read, source.line_estimate)
+                    if progress is not None:
+                        progress(report.read, source.line_estimate)
         _take_read_errors(read_errors, report)
-        if dry_session is None and report.changed:
+        if not dry_run and report.changed:
             with transaction(engine) as session:
                 emit(session, "import.completed", {"kind": kind, "file": path.name, "counts": report.counts()})
     finally:
         if stage_dir is not None:
             shutil.rmtree(stage_dir, ignore_errors=True)
-        if dry_session is not None:
-            dry_session.rollback()
-            dry_session.close()
         report.seconds = time.perf_counter() - started
         report.write_csv(report_path or default_report_path(kind))
     return report
@@ -208,22 +210,25 @@ def _import_bind(engine: Engine) -> Iterator[Engine | Connection]:
 
 
 @contextmanager
-def _batch_transaction(bind: Engine | Connection) -> Iterator[Session]:
-    if isinstance(bind, Engine):
+def _batch_transaction(bind: Engine | Connection, *, commit: bool = True) -> Iterator[Session]:
+    """One batch's transaction; ``commit=False`` (a dry run) rolls it back at the end instead."""
+    if isinstance(bind, Engine) and commit:
         with transaction(bind) as session:
             yield session
         return
     session = Session(bind=bind, expire_on_commit=False)
     try:
-        # Take SQLite's write lock before the batch reads anything: a batch that read first and then found
-        # another writer had committed in between could not write at all (and ids it reserved would be stale).
-        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        if isinstance(bind, Connection):
+            # Take SQLite's write lock before the batch reads anything: a batch that read first and then found
+            # another writer had committed in between could not write at all (and ids it reserved would be
+            # stale).
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+        if commit:
+            session.commit()
     finally:
+        # Nothing is left open: a failed batch, or every dry-run batch, rolls back here.
+        session.rollback()
         session.close()
 
 
@@ -237,7 +242,9 @@ def _write_batch(
         with _attached(bind, batch), _batch_transaction(bind) as session:
             importer.write(session, batch, ctx)
             delta = {k: v - before.get(k, 0) for k, v in report.counts().items() if v != before.get(k, 0)}
-            written = {k: v for k, v in delta.items() if k not in ("read", "unchanged", "rejected", "duplicates")}
+            written = {
+                k: v for k, v in delta.items() if k not in ("read", "unchanged", "rejected", "duplicates", "warnings")
+            }
             if written:
                 audit.record(
                     session,
@@ -378,6 +385,11 @@ def _parse_ranges(
 
 def _collect(results: list[Any], report: ImportReport) -> Iterator[Any]:
     for item in results:
+        if isinstance(item, Warned):
+            # Comes just before its row, which is counted as read when it follows.
+            for field, reason in item.warnings:
+                report.warn(item.line, field, reason)
+            continue
         if isinstance(item, Staged):
             report.read += item.rows
             yield item
@@ -412,11 +424,11 @@ def parse_range(
         return None
     if stage_dir is None:
         return parsed
-    rows = [item for item in parsed if not isinstance(item, Rejected)]
-    out: list[Any] = [item for item in parsed if isinstance(item, Rejected)]
+    rows = [item for item in parsed if not isinstance(item, Rejected | Warned)]
+    out: list[Any] = [item for item in parsed if isinstance(item, Rejected | Warned)]
     if rows:
         path = stage_dir / f"range-{piece.start}.db"
-        importer.stage(rows, path)  # type: ignore[attr-defined]
+        importer.stage(rows, path)
         out.append(Staged(path, len(rows)))
     return out
 
@@ -430,11 +442,23 @@ def _parse_records(
         if read_errors:
             out.extend(Rejected(line, [("row", reason)]) for line, reason in read_errors)
             read_errors.clear()
+        warnings: list[tuple[str, str]] = []
         try:
-            out.append(importer.parse(record, options))
+            parsed = importer.parse(record, options, _collector(warnings))
         except RowRejected as exc:
             out.append(Rejected(record.line, exc.errors))
+            continue
+        if warnings:
+            out.append(Warned(record.line, warnings))
+        out.append(parsed)
     if read_errors:
         out.extend(Rejected(line, [("row", reason)]) for line, reason in read_errors)
         read_errors.clear()
     return out
+
+
+def _collector(warnings: list[tuple[str, str]]) -> Callable[[str, str], None]:
+    def warn(field: str, reason: str) -> None:
+        warnings.append((field, reason))
+
+    return warn

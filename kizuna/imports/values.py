@@ -78,11 +78,18 @@ def _offset(tz: str) -> str:
 
 
 def parse_date(raw: object) -> dt.date:
-    """A calendar date from ``2024-01-05``, ``2024/1/5`` or ``2024年1月5日`` (a time part is not allowed)."""
+    """A calendar date from ``2024-01-05``, ``2024/1/5`` or ``2024年1月5日``.
+
+    A midnight time part (``1985-04-02 00:00:00``, as EC-CUBE exports birthdays) says nothing more and is
+    accepted; any other time of day is refused, since which date it means would depend on a time zone.
+    """
     text = nfkc(raw)
     match = _DATE.match(text)
-    if match is None or match["H"] is not None:
+    midnight = match is not None and not any(int(match[p] or 0) for p in ("H", "M", "S")) and not match["tz"]
+    if match is None:
         raise ValueError(f"'{text}' is not a date (use 2024-01-05, 2024/1/5 or 2024年1月5日)")
+    if (match["H"] is not None and not midnight) or (match["f"] and float(match["f"])):
+        raise ValueError(f"'{text}' has a time of day where a date is expected (use 2024-01-05)")
     try:
         return dt.date(int(match["y"]), int(match["m"]), int(match["d"]))
     except ValueError as exc:

@@ -1,8 +1,13 @@
-"""Importing orders: one CSV row per line item, grouped into orders by order id; an order lands whole or not at all."""
+"""Importing orders: one CSV row per line item, grouped into orders by order id; an order lands whole or not at all.
+
+A file with one row per order and no line items (order id, customer, date, total), as many shops and POS
+systems export, imports too: such orders have a total and no lines.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -13,37 +18,81 @@ from sqlalchemy.orm import Session
 
 from kizuna.catalog.models import Product
 from kizuna.config import get_settings
-from kizuna.customers.models import Customer, CustomerIdentity
-from kizuna.customers.normalize import normalize_email, normalize_text
-from kizuna.customers.service import resolve_id
+from kizuna.customers.references import (
+    CUSTOMER_REFS,
+    REFERENCE_ALIASES,
+    describe_missing,
+    parse_customer_ref,
+    resolve_customers,
+)
 from kizuna.db import utcnow
-from kizuna.errors import KizunaError
-from kizuna.imports.importer import ImportOptions, RowRejected, WriteContext, chunked, errors_from, field_error
+from kizuna.imports.importer import (
+    ImportOptions,
+    PlainImporter,
+    RowRejected,
+    Warn,
+    WriteContext,
+    chunked,
+    errors_from,
+    field_error,
+    ignore_warning,
+)
 from kizuna.imports.reader import Columns, Record
 from kizuna.imports.values import nfkc, parse_datetime, parse_decimal, parse_int
+from kizuna.normalize import normalize_text
 from kizuna.orders.models import Order, OrderLine
 from kizuna.orders.schemas import OrderCreate
 
 ALIASES: dict[str, tuple[str, ...]] = {
-    "external_id": ("注文ID", "注文番号", "受注ID", "受注番号", "order id", "order no", "order number"),
-    "customer_external_id": ("顧客ID", "顧客番号", "顧客コード", "会員ID", "会員番号", "customer id", "member id"),
-    "customer_email": ("メールアドレス", "メール", "email", "e-mail", "customer email"),
-    "customer_id": ("kizuna customer id", "kizuna id"),
-    "ordered_at": ("注文日時", "注文日", "購入日", "購入日時", "受注日", "受注日時", "order date", "ordered", "date"),
-    "sku": ("商品コード", "SKU", "品番", "商品ID", "商品番号", "product code", "item code"),
-    "quantity": ("数量", "個数", "qty"),
-    "unit_price": ("単価", "価格", "販売価格", "price", "unit price"),
-    "amount": ("小計", "明細金額", "line amount", "line total", "subtotal"),
+    "external_id": ("注文ID", "受注ID", "order id"),
+    **REFERENCE_ALIASES,
+    "ordered_at": (
+        "注文日時",
+        "注文日",
+        "購入日",
+        "購入日時",
+        "受注日",
+        "受注日時",
+        "order date",
+        "ordered",
+        "date",
+    ),
+    "sku": ("商品コード", "SKU", "品番", "product code", "item code", "lineitem sku"),
+    # Only names the placeholder product that --create-products makes for an unknown SKU.
+    "product_name": ("商品名", "product name", "item name", "lineitem name"),
+    # EC-CUBE's 明細区分: rows of a kind other than 商品 (送料, 手数料, 割引, 税, ポイント) are not line items.
+    "line_type": ("明細区分", "明細区分(名称)"),
+    "quantity": ("数量", "個数", "qty", "lineitem quantity"),
+    "unit_price": ("単価", "価格", "販売価格", "price", "unit price", "lineitem price"),
+    # Not 小計 / subtotal: in EC-CUBE and Shopify exports that is the order's subtotal, not a line's amount.
+    "amount": ("明細金額", "line amount", "line total"),
     "total_amount": ("金額", "合計", "合計金額", "注文金額", "total", "order total"),
     "currency": ("通貨",),
-    "status": ("ステータス", "状態", "注文ステータス", "order status"),
-    "channel": ("チャネル", "チャンネル", "販売チャネル", "購入経路"),
+    "status": (
+        "ステータス",
+        "状態",
+        "注文ステータス",
+        "order status",
+        "対応状況",
+        "対応状況(名称)",
+        "financial status",
+    ),
+    "channel": ("チャネル", "チャンネル", "販売チャネル", "購入経路", "source"),
     "store": ("店舗", "店舗名", "店舗コード", "shop"),
+    # A Kizuna orders export: the order's lines as one JSON list.
+    "lines": (),
 }
-CUSTOMER_REFS = ("customer_external_id", "customer_email", "customer_id")
 COLUMNS = Columns(
     aliases=ALIASES,
-    required=[("external_id",), CUSTOMER_REFS, ("ordered_at",), ("sku",), ("unit_price", "amount")],
+    required=[("external_id",), CUSTOMER_REFS, ("ordered_at",), ("sku", "lines", "total_amount")],
+    fallbacks={
+        # EC-CUBE exports 注文ID and 注文番号, Shopify only Name ("#1001") beside its own numeric Id.
+        "external_id": ("注文番号", "受注番号", "order no", "order number", "name"),
+        # Shopify's order date; in Kizuna's own export created_at is the record's, beside ordered_at.
+        "ordered_at": ("created at",),
+        # EC-CUBE exports its numeric 商品ID beside the 商品コード the catalogue knows.
+        "sku": ("商品ID", "商品番号"),
+    },
 )
 _STATUS = {
     "完了": "completed",
@@ -51,23 +100,49 @@ _STATUS = {
     "発送済み": "completed",
     "キャンセル": "cancelled",
     "取消": "cancelled",
+    "注文取消し": "cancelled",
     "canceled": "cancelled",
     "返品": "returned",
     "保留": "pending",
     "処理中": "pending",
     "未発送": "pending",
+    # EC-CUBE 4 対応状況
+    "新規受付": "pending",
+    "入金済み": "pending",
+    "対応中": "pending",
+    "購入処理中": "pending",
+    "決済処理中": "pending",
+    # Shopify Financial Status
+    "paid": "completed",
+    "partially_refunded": "completed",
+    "authorized": "pending",
+    "partially_paid": "pending",
+    "refunded": "returned",
+    "voided": "cancelled",
 }
+_PRODUCT_LINE_TYPES = frozenset({"商品", "product"})
 # Order-level values every line of one order must agree on.
 HEADER_FIELDS = ("customer", "ordered_at", "status", "channel", "store", "currency", "total_amount")
+_ITEM_FIELDS = ("sku", "quantity", "unit_price", "amount")
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "ordered_at": parse_datetime,
+    "total_amount": parse_decimal,
+    "quantity": parse_int,
+    "unit_price": parse_decimal,
+    "amount": parse_decimal,
+}
 
 
 @dataclass
 class OrderLineRow:
+    """One row of an orders file: its order-level values and, when it describes a product, one line item."""
+
     line: int
     order_id: str
     header: dict[str, Any] = field(default_factory=dict)
-    item: dict[str, Any] = field(default_factory=dict)
+    items: list[dict[str, Any]] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    product_names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,18 +151,25 @@ class OrderRows:
     rows: list[OrderLineRow]
 
 
-class OrderImporter:
+class OrderImporter(PlainImporter):
     kind = "orders"
     columns = COLUMNS
-    parallel = False
 
-    def parse(self, record: Record, options: ImportOptions) -> OrderLineRow:
+    def parse(self, record: Record, options: ImportOptions, warn: Warn = ignore_warning) -> OrderLineRow:
         raw = record.values
         order_id = normalize_text(raw.get("external_id"))
         if not order_id:
             raise RowRejected([("external_id", "external_id: the order id is empty")])
         row = OrderLineRow(record.line, order_id)
-        _parse_into(row, raw)
+        _parse_header(row, raw)
+        if "lines" in raw:
+            _parse_lines(row, raw["lines"])
+        elif "sku" in raw:
+            _parse_item(row, raw)
+        elif raw.get("line_type") is not None and nfkc(raw["line_type"]).casefold() not in _PRODUCT_LINE_TYPES:
+            pass  # a shipping, fee, discount or tax row: the order's total already holds it
+        elif any(name in raw for name in _ITEM_FIELDS):
+            warn("sku", "sku: empty, so the row is not imported as a line item (the rest of the order is)")
         return row
 
     def batches(self, rows: Iterable[OrderLineRow], size: int) -> Iterator[list[OrderRows]]:
@@ -109,8 +191,11 @@ class OrderImporter:
     def write(self, session: Session, orders: list[OrderRows], ctx: WriteContext) -> None:
         report = ctx.report
         report.duplicates += sum(len(o.rows) - 1 for o in orders)
-        customers = resolve_customers(session, {o.rows[0].header.get("customer") for o in orders} - {None})
-        products = _products(session, {r.item["sku"] for o in orders for r in o.rows if "sku" in r.item})
+        refs = {r.header["customer"] for o in orders for r in o.rows if "customer" in r.header}
+        customers = resolve_customers(session, refs)
+        items = [i for o in orders for r in o.rows for i in r.items]
+        products = _products(session, {i["sku"] for i in items if "sku" in i})
+        product_ids = _product_ids(session, {i["product_id"] for i in items if "sku" not in i and "product_id" in i})
         stored: dict[str, Order] = {}
         for chunk in chunked([o.order_id for o in orders], 5000):
             stored.update(
@@ -119,14 +204,14 @@ class OrderImporter:
         default_currency = get_settings().default_currency
         for order in orders:
             try:
-                data = _order_data(session, order, customers, products, default_currency, ctx)
+                data = _order_data(session, order, customers, products, product_ids, default_currency, ctx)
             except RowRejected as exc:
                 _reject_order(ctx, order, exc.errors)
                 continue
             lines = [
-                {"line_no": i, "product_id": products.get(item.sku), "sku": item.sku, "quantity": item.quantity,
-                 "unit_price": item.unit_price, "amount": item.amount if item.amount is not None else
-                 item.unit_price * item.quantity}
+                {"line_no": i, "product_id": products.get(item.sku) if item.sku else item.product_id,
+                 "sku": item.sku, "quantity": item.quantity, "unit_price": item.unit_price,
+                 "amount": item.amount if item.amount is not None else item.unit_price * item.quantity}
                 for i, item in enumerate(data.lines, start=1)
             ]  # fmt: skip
             total = (
@@ -167,62 +252,55 @@ class OrderImporter:
 IMPORTER = OrderImporter()
 
 
-def parse_customer_ref(raw: dict[str, Any]) -> tuple[str, Any] | None:
-    """The customer a row names, as (reference kind, normalised value), e.g. ("customer_email", "a@example.jp")."""
-    for name in CUSTOMER_REFS:
-        if name in raw:
-            try:
-                if name == "customer_email":
-                    return name, normalize_email(raw[name], field=name)
-                if name == "customer_id":
-                    return name, parse_int(raw[name])
-                return name, normalize_text(raw[name])
-            except (KizunaError, ValueError) as exc:
-                raise RowRejected([field_error(name, getattr(exc, "message", exc))]) from None
-    return None
-
-
-def _parse_into(row: OrderLineRow, raw: dict[str, Any]) -> None:
+def _parse_header(row: OrderLineRow, raw: dict[str, Any]) -> None:
+    """The row's order-level values; a file may give them on the order's first row only (Shopify does)."""
     try:
         customer = parse_customer_ref(raw)
-        if customer is None:
-            row.errors.append(("customer_external_id", "customer_external_id: the row names no customer"))
-        else:
-            row.header["customer"] = customer
     except RowRejected as exc:
         row.errors.extend(exc.errors)
-    parsers = {
-        "ordered_at": parse_datetime,
-        "total_amount": parse_decimal,
-        "quantity": parse_int,
-        "unit_price": parse_decimal,
-        "amount": parse_decimal,
-    }
+    else:
+        if customer is not None:
+            row.header["customer"] = customer
     for name in ("ordered_at", "status", "channel", "store", "currency", "total_amount"):
         if name in raw:
             try:
-                value = parsers[name](raw[name]) if name in parsers else nfkc(raw[name])
+                value = _PARSERS[name](raw[name]) if name in _PARSERS else nfkc(raw[name])
             except ValueError as exc:
                 row.errors.append(field_error(name, exc))
                 continue
             row.header[name] = _STATUS.get(value, value.casefold()) if name == "status" else value
-    for name in ("sku", "quantity", "unit_price", "amount"):
+
+
+def _parse_item(row: OrderLineRow, raw: dict[str, Any]) -> None:
+    item: dict[str, Any] = {}
+    for name in _ITEM_FIELDS:
         if name in raw:
             try:
-                row.item[name] = parsers[name](raw[name]) if name in parsers else nfkc(raw[name])
+                item[name] = _PARSERS[name](raw[name]) if name in _PARSERS else nfkc(raw[name])
             except ValueError as exc:
                 row.errors.append(field_error(name, exc))
-    if "ordered_at" not in raw:
-        row.errors.append(("ordered_at", "ordered_at: empty"))
-    if "sku" not in raw:
-        row.errors.append(("sku", "sku: empty"))
-    item = row.item
     if "unit_price" not in item and "amount" in item:
         # The line keeps the given amount; the derived unit price is rounded to the cent.
         unit = item["amount"] / item["quantity"] if item.get("quantity") else item["amount"]
         item["unit_price"] = unit.quantize(Decimal("0.01"))
     if "unit_price" not in item and not any(f in ("unit_price", "amount") for f, _ in row.errors):
         row.errors.append(("unit_price", "unit_price: empty (give unit_price or amount)"))
+    if "product_name" in raw and "sku" in item:
+        row.product_names[item["sku"]] = nfkc(raw["product_name"])
+    row.items.append(item)
+
+
+def _parse_lines(row: OrderLineRow, cell: Any) -> None:
+    """The ``lines`` column of a Kizuna orders export: a JSON list of line items."""
+    try:
+        lines = json.loads(cell) if isinstance(cell, str) else cell
+        if not isinstance(lines, list) or not all(isinstance(x, dict) for x in lines):
+            raise ValueError("must be a JSON list of objects")
+    except ValueError as exc:
+        row.errors.append(field_error("lines", f"not a list of line items ({exc})"))
+        return
+    for line in lines:
+        row.items.append({k: line[k] for k in ("sku", "product_id", *_ITEM_FIELDS) if line.get(k) is not None})
 
 
 def _order_data(
@@ -230,6 +308,7 @@ def _order_data(
     order: OrderRows,
     customers: dict[tuple[str, Any], int],
     products: dict[str, int],
+    product_ids: set[int],
     default_currency: str,
     ctx: WriteContext,
 ) -> OrderCreate:
@@ -244,11 +323,18 @@ def _order_data(
                     [(name, f"{name}: lines of order {order.order_id} disagree ({header[name]} / {value})")]
                 )
             header[name] = value
-    ref = header.pop("customer")
+    if "ordered_at" not in header:
+        raise RowRejected([("ordered_at", "ordered_at: empty")])
+    ref = header.pop("customer", None)
+    if ref is None:
+        raise RowRejected([("customer_external_id", "customer_external_id: the order names no customer")])
     customer_id = customers.get(ref)
     if customer_id is None:
-        raise RowRejected([(ref[0], f"{ref[0]}: no customer with {ref[0].removeprefix('customer_')} '{ref[1]}'")])
-    unknown = sorted({r.item["sku"] for r in order.rows} - set(products))
+        raise RowRejected([describe_missing(ref)])
+    items = [item for r in order.rows for item in r.items]
+    if not items and "total_amount" not in header:
+        raise RowRejected([("total_amount", "total_amount: empty, and the order has no line items")])
+    unknown = sorted({i["sku"] for i in items if "sku" in i} - set(products))
     if unknown and not ctx.options.create_products:
         raise RowRejected(
             [
@@ -256,14 +342,24 @@ def _order_data(
                 for sku in unknown
             ]
         )
+    missing_ids = sorted({i["product_id"] for i in items if "sku" not in i and "product_id" in i} - product_ids)
+    if missing_ids:
+        raise RowRejected([("lines", f"lines: unknown product_id {', '.join(map(str, missing_ids))}")])
     try:
-        data = OrderCreate(customer_id=customer_id, lines=[r.item for r in order.rows], **header)
+        data = OrderCreate(customer_id=customer_id, lines=items, **header)
     except pydantic.ValidationError as exc:
         raise RowRejected(errors_from(exc)) from None
+    names = {sku: name for r in order.rows for sku, name in r.product_names.items()}
     for sku in unknown:
-        # A placeholder product named by its SKU; a later products import fills in the rest.
+        # A placeholder product named as the file names it (or by its SKU); a later products import fills in the rest.
         price = next(line.unit_price for line in data.lines if line.sku == sku)
-        product = Product(sku=sku, name=sku, price=price, currency=data.currency or default_currency, attributes={})
+        product = Product(
+            sku=sku,
+            name=names.get(sku, sku)[:300],
+            price=price,
+            currency=data.currency or default_currency,
+            attributes={},
+        )
         session.add(product)
         session.flush()
         products[sku] = product.id
@@ -296,30 +392,19 @@ def _same(order: Order, header: dict[str, Any], lines: list[dict[str, Any]]) -> 
     return stored == lines
 
 
-def resolve_customers(session: Session, refs: set[tuple[str, Any]]) -> dict[tuple[str, Any], int]:
-    """(reference kind, value) -> the customer id it names today (following merges)."""
-    found: dict[tuple[str, Any], int] = {}
-    kinds = {"customer_external_id": "external_id", "customer_email": "email"}
-    for ref_kind, identity_kind in kinds.items():
-        values = [v for k, v in refs if k == ref_kind]
-        for chunk in chunked(values, 5000):
-            query = select(CustomerIdentity.value, CustomerIdentity.customer_id).where(
-                CustomerIdentity.kind == identity_kind, CustomerIdentity.value.in_(chunk)
-            )
-            found.update(((ref_kind, value), cid) for value, cid in session.execute(query))
-    ids = [v for k, v in refs if k == "customer_id"]
-    for chunk in chunked(ids, 5000):
-        for cid, merged_into in session.execute(
-            select(Customer.id, Customer.merged_into_id).where(Customer.id.in_(chunk))
-        ):
-            found[("customer_id", cid)] = resolve_id(session, cid) if merged_into else cid
-    return found
-
-
 def _products(session: Session, skus: set[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for chunk in chunked(sorted(skus), 5000):
         found.update(
             (sku, pid) for pid, sku in session.execute(select(Product.id, Product.sku).where(Product.sku.in_(chunk)))
         )
+    return found
+
+
+def _product_ids(session: Session, ids: set[Any]) -> set[int]:
+    """The given product ids that exist (a line of an export names its product by id when it has no SKU)."""
+    wanted = [i for i in ids if isinstance(i, int)]
+    found: set[int] = set()
+    for chunk in chunked(sorted(wanted), 5000):
+        found.update(session.scalars(select(Product.id).where(Product.id.in_(chunk))))
     return found

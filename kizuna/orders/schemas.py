@@ -34,7 +34,14 @@ class OrderCreate(Input):
     currency: Currency | None = None
     total_amount: MoneyIn | None = Field(default=None, description="Defaults to the sum of the lines.")
     attributes: dict[str, Any] | None = None
-    lines: list[OrderLineIn] = Field(min_length=1, max_length=1000)
+    # Many shops and POS systems know an order only as a total: such an order has no lines.
+    lines: list[OrderLineIn] = Field(default_factory=list, max_length=1000)
+
+    @model_validator(mode="after")
+    def _lines_or_total(self) -> OrderCreate:
+        if not self.lines and self.total_amount is None:
+            raise ValueError("an order needs lines or a total_amount")
+        return self
 
 
 class OrderUpdate(Input):

@@ -22,9 +22,9 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from kizuna.config import get_settings
-from kizuna.customers.normalize import format_phone_national
 from kizuna.customers.timeline import SOURCES
 from kizuna.errors import KizunaError, NotAuthenticated
+from kizuna.normalize import format_phone_national
 from kizuna.web.i18n import LANG_COOKIE, choose_language, translator
 from kizuna.web.session import Viewer
 

@@ -105,3 +105,13 @@ def test_timeline_merges_every_touchpoint_newest_first_and_pages(client):
     only_orders = client.get(f"/api/v1/customers/{cid}/timeline", params={"kinds": "order"}).json()["items"]
     assert [i["kind"] for i in only_orders] == ["order"]
     assert client.get(f"/api/v1/customers/{cid}/timeline", params={"kinds": "tweets"}).status_code == 422
+
+
+def test_an_order_known_only_by_its_total_has_no_lines(client):
+    cid = _setup(client)
+    order = {"customer_id": cid, "ordered_at": "2025-03-01T10:00:00+09:00", "external_id": "POS-1"}
+    empty = client.post("/api/v1/orders", json=order)
+    assert empty.status_code == 422 and "lines or a total_amount" in empty.json()["error"]["message"]
+    r = client.post("/api/v1/orders", json={**order, "total_amount": "3300"})
+    assert r.status_code == 201, r.text
+    assert (r.json()["total_amount"], r.json()["lines"]) == ("3300", [])

@@ -7,7 +7,7 @@ import datetime as dt
 import pydantic
 import pytest
 
-from kizuna.customers.importer import _fast_values
+from kizuna.customers.importer.parsing import _fast_values
 from kizuna.customers.schemas import CustomerCreate
 
 ROWS = [

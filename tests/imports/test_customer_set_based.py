@@ -107,7 +107,7 @@ def test_new_people_numbered_in_file_order_and_ids_keep_counting(db, session, cs
 
 
 def test_only_people_nobody_knows_take_the_set_based_path(db, session, csv_file):
-    from kizuna.customers.importer import _insert_strangers
+    from kizuna.customers.importer.staging import insert_strangers as _insert_strangers
 
     factories.customer(session, email="stored@example.jp", family_name="鈴木")
     session.commit()

@@ -153,26 +153,30 @@ def test_cli_exit_codes_and_report_file(db, csv_file, tmp_path, monkeypatch):
         get_engine.cache_clear()
 
 
-def test_customer_id_column_means_kizuna_id_not_external_id(shop, session, csv_file):
+def test_customer_id_is_the_source_systems_id_and_kizuna_customer_id_is_kizunas(shop, session, csv_file):
+    # The same header means the same thing in a customers file and an orders file from one shop system.
     from kizuna.customers.models import Customer
 
     two = session.scalar(select(Customer).where(Customer.email == "two@example.jp"))
     decoy = factories.customer(session, external_id=str(two.id), email="decoy@example.jp")
     session.commit()
-    report = run_import(
+    header = "order_id,{},ordered_at,sku,quantity,unit_price"
+    by_source = run_import(
         shop,
         "orders",
-        csv_file(
-            [
-                "order_id,customer_id,ordered_at,sku,quantity,unit_price",
-                f"O-ID,{two.id},2024-01-05,SKU-1,1,1200",
-            ]
-        ),
+        csv_file([header.format("customer_id"), f"O-SRC,{two.id},2024-01-05,SKU-1,1,1200"]),
         actor=SYSTEM,
     )
-    assert report.mapping["customer_id"] == "customer_id"
-    order = session.scalar(select(Order).where(Order.external_id == "O-ID"))
-    assert order.customer_id == two.id != decoy.id
+    assert by_source.mapping["customer_id"] == "customer_external_id"
+    by_kizuna = run_import(
+        shop,
+        "orders",
+        csv_file([header.format("kizuna_customer_id"), f"O-KZ,{two.id},2024-01-05,SKU-1,1,1200"]),
+        actor=SYSTEM,
+    )
+    assert by_kizuna.mapping["kizuna_customer_id"] == "kizuna_customer_id"
+    owners = dict(session.execute(select(Order.external_id, Order.customer_id)).all())
+    assert owners == {"O-SRC": decoy.id, "O-KZ": two.id}
 
 
 def test_every_alias_of_every_kind_names_one_field():
@@ -208,3 +212,18 @@ def test_a_nul_inside_event_properties_rejects_that_row_only(shop, session, tmp_
     assert all("NUL" in r.reason for r in report.rejects)
     stored = session.scalars(select(Event.properties).order_by(Event.occurred_at)).all()
     assert stored == [{"path": "/a"}, {"path": "/d"}]
+
+
+def test_fallback_headers_belong_to_one_field_and_are_nobody_elses_alias():
+    from kizuna.imports.reader import header_key
+    from kizuna.imports.runner import KINDS, importer_for
+
+    for kind in KINDS:
+        columns = importer_for(kind).columns
+        aliases = {header_key(a) for name, names in columns.aliases.items() for a in (name, *names)}
+        seen: set[str] = set()
+        for name, names in columns.fallbacks.items():
+            assert name in columns.aliases, f"{kind}: fallback for unknown field {name}"
+            keys = {header_key(a) for a in names}
+            assert not keys & aliases and not keys & seen, f"{kind}: {name} fallbacks clash"
+            seen |= keys

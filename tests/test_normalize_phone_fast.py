@@ -7,9 +7,9 @@ import random
 import phonenumbers
 import pytest
 
-from kizuna.customers import normalize
-from kizuna.customers.normalize import _fast_phone, normalize_phone, normalize_text
+from kizuna import normalize
 from kizuna.errors import ValidationError
+from kizuna.normalize import _fast_phone, normalize_phone, normalize_text
 
 E164 = phonenumbers.PhoneNumberFormat.E164
 FULL_WIDTH = str.maketrans("0123456789-+ ", "０１２３４５６７８９－＋\u3000")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kizuna.customers.normalize import full_name, normalize_email, normalize_kana, normalize_phone, normalize_text
 from kizuna.errors import ValidationError
+from kizuna.normalize import full_name, normalize_email, normalize_kana, normalize_phone, normalize_text
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,8 @@
-"""Normalisation of personal data on the way in: NFKC text, e-mails, E.164 phones, katakana readings."""
+"""Normalisation of personal data on the way in: NFKC text, e-mails, E.164 phones, katakana readings.
+
+Shared by every domain that takes such values (customers, users, catalogue filters, imports, the UI's phone
+formatting), so it lives at the top of the package rather than inside one of them.
+"""
 
 from __future__ import annotations
 

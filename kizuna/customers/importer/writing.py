@@ -1,0 +1,324 @@
+"""Writing a batch of customer rows the full way: group the rows into people, merge, update, insert.
+
+Every row that may be somebody already stored, or that shares an identity with another row of its batch, comes
+here (new strangers go through ``staging``). Changed customers are updated with one executemany, new ones
+inserted with one, and only values that really change are written and versioned.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from kizuna.config import get_settings
+from kizuna.customers import consent
+from kizuna.customers.identities import MIRRORED as IDENTITY_FIELDS
+from kizuna.customers.importer.columns import WRITTEN
+from kizuna.customers.importer.parsing import CustomerRow, whole_names
+from kizuna.customers.merge import merge_customers
+from kizuna.customers.models import Consent, Customer, CustomerIdentity, CustomerImportMark, customer_tags
+from kizuna.customers.service import tags_by_name
+from kizuna.db import utcnow
+from kizuna.imports.bulk import insert_rows
+from kizuna.imports.importer import WriteContext, chunked
+
+
+@dataclass
+class Person:
+    """Rows of one batch that are the same person, and the stored customers they match."""
+
+    rows: list[CustomerRow]
+    owners: list[int] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    opt_in: tuple[bool, int] | None = None
+    customer_id: int | None = None
+
+
+def write_people(session: Session, rows: list[CustomerRow], ctx: WriteContext) -> None:
+    """Write ``rows`` (one batch) through the full path, counting into ``ctx.report``."""
+    report = ctx.report
+    owners = _identity_owners(session, {key for row in rows for key in row.identities()})
+    people = _group(rows, owners)
+    report.duplicates += len(rows) - len(people)
+
+    for person in people:
+        if len(person.owners) > 1:
+            survivor, *others = person.owners
+            for other in others:
+                kinds = sorted({kind for kind, value in _keys(person) if owners.get((kind, value)) == other})
+                reason = f"import {ctx.options.file_name}: same {' and '.join(kinds) or 'identity'}"
+                merge_customers(session, actor=ctx.actor, survivor_id=survivor, merged_id=other, reason=reason)
+                report.merged += 1
+            person.owners = [survivor]
+    session.flush()
+    session.expire_all()
+
+    now = utcnow()
+    superseded = _superseded(session, people, ctx.options.file_sha256)
+    if superseded:
+        # A later row of this same file already wrote these people (a run before this one): nothing to do.
+        report.unchanged += len(superseded)
+        people = [p for p in people if id(p) not in superseded]
+    existing = [p for p in people if p.owners]
+    new = [p for p in people if not p.owners]
+    updated, unchanged = _update_existing(session, existing, now, ctx.options.file_sha256)
+    report.updated += updated
+    report.unchanged += unchanged
+    _insert_new(session, new, now)
+    report.inserted += len(new)
+    _add_identities(session, people, owners, now)
+    report.note("tags added", add_tags(session, people))
+    report.note("consents recorded", record_consents(session, people, ctx, now))
+
+
+def _keys(person: Person) -> list[tuple[str, str]]:
+    return list(dict.fromkeys(key for row in person.rows for key in row.identities()))
+
+
+def _identity_owners(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Stored identity -> customer id, one IN query per kind."""
+    owners: dict[tuple[str, str], int] = {}
+    by_kind: dict[str, list[str]] = {}
+    for kind, value in keys:
+        by_kind.setdefault(kind, []).append(value)
+    for kind, values in by_kind.items():
+        for chunk in chunked(values, 5000):
+            query = select(CustomerIdentity.value, CustomerIdentity.customer_id).where(
+                CustomerIdentity.kind == kind, CustomerIdentity.value.in_(chunk)
+            )
+            for value, customer_id in session.execute(query):
+                owners[(kind, value)] = customer_id
+    return owners
+
+
+def _group(rows: list[CustomerRow], owners: dict[tuple[str, str], int]) -> list[Person]:
+    """Union rows that share an identity or match the same stored customer; later rows win field by field."""
+    parent = list(range(len(rows)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[Any, int] = {}
+    for i, row in enumerate(rows):
+        for key in row.identities():
+            for marker in (key, ("customer", owners.get(key))):
+                if marker[1] is None:
+                    continue
+                j = first.setdefault(marker, i)
+                if j != i:
+                    a, b = find(i), find(j)
+                    if a != b:
+                        parent[max(a, b)] = min(a, b)
+    groups: dict[int, Person] = {}
+    for i, row in enumerate(rows):
+        person = groups.setdefault(find(i), Person(rows=[]))
+        person.rows.append(row)
+    for person in groups.values():
+        found = set()
+        for row in person.rows:
+            person.values.update(row.values)
+            found.update(owners[k] for k in row.identities() if k in owners)
+            if row.tags:
+                person.tags.extend(t for t in row.tags if t not in person.tags)
+            if row.email_opt_in is not None:
+                person.opt_in = (row.email_opt_in, row.line)
+        if "attributes" in person.values:
+            merged: dict[str, Any] = {}
+            for row in person.rows:
+                merged.update(row.values.get("attributes") or {})
+            person.values["attributes"] = merged
+        person.owners = sorted(found)
+    return list(groups.values())
+
+
+CUSTOMERS = Customer.__table__
+NO_ATTRIBUTES: dict[str, Any] = {}
+_UPDATE = (
+    update(CUSTOMERS)
+    .where(CUSTOMERS.c.id == bindparam("b_id"))
+    .values(
+        {
+            **{
+                name: bindparam(f"b_{name}", type_=CUSTOMERS.c[name].type)
+                for name in (*WRITTEN, "attributes", "full_name", "full_name_kana")
+            },
+            "version": CUSTOMERS.c.version + 1,
+            "updated_at": bindparam("b_now", type_=CUSTOMERS.c.updated_at.type),
+        }
+    )
+)
+
+
+def _superseded(session: Session, people: list[Person], file_sha256: str) -> set[int]:
+    """id() of the people whose stored customer a later line of the same file changed last."""
+    if not file_sha256:
+        return set()
+    stored = {p.owners[0]: p for p in people if p.owners}
+    out: set[int] = set()
+    marks = CustomerImportMark.__table__.c
+    for chunk in chunked(sorted(stored), 5000):
+        query = select(marks.customer_id, marks.line).where(
+            marks.customer_id.in_(chunk), marks.file_sha256 == file_sha256
+        )
+        for customer_id, line in session.execute(query):
+            person = stored[customer_id]
+            if line > max(row.line for row in person.rows):
+                out.add(id(person))
+    return out
+
+
+def _mark(session: Session, marks: dict[int, int], file_sha256: str) -> None:
+    """Remember, per customer, the line of this file that changed it last (see CustomerImportMark)."""
+    if not marks or not file_sha256:
+        return
+    table = CustomerImportMark.__table__
+    for chunk in chunked(sorted(marks), 5000):
+        session.execute(delete(table).where(table.c.customer_id.in_(chunk)))
+    rows = [{"customer_id": c, "file_sha256": file_sha256, "line": line} for c, line in marks.items()]
+    session.execute(insert(table), rows)
+
+
+def _update_existing(
+    session: Session, people: list[Person], now: dt.datetime, file_sha256: str = ""
+) -> tuple[int, int]:
+    """Fill or overwrite stored customers with the file's values; only real changes are written (and versioned)."""
+    if not people:
+        return 0, 0
+    columns = [CUSTOMERS.c[name] for name in (*WRITTEN, "attributes", "full_name", "full_name_kana")]
+    current: dict[int, dict[str, Any]] = {}
+    for chunk in chunked([p.owners[0] for p in people], 5000):
+        for row in session.execute(select(CUSTOMERS.c.id, *columns).where(CUSTOMERS.c.id.in_(chunk))):
+            current[row.id] = row._asdict()
+    params = []
+    unchanged = 0
+    changed: dict[int, int] = {}
+    for person in people:
+        person.customer_id = person.owners[0]
+        before = current[person.customer_id]
+        after = {**before, **person.values}
+        if "attributes" in person.values:
+            after["attributes"] = {**(before["attributes"] or {}), **person.values["attributes"]}
+        after.update(whole_names(after))
+        if after == before:
+            unchanged += 1
+            continue
+        param = {f"b_{name}": value for name, value in after.items()}
+        param["b_now"] = now
+        params.append(param)
+        changed[person.customer_id] = max(row.line for row in person.rows)
+    if params:
+        session.execute(_UPDATE, params)
+        _mark(session, changed, file_sha256)
+    return len(params), unchanged
+
+
+def _insert_new(session: Session, people: list[Person], now: dt.datetime) -> None:
+    if not people:
+        return
+    settings = get_settings()
+    rows = []
+    fixed = {
+        "timezone": settings.default_timezone,
+        "locale": settings.default_locale,
+        "created_at": now,
+        "updated_at": now,
+    }
+    for person in people:
+        row = dict.fromkeys(WRITTEN)
+        row.update(person.values)
+        if len(person.rows) == 1:
+            row["full_name"], row["full_name_kana"] = person.rows[0].names
+        else:
+            row.update(whole_names(row))
+        # One shared empty dict: the bulk insert serialises it once per batch.
+        row["attributes"] = row.get("attributes") or NO_ATTRIBUTES
+        row["source"] = row["source"] or "import"
+        row.update(fixed)
+        rows.append(row)
+    # Ids come back by one range query rather than RETURNING: SQLite returns rows one statement per row when
+    # their order matters. Ours are the rows above the highest id seen before with this batch's timestamp,
+    # each matched to its person by a primary identity no other person in the batch shares.
+    highest = session.scalar(select(func.max(CUSTOMERS.c.id))) or 0
+    insert_rows(session, CUSTOMERS, rows)
+    by_identity = {
+        (kind, row[kind]): person
+        for person, row in zip(people, rows, strict=True)
+        for kind in IDENTITY_FIELDS
+        if row[kind]
+    }
+    query = select(CUSTOMERS.c.id, *(CUSTOMERS.c[kind] for kind in IDENTITY_FIELDS)).where(
+        CUSTOMERS.c.id > highest, CUSTOMERS.c.created_at == now
+    )
+    for customer_id, *identities in session.execute(query):
+        kind, value = next((k, v) for k, v in zip(IDENTITY_FIELDS, identities, strict=True) if v)
+        by_identity[(kind, value)].customer_id = customer_id
+    missing = [p for p in people if p.customer_id is None]
+    if missing:
+        raise RuntimeError(f"{len(missing)} inserted customers could not be read back")
+
+
+def _add_identities(
+    session: Session, people: list[Person], owners: dict[tuple[str, str], int], now: dt.datetime
+) -> None:
+    rows = [
+        {"customer_id": person.customer_id, "kind": kind, "value": value, "created_at": now}
+        for person in people
+        for kind, value in _keys(person)
+        if (kind, value) not in owners
+    ]
+    insert_rows(session, CustomerIdentity.__table__, rows)
+
+
+def add_tags(session: Session, people: list[Person]) -> int:
+    tagged = [p for p in people if p.tags]
+    if not tagged:
+        return 0
+    tags = {t.name: t for t in tags_by_name(session, [name for p in tagged for name in p.tags])}
+    session.flush()
+    wanted = {(p.customer_id, tags[name].id) for p in tagged for name in p.tags}
+    have: set[tuple[int, int]] = set()
+    for chunk in chunked(sorted(wanted), 2000):
+        query = select(customer_tags.c.customer_id, customer_tags.c.tag_id).where(
+            tuple_(customer_tags.c.customer_id, customer_tags.c.tag_id).in_(chunk)
+        )
+        have.update(tuple(r) for r in session.execute(query))
+    missing = sorted(wanted - have)
+    if missing:
+        session.execute(insert(customer_tags), [{"customer_id": c, "tag_id": t} for c, t in missing])
+    return len(missing)
+
+
+def record_consents(session: Session, people: list[Person], ctx: WriteContext, now: dt.datetime) -> int:
+    """An email-marketing consent row where the file's answer differs from the decision in force."""
+    asked = {p.customer_id: p.opt_in for p in people if p.opt_in is not None}
+    if not asked:
+        return 0
+    in_force = consent.statuses_in_force(session, asked, channel="email", purpose=consent.MARKETING)
+    rows = []
+    for customer_id, (granted, line) in asked.items():
+        status = "granted" if granted else "withdrawn"
+        if in_force.get(customer_id) == status:
+            continue
+        rows.append(
+            {
+                "customer_id": customer_id,
+                "channel": "email",
+                "purpose": "marketing",
+                "status": status,
+                "method": "import",
+                "evidence": f"{ctx.options.file_name} line {line}",
+                "recorded_at": now,
+                "recorded_by": ctx.actor.label,
+            }
+        )
+    if rows:
+        session.execute(insert(Consent.__table__), rows)
+    return len(rows)
