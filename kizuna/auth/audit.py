@@ -80,3 +80,39 @@ def apply_changes(
             details=diff,
         )
     return diff
+
+
+def record_many(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entries: list[tuple[object, int | None, dict[str, Any] | None]],
+    summary: str = "",
+) -> None:
+    """``record`` for a bulk path: one row per (entity_id, customer_id, details), written with one executemany."""
+    if not entries:
+        return
+    from kizuna.db import utcnow
+    from kizuna.imports.bulk import insert_rows  # the bulk writer lives with the importers
+
+    at = utcnow()
+    insert_rows(
+        session,
+        AuditEntry.__table__,
+        [
+            {
+                "at": at,
+                "actor_user_id": actor.user_id,
+                "actor": actor.label,
+                "action": action,
+                "entity_type": entity_type,
+                "entity_id": None if entity_id is None else str(entity_id),
+                "customer_id": customer_id,
+                "details": {k: [_plain(x) for x in v] for k, v in details.items()} if details else details,
+                "summary": summary,
+            }
+            for entity_id, customer_id, details in entries
+        ],
+    )

@@ -264,3 +264,26 @@ def ensure_admin(session: Session, *, email: str, password: str) -> tuple[User, 
         name="Admin" if count == 0 else "",
     )
     return user, True
+
+
+def actor_for_email(session: Session, email: str) -> Actor:
+    """The active user with this e-mail as an actor (a CLI run recorded as a person); NotFound otherwise."""
+    from kizuna.errors import NotFound
+
+    user = session.scalar(select(User).where(User.email == normalize_email(email, field="email")))
+    if user is None or not user.is_active:
+        raise NotFound(f"no active user with e-mail {email}", field="as")
+    return actor_for(user)
+
+
+def cli_actor() -> Actor:
+    """Who runs a CLI command when no user is named: the operating-system user and host, with admin rights
+    (whoever can run the CLI can read the database), recorded so the audit log says who it was."""
+    import getpass
+    import socket
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    return Actor(label=f"cli:{who}@{socket.gethostname()}"[:320], role="admin", origin="cli")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pydantic
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from kizuna.customers.references import (
@@ -39,6 +39,7 @@ from kizuna.imports.importer import (
 )
 from kizuna.imports.reader import Columns, Record
 from kizuna.imports.values import nfkc, parse_datetime
+from kizuna.outbox.service import emit_rows, json_object
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "external_id": ("イベントID", "event id"),
@@ -172,7 +173,21 @@ class EventImporter(PlainImporter):
             new.append(values)
             in_batch.add(row.external_id)
         if new:
+            before = session.scalar(select(func.coalesce(func.max(Event.id), 0)))
             session.execute(insert(Event.__table__), new)
+            # The same event.recorded the API emits, read back from the rows this batch wrote.
+            emit_rows(
+                session,
+                "event.recorded",
+                select(
+                    json_object(
+                        session, {"event_id": Event.id, "customer_id": Event.customer_id, "type": Event.type}
+                    ).label("payload"),
+                    Event.customer_id.label("customer_id"),
+                    Event.occurred_at.label("occurred_at"),
+                ).where(Event.id > before, Event.received_at == now),
+                origin=ctx.actor.origin,
+            )
         report.inserted += len(new)
 
 

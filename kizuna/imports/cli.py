@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.engine import Engine
 
 from kizuna.auth.permissions import Actor
 from kizuna.errors import KizunaError
@@ -31,6 +32,16 @@ def _parse_map(items: list[str]) -> dict[str, str]:
     return mapping
 
 
+def _actor(engine: Engine, email: str | None) -> Actor:
+    from kizuna.auth import service as auth
+    from kizuna.db import transaction
+
+    if not email:
+        return auth.cli_actor()
+    with transaction(engine) as session:
+        return auth.actor_for_email(session, email).via("cli")
+
+
 def import_command(
     kind: str,
     file: Path,
@@ -41,6 +52,7 @@ def import_command(
     extra_to_attributes: bool,
     create_products: bool,
     encoding: str | None = None,
+    as_user: str | None = None,
 ) -> None:
     """Run one import with a progress bar and print its report; exits with the codes in the module docstring."""
     from kizuna.db import get_engine, migrate
@@ -60,7 +72,7 @@ def import_command(
                 engine,
                 kind,
                 file,
-                actor=Actor.system("cli"),
+                actor=_actor(engine, as_user),
                 mapping=_parse_map(mapping),
                 dry_run=dry_run,
                 report_path=report,
@@ -127,6 +139,12 @@ def _register(kind: str) -> None:
         encoding: str | None = typer.Option(
             None, "--encoding", help="The file's encoding (utf-8, cp932, euc_jp, latin-1...) instead of detecting it."
         ),
+        as_user: str | None = typer.Option(
+            None,
+            "--as",
+            help="E-mail of the Kizuna user the import is recorded as (their role must allow importing); "
+            "by default the operating-system user running the command.",
+        ),
     ) -> None:
         import_command(
             kind,
@@ -137,6 +155,7 @@ def _register(kind: str) -> None:
             extra_to_attributes=extra_to_attributes,
             create_products=create_products,
             encoding=encoding,
+            as_user=as_user,
         )
 
     help_text = f"Import {kind} from a CSV file" + (" or JSON Lines (.jsonl/.ndjson)." if kind == "events" else ".")

@@ -147,7 +147,9 @@ def run_import(
     staging = not dry_run and engine.dialect.name == "sqlite" and importer.stages and workers > 1
     stage_dir = Path(tempfile.mkdtemp(prefix="kizuna-import-")) if staging else None
     parsed = _parse(importer, records(source, errors=read_errors), options, size, workers, report, stage_dir)
-    ctx = WriteContext(actor=actor, options=options, report=report)
+    # Everything the import writes says it came from an import, so journeys and webhooks can leave
+    # backfilled history alone (the outbox message's origin).
+    ctx = WriteContext(actor=actor.via("import"), options=options, report=report)
     started = time.perf_counter()
     try:
         with _import_bind(engine) as bind, ExitStack() as bulk_load:

@@ -42,6 +42,7 @@ from kizuna.imports.values import nfkc, parse_datetime, parse_decimal, parse_int
 from kizuna.normalize import normalize_text
 from kizuna.orders.models import Order, OrderLine
 from kizuna.orders.schemas import OrderCreate
+from kizuna.outbox.service import emit_many
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "external_id": ("注文ID", "受注ID", "order id"),
@@ -202,6 +203,7 @@ class OrderImporter(PlainImporter):
                 (o.external_id, o) for o in session.scalars(select(Order).where(Order.external_id.in_(chunk)))
             )
         default_currency = get_settings().default_currency
+        completed: list[Order] = []  # inserted as completed, or moved to completed: what the API announces
         for order in orders:
             try:
                 data = _order_data(session, order, customers, products, product_ids, default_currency, ctx)
@@ -228,18 +230,21 @@ class OrderImporter(PlainImporter):
             }
             existing = stored.get(order.order_id)
             if existing is None:
-                session.add(
-                    Order(
-                        external_id=order.order_id,
-                        attributes={},
-                        lines=[OrderLine(customer_id=data.customer_id, **x) for x in lines],
-                        **header,
-                    )
+                new = Order(
+                    external_id=order.order_id,
+                    attributes={},
+                    lines=[OrderLine(customer_id=data.customer_id, **x) for x in lines],
+                    **header,
                 )
+                session.add(new)
+                if new.status == "completed":
+                    completed.append(new)
                 report.inserted += 1
             elif _same(existing, header, lines):
                 report.unchanged += 1
             else:
+                if header["status"] == "completed" and existing.status != "completed":
+                    completed.append(existing)
                 for name, value in header.items():
                     if getattr(existing, name) != value:
                         setattr(existing, name, value)
@@ -247,6 +252,12 @@ class OrderImporter(PlainImporter):
                 existing.updated_at = utcnow()  # the order row changes (and its version bumps) even if only lines did
                 report.updated += 1
         session.flush()
+        emit_many(
+            session,
+            "order.completed",
+            [({"order_id": o.id, "customer_id": o.customer_id}, o.customer_id, o.ordered_at) for o in completed],
+            origin=ctx.actor.origin,
+        )
 
 
 IMPORTER = OrderImporter()

@@ -114,6 +114,47 @@ def emit_rows(
             OutboxMessage.id > before, OutboxMessage.topic == topic, OutboxMessage.created_at == now
         )
     )
+    _fan_out_since(session, topic, before)
+    return int(written or 0)
+
+
+def emit_many(
+    session: Session,
+    topic: str,
+    messages: list[tuple[dict[str, Any], int | None, dt.datetime | None]],
+    *,
+    origin: str,
+) -> int:
+    """``emit`` for many (payload, customer_id, occurred_at) at once: one executemany, deliveries set-based."""
+    if not messages:
+        return 0
+    _check_origin(origin)
+    from kizuna.imports.bulk import insert_rows  # the bulk writer lives with the importers
+
+    now = utcnow()
+    before = session.scalar(select(func.coalesce(func.max(OutboxMessage.id), 0)))
+    insert_rows(
+        session,
+        OutboxMessage.__table__,
+        [
+            {
+                "topic": topic,
+                "payload": payload,
+                "customer_id": customer_id,
+                "origin": origin,
+                "occurred_at": occurred_at or now,
+                "created_at": now,
+                "available_at": now,
+            }
+            for payload, customer_id, occurred_at in messages
+        ],
+    )
+    _fan_out_since(session, topic, before)
+    return len(messages)
+
+
+def _fan_out_since(session: Session, topic: str, before: int) -> None:
+    """Deliveries for the messages of ``topic`` this transaction wrote after id ``before``, set-based."""
     for subscriber in registry.for_topic(topic):
         # Messages that other transactions committed meanwhile already carry their deliveries.
         session.execute(
@@ -136,7 +177,6 @@ def emit_rows(
                 ),
             )
         )
-    return int(written or 0)
 
 
 def json_object(session: Session, fields: Mapping[str, ColumnElement[Any]]) -> ColumnElement[Any]:

@@ -46,6 +46,7 @@ from kizuna.customers.models import CustomerIdentity
 from kizuna.db import JSONType, UTCDateTime, utcnow
 from kizuna.imports.bulk import insert_tuples, reset_scratch, scratch_table, tuple_insert
 from kizuna.imports.importer import STAGED_SCHEMA, Staged, WriteContext, chunked
+from kizuna.outbox.service import emit_rows, json_object
 
 
 def _stage_columns() -> list[Column[Any]]:
@@ -163,6 +164,17 @@ def insert_strangers(session: Session, batch: list[CustomerRow] | Staged, ctx: W
         sequence = func.pg_get_serial_sequence(CUSTOMERS.name, "id")
         connection.execute(update(_STAGE).values(cid=func.nextval(sequence)))
     connection.execute(insert(CUSTOMERS).from_select(*_from_stage(now)))
+    # The same customer.created the API emits, written from the stage in one statement.
+    emit_rows(
+        session,
+        "customer.created",
+        select(
+            json_object(session, {"customer_id": s.cid}).label("payload"),
+            s.cid.label("customer_id"),
+            literal(None, UTCDateTime()).label("occurred_at"),
+        ),
+        origin=ctx.actor.origin,
+    )
     identities = (
         select(s.cid, k.kind, k.value, literal(now, UTCDateTime()))
         .join(_STAGE, s.idx == k.idx)

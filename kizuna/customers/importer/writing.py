@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from kizuna.auth import audit
 from kizuna.config import get_settings
 from kizuna.customers import consent
 from kizuna.customers.identities import MIRRORED as IDENTITY_FIELDS
@@ -25,6 +26,7 @@ from kizuna.customers.service import tags_by_name
 from kizuna.db import utcnow
 from kizuna.imports.bulk import insert_rows
 from kizuna.imports.importer import WriteContext, chunked
+from kizuna.outbox.service import emit_many
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Person:
 def write_people(session: Session, rows: list[CustomerRow], ctx: WriteContext) -> None:
     """Write ``rows`` (one batch) through the full path, counting into ``ctx.report``."""
     report = ctx.report
+    origin = ctx.actor.origin
     owners = _identity_owners(session, {key for row in rows for key in row.identities()})
     people = _group(rows, owners)
     report.duplicates += len(rows) - len(people)
@@ -66,10 +69,13 @@ def write_people(session: Session, rows: list[CustomerRow], ctx: WriteContext) -
         people = [p for p in people if id(p) not in superseded]
     existing = [p for p in people if p.owners]
     new = [p for p in people if not p.owners]
-    updated, unchanged = _update_existing(session, existing, now, ctx.options.file_sha256)
+    updated, unchanged = _update_existing(session, existing, now, ctx)
     report.updated += updated
     report.unchanged += unchanged
     _insert_new(session, new, now)
+    emit_many(
+        session, "customer.created", [({"customer_id": p.customer_id}, p.customer_id, None) for p in new], origin=origin
+    )
     report.inserted += len(new)
     _add_identities(session, people, owners, now)
     report.note("tags added", add_tags(session, people))
@@ -140,6 +146,8 @@ def _group(rows: list[CustomerRow], owners: dict[tuple[str, str], int]) -> list[
 
 
 CUSTOMERS = Customer.__table__
+# Recomputed from the name parts; an audit diff shows the parts, as an API update does.
+DERIVED = ("full_name", "full_name_kana")
 NO_ATTRIBUTES: dict[str, Any] = {}
 _UPDATE = (
     update(CUSTOMERS)
@@ -186,10 +194,13 @@ def _mark(session: Session, marks: dict[int, int], file_sha256: str) -> None:
     session.execute(insert(table), rows)
 
 
-def _update_existing(
-    session: Session, people: list[Person], now: dt.datetime, file_sha256: str = ""
-) -> tuple[int, int]:
-    """Fill or overwrite stored customers with the file's values; only real changes are written (and versioned)."""
+def _update_existing(session: Session, people: list[Person], now: dt.datetime, ctx: WriteContext) -> tuple[int, int]:
+    """Fill or overwrite stored customers with the file's values; only real changes are written (and versioned).
+
+    Each changed customer gets what an API update gives it: an audit row with the old and new values and a
+    ``customer.updated`` message naming the fields.
+    """
+    file_sha256 = ctx.options.file_sha256
     if not people:
         return 0, 0
     columns = [CUSTOMERS.c[name] for name in (*WRITTEN, "attributes", "full_name", "full_name_kana")]
@@ -200,6 +211,7 @@ def _update_existing(
     params = []
     unchanged = 0
     changed: dict[int, int] = {}
+    diffs: dict[int, dict[str, list[Any]]] = {}
     for person in people:
         person.customer_id = person.owners[0]
         before = current[person.customer_id]
@@ -214,9 +226,26 @@ def _update_existing(
         param["b_now"] = now
         params.append(param)
         changed[person.customer_id] = max(row.line for row in person.rows)
+        diffs[person.customer_id] = audit.changes(
+            {k: v for k, v in before.items() if k not in DERIVED}, {k: v for k, v in after.items() if k not in DERIVED}
+        )
     if params:
         session.execute(_UPDATE, params)
         _mark(session, changed, file_sha256)
+        audit.record_many(
+            session,
+            actor=ctx.actor,
+            action="customer.update",
+            entity_type="customer",
+            entries=[(cid, cid, diff) for cid, diff in diffs.items()],
+            summary=f"import {ctx.options.file_name}",
+        )
+        emit_many(
+            session,
+            "customer.updated",
+            [({"customer_id": cid, "fields": sorted(diff)}, cid, None) for cid, diff in diffs.items()],
+            origin=ctx.actor.origin,
+        )
     return len(params), unchanged
 
 
@@ -321,4 +350,23 @@ def record_consents(session: Session, people: list[Person], ctx: WriteContext, n
         )
     if rows:
         session.execute(insert(Consent.__table__), rows)
+        for status in ("granted", "withdrawn"):
+            emit_many(
+                session,
+                f"consent.{status}",
+                [
+                    (
+                        {"customer_id": r["customer_id"], "channel": "email", "purpose": "marketing"},
+                        r["customer_id"],
+                        now,
+                    )
+                    for r in rows
+                    if r["status"] == status
+                ],
+                origin=ctx.actor.origin,
+            )
     return len(rows)
+
+
+def _consent_payload(row: dict[str, Any]) -> dict[str, Any]:
+    return {"customer_id": row["customer_id"], "channel": row["channel"], "purpose": row["purpose"]}
