@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from kizuna.auth import audit
@@ -30,6 +30,32 @@ def propose(session: Session, customer_id: int, other_id: int, reason: str) -> D
 def propose_all(session: Session, customer_id: int, others: list[int], reason: str) -> int:
     session.flush()
     return sum(1 for other in others if propose(session, customer_id, other, reason) is not None)
+
+
+def propose_many(session: Session, pairs: set[tuple[int, int, str]]) -> int:
+    """``propose`` for a bulk path: (customer, other, reason) triples, known pairs left alone; returns how many."""
+    wanted: dict[tuple[int, int], str] = {}
+    for a, b, reason in sorted(pairs):
+        if a != b:
+            wanted.setdefault((min(a, b), max(a, b)), reason[:200])
+    if not wanted:
+        return 0
+    known: set[tuple[int, int]] = set()
+    keys = sorted(wanted)
+    for start in range(0, len(keys), 2000):
+        chunk = keys[start : start + 2000]
+        query = select(DuplicatePair.customer_id, DuplicatePair.other_customer_id).where(
+            tuple_(DuplicatePair.customer_id, DuplicatePair.other_customer_id).in_(chunk)
+        )
+        known.update((a, b) for a, b in session.execute(query))
+    new = [
+        {"customer_id": a, "other_customer_id": b, "reason": reason, "status": "open", "created_at": utcnow()}
+        for (a, b), reason in wanted.items()
+        if (a, b) not in known
+    ]
+    if new:
+        session.execute(insert(DuplicatePair.__table__), new)
+    return len(new)
 
 
 def list_pairs(session: Session, *, actor: Actor, status: str = "open", limit: int = 100) -> list[DuplicatePair]:

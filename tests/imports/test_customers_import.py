@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from kizuna.auth.models import AuditEntry
 from kizuna.auth.permissions import Actor
-from kizuna.customers.models import Consent, Customer, CustomerIdentity, CustomerMerge
+from kizuna.customers.models import Consent, Customer, CustomerIdentity, CustomerMerge, DuplicatePair
 from kizuna.customers.service import has_consent
 from kizuna.errors import PermissionDenied
 from kizuna.imports.reader import ImportFileError
@@ -106,29 +106,53 @@ def test_bad_rows_reported_with_line_numbers_good_rows_land(db, session, csv_fil
     assert rows[2]["reason"].startswith("warning: birth_date: '1990-13-01' is not a valid date")
 
 
-def test_same_email_or_phone_merges_into_one_customer(db, session, csv_file):
+def test_a_row_naming_two_customers_by_unique_ids_merges_them_and_a_shared_phone_only_proposes_a_pair(
+    db, session, csv_file
+):
     a = factories.customer(session, email="a@example.jp", family_name="青木")
-    b = factories.customer(session, phone="090-3333-4444", family_name="別人")
+    b = factories.customer(session, external_id="S-9", family_name="青木")
+    family = factories.customer(session, email="mother@example.jp", phone="090-3333-4444", family_name="別人")
     session.commit()
     path = csv_file(
         [
-            "email,phone,given_name,tags",
-            "a@example.jp,090-3333-4444,一郎,",  # links A (email) and B (phone)
-            "new@example.jp,,次郎,x",
-            "NEW@example.jp,080-5555-6666,,y",  # same person as the row above, within the file
+            "email,external_id,phone,given_name,tags",
+            "a@example.jp,S-9,090-3333-4444,一郎,",  # A by e-mail, B by its shop id, and the family's phone
+            "new@example.jp,,,次郎,x",
+            "NEW@example.jp,,080-5555-6666,,y",  # same person as the row above, within the file
         ]
     )
     report = run_import(db, "customers", path, actor=SYSTEM)
     assert (report.merged, report.updated, report.inserted, report.duplicates) == (1, 1, 1, 1)
     session.expire_all()
-    survivor, new = _customers(session)
-    assert survivor.id == a.id and survivor.phone == "+819033334444" and survivor.given_name == "一郎"
+    survivor = session.get(Customer, a.id)
+    assert survivor.phone == "+819033334444" and survivor.given_name == "一郎" and survivor.external_id == "S-9"
     assert session.get(Customer, b.id).merged_into_id == a.id
     merge = session.scalars(select(CustomerMerge)).one()
-    assert (merge.survivor_id, merge.merged_id) == (a.id, b.id) and "same phone" in merge.reason
+    assert (merge.survivor_id, merge.merged_id) == (a.id, b.id) and "same external_id" in merge.reason
+    # The phone is a hint: the family member stays a person of their own, proposed for review.
+    assert session.get(Customer, family.id).status == "active"
+    pair = session.scalars(select(DuplicatePair)).one()
+    assert (pair.customer_id, pair.other_customer_id, pair.reason) == (a.id, family.id, "same phone")
+    new = session.scalar(select(Customer).where(Customer.email == "new@example.jp"))
     assert new.phone == "+818055556666" and [t.name for t in new.tags] == ["x", "y"]
     assert session.scalar(select(func.count()).where(AuditEntry.action == "customer.merge")) == 1
     assert session.scalar(select(func.count()).where(AuditEntry.action == "import.customers")) == 1
+
+
+def test_a_row_linking_two_customers_that_each_hold_their_own_email_merges_nothing(db, session, csv_file):
+    a = factories.customer(session, email="a@example.jp", family_name="青木")
+    b = factories.customer(session, email="b@example.jp", external_id="S-9", family_name="青木")
+    session.commit()
+    report = run_import(db, "customers", csv_file(["email,external_id,city", "a@example.jp,S-9,札幌市"]), actor=SYSTEM)
+    assert (report.merged, report.updated) == (0, 1)
+    assert "not merged, proposed for review" in report.warnings[0].reason
+    session.expire_all()
+    first, second = session.get(Customer, a.id), session.get(Customer, b.id)
+    assert first.status == second.status == "active"
+    assert first.city == "札幌市" and first.external_id is None  # S-9 stays B's
+    assert second.external_id == "S-9"
+    pair = session.scalars(select(DuplicatePair)).one()
+    assert (pair.customer_id, pair.other_customer_id) == (a.id, b.id)
 
 
 def test_empty_cells_never_erase_stored_values(db, session, csv_file):

@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 
 from kizuna.auth import audit
 from kizuna.config import get_settings
-from kizuna.customers import consent
+from kizuna.customers import consent, duplicates
 from kizuna.customers.identities import MIRRORED as IDENTITY_FIELDS
 from kizuna.customers.importer.columns import WRITTEN
 from kizuna.customers.importer.parsing import CustomerRow, whole_names
 from kizuna.customers.merge import merge_customers
-from kizuna.customers.models import Consent, Customer, CustomerIdentity, CustomerImportMark, customer_tags
+from kizuna.customers.models import HINT_KINDS, Consent, Customer, CustomerIdentity, CustomerImportMark, customer_tags
 from kizuna.customers.service import tags_by_name
 from kizuna.db import utcnow
 from kizuna.imports.bulk import insert_rows
@@ -45,13 +45,26 @@ def write_people(session: Session, rows: list[CustomerRow], ctx: WriteContext) -
     """Write ``rows`` (one batch) through the full path, counting into ``ctx.report``."""
     report = ctx.report
     origin = ctx.actor.origin
-    owners = _identity_owners(session, {key for row in rows for key in row.identities()})
+    keys = {key for row in rows for key in row.identities()}
+    owners = _identity_owners(session, {k for k in keys if k[0] not in HINT_KINDS})
+    hints = _hint_holders(session, {k for k in keys if k[0] in HINT_KINDS})
     people = _group(rows, owners)
     report.duplicates += len(rows) - len(people)
 
+    pairs: set[tuple[int, int, str]] = set()
+    held = _unique_kinds(session, {c for p in people if len(p.owners) > 1 for c in p.owners})
     for person in people:
         if len(person.owners) > 1:
             survivor, *others = person.owners
+            if any(held.get(survivor, set()) & held.get(other, set()) for other in others):
+                # Both records already hold their own e-mail (or LINE id, or id in one system): the row cannot
+                # tell which is right, so a person decides. The row updates the first and claims nothing of
+                # the others'.
+                _leave_others(person, survivor, owners)
+                pairs.update((survivor, other, f"import {ctx.options.file_name} line {person.rows[-1].line}")
+                             for other in others)  # fmt: skip
+                report.warn(person.rows[-1].line, "customer", _ambiguous(person.owners))
+                continue
             for other in others:
                 kinds = sorted({kind for kind, value in _keys(person) if owners.get((kind, value)) == other})
                 reason = f"import {ctx.options.file_name}: same {' and '.join(kinds) or 'identity'}"
@@ -77,7 +90,9 @@ def write_people(session: Session, rows: list[CustomerRow], ctx: WriteContext) -
         session, "customer.created", [({"customer_id": p.customer_id}, p.customer_id, None) for p in new], origin=origin
     )
     report.inserted += len(new)
-    _add_identities(session, people, owners, now)
+    _add_identities(session, people, owners, hints, now)
+    pairs.update(_shared_hints(people, hints))
+    report.note("possible duplicates proposed", duplicates.propose_many(session, pairs))
     report.note("tags added", add_tags(session, people))
     report.note("consents recorded", record_consents(session, people, ctx, now))
 
@@ -102,8 +117,70 @@ def _identity_owners(session: Session, keys: set[tuple[str, str]]) -> dict[tuple
     return owners
 
 
+def _hint_holders(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], set[int]]:
+    """Stored hint identity (a phone) -> every customer holding it."""
+    holders: dict[tuple[str, str], set[int]] = {}
+    by_kind: dict[str, list[str]] = {}
+    for kind, value in keys:
+        by_kind.setdefault(kind, []).append(value)
+    for kind, values in by_kind.items():
+        for chunk in chunked(values, 5000):
+            query = select(CustomerIdentity.value, CustomerIdentity.customer_id).where(
+                CustomerIdentity.kind == kind, CustomerIdentity.value.in_(chunk)
+            )
+            for value, customer_id in session.execute(query):
+                holders.setdefault((kind, value), set()).add(customer_id)
+    return holders
+
+
+def _unique_kinds(session: Session, customer_ids: set[int]) -> dict[int, set[str]]:
+    """The unique identity kinds each customer holds (to see whether two records can be one person)."""
+    held: dict[int, set[str]] = {}
+    for chunk in chunked(sorted(customer_ids), 5000):
+        query = select(CustomerIdentity.customer_id, CustomerIdentity.kind).where(
+            CustomerIdentity.customer_id.in_(chunk), CustomerIdentity.kind.not_in(HINT_KINDS)
+        )
+        for customer_id, kind in session.execute(query):
+            held.setdefault(customer_id, set()).add(kind)
+    return held
+
+
+def _leave_others(person: Person, survivor: int, owners: dict[tuple[str, str], int]) -> None:
+    """The person writes to ``survivor`` only: mirrored values that are another customer's identities go."""
+    for kind, value in _keys(person):
+        holder = owners.get((kind, value))
+        if holder is not None and holder != survivor and person.values.get(kind) == value:
+            del person.values[kind]
+    person.owners = [survivor]
+
+
+def _ambiguous(owners: list[int]) -> str:
+    listed = ", ".join(str(o) for o in owners)
+    return (
+        f"matches customers {listed}, who each hold their own identity of the same kind; "
+        "not merged, proposed for review"
+    )
+
+
+def _shared_hints(people: list[Person], hints: dict[tuple[str, str], set[int]]) -> set[tuple[int, int, str]]:
+    """Pairs of customers that share a hint (a phone): with stored holders and within the batch."""
+    holders = {key: set(ids) for key, ids in hints.items()}
+    for person in people:
+        for key in _keys(person):
+            if key[0] in HINT_KINDS and person.customer_id is not None:
+                holders.setdefault(key, set()).add(person.customer_id)
+    pairs = set()
+    for (kind, _value), ids in holders.items():
+        ordered = sorted(ids)
+        pairs.update((a, b, f"same {kind}") for i, a in enumerate(ordered) for b in ordered[i + 1 :])
+    return pairs
+
+
 def _group(rows: list[CustomerRow], owners: dict[tuple[str, str], int]) -> list[Person]:
-    """Union rows that share an identity or match the same stored customer; later rows win field by field."""
+    """Union rows that share a unique identity or match the same stored customer; later rows win field by field.
+
+    Hints (a phone) never join rows: a family or an office shares one. They propose duplicate pairs instead.
+    """
     parent = list(range(len(rows)))
 
     def find(i: int) -> int:
@@ -115,6 +192,8 @@ def _group(rows: list[CustomerRow], owners: dict[tuple[str, str], int]) -> list[
     first: dict[Any, int] = {}
     for i, row in enumerate(rows):
         for key in row.identities():
+            if key[0] in HINT_KINDS:
+                continue
             for marker in (key, ("customer", owners.get(key))):
                 if marker[1] is None:
                     continue
@@ -275,6 +354,23 @@ def _insert_new(session: Session, people: list[Person], now: dt.datetime) -> Non
     # Ids come back by one range query rather than RETURNING: SQLite returns rows one statement per row when
     # their order matters. Ours are the rows above the highest id seen before with this batch's timestamp,
     # each matched to its person by a primary identity no other person in the batch shares.
+    # Each person is read back by its first primary identity; people who share theirs (two new customers with
+    # only the same phone) are inserted one by one instead.
+    first_key = [next((k, row[k]) for k in IDENTITY_FIELDS if row[k]) for row in rows]
+    seen: dict[tuple[str, str], int] = {}
+    for key in first_key:
+        seen[key] = seen.get(key, 0) + 1
+    alone = [i for i, key in enumerate(first_key) if seen[key] > 1]
+    for i in alone:
+        people[i].customer_id = session.execute(
+            insert(CUSTOMERS).values(rows[i]).returning(CUSTOMERS.c.id)
+        ).scalar_one()
+    if alone:
+        skip = set(alone)
+        people = [p for i, p in enumerate(people) if i not in skip]
+        rows = [r for i, r in enumerate(rows) if i not in skip]
+        if not rows:
+            return
     highest = session.scalar(select(func.max(CUSTOMERS.c.id))) or 0
     insert_rows(session, CUSTOMERS, rows)
     by_identity = {
@@ -295,13 +391,17 @@ def _insert_new(session: Session, people: list[Person], now: dt.datetime) -> Non
 
 
 def _add_identities(
-    session: Session, people: list[Person], owners: dict[tuple[str, str], int], now: dt.datetime
+    session: Session,
+    people: list[Person],
+    owners: dict[tuple[str, str], int],
+    hints: dict[tuple[str, str], set[int]],
+    now: dt.datetime,
 ) -> None:
     rows = [
         {"customer_id": person.customer_id, "kind": kind, "value": value, "created_at": now}
         for person in people
         for kind, value in _keys(person)
-        if (kind, value) not in owners
+        if (kind, value) not in owners and person.customer_id not in hints.get((kind, value), ())
     ]
     insert_rows(session, CustomerIdentity.__table__, rows)
 
