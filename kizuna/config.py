@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     session_hours: int = Field(default=12, description="How long a UI login lasts.")
     secure_cookies: bool = Field(default=False, description="Mark cookies Secure (set when served over HTTPS).")
     max_body_bytes: int = Field(default=5_000_000, description="Largest JSON request body accepted.")
+    json_max_depth: int = Field(
+        default=32, description="Deepest nesting accepted in free-form JSON (attributes, event properties)."
+    )
+    json_max_bytes: int = Field(
+        default=65_536, description="Largest free-form JSON value (one attributes or properties object), in bytes."
+    )
     import_batch_size: int = Field(default=20000, description="Rows committed together by an import.")
     page_size_max: int = Field(default=500, description="Largest page a list endpoint returns.")
 

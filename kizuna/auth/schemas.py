@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from kizuna.schemas import Input, Output, Text
+from kizuna.schemas import Input, Output, StoredJSON, Text
 
 Role = Literal["admin", "manager", "marketer", "sales", "support", "viewer"]
 
@@ -58,5 +58,5 @@ class AuditRead(Output):
     entity_type: str
     entity_id: str | None
     customer_id: int | None
-    details: dict[str, Any] | None
+    details: StoredJSON | None
     summary: str

@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from kizuna.schemas import Email, Input, Kana, Output, Phone, Text, UTCTime
+from kizuna.schemas import Email, FreeJSON, Input, Kana, Output, Phone, StoredJSON, Text, UTCTime
 
 Channel = Literal["email", "sms", "line", "phone", "post", "push"]
 ConsentStatus = Literal["granted", "withdrawn"]
@@ -34,7 +34,7 @@ class _CustomerFields(Input):
     timezone: Text | None = Field(default=None, max_length=64)
     locale: Literal["ja", "en"] | None = None
     source: Text | None = Field(default=None, max_length=64)
-    attributes: dict[str, Any] | None = None
+    attributes: FreeJSON | None = None
     tags: list[Text] | None = None
 
     @field_validator("timezone")
@@ -93,7 +93,7 @@ class CustomerRead(Output):
     timezone: str
     locale: str
     source: str | None
-    attributes: dict[str, Any]
+    attributes: StoredJSON
     tags: list[str] = []
     status: str
     merged_into_id: int | None
@@ -173,7 +173,7 @@ class CompanyCreate(Input):
     address_line: Text | None = Field(default=None, max_length=300)
     country: Text | None = Field(default=None, min_length=2, max_length=2)
     owner_id: int | None = None
-    attributes: dict[str, Any] | None = None
+    attributes: FreeJSON | None = None
 
 
 class CompanyUpdate(CompanyCreate):
@@ -195,7 +195,7 @@ class CompanyRead(Output):
     address_line: str | None
     country: str | None
     owner_id: int | None
-    attributes: dict[str, Any]
+    attributes: StoredJSON
     created_at: dt.datetime
     updated_at: dt.datetime
     version: int
@@ -207,4 +207,4 @@ class TimelineItem(Output):
     occurred_at: dt.datetime
     title: str
     channel: str | None = None
-    data: dict[str, Any] = {}
+    data: StoredJSON = {}

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from kizuna.schemas import Currency, Input, MoneyIn, MoneyOut, Output, Text, UTCTime
+from kizuna.schemas import Currency, FreeJSON, Input, MoneyIn, MoneyOut, Output, StoredJSON, Text, UTCTime
 
 OrderStatus = Literal["pending", "completed", "cancelled", "returned"]
 
@@ -33,7 +33,7 @@ class OrderCreate(Input):
     store: Text | None = Field(default=None, max_length=100)
     currency: Currency | None = None
     total_amount: MoneyIn | None = Field(default=None, description="Defaults to the sum of the lines.")
-    attributes: dict[str, Any] | None = None
+    attributes: FreeJSON | None = None
     lines: list[OrderLineIn] = Field(min_length=1, max_length=1000)
 
 
@@ -41,7 +41,7 @@ class OrderUpdate(Input):
     status: OrderStatus | None = None
     channel: Text | None = Field(default=None, max_length=32)
     store: Text | None = Field(default=None, max_length=100)
-    attributes: dict[str, Any] | None = None
+    attributes: FreeJSON | None = None
     version: int | None = None
 
 
@@ -65,7 +65,7 @@ class OrderRead(Output):
     store: str | None
     currency: str
     total_amount: MoneyOut
-    attributes: dict[str, Any]
+    attributes: StoredJSON
     lines: list[OrderLineRead]
     created_at: dt.datetime
     updated_at: dt.datetime

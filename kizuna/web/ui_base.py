@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from kizuna.config import get_settings
 from kizuna.customers.normalize import format_phone_national
 from kizuna.errors import KizunaError, NotAuthenticated
+from kizuna.schemas import clip_json
 from kizuna.web.i18n import LANG_COOKIE, choose_language, translator
 from kizuna.web.session import Viewer
 
@@ -86,6 +87,7 @@ env = Environment(
 env.filters["localtime"] = localtime
 env.filters["money"] = money
 env.filters["phone"] = phone
+env.filters["clip_json"] = clip_json
 env.globals["query_string"] = query_string
 env.globals["icons"] = {"event": "◆", "order": "¥", "note": "✎", "consent": "✓", "merge": "⇄"}
 
