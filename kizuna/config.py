@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     json_max_bytes: int = Field(
         default=65_536, description="Largest free-form JSON value (one attributes or properties object), in bytes."
     )
+    max_tags_per_customer: int = Field(
+        default=50, description="Most tags one customer may carry (and so one request may set on a customer)."
+    )
+    max_new_tags_per_request: int = Field(
+        default=100, description="Most tags that one request or import batch may create (tags are shared)."
+    )
     import_batch_size: int = Field(default=20000, description="Rows committed together by an import.")
     page_size_max: int = Field(default=500, description="Largest page a list endpoint returns.")
 

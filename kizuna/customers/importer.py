@@ -221,6 +221,8 @@ class CustomerImporter:
             long = [t for t in tags if len(t) > 100]
             if long:
                 errors.append(field_error("tags", f"tag '{long[0][:20]}...' is longer than 100 characters"))
+            if len(tags) > (most := get_settings().max_tags_per_customer):
+                errors.append(field_error("tags", f"{len(tags)} tags; a customer has at most {most}"))
         if "email_opt_in" in raw:
             try:
                 opt_in = parse_bool(raw.pop("email_opt_in"))

@@ -37,6 +37,16 @@ class _CustomerFields(Input):
     attributes: FreeJSON | None = None
     tags: list[Text] | None = None
 
+    @field_validator("tags")
+    @classmethod
+    def _few_tags(cls, value: list[str] | None) -> list[str] | None:
+        from kizuna.config import get_settings
+
+        most = get_settings().max_tags_per_customer
+        if value is not None and len(set(value)) > most:
+            raise ValueError(f"{len(set(value))} tags; a customer has at most {most}")
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:

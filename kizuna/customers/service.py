@@ -23,6 +23,7 @@ from kizuna.customers.schemas import (
 )
 from kizuna.db import check_version
 from kizuna.errors import Conflict, NotFound, ValidationError
+from kizuna.listing import _escape_like
 from kizuna.outbox.service import emit
 
 IDENTITY_FIELDS = ("email", "phone", "external_id")
@@ -150,11 +151,35 @@ def _refresh_names(customer: Customer) -> None:
     customer.full_name_kana = kana or None
 
 
-def tags_by_name(session: Session, names: list[str]) -> list[Tag]:
+TAG_SUGGESTIONS = 20
+
+
+def tag_suggestions(session: Session, typed: str = "", *, limit: int = TAG_SUGGESTIONS) -> list[str]:
+    """A few tag names for the list's tag filter: the most used, or those starting with what was typed.
+
+    The filter is a search box, not a list of every tag: a page must not grow with the number of tags.
+    """
+    query = (
+        select(Tag.name)
+        .outerjoin(customer_tags, customer_tags.c.tag_id == Tag.id)
+        .group_by(Tag.id, Tag.name)
+        .order_by(func.count(customer_tags.c.customer_id).desc(), Tag.name)
+        .limit(limit)
+    )
+    if typed:
+        query = query.where(Tag.name.ilike(f"{_escape_like(typed)}%", escape="\\"))
+    return list(session.scalars(query))
+
+
+def tags_by_name(session: Session, names: list[str], *, max_new: int | None = None) -> list[Tag]:
+    """The tags named, creating the missing ones; at most ``max_new`` new ones (tags are shared by all)."""
     wanted = sorted({n for n in names if n})
     if not wanted:
         return []
     found = {t.name: t for t in session.scalars(select(Tag).where(Tag.name.in_(wanted)))}
+    new = len(wanted) - len(found)
+    if max_new is not None and new > max_new:
+        raise ValidationError(f"{new} new tags at once; at most {max_new} may be created by one request", field="tags")
     for name in wanted:
         if name not in found:
             if len(name) > 100:
@@ -173,7 +198,7 @@ def create_customer(session: Session, *, actor: Actor, data: CustomerCreate) -> 
         **{"timezone": settings.default_timezone, "locale": settings.default_locale, "attributes": {}, **values}
     )
     if data.tags:
-        customer.tags = tags_by_name(session, data.tags)
+        customer.tags = tags_by_name(session, data.tags, max_new=get_settings().max_new_tags_per_request)
     _refresh_names(customer)
     session.add(customer)
     session.flush()
@@ -203,7 +228,7 @@ def update_customer(
     for name, value in data.model_dump(exclude={"tags", "version"}, exclude_unset=True).items():
         setattr(customer, name, value)
     if data.tags is not None:
-        customer.tags = tags_by_name(session, data.tags)
+        customer.tags = tags_by_name(session, data.tags, max_new=get_settings().max_new_tags_per_request)
     _refresh_names(customer)
     _claim_identities(session, customer, before)
     diff = audit.changes(before, snapshot(customer))

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
@@ -37,6 +38,9 @@ from kizuna.orders.models import Order
 from kizuna.orders.schemas import OrderRead
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A formula start at the beginning of the cell or after a ';': spreadsheets set to split on ';' (common in
+# Europe) open this file with every ';' as a cell boundary, and tags are joined with ';'.
+_FORMULA = re.compile(r"(^|;)(?=[=+\-@\t\r])")
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
 
 
@@ -63,9 +67,13 @@ KINDS: dict[str, ExportKind] = {
 
 
 def neutralize(value: Any) -> Any:
-    """A text cell a spreadsheet would run as a formula gets a leading apostrophe (OWASP CSV injection)."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
+    """Text a spreadsheet would run as a formula gets a leading apostrophe (OWASP CSV injection).
+
+    Each ';'-separated piece counts as a cell of its own, so a tag ``=HYPERLINK(...)`` is neutralised inside a
+    joined tag list too.
+    """
+    if isinstance(value, str) and (value.startswith(FORMULA_START) or ";" in value):
+        return _FORMULA.sub(r"\1'", value)
     return value
 
 
