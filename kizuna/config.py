@@ -25,6 +25,19 @@ class Settings(BaseSettings):
     default_currency: str = Field(default="JPY", description="Currency assumed when an import omits one.")
     default_locale: str = Field(default="ja", description="UI language when a user has not chosen one (ja or en).")
     session_hours: int = Field(default=12, description="How long a UI login lasts.")
+    signin_account_failures: int = Field(
+        default=10, description="Wrong passwords in a row that lock an account (an admin can unlock it)."
+    )
+    signin_lockout_minutes: int = Field(
+        default=30, description="How long a locked account stays locked; 0 keeps it locked until an admin unlocks it."
+    )
+    signin_address_failures: int = Field(
+        default=50, description="Failed sign-ins from one address within the window that block the address."
+    )
+    signin_window_minutes: int = Field(default=15, description="The window of the per-address sign-in limit.")
+    signin_parallel_checks: int = Field(
+        default=1, description="Passwords checked at the same time (each costs 64 MiB and a core for ~0.1 s)."
+    )
     secure_cookies: bool = Field(default=False, description="Mark cookies Secure (set when served over HTTPS).")
     max_body_bytes: int = Field(default=5_000_000, description="Largest JSON request body accepted.")
     json_max_depth: int = Field(

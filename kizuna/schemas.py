@@ -183,7 +183,18 @@ MoneyOut = Annotated[Decimal, PlainSerializer(lambda v: format(v, "f"), return_t
 FreeJSON = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
 # Free-form JSON as stored: clipped before validation so that no stored row can break a read.
 StoredJSON = Annotated[dict[str, Any], BeforeValidator(clip_json)]
-MoneyIn = Annotated[Decimal, Field(max_digits=18, decimal_places=2, ge=-(10**15), le=10**15)]
+# The range of Numeric(18, 2), the same on both databases: up to 16 digits before the point, 2 after.
+MoneyIn = Annotated[Decimal, Field(max_digits=18, decimal_places=2, allow_inf_nan=False)]
+
+
+def check_money(value: Decimal, what: str) -> Decimal:
+    """``value`` if it fits the money columns; a computed amount (quantity × price, a total) may not."""
+    from kizuna.db import MONEY_LIMIT
+
+    if abs(value) >= MONEY_LIMIT:
+        raise ValueError(f"{what} {value} is beyond the largest amount stored (less than 10^16)")
+    return value
+
 
 T = TypeVar("T")
 

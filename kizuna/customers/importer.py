@@ -50,7 +50,7 @@ from kizuna.customers.models import Consent, Customer, CustomerIdentity, Custome
 from kizuna.customers.normalize import full_name, split_full_name
 from kizuna.customers.schemas import CustomerCreate
 from kizuna.customers.service import IDENTITY_FIELDS, tags_by_name
-from kizuna.db import JSONType, UTCDateTime, utcnow
+from kizuna.db import JSONType, UTCDateTime, next_free_id, utcnow
 from kizuna.imports.bulk import insert_rows, insert_tuples, reset_scratch, scratch_table, tuple_insert
 from kizuna.imports.importer import (
     STAGED_SCHEMA,
@@ -835,7 +835,7 @@ def _first_ids(connection: Any) -> int | None:
     """
     if connection.dialect.name == "postgresql":
         return None
-    return int(connection.scalar(select(func.coalesce(func.max(_table.c.id), 0))))
+    return next_free_id(connection, _table) - 1
 
 
 def _from_stage(now: dt.datetime) -> tuple[list[str], Any]:

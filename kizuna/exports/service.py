@@ -104,7 +104,8 @@ def _arrow_type(annotation: Any) -> pa.DataType:
         bool: pa.bool_(),
         int: pa.int64(),
         float: pa.float64(),
-        Decimal: pa.decimal128(18, 2),
+        # Wider than Numeric(18, 2): a row stored before money had its range checked still fits, never a 500.
+        Decimal: pa.decimal128(38, 2),
         dt.datetime: pa.timestamp("us", tz="UTC"),
         dt.date: pa.date32(),
     }.get(annotation, pa.string())

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from kizuna.schemas import Currency, FreeJSON, Input, MoneyIn, MoneyOut, Output, StoredJSON, Text, UTCTime
+from kizuna.schemas import Currency, FreeJSON, Input, MoneyIn, MoneyOut, Output, StoredJSON, Text, UTCTime, check_money
 
 OrderStatus = Literal["pending", "completed", "cancelled", "returned"]
 
@@ -21,7 +22,13 @@ class OrderLineIn(Input):
     def _product_named(self) -> OrderLineIn:
         if self.sku is None and self.product_id is None:
             raise ValueError("a line needs a sku or a product_id")
+        check_money(self.line_amount, "quantity × unit_price")
         return self
+
+    @property
+    def line_amount(self) -> Decimal:
+        """The line's amount: as given, or quantity × unit_price."""
+        return self.amount if self.amount is not None else self.unit_price * self.quantity
 
 
 class OrderCreate(Input):
@@ -35,6 +42,12 @@ class OrderCreate(Input):
     total_amount: MoneyIn | None = Field(default=None, description="Defaults to the sum of the lines.")
     attributes: FreeJSON | None = None
     lines: list[OrderLineIn] = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _total_in_range(self) -> OrderCreate:
+        if self.total_amount is None:
+            check_money(sum((line.line_amount for line in self.lines), Decimal(0)), "the sum of the lines")
+        return self
 
 
 class OrderUpdate(Input):

@@ -83,3 +83,8 @@ def expected_version(if_match: str | None) -> int | None:
 
 def etag(version: int) -> str:
     return f'W/"{version}"'
+
+
+def client_address(request: Request) -> str:
+    """The address a request came from, as the server saw it (behind a proxy: run uvicorn with --proxy-headers)."""
+    return request.client.host if request.client else "unknown"
