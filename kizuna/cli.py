@@ -208,7 +208,7 @@ def export(
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from kizuna.db import transaction
-    from kizuna.exports.service import write_export
+    from kizuna.exports.service import replacing, write_export
 
     fmt = fmt or output.suffix.lstrip(".").lower()
     params: dict[str, str] = {}
@@ -221,7 +221,8 @@ def export(
     try:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
             task = bar.add_task(f"exporting {kind}", total=None)
-            with transaction(engine) as session, output.open("wb") as out:
+            # The file replaces what was at OUTPUT only once the export (and its audit entry) is committed.
+            with replacing(output) as out, transaction(engine) as session:
                 count = write_export(
                     session,
                     actor=CLI,
@@ -232,7 +233,6 @@ def export(
                     progress=lambda n: bar.update(task, description=f"exporting {kind}: {n:,}"),
                 )
     except KizunaError as exc:
-        output.unlink(missing_ok=True)
         raise _fail(exc) from exc
     console.print(f"wrote {count:,} {kind} to {output}")
 

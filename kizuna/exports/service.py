@@ -6,12 +6,16 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import re
+import tempfile
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
@@ -28,7 +32,7 @@ from kizuna.catalog.schemas import ProductRead
 from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS
 from kizuna.customers.models import Company, Customer
 from kizuna.customers.schemas import CompanyRead, CustomerRead
-from kizuna.errors import ValidationError
+from kizuna.errors import KizunaError, ValidationError
 from kizuna.events.filters import EVENT_FILTERS
 from kizuna.events.models import Event
 from kizuna.events.schemas import EventRead
@@ -177,3 +181,31 @@ def export(session: Session, *, actor: Actor, kind: str, params: Mapping[str, An
     buffer = io.BytesIO()
     write_export(session, actor=actor, kind=kind, params=params, fmt=fmt, out=buffer)
     return buffer.getvalue(), MEDIA_TYPES[fmt]
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[IO[bytes]]:
+    """A file to write that becomes ``path`` only if the block ends without an error.
+
+    It is written beside ``path`` (same folder, so the final rename is atomic) and renamed over it at the
+    end; on any error it is removed and whatever was at ``path`` before is left as it was.
+    """
+    folder = path.parent
+    if not folder.is_dir():
+        raise ValidationError(f"folder {folder} does not exist; create it first or choose another path", field="output")
+    if path.is_dir():
+        raise ValidationError(f"{path} is a folder; give a file name", field="output")
+    try:
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed or removed below
+            dir=folder, prefix=f".{path.name}.", suffix=".part", delete=False
+        )
+    except OSError as exc:
+        raise KizunaError(f"cannot write in {folder}: {exc.strerror}", field="output") from exc
+    temp = Path(handle.name)
+    try:
+        with handle:
+            yield handle
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise

@@ -10,7 +10,6 @@ import hashlib
 import importlib
 import os
 import shutil
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
@@ -52,6 +51,7 @@ from kizuna.imports.reader import (
     split_csv,
 )
 from kizuna.imports.report import ImportReport, default_report_path
+from kizuna.imports.staging import new_stage_dir, remove_stale_stage_dirs
 from kizuna.outbox.service import emit
 
 KINDS: dict[str, str] = {
@@ -148,7 +148,8 @@ def run_import(
     read_errors: list[tuple[int, str]] = []
     # On SQLite the parser processes hand over big CSV files as staged batches in scratch files of their own.
     staging = not dry_run and engine.dialect.name == "sqlite" and hasattr(importer, "stage") and workers > 1
-    stage_dir = Path(tempfile.mkdtemp(prefix="kizuna-import-")) if staging else None
+    remove_stale_stage_dirs()  # left by imports killed before they could clean up
+    stage_dir = new_stage_dir() if staging else None
     parsed = _parse(importer, records(source, errors=read_errors), options, size, workers, report, stage_dir)
     ctx = WriteContext(actor=actor, options=options, report=report)
     started = time.perf_counter()
