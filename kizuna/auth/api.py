@@ -34,7 +34,11 @@ def me(session: DB, actor: APIActor) -> User:
     return user
 
 
-@router.post("/me/password", status_code=204)
+@router.post(
+    "/me/password",
+    status_code=204,
+    responses={429: {"description": "Too many wrong passwords: the account or the address is locked for now"}},
+)
 def change_my_password(data: PasswordChange, request: Request, session: DB, actor: APIActor) -> Response:
     """Change your own password; the current one is checked (and throttled) like a sign-in. Other UI sessions end."""
     user = session.get(User, actor.user_id)

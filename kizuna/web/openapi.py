@@ -33,6 +33,7 @@ DESCRIPTIONS = {
     "413": "Request body too large",
     "422": "Invalid input: the field at fault is named",
     "428": "Precondition required: send If-Match (or a `version` field where allowed)",
+    "429": "Too many attempts",
 }
 
 
@@ -41,7 +42,8 @@ def error_codes(path: str, method: str, operation: dict[str, Any]) -> set[str]:
 
     Every API operation needs a token (401) and a role (403) and validates its parameters (422); a path
     naming a record can miss it (404); a body can be too large (413); a create can hit a taken unique value
-    (409); an update needs If-Match or ``version`` (428, 412, 409); a delete needs If-Match (428, 412).
+    (409). An operation that declares ``If-Match`` needs it (428) and refuses a stale one (412); an update
+    also takes a ``version`` field instead (409 when stale).
     """
     codes = {"401", "403", "422"}
     if "{" in path:
@@ -50,10 +52,13 @@ def error_codes(path: str, method: str, operation: dict[str, Any]) -> set[str]:
         codes.add("413")
     if method == "post":
         codes.add("409")
-    if method == "patch":
-        codes |= {"409", "412", "428"}
-    if method == "delete":
+    takes_if_match = any(
+        p.get("in") == "header" and p.get("name", "").lower() == "if-match" for p in operation.get("parameters", [])
+    )
+    if takes_if_match:
         codes |= {"412", "428"}
+    if method == "patch":
+        codes.add("409")
     return codes
 
 
@@ -71,6 +76,10 @@ def install(app: FastAPI) -> None:
                 for code in sorted(error_codes(path, method, operation)):
                     # FastAPI's own 422 describes a body this API never sends; ours is the error shape.
                     responses[code] = {"description": DESCRIPTIONS[code], "content": ref}
+                for code, answer in responses.items():
+                    # Errors a route declares itself (e.g. 429) come in the same shape.
+                    if code.startswith("4") and "content" not in answer:
+                        answer["content"] = ref
         for unused in ("HTTPValidationError", "ValidationError"):
             components.pop(unused, None)
         app.openapi_schema = schema

@@ -141,3 +141,29 @@ def test_body_times_that_overflow_utc_are_422(client):
     cid = client.post("/api/v1/customers", json={"family_name": "x"}).json()["id"]
     event = {"customer_id": cid, "type": "page_view", "channel": "web", "occurred_at": "0001-01-01T00:00:00+14:00"}
     assert _error(client.post("/api/v1/events", json=event))["field"] == "occurred_at"
+
+
+def test_an_events_import_rejects_deep_json_row_by_row(db, session, tmp_path):
+    from sqlalchemy import select
+
+    from kizuna.imports.runner import run_import
+
+    factories.customer(session, external_id="C-1")
+    session.commit()
+    base = {"customer_id": "C-1", "type": "page_view", "channel": "web"}
+    lines = [
+        json.dumps({**base, "occurred_at": "2024-03-01", "path": "/a"}),
+        json.dumps({**base, "occurred_at": "2024-03-02", "properties": _nested(40)}),
+        # Deeper than Python's own JSON parser goes: the line is refused, the import goes on.
+        '{"customer_id": "C-1", "type": "x", "channel": "web", "occurred_at": "2024-03-03", "properties": '
+        + "[" * 100_000
+        + "]" * 100_000
+        + "}",
+        json.dumps({**base, "occurred_at": "2024-03-04", "path": "/d"}),
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = run_import(db, "events", path, actor=Actor.system("test"), mapping={"customer_id": "customer_external_id"})
+    assert (report.inserted, report.rejected) == (2, 2)
+    stored = session.scalars(select(Event.properties).order_by(Event.occurred_at)).all()
+    assert stored == [{"path": "/a"}, {"path": "/d"}]
