@@ -93,9 +93,9 @@ class MoneyType(TypeDecorator[Decimal]):
         if value is None:
             return None
         if dialect.name == "sqlite":
-            if isinstance(value, float):  # a row written as REAL before money was kept in cents
-                return Decimal(repr(value)).quantize(_CENT)
-            return (Decimal(int(value)) / 100).quantize(_CENT)
+            # Cents; SQLite may hand back a REAL for a value written around this type (raw SQL).
+            cents = Decimal(repr(value)) if isinstance(value, float) else Decimal(int(value))
+            return (cents / 100).quantize(_CENT)
         return Decimal(value).quantize(_CENT)
 
 
