@@ -32,6 +32,7 @@ hasher = PasswordHasher()
 MIN_PASSWORD = 10
 MAX_PASSWORD = 200
 COMMON_PASSWORDS = Path(__file__).with_name("common_passwords.txt")
+HASH_WAIT_SECONDS = 2.0
 # Where a lock lasts "until an admin lifts it" (signin_lockout_minutes = 0).
 FOREVER = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
 _throttle = SignInThrottle.__table__
@@ -71,7 +72,8 @@ def _slots(count: int) -> threading.BoundedSemaphore:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches; hashes even without a stored hash, so timing does not tell accounts apart."""
     slot = _hash_slot()
-    if not slot.acquire(timeout=10):
+    # A short wait: a request queued here holds a server thread that other API requests need.
+    if not slot.acquire(timeout=HASH_WAIT_SECONDS):
         raise TooManyAttempts("the server is busy checking other sign-ins; try again in a moment")
     try:
         if not password_hash:
