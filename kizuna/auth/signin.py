@@ -33,6 +33,8 @@ MIN_PASSWORD = 10
 MAX_PASSWORD = 200
 COMMON_PASSWORDS = Path(__file__).with_name("common_passwords.txt")
 HASH_WAIT_SECONDS = 2.0
+# Failed attempts older than this (and not locked) are forgotten: "in a row" means within a day.
+FORGET_AFTER = dt.timedelta(days=1)
 # Where a lock lasts "until an admin lifts it" (signin_lockout_minutes = 0).
 FOREVER = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
 _throttle = SignInThrottle.__table__
@@ -112,6 +114,14 @@ def _count(
     return failures, row.locked_until
 
 
+def _forget_old(conn: Connection, *, now: dt.datetime, keep: dt.timedelta) -> None:
+    """Drop rows nobody needs: unlocked, and counting from longer ago than ``keep`` (tried e-mails pile up)."""
+    stale = (_throttle.c.first_at < now - keep) & (
+        _throttle.c.locked_until.is_(None) | (_throttle.c.locked_until < now)
+    )
+    conn.execute(delete(_throttle).where(stale))
+
+
 def _lock(conn: Connection, key: str, until: dt.datetime) -> None:
     conn.execute(update(_throttle).where(_throttle.c.key == key).values(locked_until=until))
 
@@ -137,6 +147,7 @@ def sign_in(session: Session, *, email: str, password: str, address: str) -> Use
     newly_locked = False
     # Its own transaction, committed before hashing, so that parallel attempts count each other.
     with session.get_bind().connect() as conn, conn.begin():
+        _forget_old(conn, now=now, keep=max(window, FORGET_AFTER))
         by_address, address_until = _count(conn, f"address:{address}", now=now, window=window)
         by_account, account_until = _count(conn, account_key(email), now=now, window=None)
         if address_until is None and by_address > settings.signin_address_failures:

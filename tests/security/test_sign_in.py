@@ -215,3 +215,27 @@ def test_failed_sign_in_rows_do_not_block_other_accounts(app, make_user):
     for _ in range(11):
         _login(app, a, "wrong-password-0")
     assert _login(app, b, PASSWORD) == 303
+
+
+def test_old_failed_attempts_are_forgotten(app, make_user):
+    import datetime as dt
+
+    from kizuna.auth.models import SignInThrottle
+    from kizuna.db import transaction, utcnow
+
+    email = make_user("viewer")
+    long_ago = utcnow() - dt.timedelta(days=2)
+    with transaction(app.state.engine) as s:
+        s.add(SignInThrottle(key=f"account:{email}", failures=9, first_at=long_ago))
+        s.add(SignInThrottle(key="account:guess@example.com", failures=3, first_at=long_ago))
+        s.add(
+            SignInThrottle(
+                key="account:locked@example.com", failures=11, first_at=long_ago, locked_until=signin.FOREVER
+            )
+        )
+    assert _login(app, email, "wrong-password-0") == 401  # 9 from two days ago no longer count towards 10
+    assert _login(app, email, PASSWORD) == 303
+    with new_session(app.state.engine) as s:
+        keys = set(s.scalars(select(SignInThrottle.key)))
+    assert "account:guess@example.com" not in keys
+    assert "account:locked@example.com" in keys  # a lock stays until it ends or an admin lifts it
