@@ -115,7 +115,9 @@ def reset_password(
     return RedirectResponse("/admin/users", status_code=303)
 
 
-def _password_page(request: Request, viewer: CurrentViewer, *, status: int = 200, error: str = "", done: bool = False):  # noqa: ANN202
+def _password_page(
+    request: Request, viewer: CurrentViewer, *, status: int = 200, error: str = "", done: bool = False
+) -> Response:
     return render(request, "settings/password.html", viewer, status=status, error=error, done=done)
 
 
