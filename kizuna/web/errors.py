@@ -127,7 +127,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         headers = dict(getattr(exc, "headers", None) or {})
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code)
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code)
         if exc.status_code == 405:
             # Starlette names only the methods of the first route at the path; a path has one route per method.
             headers["Allow"] = ", ".join(allowed_methods(request))

@@ -24,7 +24,7 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 DESCRIPTIONS = {
-    "400": "Bad request",
+    "400": "The body could not be parsed at all",
     "401": "No valid API token",
     "403": "The token's role may not do this",
     "404": "No such record",
@@ -48,8 +48,9 @@ def error_codes(path: str, method: str, operation: dict[str, Any]) -> set[str]:
     codes = {"401", "403", "422"}
     if "{" in path:
         codes.add("404")
-    if method in ("post", "patch", "put"):
-        codes.add("413")
+    if method in ("post", "patch", "put") and "requestBody" in operation:
+        # 400: a body the JSON parser itself gives up on (nested deeper than it recurses).
+        codes |= {"400", "413"}
     if method == "post":
         codes.add("409")
     takes_if_match = any(

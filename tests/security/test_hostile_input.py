@@ -39,6 +39,13 @@ def test_json_nested_too_deep_is_refused_at_the_edge(client):
     assert client.get("/api/v1/customers", params={"id": cid}).status_code == 200
 
 
+def test_json_deeper_than_the_parser_goes_is_a_4xx_in_the_error_shape(client):
+    body = '{"family_name": "x", "attributes": {"a": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+    r = client.post("/api/v1/customers", content=body, headers={"Content-Type": "application/json"})
+    assert _error(r, 400)["code"] == "bad_request"
+    assert client.get("/api/v1/customers").json()["items"] == []
+
+
 def test_json_too_large_is_refused_naming_the_field(client):
     big = {"k": "x" * 70_000}
     r = client.post("/api/v1/customers", json={"family_name": "x", "attributes": big})
