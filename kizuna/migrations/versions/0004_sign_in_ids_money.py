@@ -20,12 +20,14 @@ down_revision: Union[str, Sequence[str], None] = '0002'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
-# name INTEGER NOT NULL, ... CONSTRAINT pk_x PRIMARY KEY (id): how SQLAlchemy (and Alembic batch mode) write it.
-_ID_COLUMN = re.compile(r'(\n\s*"?id"?\s+(?:INTEGER|BIGINT)\s+NOT NULL)\s*,', re.IGNORECASE)
+# id INTEGER NOT NULL, ... CONSTRAINT pk_x PRIMARY KEY (id): how SQLAlchemy (and Alembic batch mode) write it.
+# Only INTEGER: AUTOINCREMENT exists for SQLite's rowid alias alone.
+_ID_COLUMN = re.compile(r'(\n\s*"?id"?\s+INTEGER\s+NOT NULL)\s*,', re.IGNORECASE)
 _PK_CONSTRAINT = re.compile(r',\s*(?:CONSTRAINT\s+"?\w+"?\s+)?PRIMARY KEY\s*\(\s*"?id"?\s*\)', re.IGNORECASE)
+MONEY = {'orders': ('total_amount',), 'order_lines': ('unit_price', 'amount'), 'products': ('price',)}
 
 
-def upgrade() -> None:
+def _create_throttles() -> None:
     op.create_table(
         'sign_in_throttles',
         sa.Column('key', sa.String(length=400), nullable=False),
@@ -34,46 +36,33 @@ def upgrade() -> None:
         sa.Column('locked_until', sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint('key', name=op.f('pk_sign_in_throttles')),
     )
+
+
+def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != 'sqlite':
-        return
-    _money_to_cents(bind)
-    _autoincrement_ids(bind)
-
-
-def _money_to_cents(bind: sa.engine.Connection) -> None:
-    for table, column in (
-        ('orders', 'total_amount'),
-        ('order_lines', 'unit_price'),
-        ('order_lines', 'amount'),
-        ('products', 'price'),
-    ):
-        # Rows written as REAL keep their cents (exact below 10^13, the old documented range).
-        bind.exec_driver_sql(
-            f'UPDATE {table} SET {column} = CAST(ROUND({column} * 100) AS INTEGER) WHERE {column} IS NOT NULL'
-        )
-
-
-def _autoincrement_ids(bind: sa.engine.Connection) -> None:
-    tables = [
-        (name, sql)
-        for name, sql in bind.exec_driver_sql(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-        )
-        if 'AUTOINCREMENT' not in sql.upper() and _ID_COLUMN.search(sql) and _PK_CONSTRAINT.search(sql)
-    ]
-    if not tables:
+        _create_throttles()
         return
     # DROP TABLE on a parent would cascade to its children while foreign keys are enforced, and the pragma
-    # only changes outside a transaction: end the driver's open one first (SQLAlchemy's commit later is a no-op).
+    # only changes outside a transaction: end the driver's open one (earlier revisions' work, complete) first.
     dbapi = bind.connection.dbapi_connection
     dbapi.commit()
     bind.exec_driver_sql('PRAGMA foreign_keys=OFF')
     if bind.exec_driver_sql('PRAGMA foreign_keys').scalar():
         raise RuntimeError('could not turn off foreign keys to rebuild tables; nothing was changed')
     try:
+        # One transaction for all of it. Money is converted only in tables not rebuilt yet, and both happen
+        # together, so running this again after a crash (before Alembic noted the revision) changes nothing twice.
         bind.exec_driver_sql('BEGIN')
-        for name, sql in tables:
+        if not bind.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sign_in_throttles'").first():
+            _create_throttles()
+        for name, sql in _tables_to_rebuild(bind):
+            for column in MONEY.get(name, ()):
+                # Rows written as REAL keep their cents (exact below 10^13, the old documented range).
+                bind.exec_driver_sql(
+                    f'UPDATE "{name}" SET "{column}" = CAST(ROUND("{column}" * 100) AS INTEGER)'
+                    f' WHERE "{column}" IS NOT NULL'
+                )
             _rebuild(bind, name, sql)
         problems = bind.exec_driver_sql('PRAGMA foreign_key_check').fetchall()
         if problems:
@@ -84,6 +73,18 @@ def _autoincrement_ids(bind: sa.engine.Connection) -> None:
         raise
     finally:
         bind.exec_driver_sql('PRAGMA foreign_keys=ON')
+
+
+def _tables_to_rebuild(bind: sa.engine.Connection) -> list[tuple[str, str]]:
+    """Tables with an INTEGER ``id`` primary key and no AUTOINCREMENT yet, found in the schema itself."""
+    rows = bind.exec_driver_sql(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+    )
+    return [
+        (name, sql)
+        for name, sql in rows
+        if 'AUTOINCREMENT' not in sql.upper() and _ID_COLUMN.search(sql) and _PK_CONSTRAINT.search(sql)
+    ]
 
 
 def _rebuild(bind: sa.engine.Connection, name: str, sql: str) -> None:
