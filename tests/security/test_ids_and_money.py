@@ -142,3 +142,18 @@ def test_the_migration_keeps_sqlite_data_and_its_references(tmp_path):
     with new_session(engine) as s:
         assert s.get(Order, 3).total_amount == Decimal("1234.50")
     engine.dispose()
+
+
+def test_an_import_never_takes_the_id_of_a_deleted_customer(client, db, tmp_path):
+    from kizuna.auth.permissions import Actor
+    from kizuna.imports.runner import run_import
+
+    _new(client, "/api/v1/customers", {"family_name": "x"})
+    newest = _new(client, "/api/v1/customers", {"family_name": "y"})
+    _delete(client, f"/api/v1/customers/{newest}")
+    path = tmp_path / "people.csv"
+    path.write_text("email,family_name\nnew@example.jp,新\n", encoding="utf-8")
+    report = run_import(db, "customers", path, actor=Actor.system("test"))
+    assert report.inserted == 1
+    imported = client.get("/api/v1/customers", params={"email": "new@example.jp"}).json()["items"][0]
+    assert imported["id"] > newest
