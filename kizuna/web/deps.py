@@ -86,5 +86,5 @@ def etag(version: int) -> str:
 
 
 def client_address(request: Request) -> str:
-    """The address a request came from, as the server saw it (behind a proxy: run uvicorn with --proxy-headers)."""
+    """The address a request came from (uvicorn takes X-Forwarded-For from the proxies FORWARDED_ALLOW_IPS trusts)."""
     return request.client.host if request.client else "unknown"
