@@ -257,8 +257,9 @@ def build(path: Path, *, customers: int, events: int, orders: int, seed: int) ->
                 price = rng.choice((480, 980, 1980, 3300, 12800))
                 total += qty * price
                 sku = f"SKU-{rng.randrange(5000):05d}"
-                lines.append((oid, cid, line_no, sku, qty, float(price), float(qty * price)))
-            yield (oid, f"O{oid:09d}", cid, at, ("store", "web")[oid % 2], float(total), at, at)
+                # Money is stored as integer cents on SQLite (kizuna.db.MoneyType).
+                lines.append((oid, cid, line_no, sku, qty, price * 100, qty * price * 100))
+            yield (oid, f"O{oid:09d}", cid, at, ("store", "web")[oid % 2], total * 100, at, at)
 
     _insert(
         con,

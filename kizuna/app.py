@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 import kizuna
 from kizuna.config import get_settings
 from kizuna.db import get_engine
-from kizuna.web import errors
+from kizuna.web import errors, openapi
 
 API_PREFIX = "/api/v1"
 
@@ -55,6 +55,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(ui_router)
+    openapi.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=False)

@@ -140,6 +140,47 @@ def users_list() -> None:
             console.print(f"{user.id}\t{user.email}\t{user.role}\t{'active' if user.is_active else 'disabled'}")
 
 
+@users_app.command("unlock")
+def users_unlock(email: Annotated[str, typer.Option(help="The user's sign-in email.")]) -> None:
+    """Lift a sign-in lock left by too many wrong passwords."""
+    from kizuna.auth import signin
+    from kizuna.db import transaction
+
+    engine = _engine()
+    try:
+        with transaction(engine) as session:
+            user = signin.unlock_user(session, actor=CLI, email=email)
+    except KizunaError as exc:
+        raise _fail(exc) from exc
+    console.print(f"unlocked {user.email}")
+
+
+@users_app.command("set-password")
+def users_set_password(
+    email: Annotated[str, typer.Option(help="The user's sign-in email.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            confirmation_prompt=True,
+            hide_input=True,
+            help="The new password (asked for when omitted, so it stays out of the shell history).",
+        ),
+    ],
+) -> None:
+    """Set (reset) a user's password; lifts their sign-in lock and signs them out of the UI."""
+    from kizuna.auth import signin
+    from kizuna.db import transaction
+
+    engine = _engine()
+    try:
+        with transaction(engine) as session:
+            user = signin.set_password(session, actor=CLI, email=email, password=password)
+    except KizunaError as exc:
+        raise _fail(exc) from exc
+    console.print(f"password set for {user.email}")
+
+
 @tokens_app.command("create")
 def tokens_create(
     email: Annotated[str, typer.Option(help="The user the token acts as.")],
@@ -169,7 +210,7 @@ def export(
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from kizuna.db import transaction
-    from kizuna.exports.service import write_export
+    from kizuna.exports.service import replacing, write_export
 
     fmt = fmt or output.suffix.lstrip(".").lower()
     params: dict[str, str] = {}
@@ -182,7 +223,8 @@ def export(
     try:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
             task = bar.add_task(f"exporting {kind}", total=None)
-            with transaction(engine) as session, output.open("wb") as out:
+            # The file replaces what was at OUTPUT only once the export (and its audit entry) is committed.
+            with replacing(output) as out, transaction(engine) as session:
                 count = write_export(
                     session,
                     actor=CLI,
@@ -193,7 +235,6 @@ def export(
                     progress=lambda n: bar.update(task, description=f"exporting {kind}: {n:,}"),
                 )
     except KizunaError as exc:
-        output.unlink(missing_ok=True)
         raise _fail(exc) from exc
     console.print(f"wrote {count:,} {kind} to {output}")
 

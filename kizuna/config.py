@@ -25,8 +25,33 @@ class Settings(BaseSettings):
     default_currency: str = Field(default="JPY", description="Currency assumed when an import omits one.")
     default_locale: str = Field(default="ja", description="UI language when a user has not chosen one (ja or en).")
     session_hours: int = Field(default=12, description="How long a UI login lasts.")
+    signin_account_failures: int = Field(
+        default=10, description="Wrong passwords in a row that lock an account (an admin can unlock it)."
+    )
+    signin_lockout_minutes: int = Field(
+        default=30, description="How long a locked account stays locked; 0 keeps it locked until an admin unlocks it."
+    )
+    signin_address_failures: int = Field(
+        default=50, description="Failed sign-ins from one address within the window that block the address."
+    )
+    signin_window_minutes: int = Field(default=15, description="The window of the per-address sign-in limit.")
+    signin_parallel_checks: int = Field(
+        default=1, description="Passwords checked at the same time (each costs 64 MiB and a core for ~0.1 s)."
+    )
     secure_cookies: bool = Field(default=False, description="Mark cookies Secure (set when served over HTTPS).")
     max_body_bytes: int = Field(default=5_000_000, description="Largest JSON request body accepted.")
+    json_max_depth: int = Field(
+        default=32, description="Deepest nesting accepted in free-form JSON (attributes, event properties)."
+    )
+    json_max_bytes: int = Field(
+        default=65_536, description="Largest free-form JSON value (one attributes or properties object), in bytes."
+    )
+    max_tags_per_customer: int = Field(
+        default=50, description="Most tags one customer may carry (and so one request may set on a customer)."
+    )
+    max_new_tags_per_request: int = Field(
+        default=100, description="Most tags that one request or import batch may create (tags are shared)."
+    )
     import_batch_size: int = Field(default=20000, description="Rows committed together by an import.")
     page_size_max: int = Field(default=500, description="Largest page a list endpoint returns.")
     outbox_lease_seconds: int = Field(default=60, description="How long a worker holds a delivery it claimed.")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Numeric, create_engine, event
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Numeric, Table, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, declared_attr, mapped_column, sessionmaker
@@ -56,12 +57,83 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
-# Money is an exact decimal beside a currency column. SQLite keeps it as REAL, exact to the cent
-# below 10^13; PostgreSQL keeps NUMERIC. Analytics read both as plain typed columns.
-Money = Numeric(18, 2, asdecimal=True)
+MONEY_LIMIT = Decimal(10) ** 16  # Numeric(18, 2): 16 digits before the point, 2 after
+_CENT = Decimal("0.01")
+
+
+class MoneyType(TypeDecorator[Decimal]):
+    """An exact amount of money, Numeric(18, 2), beside a currency column.
+
+    PostgreSQL keeps NUMERIC. SQLite has no decimal type: a NUMERIC column there stores REAL, which keeps
+    only 15 significant digits (cents were lost above 10^13) and drifts in sums. So on SQLite the value is
+    stored as an integer count of cents (minor units): exact over the whole range, and SUM stays exact.
+    Raw SQL on SQLite must divide by 100; everything going through these columns' types gets decimals.
+    """
+
+    impl = Numeric(18, 2, asdecimal=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "sqlite":
+            # No result processing by Numeric, which would go through a float.
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(self.impl)
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        amount = Decimal(value) if not isinstance(value, Decimal) else value
+        if not amount.is_finite() or abs(amount) >= MONEY_LIMIT:
+            raise ValueError(f"amount {value} is outside the range of money (less than 10^16 in size)")
+        if dialect.name == "sqlite":
+            return int(amount.quantize(_CENT) * 100)
+        return amount
+
+    def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            # Cents; SQLite may hand back a REAL for a value written around this type (raw SQL).
+            cents = Decimal(repr(value)) if isinstance(value, float) else Decimal(int(value))
+            return (cents / 100).quantize(_CENT)
+        return Decimal(value).quantize(_CENT)
+
+
+Money = MoneyType()
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT for the big tables.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def never_reuse_ids(metadata: MetaData) -> None:
+    """Ask SQLite for AUTOINCREMENT on every table with an integer ``id`` primary key.
+
+    Without it SQLite hands out max(id) + 1, so the id of a hard-deleted newest row came back for the next
+    one, and audit entries or an integration holding the old id pointed at someone else. PostgreSQL's
+    sequences never go back. Derived from the tables, so a new table cannot be forgotten.
+    """
+    for table in metadata.tables.values():
+        if ids_are_public(table):
+            table.dialect_options["sqlite"]["autoincrement"] = True
+
+
+def ids_are_public(table: Table) -> bool:
+    """Whether ``table`` has a single integer ``id`` primary key (the ids that API, UI and audit show)."""
+    pk = list(table.primary_key.columns)
+    return len(pk) == 1 and pk[0].name == "id" and isinstance(pk[0].type, (Integer, BigInteger))
+
+
+def next_free_id(connection: Any, table: Table) -> int:
+    """SQLite: the id AUTOINCREMENT would give the next row, for code that assigns ids itself (bulk imports).
+
+    Above both the highest id in the table and the highest it ever held (``sqlite_sequence``), so an id of a
+    deleted row is never handed out again.
+    """
+    from sqlalchemy import func, select, text
+
+    highest = connection.scalar(select(func.coalesce(func.max(table.c.id), 0)))
+    ever = connection.scalar(text("SELECT seq FROM sqlite_sequence WHERE name = :name"), {"name": table.name})
+    return max(int(highest or 0), int(ever or 0)) + 1
 
 
 def utcnow() -> dt.datetime:

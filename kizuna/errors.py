@@ -48,3 +48,10 @@ class NotAuthenticated(KizunaError):
 class PermissionDenied(KizunaError):
     status_code = 403
     code = "forbidden"
+
+
+class TooManyAttempts(KizunaError):
+    """Sign-in refused without checking the password: the account or the address tried too often."""
+
+    status_code = 429
+    code = "too_many_attempts"

@@ -25,15 +25,41 @@ ORDERED = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "isnull")
 TEXT = ("eq", "ne", "in", "contains", "startswith", "isnull")
 
 
+# The widest integer either database stores (BIGINT); a bigger one would fail as it is bound, not as it is read.
+INT_MAX = 2**63 - 1
+# Decimal filters compare with money columns, Numeric(18, 2): anything outside cannot match and cannot be bound.
+DECIMAL_LIMIT = Decimal(10) ** 16
+
+
 def _parse_datetime(raw: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    try:
+        # Stored times are UTC; a time at the edge of the calendar (0001-01-01+14:00) has no UTC equivalent.
+        return value.astimezone(dt.UTC)
+    except OverflowError as exc:
+        raise ValueError("outside the range of dates that can be converted to UTC") from exc
+
+
+def _parse_int(raw: str) -> int:
+    value = int(raw)
+    if not -INT_MAX - 1 <= value <= INT_MAX:
+        raise ValueError("out of range")
+    return value
+
+
+def _parse_decimal(raw: str) -> Decimal:
+    value = Decimal(raw)
+    # NaN, sNaN and Infinity parse but cannot be compared (sNaN raises on every comparison).
+    if not value.is_finite() or abs(value) >= DECIMAL_LIMIT:
+        raise ValueError("not a finite number in range")
+    return value
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "str": str,
-    "int": int,
-    "decimal": Decimal,
+    "int": _parse_int,
+    "decimal": _parse_decimal,
     "bool": lambda raw: {"true": True, "1": True, "false": False, "0": False}[raw.lower()],
     "date": dt.date.fromisoformat,
     "datetime": _parse_datetime,
@@ -224,7 +250,8 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
         name, value, last_id = json.loads(base64.urlsafe_b64decode(padded))
     except (ValueError, TypeError) as exc:
         raise ValidationError("malformed cursor; use the next_cursor of the previous page", field="cursor") from exc
-    if name != sort or not isinstance(last_id, int):
+    # bool is an int to Python (``true`` would pass), but not to the databases.
+    if name != sort or type(last_id) is not int or not -INT_MAX - 1 <= last_id <= INT_MAX:
         raise ValidationError("cursor belongs to a different sort order; start again without it", field="cursor")
     return value, last_id
 

@@ -13,10 +13,12 @@ from kizuna.customers.models import (
     Note,
     Tag,
 )
-from kizuna.db import Base
+from kizuna.db import Base, never_reuse_ids
 from kizuna.events.models import Event
 from kizuna.orders.models import Order, OrderLine
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
+
+never_reuse_ids(Base.metadata)
 
 __all__ = [
     "ApiToken",

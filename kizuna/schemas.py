@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -22,6 +23,12 @@ class Input(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _valid_unicode(cls, data: Any) -> Any:
+        # Depth first: the walk below recurses, and JSON nested hundreds deep is stored but never serialised again.
+        limit = get_settings().json_max_depth
+        if json_depth(data, limit) > limit:
+            raise PydanticCustomError(
+                "json_too_deep", "the request nests JSON deeper than {limit} levels", {"limit": limit}
+            )
         # Lone surrogates decode from JSON escapes but cannot be stored as UTF-8 by either database.
         where = _bad_unicode(data, "")
         if where is not None:
@@ -53,6 +60,61 @@ def _bad_unicode(value: Any, path: str) -> str | None:
         if isinstance(key, str) and _bad_unicode(key, "") is not None:
             return path or "body"
     return None
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """How deep ``value`` nests (a scalar is 0, ``{}`` is 1), counted without recursion up to ``limit + 1``."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def _bounded_json(value: Any) -> Any:
+    if value is None:
+        return value
+    settings = get_settings()
+    if json_depth(value, settings.json_max_depth) > settings.json_max_depth:
+        raise ValueError(f"nested deeper than {settings.json_max_depth} levels")
+    size = len(json.dumps(value, ensure_ascii=False, default=str).encode())
+    if size > settings.json_max_bytes:
+        raise ValueError(f"{size} bytes as JSON; at most {settings.json_max_bytes} are accepted")
+    return value
+
+
+# JSON read back is shown at most this deep. Limits on input came late: rows written before may nest deeper,
+# and the serialiser refuses depth 255, so a read clips instead of failing (the stored row stays as it was).
+READ_MAX_DEPTH = 64
+CLIPPED = "…(nested too deep to show)"
+
+
+def clip_json(value: Any, depth: int = READ_MAX_DEPTH) -> Any:
+    """``value`` with anything nested deeper than ``depth`` replaced by a marker string."""
+    if not isinstance(value, (dict, list, tuple)):
+        return value
+    if json_depth(value, depth) <= depth:
+        return value
+    return _clip(value, depth)
+
+
+def _clip(value: Any, depth: int) -> Any:
+    if isinstance(value, dict):
+        return {k: _clip(v, depth - 1) for k, v in value.items()} if depth > 0 else CLIPPED
+    if isinstance(value, (list, tuple)):
+        return [_clip(v, depth - 1) for v in value] if depth > 0 else CLIPPED
+    return value
 
 
 class Output(BaseModel):
@@ -93,7 +155,12 @@ def _aware(value: Any) -> Any:
         from zoneinfo import ZoneInfo
 
         value = value.replace(tzinfo=ZoneInfo(get_settings().default_timezone))
-    return value.astimezone(dt.UTC) if isinstance(value, dt.datetime) else value
+    if not isinstance(value, dt.datetime):
+        return value
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+14:00 has no UTC equivalent
+        raise ValueError("this time cannot be converted to UTC (outside the calendar's range)") from exc
 
 
 def _currency(value: Any) -> Any:
@@ -112,7 +179,22 @@ UTCTime = Annotated[dt.datetime, AfterValidator(_aware)]
 Currency = Annotated[str, BeforeValidator(_currency)]
 # Money travels as a decimal string so no client rounds it through a float.
 MoneyOut = Annotated[Decimal, PlainSerializer(lambda v: format(v, "f"), return_type=str, when_used="json")]
-MoneyIn = Annotated[Decimal, Field(max_digits=18, decimal_places=2, ge=-(10**15), le=10**15)]
+# Free-form JSON objects a client writes (customer attributes, event properties): bounded in depth and size.
+FreeJSON = Annotated[dict[str, Any], AfterValidator(_bounded_json)]
+# Free-form JSON as stored: clipped before validation so that no stored row can break a read.
+StoredJSON = Annotated[dict[str, Any], BeforeValidator(clip_json)]
+# The range of Numeric(18, 2), the same on both databases: up to 16 digits before the point, 2 after.
+MoneyIn = Annotated[Decimal, Field(max_digits=18, decimal_places=2, allow_inf_nan=False)]
+
+
+def check_money(value: Decimal, what: str) -> Decimal:
+    """``value`` if it fits the money columns; a computed amount (quantity × price, a total) may not."""
+    from kizuna.db import MONEY_LIMIT
+
+    if abs(value) >= MONEY_LIMIT:
+        raise ValueError(f"{what} {value} is beyond the largest amount stored (less than 10^16)")
+    return value
+
 
 T = TypeVar("T")
 

@@ -56,6 +56,8 @@ def clean(engine: Engine) -> None:
         else:
             for name in tables:
                 conn.execute(text(f"DELETE FROM {name}"))
+            # As RESTART IDENTITY does on PostgreSQL: each test's ids start at 1 on both backends.
+            conn.execute(text("DELETE FROM sqlite_sequence"))
 
 
 @pytest.fixture

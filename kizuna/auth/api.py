@@ -3,15 +3,25 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
-from kizuna.auth import service
+from kizuna.auth import service, signin
 from kizuna.auth.filters import AUDIT_FILTERS
 from kizuna.auth.models import AuditEntry, User
 from kizuna.auth.permissions import require
-from kizuna.auth.schemas import AuditRead, TokenCreate, TokenCreated, TokenRead, UserCreate, UserRead, UserUpdate
-from kizuna.errors import NotFound
+from kizuna.auth.schemas import (
+    AuditRead,
+    PasswordChange,
+    PasswordSet,
+    TokenCreate,
+    TokenCreated,
+    TokenRead,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+)
+from kizuna.errors import NotFound, TooManyAttempts, ValidationError
 from kizuna.schemas import Page
 from kizuna.web.api import Cursor, Limit, page_of
-from kizuna.web.deps import DB, APIActor
+from kizuna.web.deps import DB, APIActor, client_address
 
 router = APIRouter(tags=["access"])
 
@@ -24,9 +34,56 @@ def me(session: DB, actor: APIActor) -> User:
     return user
 
 
+@router.post(
+    "/me/password",
+    status_code=204,
+    responses={429: {"description": "Too many wrong passwords: the account or the address is locked for now"}},
+)
+def change_my_password(data: PasswordChange, request: Request, session: DB, actor: APIActor) -> Response:
+    """Change your own password; the current one is checked (and throttled) like a sign-in. Other UI sessions end."""
+    user = session.get(User, actor.user_id)
+    if user is None:
+        raise NotFound("user not found")
+    try:
+        signin.change_password(
+            session, user=user, current=data.current_password, new=data.new_password, address=client_address(request)
+        )
+    except (ValidationError, TooManyAttempts):
+        session.commit()  # a wrong current password is audited and counted even though the change is refused
+        raise
+    session.commit()
+    return Response(status_code=204)
+
+
 @router.get("/users", response_model=list[UserRead])
 def list_users(session: DB, actor: APIActor) -> list:
-    return service.list_users(session, actor=actor)
+    users = service.list_users(session, actor=actor)
+    locked = signin.locked_emails(session)
+    return [{**UserRead.model_validate(u).model_dump(), "locked": u.email in locked} for u in users]
+
+
+@router.put("/users/{user_id}/password", status_code=204)
+def set_password(user_id: int, data: PasswordSet, session: DB, actor: APIActor) -> Response:
+    """Set (reset) a user's password (admins); lifts their sign-in lock and ends their UI sessions."""
+    signin.set_password(session, actor=actor, email=_email_of(session, actor, user_id), password=data.password)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.post("/users/{user_id}/unlock", status_code=204)
+def unlock_user(user_id: int, session: DB, actor: APIActor) -> Response:
+    """Lift a sign-in lock left by too many wrong passwords (admins)."""
+    signin.unlock_user(session, actor=actor, email=_email_of(session, actor, user_id))
+    session.commit()
+    return Response(status_code=204)
+
+
+def _email_of(session: DB, actor: APIActor, user_id: int) -> str:
+    require(actor, "users:manage")  # before the lookup, so that others cannot probe which ids exist
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user.email
 
 
 @router.post("/users", response_model=UserRead, status_code=201)

@@ -67,3 +67,18 @@ class AuditEntry(Base):
     customer_id: Mapped[int | None] = mapped_column(index=True)
     details: Mapped[dict | None] = mapped_column(JSONType)
     summary: Mapped[str] = mapped_column(Text, default="")
+
+
+class SignInThrottle(Base):
+    """Recent failed sign-ins of one account (``account:<email>``) or one address (``address:<ip>``).
+
+    Every attempt is counted before its password is hashed, in a transaction of its own, so parallel tries see
+    each other and a locked account or address costs no hashing at all. A success clears the account's row.
+    """
+
+    __tablename__ = "sign_in_throttles"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    first_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -1,20 +1,31 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
-from kizuna.schemas import Input, Output, Text
+from kizuna.schemas import Input, Output, StoredJSON, Text
 
+# Passwords are taken exactly as typed: Input strips text fields, but a space is a valid part of a password.
+Password = Annotated[str, StringConstraints(strip_whitespace=False, max_length=200)]
 Role = Literal["admin", "manager", "marketer", "sales", "support", "viewer"]
 
 
 class UserCreate(Input):
     email: str = Field(max_length=320)
-    password: str | None = Field(default=None, min_length=10, max_length=200)
+    password: Password | None = Field(default=None, min_length=10)
     role: Role
     name: Text = Field(default="", max_length=200)
+
+
+class PasswordChange(Input):
+    current_password: Password
+    new_password: Password = Field(min_length=10)
+
+
+class PasswordSet(Input):
+    password: Password = Field(min_length=10)
 
 
 class UserUpdate(Input):
@@ -30,6 +41,7 @@ class UserRead(Output):
     locale: str | None
     is_active: bool
     created_at: dt.datetime
+    locked: bool = Field(default=False, description="Sign-in locked after too many wrong passwords.")
 
 
 class TokenCreate(Input):
@@ -58,5 +70,5 @@ class AuditRead(Output):
     entity_type: str
     entity_id: str | None
     customer_id: int | None
-    details: dict[str, Any] | None
+    details: StoredJSON | None
     summary: str

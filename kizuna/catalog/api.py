@@ -11,8 +11,8 @@ from kizuna.catalog.filters import PRODUCT_FILTERS
 from kizuna.catalog.models import Product
 from kizuna.catalog.schemas import ProductCreate, ProductRead, ProductUpdate
 from kizuna.schemas import Page
-from kizuna.web.api import Cursor, Limit, Q, Sort, page_of, require_precondition, with_etag
-from kizuna.web.deps import DB, APIActor, expected_version
+from kizuna.web.api import Cursor, Limit, Q, Sort, page_of, require_if_match, require_precondition, with_etag
+from kizuna.web.deps import DB, APIActor
 
 router = APIRouter(prefix="/products", tags=["products"])
 IfMatch = Annotated[str | None, Header()]
@@ -64,6 +64,6 @@ def update_product(
 
 @router.delete("/{product_id}", status_code=204)
 def delete_product(product_id: int, session: DB, actor: APIActor, if_match: IfMatch = None) -> Response:
-    service.delete_product(session, actor=actor, product_id=product_id, expected_version=expected_version(if_match))
+    service.delete_product(session, actor=actor, product_id=product_id, expected_version=require_if_match(if_match))
     session.commit()
     return Response(status_code=204)

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from pydantic import Field
 
-from kizuna.schemas import Currency, Input, MoneyIn, MoneyOut, Output, Text
+from kizuna.schemas import Currency, FreeJSON, Input, MoneyIn, MoneyOut, Output, StoredJSON, Text
 
 
 class ProductCreate(Input):
@@ -17,7 +16,7 @@ class ProductCreate(Input):
     price: MoneyIn | None = None
     currency: Currency | None = None
     is_active: bool | None = None
-    attributes: dict[str, Any] | None = None
+    attributes: FreeJSON | None = None
 
 
 class ProductUpdate(ProductCreate):
@@ -36,7 +35,7 @@ class ProductRead(Output):
     price: MoneyOut | None
     currency: str
     is_active: bool
-    attributes: dict[str, Any]
+    attributes: StoredJSON
     created_at: dt.datetime
     updated_at: dt.datetime
     version: int

@@ -32,8 +32,8 @@ from kizuna.customers.schemas import (
 )
 from kizuna.customers.timeline import KINDS, timeline
 from kizuna.schemas import Page
-from kizuna.web.api import Cursor, Limit, Q, Sort, page_of, require_precondition, with_etag
-from kizuna.web.deps import DB, APIActor, Authorization, etag, expected_version, with_api_actor
+from kizuna.web.api import Cursor, Limit, Q, Sort, page_of, require_if_match, require_precondition, with_etag
+from kizuna.web.deps import DB, APIActor, Authorization, etag, with_api_actor
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 companies = APIRouter(prefix="/companies", tags=["companies"])
@@ -118,7 +118,7 @@ def update_customer(
 
 @router.delete("/{customer_id}", status_code=204)
 def delete_customer(customer_id: int, session: DB, actor: APIActor, if_match: IfMatch = None) -> Response:
-    service.delete_customer(session, actor=actor, customer_id=customer_id, expected_version=expected_version(if_match))
+    service.delete_customer(session, actor=actor, customer_id=customer_id, expected_version=require_if_match(if_match))
     session.commit()
     return Response(status_code=204)
 
@@ -278,6 +278,6 @@ def update_company(
 
 @companies.delete("/{company_id}", status_code=204)
 def delete_company(company_id: int, session: DB, actor: APIActor, if_match: IfMatch = None) -> Response:
-    service.delete_company(session, actor=actor, company_id=company_id, expected_version=expected_version(if_match))
+    service.delete_company(session, actor=actor, company_id=company_id, expected_version=require_if_match(if_match))
     session.commit()
     return Response(status_code=204)

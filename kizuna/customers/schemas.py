@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from kizuna.schemas import Email, Input, Kana, MoneyOut, Output, Phone, Text, UTCTime
+from kizuna.schemas import Email, FreeJSON, Input, Kana, MoneyOut, Output, Phone, StoredJSON, Text, UTCTime
 
 Channel = Literal["email", "sms", "line", "phone", "post", "push"]
 ConsentStatus = Literal["granted", "withdrawn"]
@@ -34,8 +34,18 @@ class _CustomerFields(Input):
     timezone: Text | None = Field(default=None, max_length=64)
     locale: Literal["ja", "en"] | None = None
     source: Text | None = Field(default=None, max_length=64)
-    attributes: dict[str, Any] | None = None
+    attributes: FreeJSON | None = None
     tags: list[Text] | None = None
+
+    @field_validator("tags")
+    @classmethod
+    def _few_tags(cls, value: list[str] | None) -> list[str] | None:
+        from kizuna.config import get_settings
+
+        most = get_settings().max_tags_per_customer
+        if value is not None and len(set(value)) > most:
+            raise ValueError(f"{len(set(value))} tags; a customer has at most {most}")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -93,7 +103,7 @@ class CustomerRead(Output):
     timezone: str
     locale: str
     source: str | None
-    attributes: dict[str, Any]
+    attributes: StoredJSON
     tags: list[str] = []
     status: str
     merged_into_id: int | None
@@ -200,7 +210,7 @@ class CompanyCreate(Input):
     address_line: Text | None = Field(default=None, max_length=300)
     country: Text | None = Field(default=None, min_length=2, max_length=2)
     owner_id: int | None = None
-    attributes: dict[str, Any] | None = None
+    attributes: FreeJSON | None = None
 
 
 class CompanyUpdate(CompanyCreate):
@@ -222,7 +232,7 @@ class CompanyRead(Output):
     address_line: str | None
     country: str | None
     owner_id: int | None
-    attributes: dict[str, Any]
+    attributes: StoredJSON
     created_at: dt.datetime
     updated_at: dt.datetime
     version: int
@@ -234,7 +244,7 @@ class TimelineItem(Output):
     occurred_at: dt.datetime
     title: str
     channel: str | None = None
-    data: dict[str, Any] = {}
+    data: StoredJSON = {}
 
 
 # --- the customer 360 page (one read for the UI page and GET /customers/{id}/360) -------------------------

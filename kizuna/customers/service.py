@@ -127,11 +127,30 @@ def tag_names(session: Session) -> list[str]:
     return list(session.scalars(select(Tag.name).order_by(Tag.name)))
 
 
-def tags_by_name(session: Session, names: list[str]) -> list[Tag]:
+TAG_SUGGESTIONS = 20
+
+
+def tag_suggestions(session: Session, typed: str = "", *, limit: int = TAG_SUGGESTIONS) -> list[str]:
+    """A few tag names for the list's tag filter: the first ones by name, or those starting with what was typed.
+
+    The filter is a search box, not a list of every tag: a page must not grow with the number of tags, and the
+    query reads only the tags table (never counts taggings), which the tag limits keep small.
+    """
+    query = select(Tag.name).order_by(Tag.name).limit(limit)
+    if typed:
+        query = query.where(Tag.name.startswith(typed, autoescape=True))
+    return list(session.scalars(query))
+
+
+def tags_by_name(session: Session, names: list[str], *, max_new: int | None = None) -> list[Tag]:
+    """The tags named, creating the missing ones; at most ``max_new`` new ones (tags are shared by all)."""
     wanted = sorted({n for n in names if n})
     if not wanted:
         return []
     found = {t.name: t for t in session.scalars(select(Tag).where(Tag.name.in_(wanted)))}
+    new = len(wanted) - len(found)
+    if max_new is not None and new > max_new:
+        raise ValidationError(f"{new} new tags at once; at most {max_new} may be created by one request", field="tags")
     for name in wanted:
         if name not in found:
             if len(name) > 100:
@@ -150,7 +169,7 @@ def create_customer(session: Session, *, actor: Actor, data: CustomerCreate) -> 
         **{"timezone": settings.default_timezone, "locale": settings.default_locale, "attributes": {}, **values}
     )
     if data.tags:
-        customer.tags = tags_by_name(session, data.tags)
+        customer.tags = tags_by_name(session, data.tags, max_new=get_settings().max_new_tags_per_request)
     _refresh_names(customer)
     session.add(customer)
     session.flush()
@@ -181,7 +200,7 @@ def update_customer(
     for name, value in data.model_dump(exclude={"tags", "version"}, exclude_unset=True).items():
         setattr(customer, name, value)
     if data.tags is not None:
-        customer.tags = tags_by_name(session, data.tags)
+        customer.tags = tags_by_name(session, data.tags, max_new=get_settings().max_new_tags_per_request)
     _refresh_names(customer)
     sharing = identities.sync_primary(session, customer, before)
     duplicates.propose_all(session, customer.id, sharing, "same phone")

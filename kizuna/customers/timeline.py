@@ -238,6 +238,9 @@ def _decode(cursor: str) -> tuple[dt.datetime, str, int]:
         moment = dt.datetime.fromisoformat(at)
         if moment.tzinfo is None:
             raise ValueError("naive time in cursor")
-        return moment, str(kind), int(last_id)
-    except (ValueError, TypeError) as exc:
+        # A crafted cursor may hold a time with no UTC equivalent or an id no database column can hold.
+        if type(last_id) is not int or not -(2**63) <= last_id < 2**63:
+            raise ValueError("bad id in cursor")
+        return moment.astimezone(dt.UTC), str(kind), last_id
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ValidationError("malformed timeline cursor", field="cursor") from exc

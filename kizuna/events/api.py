@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
 from sqlalchemy import select
 
 from kizuna.auth.permissions import require
@@ -9,10 +11,11 @@ from kizuna.events.filters import EVENT_FILTERS
 from kizuna.events.models import Event
 from kizuna.events.schemas import EventCreate, EventRead
 from kizuna.schemas import Page
-from kizuna.web.api import Cursor, Limit, Sort, page_of
+from kizuna.web.api import Cursor, Limit, Sort, page_of, require_if_match, with_etag
 from kizuna.web.deps import DB, APIActor
 
 router = APIRouter(prefix="/events", tags=["events"])
+IfMatch = Annotated[str | None, Header(description='ETag from a GET, e.g. W/"1"')]
 
 
 @router.get("", response_model=Page[EventRead])
@@ -42,13 +45,16 @@ def record_event(data: EventCreate, response: Response, session: DB, actor: APIA
 
 
 @router.get("/{event_id}", response_model=EventRead)
-def get_event(event_id: int, session: DB, actor: APIActor) -> Event:
+def get_event(event_id: int, response: Response, session: DB, actor: APIActor) -> Event:
     require(actor, "events:read")
-    return service.get_event(session, event_id)
+    event = service.get_event(session, event_id)
+    with_etag(response, service.EVENT_VERSION)
+    return event
 
 
 @router.delete("/{event_id}", status_code=204)
-def delete_event(event_id: int, session: DB, actor: APIActor) -> Response:
-    service.delete_event(session, actor=actor, event_id=event_id)
+def delete_event(event_id: int, session: DB, actor: APIActor, if_match: IfMatch = None) -> Response:
+    """Delete an event (a correction or an erasure); like every delete it needs ``If-Match``."""
+    service.delete_event(session, actor=actor, event_id=event_id, expected_version=require_if_match(if_match))
     session.commit()
     return Response(status_code=204)

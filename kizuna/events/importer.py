@@ -121,7 +121,7 @@ class EventImporter(PlainImporter):
                 if not isinstance(props, dict):
                     raise ValueError("must be a JSON object")
                 properties.update(props)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 errors.append(field_error("properties", f"not a JSON object ({exc})"))
         properties.update((k.strip(), v) for k, v in record.extras.items() if k.strip() not in _BOOKKEEPING)
         values["properties"] = properties

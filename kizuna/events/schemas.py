@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from kizuna.schemas import Input, Output, Text, UTCTime
+from kizuna.schemas import FreeJSON, Input, Output, StoredJSON, Text, UTCTime
 
 EventChannel = Literal["web", "email", "store", "call", "sns", "line", "sms", "app", "other"]
 CHANNELS: tuple[str, ...] = EventChannel.__args__  # type: ignore[attr-defined]
@@ -19,7 +19,7 @@ class EventCreate(Input):
     channel: EventChannel
     occurred_at: UTCTime
     source: Text | None = Field(default=None, max_length=64)
-    properties: dict[str, Any] = Field(default_factory=dict)
+    properties: FreeJSON = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _someone(self) -> EventCreate:
@@ -38,4 +38,4 @@ class EventRead(Output):
     occurred_at: dt.datetime
     received_at: dt.datetime
     source: str | None
-    properties: dict[str, Any]
+    properties: StoredJSON

@@ -8,10 +8,14 @@ from sqlalchemy.orm import Session
 from kizuna.auth import audit
 from kizuna.auth.permissions import Actor, require
 from kizuna.customers.service import resolve_id
+from kizuna.db import check_version
 from kizuna.errors import NotFound, ValidationError
 from kizuna.events.models import Event
 from kizuna.events.schemas import EventCreate
 from kizuna.outbox.service import emit
+
+# Events are never edited, so every event stays at its first version; its ETag is W/"1".
+EVENT_VERSION = 1
 
 
 def get_event(session: Session, event_id: int) -> Event:
@@ -59,9 +63,10 @@ def record_event(session: Session, *, actor: Actor, data: EventCreate) -> tuple[
     return event, True
 
 
-def delete_event(session: Session, *, actor: Actor, event_id: int) -> None:
+def delete_event(session: Session, *, actor: Actor, event_id: int, expected_version: int | None = None) -> None:
     require(actor, "events:delete")
     event = get_event(session, event_id)
+    check_version(EVENT_VERSION, if_match=expected_version)
     audit.record(
         session,
         actor=actor,

@@ -6,11 +6,16 @@ import csv
 import datetime as dt
 import io
 import json
+import os
+import re
+import tempfile
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
@@ -27,7 +32,7 @@ from kizuna.catalog.schemas import ProductRead
 from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS
 from kizuna.customers.models import Company, Customer
 from kizuna.customers.schemas import CompanyRead, CustomerRead
-from kizuna.errors import ValidationError
+from kizuna.errors import KizunaError, ValidationError
 from kizuna.events.filters import EVENT_FILTERS
 from kizuna.events.models import Event
 from kizuna.events.schemas import EventRead
@@ -40,6 +45,9 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # The customer an order or event belongs to is written as kizuna_customer_id: in an import file a
 # customer_id column means the source system's id, so this is what lets an export import back unchanged.
 EXPORTED_NAMES = {"customer_id": "kizuna_customer_id"}
+# A formula start at the beginning of the cell or after a ';': spreadsheets set to split on ';' (common in
+# Europe) open this file with every ';' as a cell boundary, and tags are joined with ';'.
+_FORMULA = re.compile(r"(^|;)(?=[=+\-@\t\r])")
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
 
 
@@ -61,9 +69,13 @@ KINDS: dict[str, ExportKind] = {
 
 
 def neutralize(value: Any) -> Any:
-    """A text cell a spreadsheet would run as a formula gets a leading apostrophe (OWASP CSV injection)."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
+    """Text a spreadsheet would run as a formula gets a leading apostrophe (OWASP CSV injection).
+
+    Each ';'-separated piece counts as a cell of its own, so a tag ``=HYPERLINK(...)`` is neutralised inside a
+    joined tag list too.
+    """
+    if isinstance(value, str) and (value.startswith(FORMULA_START) or ";" in value):
+        return _FORMULA.sub(r"\1'", value)
     return value
 
 
@@ -95,7 +107,8 @@ def _arrow_type(annotation: Any) -> pa.DataType:
         bool: pa.bool_(),
         int: pa.int64(),
         float: pa.float64(),
-        Decimal: pa.decimal128(18, 2),
+        # Wider than Numeric(18, 2): a row stored before money had its range checked still fits, never a 500.
+        Decimal: pa.decimal128(38, 2),
         dt.datetime: pa.timestamp("us", tz="UTC"),
         dt.date: pa.date32(),
     }.get(annotation, pa.string())
@@ -169,3 +182,31 @@ def export(session: Session, *, actor: Actor, kind: str, params: Mapping[str, An
     buffer = io.BytesIO()
     write_export(session, actor=actor, kind=kind, params=params, fmt=fmt, out=buffer)
     return buffer.getvalue(), MEDIA_TYPES[fmt]
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[IO[bytes]]:
+    """A file to write that becomes ``path`` only if the block ends without an error.
+
+    It is written beside ``path`` (same folder, so the final rename is atomic) and renamed over it at the
+    end; on any error it is removed and whatever was at ``path`` before is left as it was.
+    """
+    folder = path.parent
+    if not folder.is_dir():
+        raise ValidationError(f"folder {folder} does not exist; create it first or choose another path", field="output")
+    if path.is_dir():
+        raise ValidationError(f"{path} is a folder; give a file name", field="output")
+    try:
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed or removed below
+            dir=folder, prefix=f".{path.name}.", suffix=".part", delete=False
+        )
+    except OSError as exc:
+        raise KizunaError(f"cannot write in {folder}: {exc.strerror}", field="output") from exc
+    temp = Path(handle.name)
+    try:
+        with handle:
+            yield handle
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise

@@ -305,7 +305,7 @@ def _jsonl_keys(path: Path, encoding: str, sample_lines: int = 1000) -> list[str
                 break
             try:
                 obj = json.loads(line) if line.strip() else {}
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 continue
             if isinstance(obj, dict):
                 keys.update(dict.fromkeys(obj))
@@ -531,6 +531,10 @@ def _jsonl_records(source: Source, errors: list[tuple[int, str]] | None) -> Iter
             except json.JSONDecodeError as exc:
                 if errors is not None:
                     errors.append((line, f"not valid JSON: {exc.msg} at column {exc.colno}"))
+                continue
+            except RecursionError:  # nested deeper than Python's parser goes
+                if errors is not None:
+                    errors.append((line, "JSON nested too deep"))
                 continue
             if not isinstance(obj, dict):
                 if errors is not None:

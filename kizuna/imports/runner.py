@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
@@ -55,6 +54,7 @@ from kizuna.imports.reader import (
     split_csv,
 )
 from kizuna.imports.report import ImportReport, default_report_path
+from kizuna.imports.staging import new_stage_dir, remove_stale_stage_dirs
 from kizuna.orders.importer import IMPORTER as ORDERS
 from kizuna.outbox.service import emit
 
@@ -145,7 +145,8 @@ def run_import(
     read_errors: list[tuple[int, str]] = []
     # On SQLite the parser processes hand over big CSV files as staged batches in scratch files of their own.
     staging = not dry_run and engine.dialect.name == "sqlite" and importer.stages and workers > 1
-    stage_dir = Path(tempfile.mkdtemp(prefix="kizuna-import-")) if staging else None
+    remove_stale_stage_dirs()  # left by imports killed before they could clean up
+    stage_dir = new_stage_dir() if staging else None
     parsed = _parse(importer, records(source, errors=read_errors), options, size, workers, report, stage_dir)
     # Everything the import writes says it came from an import, so journeys and webhooks can leave
     # backfilled history alone (the outbox message's origin).

@@ -11,8 +11,8 @@ from kizuna.orders.filters import ORDER_FILTERS
 from kizuna.orders.models import Order
 from kizuna.orders.schemas import OrderCreate, OrderRead, OrderUpdate
 from kizuna.schemas import Page
-from kizuna.web.api import Cursor, Limit, Sort, page_of, require_precondition, with_etag
-from kizuna.web.deps import DB, APIActor, expected_version
+from kizuna.web.api import Cursor, Limit, Sort, page_of, require_if_match, require_precondition, with_etag
+from kizuna.web.deps import DB, APIActor
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 IfMatch = Annotated[str | None, Header()]
@@ -59,6 +59,6 @@ def update_order(
 
 @router.delete("/{order_id}", status_code=204)
 def delete_order(order_id: int, session: DB, actor: APIActor, if_match: IfMatch = None) -> Response:
-    service.delete_order(session, actor=actor, order_id=order_id, expected_version=expected_version(if_match))
+    service.delete_order(session, actor=actor, order_id=order_id, expected_version=require_if_match(if_match))
     session.commit()
     return Response(status_code=204)

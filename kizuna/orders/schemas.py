@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from decimal import Decimal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from kizuna.schemas import Currency, Input, MoneyIn, MoneyOut, Output, Text, UTCTime
+from kizuna.schemas import Currency, FreeJSON, Input, MoneyIn, MoneyOut, Output, StoredJSON, Text, UTCTime, check_money
 
 OrderStatus = Literal["pending", "completed", "cancelled", "returned"]
 
@@ -21,7 +22,13 @@ class OrderLineIn(Input):
     def _product_named(self) -> OrderLineIn:
         if self.sku is None and self.product_id is None:
             raise ValueError("a line needs a sku or a product_id")
+        check_money(self.line_amount, "quantity × unit_price")
         return self
+
+    @property
+    def line_amount(self) -> Decimal:
+        """The line's amount: as given, or quantity × unit_price."""
+        return self.amount if self.amount is not None else self.unit_price * self.quantity
 
 
 class OrderCreate(Input):
@@ -33,7 +40,7 @@ class OrderCreate(Input):
     store: Text | None = Field(default=None, max_length=100)
     currency: Currency | None = None
     total_amount: MoneyIn | None = Field(default=None, description="Defaults to the sum of the lines.")
-    attributes: dict[str, Any] | None = None
+    attributes: FreeJSON | None = None
     # Many shops and POS systems know an order only as a total: such an order has no lines.
     lines: list[OrderLineIn] = Field(default_factory=list, max_length=1000)
 
@@ -43,12 +50,18 @@ class OrderCreate(Input):
             raise ValueError("an order needs lines or a total_amount")
         return self
 
+    @model_validator(mode="after")
+    def _total_in_range(self) -> OrderCreate:
+        if self.total_amount is None:
+            check_money(sum((line.line_amount for line in self.lines), Decimal(0)), "the sum of the lines")
+        return self
+
 
 class OrderUpdate(Input):
     status: OrderStatus | None = None
     channel: Text | None = Field(default=None, max_length=32)
     store: Text | None = Field(default=None, max_length=100)
-    attributes: dict[str, Any] | None = None
+    attributes: FreeJSON | None = None
     version: int | None = None
 
 
@@ -72,7 +85,7 @@ class OrderRead(Output):
     store: str | None
     currency: str
     total_amount: MoneyOut
-    attributes: dict[str, Any]
+    attributes: StoredJSON
     lines: list[OrderLineRead]
     created_at: dt.datetime
     updated_at: dt.datetime

@@ -60,7 +60,7 @@ def create_order(session: Session, *, actor: Actor, data: OrderCreate) -> Order:
         if product is None:
             ref = f"product_id {line.product_id}" if line.product_id else f"sku {line.sku}"
             raise ValidationError(f"line {number}: unknown {ref}", field=f"lines.{number - 1}")
-        amount = line.amount if line.amount is not None else line.unit_price * line.quantity
+        amount = line.line_amount
         total += amount
         order.lines.append(
             OrderLine(

@@ -64,3 +64,13 @@ def require_precondition(if_match: str | None, body_version: int | None) -> int 
             "send If-Match: <ETag from your GET> or a 'version' field, so a concurrent change is not overwritten"
         )
     return expected_version(if_match)
+
+
+def require_if_match(if_match: str | None) -> int | None:
+    """Deletes must name the version they remove with ``If-Match`` (428 without it, 412 when stale).
+
+    ``If-Match: *`` is an explicit "whatever the version" and is accepted.
+    """
+    if if_match is None:
+        raise PreconditionRequired("send If-Match: <ETag from your GET> (or *), so a record changed meanwhile is kept")
+    return expected_version(if_match)

@@ -83,3 +83,8 @@ def expected_version(if_match: str | None) -> int | None:
 
 def etag(version: int) -> str:
     return f'W/"{version}"'
+
+
+def client_address(request: Request) -> str:
+    """The address a request came from (uvicorn takes X-Forwarded-For from the proxies FORWARDED_ALLOW_IPS trusts)."""
+    return request.client.host if request.client else "unknown"

@@ -1,4 +1,8 @@
-"""Maps every error to a JSON body naming the problem and the field at fault; nothing leaks as a 500."""
+"""Maps every error to a body naming the problem and the field at fault; nothing leaks as a bare 500.
+
+API paths answer the JSON error shape; every other path is a UI page and answers an HTML error page, so a
+browser never lands on raw JSON (a 404 from the router, a 405, a form body over the limit).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kizuna.errors import KizunaError
@@ -27,13 +32,54 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or str(loc[0] if loc else "")
 
 
+API_PATHS = ("/api/", "/openapi.json", "/healthz")
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith(API_PATHS)
+
+
+def answer(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """The error as the client reads it: the JSON error shape for the API, an HTML page for the UI."""
+    if is_api(request):
+        return JSONResponse(error_body(code, message, field, **extra), status_code=status, headers=headers)
+    from kizuna.web.ui_base import SECURITY_HEADERS, error_page
+
+    response = error_page(request, status, message)
+    for name, value in {**SECURITY_HEADERS, **(headers or {})}.items():
+        response.headers[name] = value
+    return response
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (several routes share a path, one per method)."""
+    allowed = []
+    for method in METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(KizunaError)
-    async def _domain(request: Request, exc: KizunaError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=exc.status_code)
+    async def _domain(request: Request, exc: KizunaError) -> Response:
+        return answer(request, exc.status_code, exc.code, exc.message, exc.field)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {
                 # A model-level check names its field in ctx (e.g. invalid Unicode deep in a body).
@@ -50,43 +96,47 @@ def install(app: FastAPI) -> None:
             message = f"unknown field '{first['field']}'"
         else:
             message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
-        return JSONResponse(error_body("invalid", message, first["field"], errors=errors), status_code=422)
+        return answer(request, 422, "invalid", message, first["field"], errors=errors)
 
     @app.exception_handler(StaleDataError)
-    async def _stale(request: Request, exc: StaleDataError) -> JSONResponse:
-        return JSONResponse(
-            error_body("conflict", "the record was changed by someone else at the same time; read it again", "version"),
-            status_code=409,
-        )
+    async def _stale(request: Request, exc: StaleDataError) -> Response:
+        # A write that lost a race on the version: the precondition the client named failed. 412 when it named
+        # it with If-Match (as for a stale If-Match found before writing), 409 when with a ``version`` field.
+        message = "the record was changed by someone else at the same time; read it again"
+        if request.headers.get("if-match"):
+            return answer(request, 412, "precondition_failed", message)
+        return answer(request, 409, "conflict", message, "version")
 
     @app.exception_handler(IntegrityError)
-    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+    async def _integrity(request: Request, exc: IntegrityError) -> Response:
         log.info("integrity error: %s", exc.orig)
-        return JSONResponse(
-            error_body("conflict", f"the change conflicts with stored data: {str(exc.orig).splitlines()[0]}"),
-            status_code=409,
-        )
+        message = f"the change conflicts with stored data: {str(exc.orig).splitlines()[0]}"
+        return answer(request, 409, "conflict", message)
 
     @app.exception_handler(OverflowError)
-    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
-        return JSONResponse(error_body("invalid", "a number in the request is out of range"), status_code=422)
+    async def _overflow(request: Request, exc: OverflowError) -> Response:
+        return answer(request, 422, "invalid", "a number in the request is out of range")
 
     @app.exception_handler(DataError)
-    async def _data(request: Request, exc: DataError) -> JSONResponse:
+    async def _data(request: Request, exc: DataError) -> Response:
         # The database refused a value the schema let through (out-of-range number, invalid text).
         log.info("data error: %s", exc.orig)
-        return JSONResponse(
-            error_body("invalid", f"a value is not acceptable to the database: {str(exc.orig).splitlines()[0]}"),
-            status_code=422,
-        )
+        message = f"a value is not acceptable to the database: {str(exc.orig).splitlines()[0]}"
+        return answer(request, 422, "invalid", message)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(
-            error_body("http_" + str(exc.status_code), str(exc.detail)),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(getattr(exc, "headers", None) or {})
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code)
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route at the path; a path has one route per method.
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return answer(request, exc.status_code, code or f"http_{exc.status_code}", str(exc.detail), headers=headers)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return answer(request, 500, "internal", "something went wrong on the server; the error was logged")
 
 
 class BodyLimit:
@@ -102,7 +152,7 @@ class BodyLimit:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._too_large(send)
+                await self._too_large(scope, receive, send)
                 return
         seen = 0
 
@@ -112,23 +162,22 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
+                    # An HTTPException, so that FastAPI's body parsing passes it on instead of answering 400.
+                    raise _TooLarge(413, f"request body is larger than {self.max_bytes} bytes")
             return message
 
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await self._too_large(send)
+            await self._too_large(scope, receive, send)
 
-    async def _too_large(self, send: Send) -> None:
-        response = JSONResponse(
-            error_body("too_large", f"request body is larger than {self.max_bytes} bytes"), status_code=413
-        )
-        await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
-        await send({"type": "http.response.body", "body": response.body})
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        response = answer(request, 413, "too_large", f"request body is larger than {self.max_bytes} bytes")
+        await response(scope, receive, send)
 
 
-class _TooLarge(Exception):
+class _TooLarge(StarletteHTTPException):
     pass
 
 

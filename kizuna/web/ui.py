@@ -8,9 +8,10 @@ from fastapi import Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from kizuna.auth import service as auth
-from kizuna.errors import NotAuthenticated
+from kizuna.auth import signin
+from kizuna.errors import NotAuthenticated, TooManyAttempts
 from kizuna.web import ui_admin, ui_customers, ui_outbox
-from kizuna.web.deps import DB, SESSION_COOKIE
+from kizuna.web.deps import DB, SESSION_COOKIE, client_address
 from kizuna.web.i18n import LANG_COOKIE, LANGUAGES, choose_language, translator
 from kizuna.web.session import (
     LOGIN_CSRF_COOKIE,
@@ -60,9 +61,13 @@ def login(
     if not tokens_match(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
         return _login_page(request, next_path=next_path, email=email, error=t("auth.expired_form"), status=403)
     try:
-        user = auth.authenticate_password(session, email=email, password=password)
+        user = signin.sign_in(session, email=email, password=password, address=client_address(request))
     except NotAuthenticated:
+        session.commit()  # the audit entry of the failed attempt
         return _login_page(request, next_path=next_path, email=email, error=t("auth.wrong_password"), status=401)
+    except TooManyAttempts:
+        session.commit()
+        return _login_page(request, next_path=next_path, email=email, error=t("auth.locked"), status=429)
     secret, _ = auth.start_session(session, user=user)
     session.commit()
     response = RedirectResponse(next_path, status_code=303)

@@ -8,11 +8,12 @@ from fastapi import Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from kizuna.auth import service as auth
+from kizuna.auth import signin
 from kizuna.auth.filters import AUDIT_FILTERS
 from kizuna.auth.permissions import ROLES, require
-from kizuna.errors import Conflict, ValidationError
+from kizuna.errors import Conflict, TooManyAttempts, ValidationError
 from kizuna.listing import list_page
-from kizuna.web.deps import DB
+from kizuna.web.deps import DB, client_address
 from kizuna.web.session import CurrentViewer, PostingViewer
 from kizuna.web.ui_base import render, ui_router
 
@@ -41,7 +42,15 @@ def _users_page(
 ) -> Response:
     users = auth.list_users(session, actor=viewer.actor)
     return render(
-        request, "admin/users.html", viewer, status=status, users=users, roles=ROLES, error=error, form=form or {}
+        request,
+        "admin/users.html",
+        viewer,
+        status=status,
+        users=users,
+        locked=signin.locked_emails(session),
+        roles=ROLES,
+        error=error,
+        form=form or {},
     )
 
 
@@ -68,6 +77,71 @@ def create_user(
         return _users_page(request, session, viewer, status=exc.status_code, error=exc.message, form=form)
     session.commit()
     return RedirectResponse("/admin/users", status_code=303)
+
+
+@router.post("/admin/users/{user_id:int}/unlock")
+def unlock_user(session: DB, viewer: PostingViewer, user_id: int) -> Response:
+    """Lift a sign-in lock left by too many wrong passwords."""
+    require(viewer.actor, "users:manage")
+    signin.unlock_user(session, actor=viewer.actor, email=auth.email_of(session, user_id))
+    session.commit()
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@router.post("/admin/users/{user_id:int}/password")
+def reset_password(
+    request: Request,
+    session: DB,
+    viewer: PostingViewer,
+    user_id: int,
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    """Set a user's password (a reset); their lock is lifted and their browser sessions end."""
+    require(viewer.actor, "users:manage")
+    email = auth.email_of(session, user_id)
+    try:
+        signin.set_password(session, actor=viewer.actor, email=email, password=password)
+    except ValidationError as exc:
+        session.rollback()
+        return _users_page(request, session, viewer, status=422, error=f"{email}: {exc.message}")
+    session.commit()
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+def _password_page(
+    request: Request, viewer: CurrentViewer, *, status: int = 200, error: str = "", done: bool = False
+) -> Response:
+    return render(request, "settings/password.html", viewer, status=status, error=error, done=done)
+
+
+@router.get("/settings/password")
+def password_form(request: Request, viewer: CurrentViewer) -> Response:
+    return _password_page(request, viewer)
+
+
+@router.post("/settings/password")
+def change_password(
+    request: Request,
+    session: DB,
+    viewer: PostingViewer,
+    current_password: Annotated[str, Form()] = "",
+    new_password: Annotated[str, Form()] = "",
+) -> Response:
+    """Change your own password; your other browser sessions end, this one stays signed in."""
+    try:
+        signin.change_password(
+            session,
+            user=viewer.user,
+            current=current_password,
+            new=new_password,
+            address=client_address(request),
+            keep_session=viewer.ui_session,
+        )
+    except (ValidationError, TooManyAttempts) as exc:
+        session.commit()  # a wrong current password is audited and counted
+        return _password_page(request, viewer, status=exc.status_code, error=exc.message)
+    session.commit()
+    return _password_page(request, viewer, done=True)
 
 
 def _tokens_page(

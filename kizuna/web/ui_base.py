@@ -25,6 +25,7 @@ from kizuna.config import get_settings
 from kizuna.customers.timeline import SOURCES
 from kizuna.errors import KizunaError, NotAuthenticated
 from kizuna.normalize import format_phone_national
+from kizuna.schemas import clip_json
 from kizuna.web.i18n import LANG_COOKIE, choose_language, translator
 from kizuna.web.session import Viewer
 
@@ -88,6 +89,7 @@ env = Environment(
 env.filters["localtime"] = localtime
 env.filters["money"] = money
 env.filters["phone"] = phone
+env.filters["clip_json"] = clip_json
 env.globals["query_string"] = query_string
 
 

@@ -67,7 +67,7 @@ def customer_list(request: Request, session: DB, viewer: CurrentViewer) -> Respo
         )
     except ValidationError as exc:
         error = exc.message
-    tags = customers.tag_names(session)
+    tags = customers.tag_suggestions(session, form.get("tag", ""))
     return render(
         request,
         "customers/list.html",
@@ -89,14 +89,40 @@ def _export_query(form: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in form.items() if k in LIST_FIELDS or k in ("status", "sort")}
 
 
-@router.get("/customers/export.{fmt}")
-def customer_export(request: Request, session: DB, viewer: CurrentViewer, fmt: str) -> Response:
-    """Download the filtered list; the export service checks ``data:export`` and writes the audit entry."""
+@router.post("/customers/export.{fmt}")
+def customer_export(
+    session: DB,
+    viewer: PostingViewer,
+    fmt: str,
+    q: Annotated[str, Form()] = "",
+    tag: Annotated[str, Form()] = "",
+    prefecture: Annotated[str, Form()] = "",
+    lifecycle_stage: Annotated[str, Form()] = "",
+    email_consent: Annotated[str, Form()] = "",
+    company_id: Annotated[str, Form()] = "",
+    status: Annotated[str, Form()] = "",
+    sort: Annotated[str, Form()] = "",
+) -> Response:
+    """Download the filtered list; the export service checks ``data:export`` and writes the audit entry.
+
+    A POST with the form's CSRF token: a download of personal data must not be something another site
+    can start with a link or an image.
+    """
     from kizuna.exports import service as exports
 
     if fmt not in ("csv", "parquet"):
         raise ValidationError(f"unknown export format '{fmt}'; use csv or parquet", field="fmt")
-    form = _form(request.query_params)
+    given = {
+        "q": q,
+        "tag": tag,
+        "prefecture": prefecture,
+        "lifecycle_stage": lifecycle_stage,
+        "email_consent": email_consent,
+        "company_id": company_id,
+        "status": status,
+        "sort": sort,
+    }
+    form = {k: v.strip() for k, v in given.items() if v.strip()}
     params: dict[str, Any] = customer_params(form)
     if form.get("sort"):
         params["sort"] = form["sort"]

@@ -196,8 +196,8 @@ def test_survivor_of_a_merge_can_be_deleted_but_not_through_the_merged_id(client
     a = _create(client, email="a@example.jp").json()["id"]
     b = _create(client, email="b@example.jp").json()["id"]
     assert client.post(f"/api/v1/customers/{a}/merge", json={"merge_id": b}).status_code == 200
-    via_old = client.delete(f"/api/v1/customers/{b}")
+    via_old = client.delete(f"/api/v1/customers/{b}", headers={"If-Match": "*"})
     assert via_old.status_code == 422 and str(a) in via_old.json()["error"]["message"]
-    assert client.delete(f"/api/v1/customers/{a}").status_code == 204
+    assert client.delete(f"/api/v1/customers/{a}", headers={"If-Match": "*"}).status_code == 204
     assert client.get(f"/api/v1/customers/{a}").status_code == 404
     assert client.get(f"/api/v1/customers/{b}").status_code == 404

@@ -199,15 +199,18 @@ def test_export_downloads_the_filtered_list_and_is_audited(ui_client, db):
         factories.customer(s, email="vip@example.com", tags=["vip"])
         factories.customer(s, email="plain@example.com", family_name="佐藤")
     c = ui_client("marketer")
-    r = c.get("/customers/export.csv?tag=vip")
+    token = csrf_of(c.get("/customers?tag=vip").text)
+    r = c.post("/customers/export.csv", data={"tag": "vip", "csrf_token": token})
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/csv")
     assert "attachment" in r.headers["content-disposition"]
     body = r.content.decode("utf-8-sig")
     assert "vip@example.com" in body and "plain@example.com" not in body
-    r = c.get("/customers/export.parquet?q=plain")
+    r = c.post("/customers/export.parquet", data={"q": "plain", "csrf_token": token})
     assert r.status_code == 200 and r.content[:4] == b"PAR1"
-    assert ui_client("viewer").get("/customers/export.csv").status_code == 403
+    viewer = ui_client("viewer")
+    viewer_token = csrf_of(viewer.get("/customers").text)
+    assert viewer.post("/customers/export.csv", data={"csrf_token": viewer_token}).status_code == 403
 
 
 def test_logout_ends_the_session(ui_client):

@@ -16,6 +16,7 @@ from typing import Any
 import annotated_types
 import pydantic
 
+from kizuna.config import get_settings
 from kizuna.customers.identities import MIRRORED as IDENTITY_FIELDS
 from kizuna.customers.importer.columns import COUNTRIES, FIELDS, GENDER, IDENTITY_AT, PREFECTURES, WHOLE_NAMES
 from kizuna.customers.schemas import CustomerCreate
@@ -71,6 +72,9 @@ def parse_row(record: Record, options: ImportOptions, warn: Warn = ignore_warnin
         if long:
             warn("tags", f"tags: tag '{long[0][:20]}...' is longer than 100 characters and was left out")
             tags = [t for t in tags if len(t) <= 100]
+        if len(tags) > (most := get_settings().max_tags_per_customer):
+            warn("tags", f"tags: {len(tags)} tags; a customer has at most {most}, the first {most} were kept")
+            tags = tags[:most]
     if "email_opt_in" in raw:
         try:
             opt_in = parse_bool(raw.pop("email_opt_in"))

@@ -43,7 +43,7 @@ from kizuna.customers.importer.columns import FIELDS
 from kizuna.customers.importer.parsing import CustomerRow
 from kizuna.customers.importer.writing import CUSTOMERS, NO_ATTRIBUTES, Person, add_tags, record_consents
 from kizuna.customers.models import CustomerIdentity
-from kizuna.db import JSONType, UTCDateTime, utcnow
+from kizuna.db import JSONType, UTCDateTime, next_free_id, utcnow
 from kizuna.imports.bulk import insert_tuples, reset_scratch, scratch_table, tuple_insert
 from kizuna.imports.importer import STAGED_SCHEMA, Staged, WriteContext, chunked
 from kizuna.outbox.service import emit_rows, json_object
@@ -223,7 +223,7 @@ def _first_ids(connection: Any) -> int | None:
     """
     if connection.dialect.name == "postgresql":
         return None
-    return int(connection.scalar(select(func.coalesce(func.max(CUSTOMERS.c.id), 0))))
+    return next_free_id(connection, CUSTOMERS) - 1
 
 
 def _from_stage(now: dt.datetime) -> tuple[list[str], Any]:
