@@ -13,6 +13,7 @@ from kizuna.customers import merge
 from kizuna.customers.filters import CUSTOMER_FILTERS
 from kizuna.customers.models import Customer
 from tests import factories
+from tests.web.conftest import csrf_of
 
 # (UI list form, the same filter as API parameters); the UI's "prefecture" box is a contains filter.
 CASES = [
@@ -56,7 +57,8 @@ def test_api_list_export_and_ui_list_show_the_same_customers(client, ui_client, 
     page = ui.get("/customers", params=form)
     assert page.status_code == 200
     listed = _page_ids(page.text)
-    ui_export = _csv_ids(ui.get("/customers/export.csv", params=form).content)
+    token = csrf_of(page.text)
+    ui_export = _csv_ids(ui.post("/customers/export.csv", data={**form, "csrf_token": token}).content)
     direct = set(session.scalars(CUSTOMER_FILTERS.apply(select(Customer.id), params)))
     assert api == export == listed == ui_export == direct
     status = params.get("status", "active")
