@@ -113,6 +113,22 @@ def owner(session: Session, kind_name: str, value: str) -> int | None:
     return found[0] if found else None
 
 
+def holders(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], set[int]]:
+    """Every customer holding each of ``keys`` ((kind, value) pairs), one IN query per kind and 5,000 values."""
+    found: dict[tuple[str, str], set[int]] = {}
+    by_kind: dict[str, list[str]] = {}
+    for kind_name, value in keys:
+        by_kind.setdefault(kind_name, []).append(value)
+    for kind_name, values in by_kind.items():
+        for start in range(0, len(values), 5000):
+            query = select(CustomerIdentity.value, CustomerIdentity.customer_id).where(
+                CustomerIdentity.kind == kind_name, CustomerIdentity.value.in_(values[start : start + 5000])
+            )
+            for value, customer_id in session.execute(query):
+                found.setdefault((kind_name, value), set()).add(customer_id)
+    return found
+
+
 def list_identities(session: Session, customer_id: int) -> list[CustomerIdentity]:
     return list(
         session.scalars(

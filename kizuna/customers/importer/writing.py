@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from kizuna.auth import audit
 from kizuna.config import get_settings
-from kizuna.customers import consent, duplicates
+from kizuna.customers import consent, duplicates, identities
 from kizuna.customers.identities import MIRRORED as IDENTITY_FIELDS
 from kizuna.customers.importer.columns import WRITTEN
 from kizuna.customers.importer.parsing import CustomerRow, whole_names
@@ -46,17 +46,19 @@ def write_people(session: Session, rows: list[CustomerRow], ctx: WriteContext) -
     report = ctx.report
     origin = ctx.actor.origin
     keys = {key for row in rows for key in row.identities()}
-    owners = _identity_owners(session, {k for k in keys if k[0] not in HINT_KINDS})
-    hints = _hint_holders(session, {k for k in keys if k[0] in HINT_KINDS})
+    held = identities.holders(session, keys)
+    # A unique identity has one holder; a hint (a phone) any number.
+    owners = {k: min(ids) for k, ids in held.items() if k[0] not in HINT_KINDS}
+    hints = {k: ids for k, ids in held.items() if k[0] in HINT_KINDS}
     people = _group(rows, owners)
     report.duplicates += len(rows) - len(people)
 
     pairs: set[tuple[int, int, str]] = set()
-    held = _unique_kinds(session, {c for p in people if len(p.owners) > 1 for c in p.owners})
+    kinds = _unique_kinds(session, {c for p in people if len(p.owners) > 1 for c in p.owners})
     for person in people:
         if len(person.owners) > 1:
             survivor, *others = person.owners
-            if any(held.get(survivor, set()) & held.get(other, set()) for other in others):
+            if any(kinds.get(survivor, set()) & kinds.get(other, set()) for other in others):
                 # Both records already hold their own e-mail (or LINE id, or id in one system): the row cannot
                 # tell which is right, so a person decides. The row updates the first and claims nothing of
                 # the others'.
@@ -99,38 +101,6 @@ def write_people(session: Session, rows: list[CustomerRow], ctx: WriteContext) -
 
 def _keys(person: Person) -> list[tuple[str, str]]:
     return list(dict.fromkeys(key for row in person.rows for key in row.identities()))
-
-
-def _identity_owners(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """Stored identity -> customer id, one IN query per kind."""
-    owners: dict[tuple[str, str], int] = {}
-    by_kind: dict[str, list[str]] = {}
-    for kind, value in keys:
-        by_kind.setdefault(kind, []).append(value)
-    for kind, values in by_kind.items():
-        for chunk in chunked(values, 5000):
-            query = select(CustomerIdentity.value, CustomerIdentity.customer_id).where(
-                CustomerIdentity.kind == kind, CustomerIdentity.value.in_(chunk)
-            )
-            for value, customer_id in session.execute(query):
-                owners[(kind, value)] = customer_id
-    return owners
-
-
-def _hint_holders(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], set[int]]:
-    """Stored hint identity (a phone) -> every customer holding it."""
-    holders: dict[tuple[str, str], set[int]] = {}
-    by_kind: dict[str, list[str]] = {}
-    for kind, value in keys:
-        by_kind.setdefault(kind, []).append(value)
-    for kind, values in by_kind.items():
-        for chunk in chunked(values, 5000):
-            query = select(CustomerIdentity.value, CustomerIdentity.customer_id).where(
-                CustomerIdentity.kind == kind, CustomerIdentity.value.in_(chunk)
-            )
-            for value, customer_id in session.execute(query):
-                holders.setdefault((kind, value), set()).add(customer_id)
-    return holders
 
 
 def _unique_kinds(session: Session, customer_ids: set[int]) -> dict[int, set[str]]:
@@ -382,8 +352,8 @@ def _insert_new(session: Session, people: list[Person], now: dt.datetime) -> Non
     query = select(CUSTOMERS.c.id, *(CUSTOMERS.c[kind] for kind in IDENTITY_FIELDS)).where(
         CUSTOMERS.c.id > highest, CUSTOMERS.c.created_at == now
     )
-    for customer_id, *identities in session.execute(query):
-        kind, value = next((k, v) for k, v in zip(IDENTITY_FIELDS, identities, strict=True) if v)
+    for customer_id, *primaries in session.execute(query):
+        kind, value = next((k, v) for k, v in zip(IDENTITY_FIELDS, primaries, strict=True) if v)
         by_identity[(kind, value)].customer_id = customer_id
     missing = [p for p in people if p.customer_id is None]
     if missing:
