@@ -53,12 +53,17 @@ def status_command(
 def dead_command(
     subscriber: Annotated[str | None, typer.Option(help="Only this subscriber's.")] = None,
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List dead deliveries with their last error."""
     from kizuna.outbox import service
 
     with transaction(_engine()) as session:
         rows = service.list_deliveries(session, actor=CLI, status="dead", subscriber=subscriber, limit=limit)
+        if as_json:
+            fields = ("id", "subscriber", "target", "message_id", "attempts", "last_error")
+            print(json.dumps([{**{f: getattr(d, f) for f in fields}, "topic": m.topic} for d, m in rows]))
+            return
         table = Table("delivery", "subscriber", "target", "topic", "message", "attempts", "last error")
         for d, m in rows:
             table.add_row(str(d.id), d.subscriber, d.target, m.topic, str(m.id), str(d.attempts), d.last_error or "")

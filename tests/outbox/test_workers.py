@@ -137,3 +137,42 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_no_database_effect(
         retaken = s.scalar(select(func.count()).select_from(OutboxDelivery).where(OutboxDelivery.attempts > 1))
     assert retaken >= 1  # the deliveries the victim held were taken over after its lease
     print(f"\nkilled after {killed_after}; raw repeats of outside calls {receiver.repeats}, retaken {retaken}")
+
+
+def test_outbox_cli_shows_status_lists_dead_and_retries(db, tmp_path, probe):
+    from sqlalchemy import update
+
+    with transaction(db) as s:
+        outbox.emit(s, "probe.slow", {"n": 1}, origin="cli")
+    with transaction(db) as s:
+        s.execute(update(OutboxDelivery).values(status="dead", attempts=10, last_error="RuntimeError: gone"))
+    env = {
+        **os.environ,
+        "KIZUNA_DATABASE_URL": db.url.render_as_string(hide_password=False),
+        "KIZUNA_HOME": str(tmp_path),
+        "KIZUNA_EXTRA_SUBSCRIBERS": "tests.outbox.probe",
+        "PYTHONPATH": str(ROOT),
+    }
+
+    def kizuna(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "kizuna", "outbox", *args], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+
+    status = kizuna("status", "--json")
+    assert status.returncode == 0, status.stderr
+    import json
+
+    rows = {r["subscriber"]: r for r in json.loads(status.stdout)}
+    assert rows["probe-a"]["dead"] == 1 and rows["probe-b"]["dead"] == 0
+    dead = json.loads(kizuna("dead", "--json").stdout)
+    assert [(d["subscriber"], d["topic"], d["last_error"]) for d in dead] == [
+        ("probe-a", "probe.slow", "RuntimeError: gone")
+    ]
+    assert kizuna("retry").returncode == 2  # names nothing to retry
+    retried = kizuna("retry", "--subscriber", "probe-a")
+    assert retried.returncode == 0 and "1 dead deliveries will be retried" in retried.stdout
+    once = subprocess.run(
+        [sys.executable, "-m", "kizuna", "worker", "--once"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert once.returncode == 0 and '"done": 1' in once.stdout
