@@ -79,6 +79,29 @@ _SOURCE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")
 MIRRORED = tuple(k.name for k in KINDS.values() if k.column)
 
 
+# Column names an import reads as identities of kinds that have no customer column (besides the kind names
+# themselves and ``external_id:<source>``). Mirrored kinds come through the importer's own aliases.
+HEADERS = {
+    "line user id": "line_user_id",
+    "lineユーザーid": "line_user_id",
+    "line id": "line_user_id",
+    "anonymous id": "anonymous_id",
+}
+
+
+def kind_for_header(header: str) -> str | None:
+    """The identity kind an import column holds (``line_user_id``, ``external_id:shopify`` ...), if it is one."""
+    name = " ".join(header.strip().casefold().split())
+    if name in HEADERS:
+        return HEADERS[name]
+    name = name.replace(" ", "_")
+    if name in KINDS and KINDS[name].column is None:
+        return name
+    if name.startswith(SOURCE_PREFIX) and _SOURCE.fullmatch(name[len(SOURCE_PREFIX) :]):
+        return name
+    return None
+
+
 def kind(name: str) -> IdentityKind:
     """The kind named ``name``; ``external_id:<source>`` is a unique kind per source system."""
     if name in KINDS:

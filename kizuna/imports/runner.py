@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
@@ -313,7 +314,7 @@ def _parse(
             yield from _collect(parse_chunk(importer.kind, options, chunk), report)
         return
     # The writer (this process) is the critical path; parsers lower their priority so it never waits for a core.
-    with ProcessPoolExecutor(max_workers=workers, initializer=os.nice, initargs=(PARSER_NICENESS,)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_start_parser, initargs=(os.getpid(),)) as pool:
         if isinstance(rows, RecordStream) and rows.splittable:
             # Reading and pickling Records would make this process (which also writes) the bottleneck: workers
             # read their own byte ranges, and this process only finds where to cut.
@@ -332,6 +333,22 @@ def _parse(
                 yield from _collect(pending.popleft().result(), report)
         while pending:
             yield from _collect(pending.popleft().result(), report)
+
+
+def _start_parser(parent: int) -> None:
+    """In each parser process: lower its priority, and end it when the import that started it is gone.
+
+    A parser waits on a queue whose pipe it shares with its siblings, so an import killed with SIGKILL would
+    otherwise leave its parsers waiting forever.
+    """
+    os.nice(PARSER_NICENESS)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="kizuna-parent-watch", daemon=True).start()
 
 
 def _ahead(workers: int, batch_rows: int, rows_per_task: int) -> int:

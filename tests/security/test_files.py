@@ -95,12 +95,39 @@ def test_an_import_killed_with_sigkill_leaves_scratch_that_the_next_import_remov
         victim.kill()
         victim.wait()
         pytest.fail("the import never staged a batch in its scratch folder (machine too slow or file too small?)")
+    parsers = _children(victim.pid)
+    assert parsers, "the import runs parser processes for a file this size"
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert folders[0].exists()  # nothing could clean up
+    # Its parser processes notice that the import is gone and end, rather than wait on their queue forever.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(pid) for pid in parsers):
+        time.sleep(0.1)
+    assert not [pid for pid in parsers if _alive(pid)]
 
     small = tmp_path / "small.csv"
     small.write_text("email,family_name\nsmall@example.jp,小林\n", encoding="utf-8")
     r = _run(home, scratch, "import", "customers", str(small))
     assert r.returncode == 0, r.stderr
     assert list(scratch.glob("kizuna-import-*")) == []
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

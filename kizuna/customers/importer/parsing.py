@@ -17,9 +17,11 @@ import annotated_types
 import pydantic
 
 from kizuna.config import get_settings
+from kizuna.customers import identities
 from kizuna.customers.identities import MIRRORED as IDENTITY_FIELDS
 from kizuna.customers.importer.columns import COUNTRIES, FIELDS, GENDER, IDENTITY_AT, PREFECTURES, WHOLE_NAMES
 from kizuna.customers.schemas import CustomerCreate
+from kizuna.errors import KizunaError
 from kizuna.imports.importer import ImportOptions, RowRejected, Warn, errors_from, ignore_warning
 from kizuna.imports.reader import Record
 from kizuna.imports.values import nfkc, parse_bool, parse_date, split_tags
@@ -34,11 +36,13 @@ class CustomerRow:
     email_opt_in: bool | None = None
     # (full_name, full_name_kana) of this row alone, computed by the parser (in a worker process).
     names: tuple[str, str | None] = ("", None)
+    # Identities of kinds without a customer column (LINE user id, external_id:<source> ...).
+    more_ids: tuple[tuple[str, str], ...] = ()
     _values: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Positional arguments pickle smaller and faster than the slots' state.
-        return CustomerRow, (self.line, self.fields, self.tags, self.email_opt_in, self.names)
+        return CustomerRow, (self.line, self.fields, self.tags, self.email_opt_in, self.names, self.more_ids)
 
     @property
     def values(self) -> dict[str, Any]:
@@ -49,7 +53,10 @@ class CustomerRow:
 
     def identities(self) -> list[tuple[str, str]]:
         fields = self.fields
-        return [(kind, fields[i]) for kind, i in IDENTITY_AT if fields[i] is not None]
+        found = [(kind, fields[i]) for kind, i in IDENTITY_AT if fields[i] is not None]
+        if self.more_ids:
+            found.extend(self.more_ids)
+        return found
 
 
 def parse_row(record: Record, options: ImportOptions, warn: Warn = ignore_warning) -> CustomerRow:
@@ -100,8 +107,9 @@ def parse_row(record: Record, options: ImportOptions, warn: Warn = ignore_warnin
         raw["prefecture"] = PREFECTURES.get(raw["prefecture"].casefold(), raw["prefecture"])
     if type(raw.get("country")) is str:
         raw["country"] = COUNTRIES.get(raw["country"].casefold(), raw["country"])
+    more_ids = _more_identities(record) if record.extras else ()
     if options.extra_to_attributes and record.extras:
-        raw["attributes"] = {k.strip(): v for k, v in record.extras.items()}
+        raw["attributes"] = {k.strip(): v for k, v in record.extras.items() if not identities.kind_for_header(k)}
     values = _fast_values(raw)
     while values is None:
         # Something the fast path does not judge (an error, a field without a plain check): Pydantic decides,
@@ -121,7 +129,7 @@ def parse_row(record: Record, options: ImportOptions, warn: Warn = ignore_warnin
                 raw.pop(name.split(".")[0], None)
         else:
             values = data.model_dump(exclude_none=True, exclude={"tags"})
-    if not any(kind in values for kind in IDENTITY_FIELDS):
+    if not more_ids and not any(kind in values for kind in IDENTITY_FIELDS):
         raise RowRejected([("email", "a row needs an email, phone or external_id to recognise the customer")])
     whole = whole_names(values)
     return CustomerRow(
@@ -130,7 +138,22 @@ def parse_row(record: Record, options: ImportOptions, warn: Warn = ignore_warnin
         tags,
         opt_in,
         (whole["full_name"], whole["full_name_kana"]),
+        more_ids,
     )
+
+
+def _more_identities(record: Record) -> tuple[tuple[str, str], ...]:
+    """Identities from columns named after a kind without a customer column; a bad one rejects the row."""
+    found = []
+    for header, value in record.extras.items():
+        kind = identities.kind_for_header(header)
+        if kind is None or value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        try:
+            found.append((kind, identities.normalise(kind, value)))
+        except KizunaError as exc:
+            raise RowRejected([(kind, exc.message)]) from None
+    return tuple(dict.fromkeys(found))
 
 
 # The per-field checks of CustomerCreate, read from the model itself so its validators (the normalisers) and

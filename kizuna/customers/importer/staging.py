@@ -58,6 +58,7 @@ def _stage_columns() -> list[Column[Any]]:
         Column("full_name_kana", CUSTOMERS.c.full_name_kana.type),
         Column("tags", JSONType),
         Column("opt_in", Boolean),
+        Column("more_ids", JSONType),
     ]
 
 
@@ -87,7 +88,7 @@ _IN_CHUNK = 5000
 
 
 def _stage_tuple(i: int, row: CustomerRow) -> tuple[Any, ...]:
-    return (i, row.line, *row.fields, *row.names, row.tags or None, row.email_opt_in)
+    return (i, row.line, *row.fields, *row.names, row.tags or None, row.email_opt_in, list(row.more_ids) or None)
 
 
 _SQLITE = sqlite_dialect()
@@ -151,6 +152,8 @@ def insert_strangers(session: Session, batch: list[CustomerRow] | Staged, ctx: W
     known_query = union(
         select(k.idx).join(CustomerIdentity.__table__, and_(stored.kind == k.kind, stored.value == k.value)),
         select(k.idx).join(shared, and_(shared.c.kind == k.kind, shared.c.value == k.value)),
+        # Identities without a customer column are written by the full path.
+        select(s.idx).where(s.more_ids.is_not(None)),
     )
     known = sorted(connection.scalars(known_query))
     rest = [batch[i] for i in known] if isinstance(batch, list) else _staged_rows(connection, known)
@@ -208,8 +211,9 @@ def _staged_rows(connection: Any, indexes: list[int]) -> list[CustomerRow]:
     for chunk in chunked(indexes, _IN_CHUNK):
         query = select(*(s[n] for n in _STAGE_NAMES[1:])).where(s.idx.in_(chunk)).order_by(s.idx)
         for _idx, line, *values in connection.execute(query):
-            *fields, full, kana, tags, opt_in = values
-            out.append(CustomerRow(line, tuple(fields), tags or None, opt_in, (full, kana)))
+            *fields, full, kana, tags, opt_in, more = values
+            more_ids = tuple(tuple(key) for key in more) if more else ()
+            out.append(CustomerRow(line, tuple(fields), tags or None, opt_in, (full, kana), more_ids))
     return out
 
 

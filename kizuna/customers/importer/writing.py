@@ -326,11 +326,11 @@ def _insert_new(session: Session, people: list[Person], now: dt.datetime) -> Non
     # each matched to its person by a primary identity no other person in the batch shares.
     # Each person is read back by its first primary identity; people who share theirs (two new customers with
     # only the same phone) are inserted one by one instead.
-    first_key = [next((k, row[k]) for k in IDENTITY_FIELDS if row[k]) for row in rows]
-    seen: dict[tuple[str, str], int] = {}
+    first_key = [next(((k, row[k]) for k in IDENTITY_FIELDS if row[k]), None) for row in rows]
+    seen: dict[tuple[str, str] | None, int] = {}
     for key in first_key:
         seen[key] = seen.get(key, 0) + 1
-    alone = [i for i, key in enumerate(first_key) if seen[key] > 1]
+    alone = [i for i, key in enumerate(first_key) if key is None or seen[key] > 1]
     for i in alone:
         people[i].customer_id = session.execute(
             insert(CUSTOMERS).values(rows[i]).returning(CUSTOMERS.c.id)
