@@ -44,8 +44,9 @@ PAGE = 50  # the timeline endpoint's default limit (the wrk script sends none)
 MERGED_INTO = [c.name for c in service._READ_QUERY.selected_columns].index("merged_into_id")
 
 
-def _by_ids(table: Any) -> Any:
-    return select(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
+def _by_ids(table: Any, columns: tuple[str, ...]) -> Any:
+    chosen = [table.c[name] for name in ("id", *columns)]
+    return select(*chosen).where(table.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def statements() -> dict[str, Any]:
@@ -57,7 +58,7 @@ def statements() -> dict[str, Any]:
         "order_lines": tl._ORDER_LINES,
     }
     for source in tl.SOURCES:
-        found[source.kind] = _by_ids(source.model.__table__)
+        found[source.kind] = _by_ids(source.model.__table__, source.columns)
     return found
 
 
@@ -142,7 +143,7 @@ class Floor:
         if resolved is not None:
             rows = self._run("page", customer_id=resolved, rows=PAGE + 1)
             by_kind: dict[str, list[int]] = {}
-            for kind, row_id, _ in rows[:PAGE]:
+            for kind, row_id, *_ in rows[:PAGE]:
                 by_kind.setdefault(kind, []).append(row_id)
             for source in tl.SOURCES:
                 ids = by_kind.get(source.kind)
