@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     )
     import_batch_size: int = Field(default=20000, description="Rows committed together by an import.")
     page_size_max: int = Field(default=500, description="Largest page a list endpoint returns.")
+    hot_reads_per_process: int = Field(
+        default=2, ge=1, description="Customer and timeline API reads run at once per server process (PostgreSQL)."
+    )
     outbox_lease_seconds: int = Field(default=60, description="How long a worker holds a delivery it claimed.")
     outbox_max_attempts: int = Field(default=10, description="Failed attempts after which a delivery is dead.")
     extra_subscribers: str = Field(
