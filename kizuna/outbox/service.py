@@ -230,7 +230,6 @@ def claim(session: Session, *, worker: str, limit: int = 100, lease_seconds: int
     """
     lease = lease_seconds if lease_seconds is not None else get_settings().outbox_lease_seconds
     now = utcnow()
-    _begin(session)
     due = (
         select(OutboxDelivery.id)
         .where(
@@ -241,6 +240,12 @@ def claim(session: Session, *, worker: str, limit: int = 100, lease_seconds: int
         .order_by(OutboxDelivery.available_at, OutboxDelivery.id)
         .limit(limit)
     )
+    # Look before taking the write lock: an idle worker polling every second must not compete with the web
+    # process for SQLite's single writer (a reader never blocks one).
+    if session.scalar(due.limit(1)) is None:
+        session.rollback()
+        return []
+    _begin(session)
     if not _is_sqlite(session):
         due = due.with_for_update(skip_locked=True)
     claimed = session.scalars(
