@@ -89,7 +89,7 @@ def test_three_workers_racing_deliver_every_message_once_per_subscriber(db, tmp_
         wait_ready(workers)  # all three are polling before the first message commits: a real race
         with transaction(db) as s:
             for n in range(messages):
-                payload = {"n": n, "url": receiver.url, "sleep": 0.005, "targets": ["t1", "t2"]}
+                payload = {"n": n, "url": receiver.url, "sleep": 0.01, "targets": ["t1", "t2"]}
                 outbox.emit(s, "probe.ping", payload, origin="api")
         wait_until(lambda: unfinished(db) == 0, 120, workers)
     finally:
