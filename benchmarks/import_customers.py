@@ -37,7 +37,7 @@ from faker import Faker
 from sqlalchemy.engine import Engine
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 from import_floor import Recorder, backend_cpu, replay_postgresql, replay_sqlite, sqlite_pragmas  # noqa: E402
 
@@ -125,6 +125,11 @@ def pandas_baseline(path: Path) -> float:
     return time.perf_counter() - started
 
 
+def _own_cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
 def _cpu_seconds() -> float:
     """User + system CPU of this process and its finished children (the parser pool)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -173,7 +178,7 @@ def _server_pids(engine: Engine) -> list[int]:
         ) + [connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()]
 
 
-def measure(backend: str, url: str, path: Path, workers: int | None) -> Measured:
+def measure(backend: str, url: str, path: Path, workers: int | None, top: int = 0) -> Measured:
     """Import ``path`` into a fresh database at ``url``, then replay its statements there as the floor."""
     engine = _fresh(url)
     pragmas = sqlite_pragmas(engine) if backend == "sqlite" else {}
@@ -181,7 +186,7 @@ def measure(backend: str, url: str, path: Path, workers: int | None) -> Measured
     recorder.attach(engine)
     try:
         pids = _server_pids(engine) if backend == "postgresql" else []
-        cpu_before, server_before = _cpu_seconds(), backend_cpu(pids)
+        cpu_before, server_before, writer_before = _cpu_seconds(), backend_cpu(pids), _own_cpu()
         report = run_import(
             engine,
             "customers",
@@ -191,7 +196,7 @@ def measure(backend: str, url: str, path: Path, workers: int | None) -> Measured
             workers=workers,
             batch_size=get_settings().import_batch_size,
         )
-        cpu = _cpu_seconds() - cpu_before
+        cpu, writer = _cpu_seconds() - cpu_before, _own_cpu() - writer_before
         if backend == "postgresql":
             # Connections the pool opened during the import, too.
             pids = sorted(set(pids) | set(_server_pids(engine)))
@@ -200,6 +205,8 @@ def measure(backend: str, url: str, path: Path, workers: int | None) -> Measured
         rate, per_row = report.read / report.seconds, cpu / report.read * 1e6
         print(f"{backend + ':':<12}{report.read:,} rows in {report.seconds:.1f} s = {rate:,.0f} rows/s, "
               f"{per_row:.0f} us CPU per row (load average {os.getloadavg()[0]:.1f})")  # fmt: skip
+        print(f"{'':<12}CPU per row: {writer / report.read * 1e6:.0f} us in the writer (this process), "
+              f"{(cpu - writer) / report.read * 1e6:.0f} us in parsers and server processes")  # fmt: skip
         print(f"{'':<12}inserted {report.inserted:,}, updated {report.updated:,}, duplicates {report.duplicates:,}, "
               f"rejected {report.rejected:,}")  # fmt: skip
         engine = _fresh(url)
@@ -213,6 +220,8 @@ def measure(backend: str, url: str, path: Path, workers: int | None) -> Measured
     rate, per_row = report.read / floor.seconds, floor.cpu_seconds / report.read * 1e6
     print(f"{'  floor:':<12}{floor.statements:,} recorded steps in {floor.seconds:.1f} s = {rate:,.0f} rows/s, "
           f"{per_row:.0f} us CPU per row")  # fmt: skip
+    for seconds, times, name in floor.costliest[:top]:
+        print(f"{'':<12}{seconds:6.2f} s  {times:4}x  {name}")
     return Measured(backend, report.read, report.seconds, cpu, floor.seconds, floor.cpu_seconds, floor.statements)
 
 
@@ -227,6 +236,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="parser processes (default: one per core)")
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="sqlite")
     parser.add_argument("--pg-url", help="PostgreSQL database to EMPTY and import into (its name contains 'bench')")
+    parser.add_argument("--floor-top", type=int, default=0, help="list the floor's N costliest statements")
     parser.add_argument("--no-pandas", action="store_true", help="skip the pandas read_csv reference")
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
@@ -247,7 +257,7 @@ def main() -> None:
         print(f"pandas:     read_csv + drop_duplicates {baseline:.1f} s = {rate:,.0f} rows/s (reference)")
 
     urls = {"sqlite": f"sqlite:///{data / 'import-bench.db'}", "postgresql": args.pg_url}
-    results = {backend: measure(backend, urls[backend], path, args.workers) for backend in backends}
+    results = {backend: measure(backend, urls[backend], path, args.workers, args.floor_top) for backend in backends}
     print()
     for m in results.values():
         ok = verdict(m.ratio <= FLOOR_GOAL)

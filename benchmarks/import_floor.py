@@ -44,6 +44,8 @@ class Floor:
     statements: int
     seconds: float
     cpu_seconds: float  # this process, plus the PostgreSQL server process on PostgreSQL
+    # Seconds per statement text (its first line), the costliest first: where the floor's time goes.
+    costliest: list[tuple[float, int, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -93,22 +95,32 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _run(cursor: Any, connection: Any, steps: list[Any]) -> None:
+def _run(cursor: Any, connection: Any, steps: list[Any]) -> list[tuple[float, int, str]]:
+    spent: dict[str, list[float]] = {}
+    clock = time.perf_counter
     for step in steps:
-        if step == "commit":
-            connection.commit()
-        elif step == "rollback":
-            connection.rollback()
-        elif step[0] == "executemany":
-            cursor.executemany(step[1], step[2])
-        elif step[0] == "copy":
-            with cursor.copy(step[1]) as copy:
-                for row in step[2]:
-                    copy.write_row(row)
-        else:
-            cursor.execute(step[1], step[2])
-            if cursor.description is not None:
-                cursor.fetchall()
+        started = clock()
+        _step(cursor, connection, step)
+        name = step if isinstance(step, str) else f"{step[0]} {' '.join(step[1].split())[:150]}"
+        spent.setdefault(name, []).append(clock() - started)
+    return sorted(((sum(t), len(t), name) for name, t in spent.items()), reverse=True)
+
+
+def _step(cursor: Any, connection: Any, step: Any) -> None:
+    if step == "commit":
+        connection.commit()
+    elif step == "rollback":
+        connection.rollback()
+    elif step[0] == "executemany":
+        cursor.executemany(step[1], step[2])
+    elif step[0] == "copy":
+        with cursor.copy(step[1]) as copy:
+            for row in step[2]:
+                copy.write_row(row)
+    else:
+        cursor.execute(step[1], step[2])
+        if cursor.description is not None:
+            cursor.fetchall()
 
 
 def replay_sqlite(path: Path, recorder: Recorder, engine_pragmas: dict[str, Any]) -> Floor:
@@ -122,8 +134,8 @@ def replay_sqlite(path: Path, recorder: Recorder, engine_pragmas: dict[str, Any]
         if mine != engine_pragmas:
             raise RuntimeError(f"the floor's connection differs from Kizuna's: {mine} != {engine_pragmas}")
         cpu, started = _own_cpu(), time.perf_counter()
-        _run(cursor, connection, recorder.steps)
-        return Floor(len(recorder.steps), time.perf_counter() - started, _own_cpu() - cpu)
+        costliest = _run(cursor, connection, recorder.steps)
+        return Floor(len(recorder.steps), time.perf_counter() - started, _own_cpu() - cpu, costliest)
     finally:
         connection.close()
 
@@ -154,6 +166,6 @@ def replay_postgresql(url: str, recorder: Recorder) -> Floor:
         backend = connection.info.backend_pid
         cursor = connection.cursor()
         cpu, server, started = _own_cpu(), backend_cpu([backend]), time.perf_counter()
-        _run(cursor, connection, recorder.steps)
+        costliest = _run(cursor, connection, recorder.steps)
         seconds = time.perf_counter() - started
-        return Floor(len(recorder.steps), seconds, _own_cpu() - cpu + backend_cpu([backend]) - server)
+        return Floor(len(recorder.steps), seconds, _own_cpu() - cpu + backend_cpu([backend]) - server, costliest)
