@@ -21,7 +21,16 @@ from kizuna.customers.identities import MIRRORED as IDENTITY_FIELDS
 from kizuna.customers.importer.columns import WRITTEN
 from kizuna.customers.importer.parsing import CustomerRow, whole_names
 from kizuna.customers.merge import merge_customers
-from kizuna.customers.models import HINT_KINDS, Consent, Customer, CustomerIdentity, CustomerImportMark, customer_tags
+from kizuna.customers.models import (
+    HINT_KINDS,
+    Consent,
+    Customer,
+    CustomerIdentity,
+    CustomerImportMark,
+    customer_tags,
+    in_hint_index,
+    in_unique_index,
+)
 from kizuna.customers.service import tags_by_name
 from kizuna.db import utcnow
 from kizuna.imports.bulk import insert_rows
@@ -110,7 +119,7 @@ def _identity_owners(session: Session, keys: set[tuple[str, str]]) -> dict[tuple
     for kind, values in by_kind.items():
         for chunk in chunked(values, 5000):
             query = select(CustomerIdentity.value, CustomerIdentity.customer_id).where(
-                CustomerIdentity.kind == kind, CustomerIdentity.value.in_(chunk)
+                CustomerIdentity.kind == kind, CustomerIdentity.value.in_(chunk), in_unique_index(CustomerIdentity.kind)
             )
             for value, customer_id in session.execute(query):
                 owners[(kind, value)] = customer_id
@@ -126,7 +135,7 @@ def _hint_holders(session: Session, keys: set[tuple[str, str]]) -> dict[tuple[st
     for kind, values in by_kind.items():
         for chunk in chunked(values, 5000):
             query = select(CustomerIdentity.value, CustomerIdentity.customer_id).where(
-                CustomerIdentity.kind == kind, CustomerIdentity.value.in_(chunk)
+                CustomerIdentity.kind == kind, CustomerIdentity.value.in_(chunk), in_hint_index(CustomerIdentity.kind)
             )
             for value, customer_id in session.execute(query):
                 holders.setdefault((kind, value), set()).add(customer_id)
