@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from kizuna.auth import audit
 from kizuna.auth.permissions import Actor, require
 from kizuna.config import get_settings
-from kizuna.customers.models import HINT_KINDS, Customer, CustomerIdentity
+from kizuna.customers.models import HINT_KINDS, Customer, CustomerIdentity, in_index_of
 from kizuna.errors import Conflict, NotFound, ValidationError
 from kizuna.normalize import normalize_email, normalize_phone, normalize_text
 from kizuna.outbox.service import emit
@@ -125,7 +125,9 @@ def normalise(kind_name: str, value: object) -> str:
 def owners(session: Session, kind_name: str, value: str) -> list[int]:
     """Customers holding this identity: at most one for a unique kind, any number for a hint."""
     query = select(CustomerIdentity.customer_id).where(
-        CustomerIdentity.kind == kind_name, CustomerIdentity.value == value
+        CustomerIdentity.kind == kind_name,
+        CustomerIdentity.value == value,
+        in_index_of(kind_name, CustomerIdentity.kind),
     )
     return sorted(set(session.scalars(query)))
 
@@ -145,7 +147,9 @@ def holders(session: Session, keys: Iterable[tuple[str, str]]) -> dict[tuple[str
     for kind_name, values in by_kind.items():
         for start in range(0, len(values), 5000):
             query = select(CustomerIdentity.value, CustomerIdentity.customer_id).where(
-                CustomerIdentity.kind == kind_name, CustomerIdentity.value.in_(values[start : start + 5000])
+                CustomerIdentity.kind == kind_name,
+                CustomerIdentity.value.in_(values[start : start + 5000]),
+                in_index_of(kind_name, CustomerIdentity.kind),
             )
             for value, customer_id in session.execute(query):
                 found.setdefault((kind_name, value), set()).add(customer_id)

@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import (
     CheckConstraint,
     Column,
+    ColumnElement,
     Date,
     ForeignKey,
     Index,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -98,6 +100,27 @@ class Customer(Timestamped, Versioned, Base):
 HINT_KINDS = ("phone",)
 _IS_HINT = text("kind IN (" + ", ".join(f"'{k}'" for k in HINT_KINDS) + ")")
 _IS_UNIQUE = text("kind NOT IN (" + ", ".join(f"'{k}'" for k in HINT_KINDS) + ")")
+
+
+def in_unique_index(kind: ColumnElement[str]) -> ColumnElement[bool]:
+    """``kind`` is a unique kind, stated as the unique identity index's own condition (``_IS_UNIQUE``).
+
+    Both identity indexes are partial, and SQLite uses a partial index only for a query that states its
+    condition: it cannot infer ``kind NOT IN ('phone')`` from ``kind = 'email'`` (nor PostgreSQL from a bound
+    parameter). A look-up by (kind, value) without this or ``in_hint_index`` scans every identity: measured
+    on a 1M-customer import, 0.85 s per batch for the stranger check alone, growing with the table.
+    """
+    return kind.not_in([literal_column(f"'{k}'") for k in HINT_KINDS])
+
+
+def in_hint_index(kind: ColumnElement[str]) -> ColumnElement[bool]:
+    """``kind`` is a hint kind, stated as the hint index's own condition (see ``in_unique_index``)."""
+    return kind.in_([literal_column(f"'{k}'") for k in HINT_KINDS])
+
+
+def in_index_of(name: str, kind: ColumnElement[str]) -> ColumnElement[bool]:
+    """The condition of the index that holds identities of kind ``name`` (add it to a look-up by kind and value)."""
+    return in_hint_index(kind) if name in HINT_KINDS else in_unique_index(kind)
 
 
 class CustomerIdentity(Base):

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kizuna.customers.models import Customer, CustomerIdentity
+from kizuna.customers.models import Customer, CustomerIdentity, in_index_of
 from kizuna.customers.service import resolve_id
 from kizuna.errors import KizunaError
 from kizuna.imports.importer import RowRejected, chunked, field_error
@@ -67,7 +67,9 @@ def resolve_customers(session: Session, refs: set[tuple[str, Any]]) -> dict[tupl
         values = [v for k, v in refs if k == ref_kind]
         for chunk in chunked(values, 5000):
             query = select(CustomerIdentity.value, CustomerIdentity.customer_id).where(
-                CustomerIdentity.kind == identity_kind, CustomerIdentity.value.in_(chunk)
+                CustomerIdentity.kind == identity_kind,
+                CustomerIdentity.value.in_(chunk),
+                in_index_of(identity_kind, CustomerIdentity.kind),
             )
             found.update(((ref_kind, value), cid) for value, cid in session.execute(query))
     ids = [v for k, v in refs if k == "kizuna_customer_id"]

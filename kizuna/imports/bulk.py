@@ -56,40 +56,73 @@ def tuple_insert(
 ) -> tuple[str, list[Any]]:
     """The driver-level INSERT statement and executemany parameters for ``rows`` in ``dialect``.
 
-    Values go through their column type's bind processor as SQLAlchemy would, so what is stored is the same;
-    the same object in consecutive rows (a shared timestamp or empty dict) is processed once.
+    Values go through their column type's bind processor as SQLAlchemy would, so what is stored is the same.
     """
     statement = insert(table).values({name: bindparam(name) for name in names})
     compiled = statement.compile(dialect=dialect, for_executemany=True)
     order = list(compiled.positiontup or []) if compiled.positional else list(compiled.bind_names.values())
     position = {name: i for i, name in enumerate(names)}
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order]
-    typed = [(position[name], process) for name, process in zip(order, processors, strict=True) if process]
+    reorder = [position[name] for name in order]
+    bound = _bound(dialect, table, names, rows)
+    if compiled.positional:
+        in_order = reorder == list(range(len(names)))
+        params: list[Any] = bound if in_order else [tuple(row[i] for i in reorder) for row in bound]
+    else:
+        params = [{name: row[i] for name, i in zip(order, reorder, strict=True)} for row in bound]
+    return compiled.string, params
+
+
+def copy_tuples(session: Session, table: Table, names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """PostgreSQL: ``rows`` into ``table`` with COPY (psycopg's copy protocol), in the session's transaction.
+
+    For the rows an import stages: one stream instead of a statement per row (executemany, even pipelined,
+    has the server parse, plan and acknowledge every row). Values are bound as ``insert_tuples`` binds them.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    quote = dialect.identifier_preparer.quote
+    statement = f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) FROM STDIN"
+    with connection.connection.dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+        copy_rows(cursor, statement, _bound(dialect, table, names, rows))
+
+
+def copy_rows(cursor: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Stream bound ``rows`` through a psycopg cursor's COPY ``statement``."""
+    with cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _bound(dialect: Dialect, table: Table, names: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[Any]:
+    """``rows`` with each value through its column type's bind processor (in ``names`` order).
+
+    The same object in consecutive rows (a shared timestamp or empty dict) is processed once; rows with
+    nothing to process are returned as they are.
+    """
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+    typed = [(i, process) for i, process in enumerate(processors) if process]
     # A column without a value in any row needs no processing (often most typed ones: dates, JSON, flags).
     typed = [(i, process) for i, process in typed if any(row[i] is not None for row in rows)]
-    reorder = [position[name] for name in order]
-    in_order = reorder == list(range(len(names)))
-    params: list[Any] = []
+    if not typed:
+        return [row if isinstance(row, tuple) else tuple(row) for row in rows]
+    out: list[Any] = []
     last: dict[int, tuple[Any, Any]] = {}
     for row in rows:
-        if typed:
-            values = list(row)
-            for i, process in typed:
-                value = values[i]
-                if value is None:
-                    continue
-                seen = last.get(i)
-                if seen is not None and seen[0] is value:
-                    values[i] = seen[1]
-                else:
-                    values[i] = process(value)
-                    last[i] = (value, values[i])
-            row = values
-        if compiled.positional:
-            params.append(tuple(row) if in_order else tuple(row[i] for i in reorder))
-        else:
-            params.append({name: row[i] for name, i in zip(order, reorder, strict=True)})
-    return compiled.string, params
+        values = list(row)
+        for i, process in typed:
+            value = values[i]
+            if value is None:
+                continue
+            seen = last.get(i)
+            if seen is not None and seen[0] is value:
+                values[i] = seen[1]
+            else:
+                values[i] = process(value)
+                last[i] = (value, values[i])
+        out.append(tuple(values))
+    return out
 
 
 def scratch_table(name: str, *items: Any, **options: Any) -> Table:

@@ -21,7 +21,14 @@ from kizuna.customers.identities import MIRRORED as IDENTITY_FIELDS
 from kizuna.customers.importer.columns import WRITTEN
 from kizuna.customers.importer.parsing import CustomerRow, whole_names
 from kizuna.customers.merge import merge_customers
-from kizuna.customers.models import HINT_KINDS, Consent, Customer, CustomerIdentity, CustomerImportMark, customer_tags
+from kizuna.customers.models import (
+    HINT_KINDS,
+    Consent,
+    Customer,
+    CustomerIdentity,
+    CustomerImportMark,
+    customer_tags,
+)
 from kizuna.customers.service import tags_by_name
 from kizuna.db import utcnow
 from kizuna.imports.bulk import insert_rows
