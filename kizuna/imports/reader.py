@@ -8,7 +8,7 @@ import io
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,9 @@ class Columns:
     # for one field (EC-CUBE's 注文ID and 注文番号, 商品コード and 商品ID), and the other one is then ignored.
     # Earlier names win over later ones.
     fallbacks: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # An unmapped header that stands in for the required groups (a customers file whose only way to recognise
+    # people is a LINE user id column).
+    also_required_by: Callable[[str], object] | None = None
 
 
 @dataclass
@@ -240,6 +243,9 @@ def map_headers(
                 mapping[header] = by_field[target] = target
                 break
     missing = [group for group in columns.required if not any(f in by_field for f in group)]
+    stand_in = columns.also_required_by
+    if missing and stand_in is not None and any(stand_in(h) for h in headers if h not in mapping):
+        missing = []
     if missing:
         described = "; ".join(_describe_group(group, columns) for group in missing)
         raise ImportFileError(f"missing required column: {described}")

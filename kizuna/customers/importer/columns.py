@@ -7,6 +7,7 @@ schema): parsing, staging and writing take their lists of fields from ``WRITTEN`
 from __future__ import annotations
 
 from kizuna.customers.identities import MIRRORED as IDENTITY_FIELDS
+from kizuna.customers.identities import kind_for_header
 from kizuna.imports.reader import Columns
 
 # Besides generic Japanese and English names, the headers of the exports users bring from other systems:
@@ -128,6 +129,7 @@ ALIASES["full_name_kana"] = (
 COLUMNS = Columns(
     aliases=ALIASES,
     required=[IDENTITY_FIELDS],
+    also_required_by=kind_for_header,
     # A mobile number is the phone only when the file has no other phone column (Salesforce and HubSpot
     # exports have both; Shopify has the customer's Phone and the default address's).
     fallbacks={
