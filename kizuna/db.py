@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -12,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Numeric, Table, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, declared_attr, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -201,6 +204,26 @@ def _sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 def new_session(engine: Engine | None = None) -> Session:
     return _sessionmaker(engine or get_engine())()
+
+
+def take_write_lock(connection: Connection, *, patience: float = 120.0) -> None:
+    """SQLite: begin the connection's transaction IMMEDIATE (the write lock first); elsewhere nothing.
+
+    Reading first and writing later could find another writer committed in between, and SQLite's busy handler
+    polls with growing sleeps, so under many writers one waiter can starve past the busy timeout. This tries
+    again after a short random pause until ``patience`` runs out instead of failing the request.
+    """
+    if connection.dialect.name != "sqlite":
+        return
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from kizuna.auth import audit
 from kizuna.auth.models import SignInThrottle, UiSession, User
 from kizuna.auth.permissions import Actor, require
 from kizuna.config import get_settings
-from kizuna.db import utcnow
+from kizuna.db import take_write_lock, utcnow
 from kizuna.errors import NotAuthenticated, NotFound, TooManyAttempts, ValidationError
 from kizuna.normalize import normalize_email
 
@@ -147,6 +147,7 @@ def sign_in(session: Session, *, email: str, password: str, address: str) -> Use
     newly_locked = False
     # Its own transaction, committed before hashing, so that parallel attempts count each other.
     with session.get_bind().connect() as conn, conn.begin():
+        take_write_lock(conn)
         _forget_old(conn, now=now, keep=max(window, FORGET_AFTER))
         by_address, address_until = _count(conn, f"address:{address}", now=now, window=window)
         by_account, account_until = _count(conn, account_key(email), now=now, window=None)

@@ -16,23 +16,20 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import random
 import secrets
 import socket
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from kizuna.auth import audit
 from kizuna.auth.permissions import Actor, require
 from kizuna.config import get_settings
-from kizuna.db import new_session, utcnow
+from kizuna.db import new_session, take_write_lock, utcnow
 from kizuna.errors import NotFound, ValidationError
 from kizuna.outbox import registry
 from kizuna.outbox.models import ORIGINS, OutboxDelivery, OutboxMessage
@@ -203,23 +200,10 @@ def _is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
-def _begin(session: Session, *, patience: float = 120.0) -> None:
+def _begin(session: Session) -> None:
     # SQLite: take the write lock before reading, so a read can never be overtaken by another worker's write
     # between our SELECT and our UPDATE (the driver would otherwise begin only at the first write).
-    if not _is_sqlite(session):
-        return
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-            return
-        except OperationalError as exc:
-            # SQLite's busy handler polls with growing sleeps, so a waiter can starve while other workers
-            # hand the lock back and forth; try again after a random pause rather than fail the delivery.
-            session.rollback()
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(random.uniform(0.005, 0.05))
+    take_write_lock(session.connection())
 
 
 def claim(session: Session, *, worker: str, limit: int = 100, lease_seconds: int | None = None) -> list[int]:
