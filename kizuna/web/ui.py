@@ -9,6 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from kizuna.auth import service as auth
 from kizuna.auth import signin
+from kizuna.db import take_write_lock
 from kizuna.errors import NotAuthenticated, TooManyAttempts
 from kizuna.web import ui_admin, ui_customers, ui_outbox
 from kizuna.web.deps import DB, SESSION_COOKIE, client_address
@@ -63,9 +64,12 @@ def login(
     try:
         user = signin.sign_in(session, email=email, password=password, address=client_address(request))
     except NotAuthenticated:
-        session.commit()  # the audit entry of the failed attempt
+        # The audit entry of the failed attempt; many wrong tries at once must not starve it on SQLite.
+        take_write_lock(session.connection())
+        session.commit()
         return _login_page(request, next_path=next_path, email=email, error=t("auth.wrong_password"), status=401)
     except TooManyAttempts:
+        take_write_lock(session.connection())
         session.commit()
         return _login_page(request, next_path=next_path, email=email, error=t("auth.locked"), status=429)
     secret, _ = auth.start_session(session, user=user)
