@@ -1,4 +1,9 @@
-"""UI translations: flat JSON catalogs (``web/locale/<lang>.json``) and the language a request is shown in."""
+"""UI translations: flat JSON catalogs and the language a request is shown in.
+
+A language's catalog is ``web/locale/<lang>.json`` plus every ``web/locale/<lang>/<area>.json``: each area of the
+UI (imports, duplicates, admin, ...) keeps its texts in its own file, so that work on two areas never edits the
+same file. A key defined in two files is an error, not a silent override.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +20,23 @@ LANG_COOKIE = "kizuna_lang"
 LOCALE_DIR = Path(__file__).parent / "locale"
 
 
+def catalog_files(lang: str) -> list[Path]:
+    """The files that make up ``lang``'s catalog, the main one first."""
+    return [LOCALE_DIR / f"{lang}.json", *sorted((LOCALE_DIR / lang).glob("*.json"))]
+
+
 @lru_cache
 def catalog(lang: str) -> dict[str, str]:
     """The catalog of ``lang``: key -> text (with ``{name}`` placeholders)."""
-    return json.loads((LOCALE_DIR / f"{lang}.json").read_text(encoding="utf-8"))
+    merged: dict[str, str] = {}
+    seen_in: dict[str, Path] = {}
+    for path in catalog_files(lang):
+        for key, text in json.loads(path.read_text(encoding="utf-8")).items():
+            if key in merged:
+                raise ValueError(f"translation key '{key}' is defined in both {seen_in[key].name} and {path.name}")
+            merged[key] = text
+            seen_in[key] = path
+    return merged
 
 
 def translator(lang: str) -> Callable[..., str]:

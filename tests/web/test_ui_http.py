@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kizuna.db import transaction
-from kizuna.web.i18n import LOCALE_DIR, choose_language
+from kizuna.web.i18n import catalog, catalog_files, choose_language
 from kizuna.web.session import safe_next
 from tests import factories
 from tests.web.conftest import PASSWORD, csrf_of
@@ -18,16 +18,32 @@ TEMPLATES = Path(__file__).parents[2] / "kizuna" / "web" / "templates"
 
 
 def test_both_catalogs_have_the_same_keys_and_no_empty_text():
-    en = json.loads((LOCALE_DIR / "en.json").read_text(encoding="utf-8"))
-    ja = json.loads((LOCALE_DIR / "ja.json").read_text(encoding="utf-8"))
-    assert sorted(en) == sorted(ja)
+    en, ja = catalog("en"), catalog("ja")
+    assert sorted(set(en) - set(ja)) == [] and sorted(set(ja) - set(en)) == []
     assert all(v.strip() for v in [*en.values(), *ja.values()])
+    # Each area's file exists in both languages, so a key is found where the other language keeps it.
+    assert [p.name for p in catalog_files("en")[1:]] == [p.name for p in catalog_files("ja")[1:]]
+
+
+def test_a_key_defined_twice_is_refused(tmp_path, monkeypatch):
+    from kizuna.web import i18n
+
+    (tmp_path / "xx").mkdir()
+    (tmp_path / "xx.json").write_text(json.dumps({"a.b": "1"}), encoding="utf-8")
+    (tmp_path / "xx" / "area.json").write_text(json.dumps({"a.b": "2"}), encoding="utf-8")
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
+    i18n.catalog.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="a.b"):
+            i18n.catalog("xx")
+    finally:
+        i18n.catalog.cache_clear()
 
 
 def test_every_literal_key_in_templates_is_in_the_catalog():
     import re
 
-    en = json.loads((LOCALE_DIR / "en.json").read_text(encoding="utf-8"))
+    en = catalog("en")
     used = set()
     for path in TEMPLATES.rglob("*.html"):
         used |= set(re.findall(r"""\bt\(\s*["']([a-z0-9_]+\.[a-z0-9_.]+)["']""", path.read_text(encoding="utf-8")))
