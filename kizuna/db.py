@@ -162,12 +162,16 @@ def check_version(current: int, *, if_match: int | None = None, body: int | None
     """Refuse a write based on a stale read: 412 for an ``If-Match`` header, 409 for a ``version`` field."""
     if if_match is not None and if_match != current:
         raise PreconditionFailed(
-            f"If-Match names version {if_match} but the record is at version {current}; read it again and retry"
+            f"If-Match names version {if_match} but the record is at version {current}; read it again and retry",
+            key="error.stale",
+            params={"yours": if_match, "now": current},
         )
     if body is not None and body != current:
         raise Conflict(
             f"the record changed since you read it (your version {body}, now {current}); read it again and retry",
             field="version",
+            key="error.stale",
+            params={"yours": body, "now": current},
         )
 
 

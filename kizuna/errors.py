@@ -1,16 +1,27 @@
-"""Domain errors. Each carries a message a user can act on; the HTTP edge maps them to a status once."""
+"""Domain errors. Each carries a message a user can act on; the HTTP edge maps them to a status once.
+
+The message is English (the API's language). An error a person may see in the UI also names a translation
+``key`` (``error.<something>`` in the UI catalogs) and the ``params`` its text needs; the UI shows that text in
+the user's language and falls back to the message for errors without one.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class KizunaError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, key: str | None = None, params: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.key = key
+        self.params = params or {}
 
 
 class ValidationError(KizunaError):

@@ -60,7 +60,9 @@ def normalize_email(value: object | None, *, field: str = "email") -> str | None
     try:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise ValidationError(f"invalid email '{text}': {exc}", field=field) from exc
+        raise ValidationError(
+            f"invalid email '{text}': {exc}", field=field, key="error.email_invalid", params={"value": text}
+        ) from exc
     return result.normalized.casefold()
 
 
@@ -242,9 +244,16 @@ def _parse_phone(text: str, region: str, field: str) -> str:
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
-        raise ValidationError(f"invalid phone number '{text}': {exc}", field=field) from exc
+        raise ValidationError(
+            f"invalid phone number '{text}': {exc}", field=field, key="error.phone_invalid", params={"value": text}
+        ) from exc
     if not phonenumbers.is_valid_number(number):
-        raise ValidationError(f"invalid phone number '{text}' for region {region}", field=field)
+        raise ValidationError(
+            f"invalid phone number '{text}' for region {region}",
+            field=field,
+            key="error.phone_invalid",
+            params={"value": text},
+        )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -121,32 +121,38 @@ class Output(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+def _as_pydantic(exc: KizunaValidationError) -> PydanticCustomError:
+    """The domain error as a typed Pydantic error: the API keeps its message, the UI translates by its key."""
+    kind = (exc.key or "error.value_error").removeprefix("error.")
+    return PydanticCustomError(kind, "{message}", {"message": exc.message, **exc.params})
+
+
 def _text(value: Any) -> Any:
     try:
         return normalize_text(value) if isinstance(value, str) else value
     except KizunaValidationError as exc:
-        raise ValueError(exc.message) from exc
+        raise _as_pydantic(exc) from exc
 
 
 def _email(value: Any) -> Any:
     try:
         return normalize_email(value)
     except KizunaValidationError as exc:
-        raise ValueError(exc.message) from exc
+        raise _as_pydantic(exc) from exc
 
 
 def _phone(value: Any) -> Any:
     try:
         return normalize_phone(value, region=get_settings().default_region)
     except KizunaValidationError as exc:
-        raise ValueError(exc.message) from exc
+        raise _as_pydantic(exc) from exc
 
 
 def _kana(value: Any) -> Any:
     try:
         return normalize_kana(value) if isinstance(value, str) else value
     except KizunaValidationError as exc:
-        raise ValueError(exc.message) from exc
+        raise _as_pydantic(exc) from exc
 
 
 def _aware(value: Any) -> Any:

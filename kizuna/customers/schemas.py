@@ -4,6 +4,7 @@ import datetime as dt
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from kizuna.schemas import Email, FreeJSON, Input, Kana, MoneyOut, Output, Phone, StoredJSON, Text, UTCTime
 
@@ -44,7 +45,11 @@ class _CustomerFields(Input):
 
         most = get_settings().max_tags_per_customer
         if value is not None and len(set(value)) > most:
-            raise ValueError(f"{len(set(value))} tags; a customer has at most {most}")
+            raise PydanticCustomError(
+                "too_many_tags",
+                "{count} tags; a customer has at most {limit}",
+                {"count": len(set(value)), "limit": most},
+            )
         return value
 
     @field_validator("timezone")
@@ -57,7 +62,7 @@ class _CustomerFields(Input):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone '{value}'") from exc
+            raise PydanticCustomError("timezone_unknown", "unknown time zone '{value}'", {"value": value}) from exc
         return value
 
     @field_validator("country")
@@ -164,7 +169,7 @@ class ConsentCreate(Input):
     @classmethod
     def _not_future(cls, value: dt.datetime | None) -> dt.datetime | None:
         if value is not None and value > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5):
-            raise ValueError("a consent decision cannot be recorded in the future")
+            raise PydanticCustomError("future_decision", "a consent decision cannot be recorded in the future")
         return value
 
 
