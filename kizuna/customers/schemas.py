@@ -159,7 +159,10 @@ class ConsentCreate(Input):
     channel: Channel
     purpose: Text = Field(default="marketing", max_length=32)
     status: ConsentStatus
-    method: Text = Field(max_length=64, description="How it was given: web_form, business_card, store, ...")
+    method: Text = Field(max_length=64, description="How it was given: web_form, phone, business_card, store, ...")
+    source: Text | None = Field(
+        default=None, max_length=200, description="Where it was given: a form's URL, a campaign, the call centre."
+    )
     evidence: Text | None = Field(default=None, max_length=5000, description="Form wording, URL or reference.")
     recorded_at: UTCTime | None = Field(
         default=None, description="When the person decided (evidence); defaults to now. Never in the future."
@@ -179,6 +182,7 @@ class ConsentRead(Output):
     purpose: str
     status: str
     method: str
+    source: str | None = None
     evidence: str | None
     recorded_at: dt.datetime
     recorded_by: str

@@ -11,7 +11,6 @@ from starlette.responses import RedirectResponse, Response
 
 from kizuna.auth.permissions import require
 from kizuna.customers import service as customers
-from kizuna.customers.customer360 import customer_360
 from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS
 from kizuna.customers.schemas import NoteCreate
 from kizuna.errors import ValidationError
@@ -140,21 +139,9 @@ def customer_export(
 def customer_detail(
     request: Request, session: DB, viewer: CurrentViewer, customer_id: int, before: str | None = None
 ) -> Response:
-    view = customer_360(
-        session, actor=viewer.actor, customer_id=customer_id, timeline_cursor=before, timeline_limit=PAGE_SIZE
-    )
-    if view.customer.id != customer_id:
-        # A merged id: show the survivor under its own address.
-        return RedirectResponse(f"/customers/{view.customer.id}", status_code=302)
-    return render(
-        request,
-        "customers/detail.html",
-        viewer,
-        view=view,
-        customer=view.customer,
-        older=view.timeline_next_cursor,
-        before=before,
-    )
+    from kizuna.web.ui_customer_forms import render_360
+
+    return render_360(request, session, viewer, customer_id, before=before)
 
 
 @router.post("/customers/{customer_id:int}/notes")
