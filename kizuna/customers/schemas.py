@@ -201,6 +201,20 @@ class NoteRead(Output):
     version: int
 
 
+class BulkChange(Input):
+    """One change applied to each selected customer (all or nothing)."""
+
+    ids: list[int] = Field(min_length=1, max_length=500, description="The selected customers' ids.")
+    add_tags: list[Text] = Field(default_factory=list, max_length=20)
+    remove_tags: list[Text] = Field(default_factory=list, max_length=20)
+    owner_id: int | None = Field(default=None, description="Assign this user as owner of every selected customer.")
+    clear_owner: bool = Field(default=False, description="Remove the owner of every selected customer.")
+
+
+class BulkResult(Output):
+    changed: int = Field(description="How many customers changed (the others already had the change).")
+
+
 class MergeRequest(Input):
     merge_id: int = Field(description="The customer folded into this one; its id keeps resolving here.")
     reason: Text = Field(default="manual merge", max_length=200)

@@ -16,11 +16,11 @@ from kizuna.customers import edits, identities
 from kizuna.customers import service as customers
 from kizuna.customers.customer360 import customer_360
 from kizuna.customers.schemas import ConsentCreate, CustomerCreate, CustomerUpdate
-from kizuna.errors import Conflict, KizunaError
+from kizuna.errors import Conflict, KizunaError, ValidationError
 from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, collect, read_form, submit, translate_error
 from kizuna.web.i18n import translator
-from kizuna.web.session import CurrentViewer, PostingViewer, Viewer
+from kizuna.web.session import CurrentViewer, PostingViewer, Viewer, safe_next
 from kizuna.web.ui_base import env, localtime, render, ui_router
 
 router = ui_router()
@@ -232,6 +232,53 @@ async def update_customer(request: Request, session: DB, viewer: PostingViewer, 
     back = str(form.get("back", ""))
     target = f"/customers/{updated.id}" + ("#profile" if back == "360" else "")
     return RedirectResponse(target, status_code=303)
+
+
+# --- bulk actions on the list's selection ------------------------------------------------------------------
+
+BULK_ACTIONS = ("tag_add", "tag_remove", "assign_owner", "clear_owner")
+
+
+@router.post("/customers/bulk")
+async def bulk_change(request: Request, session: DB, viewer: PostingViewer) -> Response:
+    """Apply the bulk bar's action to the checked rows, then go back to the same list with what happened."""
+    form = await request.form()
+    back = safe_next(str(form.get("back", "")), default="/customers")
+    ids = [int(v) for v in form.getlist("ids") if isinstance(v, str) and v.isdigit()]
+    action = str(form.get("action", ""))
+    tags = edits.split_tags(str(form.get("tag", "")))
+    owner = str(form.get("owner_id", ""))
+    lang, t = _lang_t(viewer)
+    try:
+        if action not in BULK_ACTIONS:
+            raise ValidationError("choose what to change", field="action", key="error.no_bulk_action")
+        if action in ("tag_add", "tag_remove") and not tags:
+            raise ValidationError("type a tag", field="tag", key="error.missing")
+        if action == "assign_owner" and not owner.isdigit():
+            raise ValidationError("choose an owner", field="owner_id", key="error.missing")
+        changed = edits.bulk_change(
+            session,
+            actor=viewer.actor.via("ui"),
+            customer_ids=ids,
+            add_tags=tags if action == "tag_add" else None,
+            remove_tags=tags if action == "tag_remove" else None,
+            owner_id=int(owner) if action == "assign_owner" else None,
+            clear_owner=action == "clear_owner",
+        )
+    except KizunaError as exc:
+        if exc.status_code in (401, 403, 404):
+            raise
+        session.rollback()
+        message = translate_error(t, lang, exc)
+        return RedirectResponse(_with_param(back, "bulk_error", message), status_code=303)
+    session.commit()
+    return RedirectResponse(_with_param(back, "bulk_done", str(changed)), status_code=303)
+
+
+def _with_param(path: str, name: str, value: str) -> str:
+    from urllib.parse import urlencode
+
+    return f"{path}{'&' if '?' in path else '?'}{urlencode({name: value})}"
 
 
 # --- delete ----------------------------------------------------------------------------------------------

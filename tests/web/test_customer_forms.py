@@ -311,3 +311,73 @@ def test_create_edit_and_record_consent_in_the_browser(sign_in, live_server, wid
     assert "札幌市" in page.inner_text("[data-testid=attributes]")
     overflow = page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the 360 page overflows by {overflow}px at {width}px"
+
+
+def test_bulk_tag_and_owner_change_each_selected_customer_with_its_own_audit_entry(ui_client, make_user, db):
+    owner_email = make_user("sales", "bulk-owner@example.com")
+    with transaction(db) as s:
+        from kizuna.auth.models import User
+
+        a = factories.customer(s, family_name="一", tags=["既存"])
+        b = factories.customer(s, family_name="二")
+        untouched = factories.customer(s, family_name="三")
+        ids = [a.id, b.id]
+        untouched_id = untouched.id
+        owner_id = s.scalar(select(User.id).where(User.email == owner_email))
+    client = ui_client("marketer")
+    token = csrf_of(client.get("/customers").text)
+    r = client.post(
+        "/customers/bulk",
+        data={
+            "csrf_token": token,
+            "ids": [str(i) for i in ids],
+            "action": "tag_add",
+            "tag": "秋キャンペーン",
+            "back": "/customers?q=x",
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/customers?q=x&bulk_done=2"
+    r = client.post(
+        "/customers/bulk",
+        data={"csrf_token": token, "ids": [str(i) for i in ids], "action": "assign_owner", "owner_id": str(owner_id)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    with transaction(db) as s:
+        for cid in ids:
+            c = s.get(Customer, cid)
+            assert "秋キャンペーン" in [t.name for t in c.tags] and c.owner_id == owner_id
+        assert s.get(Customer, untouched_id).tags == [] and s.get(Customer, untouched_id).owner_id is None
+        entries = s.scalars(select(AuditEntry.customer_id).where(AuditEntry.action == "customer.update")).all()
+        assert sorted(entries) == sorted(ids * 2)
+    # Nothing selected: a message in the user's language, nothing changed.
+    r = client.post(
+        "/customers/bulk", data={"csrf_token": token, "action": "tag_add", "tag": "x"}, follow_redirects=False
+    )
+    assert r.status_code == 303 and "bulk_error=" in r.headers["location"]
+    from urllib.parse import parse_qs, urlsplit
+
+    assert parse_qs(urlsplit(r.headers["location"]).query)["bulk_error"] == ["顧客を 1 件以上選んでください。"]
+
+
+def test_bulk_change_through_the_api_is_all_or_nothing(client, db):
+    with transaction(db) as s:
+        aid = factories.customer(s, family_name="甲").id
+    r = client.post("/api/v1/customers/bulk", json={"ids": [aid, 999999], "add_tags": ["T"]})
+    assert r.status_code == 404
+    with transaction(db) as s:
+        assert s.get(Customer, aid).tags == []
+    r = client.post("/api/v1/customers/bulk", json={"ids": [aid], "add_tags": ["T"]})
+    assert r.status_code == 200 and r.json() == {"changed": 1}
+
+
+def test_export_of_the_checked_rows_only(ui_client, db):
+    with transaction(db) as s:
+        aid = factories.customer(s, family_name="出力", email="out1@example.jp").id
+        factories.customer(s, family_name="対象外", email="out2@example.jp")
+    client = ui_client("marketer")
+    token = csrf_of(client.get("/customers").text)
+    r = client.post("/customers/export.csv", data={"csrf_token": token, "ids": [str(aid)]})
+    assert r.status_code == 200
+    assert "out1@example.jp" in r.text and "out2@example.jp" not in r.text
