@@ -21,7 +21,7 @@ from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, collect, read_form, submit, translate_error
 from kizuna.web.i18n import translator
 from kizuna.web.session import CurrentViewer, PostingViewer, Viewer, safe_next
-from kizuna.web.ui_base import env, localtime, render, ui_router
+from kizuna.web.ui_base import env, localtime, phone, render, ui_router
 
 router = ui_router()
 
@@ -109,6 +109,8 @@ def _choices(session: Session, t: Any) -> dict[str, Any]:
 def _customer_values(customer: Any) -> dict[str, str]:
     values = {name: "" if getattr(customer, name, None) is None else str(getattr(customer, name)) for name in FIELDS}
     values["tags"] = ", ".join(t.name for t in customer.tags)
+    # Shown as people write it (03-1234-5678); the form reads either form back.
+    values["phone"] = phone(customer.phone) if customer.phone else ""
     return values
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import Form, Request
+from sqlalchemy.orm import Session
 from starlette.datastructures import QueryParams
 from starlette.responses import RedirectResponse, Response
 
@@ -16,7 +17,7 @@ from kizuna.customers.schemas import NoteCreate
 from kizuna.errors import ValidationError
 from kizuna.listing import list_page
 from kizuna.web.deps import DB
-from kizuna.web.session import CurrentViewer, PostingViewer
+from kizuna.web.session import CurrentViewer, PostingViewer, Viewer
 from kizuna.web.ui_base import render, ui_router
 
 router = ui_router()
@@ -81,7 +82,14 @@ def customer_list(request: Request, session: DB, viewer: CurrentViewer) -> Respo
         stages=STAGES,
         statuses=STATUSES,
         export_query=_export_query(form),
+        owners=_owners(session, viewer),
     )
+
+
+def _owners(session: Session, viewer: Viewer) -> list[tuple[int, str]]:
+    from kizuna.customers import edits
+
+    return edits.assignable_users(session) if viewer.actor.can("customers:write") else []
 
 
 def _export_query(form: dict[str, str]) -> dict[str, str]:

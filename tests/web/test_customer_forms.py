@@ -381,3 +381,23 @@ def test_export_of_the_checked_rows_only(ui_client, db):
     r = client.post("/customers/export.csv", data={"csrf_token": token, "ids": [str(aid)]})
     assert r.status_code == 200
     assert "out1@example.jp" in r.text and "out2@example.jp" not in r.text
+
+
+@pytest.mark.browser
+def test_select_rows_and_tag_them_from_the_bulk_bar(sign_in, live_server, db):
+    with transaction(db) as s:
+        for name in ("一郎", "二郎", "三郎"):
+            factories.customer(s, family_name="選択", given_name=name)
+    page = sign_in("marketer")
+    page.goto(f"{live_server}/lang/ja?next=/customers")
+    page.check("[data-testid=select-all]")
+    assert page.inner_text("[data-bulk-count]") == "3 件を選択中"
+    page.locator("[data-testid=select-row]").first.uncheck()
+    assert page.inner_text("[data-bulk-count]") == "2 件を選択中"
+    page.select_option("[data-testid=bulk-action]", "tag_add")
+    page.fill("[data-testid=bulk-tag]", "年末DM")
+    page.click("[data-testid=bulk-apply]")
+    assert "2 件の顧客を変更しました" in page.inner_text("[data-testid=bulk-done]")
+    with transaction(db) as s:
+        tagged = [c for c in s.scalars(select(Customer)) if "年末DM" in [t.name for t in c.tags]]
+        assert len(tagged) == 2
