@@ -57,7 +57,8 @@ class Settings(BaseSettings):
         default=200_000_000, description="Largest file accepted by an import upload (UI and API), in bytes."
     )
     import_inline_rows: int = Field(
-        default=5000, description="Uploaded imports up to this many lines run in the request; bigger ones in the worker."
+        default=5000,
+        description="Uploaded imports of up to this many rows run in the request; bigger ones in the worker.",
     )
     page_size_max: int = Field(default=500, description="Largest page a list endpoint returns.")
     hot_reads_per_process: int = Field(

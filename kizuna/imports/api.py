@@ -55,7 +55,9 @@ def preview(job_id: int, data: MappingChange, session: DB, actor: APIActor) -> P
 
 
 @router.post("/{job_id}/run", status_code=202, response_model=ImportJobRead)
-def run(job_id: int, request: Request, session: DB, actor: APIActor, data: MappingChange | None = None) -> ImportJobRead:
+def run(
+    job_id: int, request: Request, session: DB, actor: APIActor, data: MappingChange | None = None
+) -> ImportJobRead:
     """Start the import (optionally with a last mapping change). A small file is imported before the answer;
     a big one runs in ``kizuna worker``: follow it with ``GET /imports/{id}``."""
     if data is not None and (data.mapping is not None or data.encoding):

@@ -341,7 +341,7 @@ def preview(session: Session, *, actor: Actor, job_id: int, limit: int = PREVIEW
                 break
             warnings: list[tuple[str, str]] = []
             try:
-                parsed = importer.parse(record, options, lambda f, r: warnings.append((f, r)))
+                parsed = importer.parse(record, options, lambda f, r, w=warnings: w.append((f, r)))
             except RowRejected as exc:
                 rows.append(PreviewRow(record.line, _shown(record.values), [r for _, r in exc.errors]))
                 continue
@@ -445,7 +445,7 @@ def start(session: Session, *, actor: Actor, job_id: int) -> ImportJob:
     try:
         source = check(job)
     except ImportFileError as exc:
-        raise ValidationError(exc.message, field="mapping", key=None) from None
+        raise ValidationError(exc.message, field="mapping", key="imports.cannot_run") from None
     job.status = "queued"
     job.rows_total = max(source.line_estimate - (0 if source.format == "jsonl" else 1), 0)
     job.rows_done = job.inserted = job.updated = job.unchanged = job.rejected = 0
@@ -548,7 +548,9 @@ def execute(
     except LeaseLost:
         return "lost"
     except ImportAborted as exc:
-        _finish(engine, job_id, runner, status="failed", error=exc.message, counts=exc.report.counts(), report=report_name)
+        _finish(
+            engine, job_id, runner, status="failed", error=exc.message, counts=exc.report.counts(), report=report_name
+        )
         return "failed"
     except KizunaError as exc:
         _finish(engine, job_id, runner, status="failed", error=exc.message)
