@@ -192,3 +192,22 @@ def test_the_api_refuses_an_unknown_kind_and_a_viewer(client, client_as) -> None
     viewer = client_as("viewer")
     denied = viewer.post("/api/v1/imports", data={"kind": "customers"}, files={"file": ("a.csv", b"email\n")})
     assert denied.status_code == 403
+
+
+def test_every_import_label_is_translated() -> None:
+    """The labels the import pages build from a prefix and a name exist in both languages."""
+    from kizuna.imports import jobs
+    from kizuna.imports.models import JOB_STATUSES
+    from kizuna.imports.report import ImportReport
+    from kizuna.imports.runner import KINDS
+    from kizuna.web.i18n import catalog
+
+    names = [f"imports.kind.{k}" for k in KINDS]
+    names += [f"imports.status.{s}" for s in (*JOB_STATUSES, "stalled")]
+    names += [f"imports.field.{f}" for k in KINDS for f in jobs.field_choices(k)]
+    names += [f"imports.encoding.{e}" for e in jobs.ENCODINGS]
+    names += [f"imports.count.{c}" for c in ImportReport(kind="customers", file="f").counts()]
+    names += ["imports.count.warnings"]
+    names += [f"imports.to_attributes.{k}" for k in KINDS if jobs.keeps_attributes(k)]
+    for lang in ("ja", "en"):
+        assert sorted(set(names) - set(catalog(lang))) == [], lang
