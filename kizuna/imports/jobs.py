@@ -127,6 +127,7 @@ def upload(session: Session, *, actor: Actor, kind: str, file_name: str, stream:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+    proposed = propose_mapping(kind, headers, suffix)
     job = ImportJob(
         user_id=actor.user_id,
         kind=kind,
@@ -134,7 +135,8 @@ def upload(session: Session, *, actor: Actor, kind: str, file_name: str, stream:
         stored_name=stored,
         size_bytes=size,
         encoding=encoding,
-        mapping=propose_mapping(kind, headers, suffix),
+        headers=list(proposed),
+        mapping=proposed,
         status="uploaded",
         rows_total=max(lines - (0 if suffix == ".jsonl" else 1), 0),
         counts={},
@@ -198,6 +200,12 @@ def propose_mapping(kind: str, headers: list[str], suffix: str = ".csv") -> dict
         else:
             seen[header] = rest
     return seen
+
+
+def ordered_mapping(job: ImportJob) -> dict[str, str]:
+    """The job's mapping in the file's column order."""
+    mapping = job.mapping or {}
+    return {h: mapping[h] for h in (job.headers or []) if h in mapping} | mapping
 
 
 def get_job(session: Session, *, actor: Actor, job_id: int) -> ImportJob:

@@ -28,6 +28,8 @@ class ImportJob(Base):
     stored_name: Mapped[str] = mapped_column(String(100))
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     encoding: Mapped[str] = mapped_column(String(32), default="")
+    # The file's column names in file order (JSONB keeps no key order, so ``mapping`` cannot say it).
+    headers: Mapped[list] = mapped_column(JSONType, default=list)
     # CSV header -> field, "-" (ignore) or "+attributes" (keep in the customer's attributes).
     mapping: Mapped[dict] = mapped_column(JSONType, default=dict)
     status: Mapped[str] = mapped_column(String(12), default="uploaded")

@@ -44,7 +44,7 @@ class ImportJobRead(BaseModel):
             file_name=job.file_name,
             size_bytes=job.size_bytes,
             encoding=job.encoding,
-            mapping=dict(job.mapping or {}),
+            mapping=jobs.ordered_mapping(job),
             status=job.status,
             stalled=jobs.is_stalled(job),
             rows_total=job.rows_total,

@@ -99,7 +99,7 @@ def _mapping_page(
         status=status,
         job=job,
         form=form,
-        headers=list(job.mapping),
+        headers=list(jobs.ordered_mapping(job)),
         fields=jobs.field_choices(job.kind),
         attributes=jobs.keeps_attributes(job.kind),
         encodings=encodings,
@@ -131,7 +131,7 @@ def save_mapping(
     """Save the mapping and encoding; ``action=run`` then starts the import."""
     t = translator(viewer.lang)
     job = jobs.get_job(session, actor=viewer.actor, job_id=job_id)
-    headers = list(job.mapping)
+    headers = list(jobs.ordered_mapping(job))
     chosen = {}
     for index, header in enumerate(headers):
         value = posted.get(f"map-{index}")

@@ -31,6 +31,7 @@ def upgrade() -> None:
     sa.Column('stored_name', sa.String(length=100), nullable=False),
     sa.Column('size_bytes', sa.BigInteger(), nullable=False),
     sa.Column('encoding', sa.String(length=32), nullable=False),
+    sa.Column('headers', JSON, nullable=False),
     sa.Column('mapping', JSON, nullable=False),
     sa.Column('status', sa.String(length=12), nullable=False),
     sa.Column('rows_total', sa.Integer(), nullable=False),
