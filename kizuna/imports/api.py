@@ -8,7 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
-from kizuna.imports import jobs
+from kizuna.imports import job_run, jobs, preview
 from kizuna.imports.schemas import ImportJobRead, MappingChange, PreviewRead, PreviewRowRead
 from kizuna.web.deps import DB, APIActor
 
@@ -44,12 +44,12 @@ def get_job(job_id: int, session: DB, actor: APIActor) -> ImportJobRead:
 
 
 @router.post("/{job_id}/preview", response_model=PreviewRead)
-def preview(job_id: int, data: MappingChange, session: DB, actor: APIActor) -> PreviewRead:
+def preview_job(job_id: int, data: MappingChange, session: DB, actor: APIActor) -> PreviewRead:
     """Change the mapping or encoding (optional) and answer the first rows as they would be stored, with the
     errors each would get. Nothing is imported."""
     job = jobs.update_mapping(session, actor=actor, job_id=job_id, mapping=data.mapping, encoding=data.encoding)
     session.commit()
-    shown = jobs.preview(session, actor=actor, job_id=job.id)
+    shown = preview.preview(session, actor=actor, job_id=job.id)
     rows = [PreviewRowRead(line=r.line, values=r.values, errors=r.errors, warnings=r.warnings) for r in shown.rows]
     return PreviewRead(job=ImportJobRead.of(job), fields=shown.fields, rows=rows, problem=shown.problem)
 
@@ -65,7 +65,7 @@ def run(
     job = jobs.start(session, actor=actor, job_id=job_id)
     session.commit()
     if jobs.runs_inline(job):
-        jobs.execute(request.app.state.engine, job.id)
+        job_run.execute(request.app.state.engine, job.id)
         session.expire_all()
         job = jobs.get_job(session, actor=actor, job_id=job_id)
     return ImportJobRead.of(job)

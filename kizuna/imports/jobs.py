@@ -13,64 +13,41 @@ import codecs
 import csv
 import datetime as dt
 import io
-import json
-import shutil
-import tempfile
-import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from sqlalchemy import select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kizuna.auth import audit
 from kizuna.auth import service as auth
 from kizuna.auth.permissions import Actor, require
 from kizuna.config import get_settings
-from kizuna.db import take_write_lock, transaction, utcnow
-from kizuna.errors import Conflict, KizunaError, NotFound, ValidationError
+from kizuna.db import utcnow
+from kizuna.errors import Conflict, NotFound, ValidationError
 from kizuna.exports.service import neutralize
-from kizuna.imports.importer import ImportOptions, RowRejected
+from kizuna.imports.importer import ImportOptions
 from kizuna.imports.models import ImportJob
 from kizuna.imports.reader import (
-    SPLITTABLE_ENCODINGS,
     Columns,
     ImportFileError,
     Source,
     detect_encoding,
     map_headers,
     open_source,
-    records,
 )
-from kizuna.imports.runner import KINDS, ImportAborted, importer_for, run_import
-from kizuna.outbox.service import emit, worker_name
+from kizuna.imports.runner import KINDS, importer_for
+from kizuna.outbox.service import emit
 
-PREVIEW_ROWS = 20
 IGNORE = "-"
 TO_ATTRIBUTES = "+attributes"
 # Encodings offered on the mapping page besides the detected one.
 ENCODINGS = ("utf-8", "utf-8-sig", "cp932", "euc_jp", "iso2022_jp", "utf-16", "latin-1")
 EDITABLE = ("uploaded", "previewed", "failed")
 FINISHED = ("done", "failed")
-# Bytes of the file's start read to cut the preview's sample (20 rows fit in far less).
-_SAMPLE_BYTES = 4 << 20
 _COPY_CHUNK = 1 << 20
-
-
-class JobBusy(KizunaError):
-    """Another process is running this job and is alive; the worker's delivery tries again later."""
-
-    status_code = 409
-    code = "import_running"
-
-
-class LeaseLost(Exception):
-    """The worker's lease on the job's delivery passed to another worker: this run stops."""
 
 
 def imports_dir() -> Path:
@@ -287,7 +264,7 @@ def update_mapping(
     return job
 
 
-def _options(job: ImportJob) -> tuple[dict[str, str], bool]:
+def options_of(job: ImportJob) -> tuple[dict[str, str], bool]:
     """The CLI's ``--map`` overrides and ``--extra-to-attributes`` for the job's mapping."""
     overrides = {h: c for h, c in (job.mapping or {}).items() if c != TO_ATTRIBUTES}
     return overrides, any(c == TO_ATTRIBUTES for c in (job.mapping or {}).values())
@@ -296,7 +273,7 @@ def _options(job: ImportJob) -> tuple[dict[str, str], bool]:
 def check(job: ImportJob) -> Source:
     """The job's file opened with its mapping and encoding; ImportFileError says what stops the import."""
     importer = importer_for(job.kind)
-    overrides, _ = _options(job)
+    overrides, _ = options_of(job)
     source = open_source(file_path(job), importer.columns, overrides=overrides, encoding=job.encoding or None)
     kept = [h for h, c in (job.mapping or {}).items() if c == TO_ATTRIBUTES and h in source.mapping]
     if kept:
@@ -305,139 +282,6 @@ def check(job: ImportJob) -> Source:
             "attributes; map it to the field or ignore it"
         )
     return source
-
-
-# --- preview ---------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class PreviewRow:
-    line: int
-    values: dict[str, str]
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Preview:
-    """The first rows as they would be stored, with the errors the import would give them."""
-
-    rows: list[PreviewRow]
-    fields: list[str]
-    # Why the file cannot be imported with this mapping (a required column missing ...), or None.
-    problem: str | None = None
-
-
-def preview(session: Session, *, actor: Actor, job_id: int, limit: int = PREVIEW_ROWS) -> Preview:
-    """Parse the first ``limit`` rows as the import would, and dry-run them (written and rolled back) for the
-    errors only the database can tell (an order of an unknown customer). Nothing is written."""
-    job = get_job(session, actor=actor, job_id=job_id)
-    importer = importer_for(job.kind)
-    try:
-        source = check(job)
-    except ImportFileError as exc:
-        return Preview(rows=[], fields=[], problem=exc.message)
-    overrides, attributes = _options(job)
-    options = ImportOptions(file_name=job.file_name, extra_to_attributes=attributes)
-    read_errors: list[tuple[int, str]] = []
-    rows: list[PreviewRow] = []
-    next_line: int | None = None
-    try:
-        for record in records(source, errors=read_errors):
-            if len(rows) >= limit:
-                next_line = record.line
-                break
-            warnings: list[tuple[str, str]] = []
-            try:
-                parsed = importer.parse(record, options, lambda f, r, w=warnings: w.append((f, r)))
-            except RowRejected as exc:
-                rows.append(PreviewRow(record.line, _shown(record.values), [r for _, r in exc.errors]))
-                continue
-            rows.append(PreviewRow(record.line, _shown(importer.preview_values(parsed)), [], [r for _, r in warnings]))
-    except (csv.Error, UnicodeDecodeError) as exc:
-        return Preview(rows=rows, fields=[], problem=str(exc))
-    for line, reason in read_errors:
-        if next_line is None or line < next_line:
-            rows.append(PreviewRow(line, {}, [reason]))
-    rows.sort(key=lambda r: r.line)
-    rows = rows[:limit]
-    _dry_run_sample(session.get_bind(), job, source, rows, next_line, actor, overrides, attributes)
-    fields = list(dict.fromkeys(name for row in rows for name in row.values))
-    return Preview(rows=rows, fields=fields)
-
-
-def _dry_run_sample(
-    engine: Any,
-    job: ImportJob,
-    source: Source,
-    rows: list[PreviewRow],
-    next_line: int | None,
-    actor: Actor,
-    overrides: dict[str, str],
-    attributes: bool,
-) -> None:
-    """Replace each row's errors and warnings with those of a dry run of the sample (the same lines of the file).
-
-    Only for encodings whose bytes can be cut at line breaks; otherwise the parser's errors stand.
-    """
-    if not isinstance(engine, Engine) or codecs.lookup(source.encoding).name not in SPLITTABLE_ENCODINGS:
-        return
-    path = file_path(job)
-    with path.open("rb") as fh:
-        head = fh.read(_SAMPLE_BYTES)
-    if next_line is not None:
-        lines = head.splitlines(keepends=True)
-        if len(lines) < next_line - 1:
-            return  # rows too long to sample: the parser's errors stand
-        head = b"".join(lines[: next_line - 1])
-    elif len(head) == _SAMPLE_BYTES:
-        return
-    scratch = Path(tempfile.mkdtemp(prefix="kizuna-preview-"))
-    try:
-        # The file's own name, so that what the import says about it (import marks, messages) is the same.
-        sample = scratch / Path(job.file_name).with_suffix(path.suffix).name
-        sample.write_bytes(head)
-        report = run_import(
-            engine,
-            job.kind,
-            sample,
-            actor=actor,
-            mapping=overrides,
-            dry_run=True,
-            report_path=scratch / "rejects.csv",
-            extra_to_attributes=attributes,
-            workers=1,
-            encoding=source.encoding,
-        )
-    except KizunaError:
-        return
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    errors: dict[int, list[str]] = {}
-    warnings: dict[int, list[str]] = {}
-    for r in report.rejects:
-        errors.setdefault(r.line, []).append(r.reason)
-    for w in report.warnings:
-        warnings.setdefault(w.line, []).append(w.reason)
-    for row in rows:
-        row.errors = errors.get(row.line, [])
-        row.warnings = warnings.get(row.line, [])
-
-
-def _shown(values: Mapping[str, Any]) -> dict[str, str]:
-    return {name: _text(value) for name, value in values.items()}
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal | dt.date):
-        return str(value)
-    if isinstance(value, list | dict | tuple):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
 
 
 # --- running ---------------------------------------------------------------------------------------------------
@@ -492,189 +336,6 @@ def is_stalled(job: ImportJob, now: dt.datetime | None = None) -> bool:
         and job.heartbeat_at is not None
         and job.heartbeat_at < (now or utcnow()) - stale_after()
     )
-
-
-def execute(
-    engine: Engine,
-    job_id: int,
-    *,
-    runner: str | None = None,
-    keep_alive: Callable[[], bool] | None = None,
-) -> str:
-    """Run a queued job's import now, in this process; returns ``done``, ``failed``, ``busy`` (another live
-    process runs it), ``finished`` (it ran already), ``lost`` (``keep_alive`` said another worker took over) or
-    ``gone``.
-
-    A job whose runner stopped renewing its heartbeat is taken over and imported again from the start (every
-    kind of import is idempotent). ``keep_alive`` is called with each heartbeat (the worker renews its lease on
-    the delivery); it returns False when this run must stop.
-    """
-    runner = (runner or f"web:{worker_name()}")[:100]
-    claimed = _claim(engine, job_id, runner)
-    if claimed in ("busy", "finished", "gone"):
-        return claimed
-    refusal = ""
-    actor: Actor | None = None
-    with transaction(engine) as session:
-        job = session.get(ImportJob, job_id)
-        assert job is not None
-        kind, path, encoding = job.kind, file_path(job), job.encoding or None
-        report_name = f"{Path(job.stored_name).stem}-rejects.csv"
-        overrides, attributes = _options(job)
-        try:
-            actor = _owner(session, job.user_id)
-        except KizunaError as exc:
-            refusal = exc.message
-    if actor is None:
-        _finish(engine, job_id, runner, status="failed", error=refusal)
-        return "failed"
-    stop = threading.Event()
-    lost = threading.Event()
-    beat = threading.Thread(
-        target=_heartbeat, args=(engine, job_id, runner, keep_alive, stop, lost), name="kizuna-import-heartbeat"
-    )
-    beat.daemon = True
-    beat.start()
-
-    def progress(done: int, estimate: int) -> None:
-        if lost.is_set():
-            raise LeaseLost(f"import {job_id}: another worker took the job over")
-        _progress(engine, job_id, runner, done, estimate)
-
-    try:
-        report = run_import(
-            engine,
-            kind,
-            path,
-            actor=actor,
-            mapping=overrides,
-            report_path=imports_dir() / report_name,
-            progress=progress,
-            extra_to_attributes=attributes,
-            encoding=encoding,
-        )
-    except LeaseLost:
-        return "lost"
-    except ImportAborted as exc:
-        _finish(
-            engine, job_id, runner, status="failed", error=exc.message, counts=exc.report.counts(), report=report_name
-        )
-        return "failed"
-    except KizunaError as exc:
-        _finish(engine, job_id, runner, status="failed", error=exc.message)
-        return "failed"
-    except Exception as exc:  # noqa: BLE001 - recorded on the job for the user, never left "running"
-        _finish(engine, job_id, runner, status="failed", error=f"{type(exc).__name__}: {exc}")
-        return "failed"
-    finally:
-        stop.set()
-        beat.join(timeout=30)
-    _finish(engine, job_id, runner, status="done", counts=report.counts(), report=report_name)
-    return "done"
-
-
-def _owner(session: Session, user_id: int | None) -> Actor:
-    """The uploader as the actor of the run: their role must still allow importing when it runs."""
-    if user_id is None:
-        raise NotFound("the user who started this import no longer exists")
-    actor = auth.actor_for_email(session, auth.email_of(session, user_id))
-    require(actor, "data:import")
-    return actor
-
-
-def _claim(engine: Engine, job_id: int, runner: str) -> str:
-    with transaction(engine) as session:
-        take_write_lock(session.connection())
-        query = select(ImportJob).where(ImportJob.id == job_id)
-        if engine.dialect.name != "sqlite":
-            query = query.with_for_update()
-        job = session.scalar(query)
-        if job is None:
-            return "gone"
-        now = utcnow()
-        if job.status in FINISHED:
-            return "finished"
-        if job.status == "running" and not is_stalled(job, now) and job.runner != runner:
-            return "busy"
-        if job.status not in ("queued", "running"):
-            return "gone"  # its mapping is being edited again: a new start queues it anew
-        job.status = "running"
-        job.runner = runner
-        job.heartbeat_at = now
-        job.started_at = now
-        job.rows_done = 0
-        return "claimed"
-
-
-def _progress(engine: Engine, job_id: int, runner: str, done: int, estimate: int) -> None:
-    with transaction(engine) as session:
-        take_write_lock(session.connection())
-        session.execute(
-            update(ImportJob)
-            .where(ImportJob.id == job_id, ImportJob.runner == runner, ImportJob.status == "running")
-            .values(rows_done=done, rows_total=max(done, estimate - 1), heartbeat_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-
-
-def _heartbeat(
-    engine: Engine,
-    job_id: int,
-    runner: str,
-    keep_alive: Callable[[], bool] | None,
-    stop: threading.Event,
-    lost: threading.Event,
-) -> None:
-    """Say the run is alive every third of a lease, between batches as well as during a long one."""
-    every = max(1.0, get_settings().outbox_lease_seconds / 3)
-    while not stop.wait(every):
-        try:
-            if keep_alive is not None and not keep_alive():
-                lost.set()
-                return
-            with transaction(engine) as session:
-                take_write_lock(session.connection())
-                session.execute(
-                    update(ImportJob)
-                    .where(ImportJob.id == job_id, ImportJob.runner == runner)
-                    .values(heartbeat_at=utcnow())
-                    .execution_options(synchronize_session=False)
-                )
-        except Exception:  # noqa: BLE001, S112 - a missed beat is retried at the next one
-            continue
-
-
-def _finish(
-    engine: Engine,
-    job_id: int,
-    runner: str,
-    *,
-    status: str,
-    error: str | None = None,
-    counts: dict[str, int] | None = None,
-    report: str | None = None,
-) -> None:
-    counts = counts or {}
-    values: dict[str, Any] = {
-        "status": status,
-        "error": error[:4000] if error else None,
-        "finished_at": utcnow(),
-        "runner": None,
-        "counts": counts,
-        "report_name": report,
-    }
-    for name in ("inserted", "updated", "unchanged", "rejected"):
-        values[name] = int(counts.get(name, 0))
-    if "read" in counts:
-        values["rows_done"] = values["rows_total"] = int(counts["read"])
-    with transaction(engine) as session:
-        take_write_lock(session.connection())
-        session.execute(
-            update(ImportJob)
-            .where(ImportJob.id == job_id, ImportJob.runner == runner)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
 
 
 # --- the reject report -----------------------------------------------------------------------------------------

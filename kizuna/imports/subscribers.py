@@ -1,11 +1,11 @@
-"""The worker's side of import jobs: ``import.queued`` runs the job's import (see ``jobs.execute``)."""
+"""The worker's side of import jobs: ``import.queued`` runs the job's import (see ``job_run.execute``)."""
 
 from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from kizuna.imports import jobs
+from kizuna.imports import job_run
 from kizuna.outbox.registry import Delivery, declare
 from kizuna.outbox.service import renew_lease
 
@@ -22,7 +22,7 @@ def run_queued_import(session: Session, delivery: Delivery) -> None:
     engine = session.get_bind()
     assert isinstance(engine, Engine)
     session.rollback()
-    outcome = jobs.execute(
+    outcome = job_run.execute(
         engine,
         int(delivery.payload["job_id"]),
         runner=delivery.worker or None,
@@ -31,6 +31,6 @@ def run_queued_import(session: Session, delivery: Delivery) -> None:
     if outcome == "busy":
         # Another process runs it and is alive: look again later (the outbox backs off), when it has finished
         # or its heartbeat has stopped.
-        raise jobs.JobBusy(f"import {delivery.payload['job_id']} is being run by another process")
+        raise job_run.JobBusy(f"import {delivery.payload['job_id']} is being run by another process")
     if outcome == "lost":
-        raise jobs.LeaseLost(f"import {delivery.payload['job_id']}: the lease passed to another worker")
+        raise job_run.LeaseLost(f"import {delivery.payload['job_id']}: the lease passed to another worker")

@@ -9,7 +9,7 @@ from starlette.datastructures import FormData
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from kizuna.config import get_settings
-from kizuna.imports import jobs
+from kizuna.imports import job_run, jobs, preview
 from kizuna.imports.api import download_headers
 from kizuna.imports.runner import KINDS
 from kizuna.imports.schemas import ImportJobRead
@@ -90,7 +90,7 @@ def _mapping_page(
     request: Request, session: DB, viewer: Viewer, job_id: int, form: FormState, status: int = 200
 ) -> Response:
     job = jobs.get_job(session, actor=viewer.actor, job_id=job_id)
-    shown = jobs.preview(session, actor=viewer.actor, job_id=job_id)
+    shown = preview.preview(session, actor=viewer.actor, job_id=job_id)
     encodings = list(dict.fromkeys([job.encoding, *jobs.ENCODINGS]))
     return render(
         request,
@@ -158,7 +158,7 @@ def save_mapping(
     session.commit()
     if action == "run" and jobs.runs_inline(done):
         # A small file is imported before the answer; the worker finds the job taken and leaves it.
-        jobs.execute(request.app.state.engine, job_id)
+        job_run.execute(request.app.state.engine, job_id)
     return RedirectResponse(f"/imports/{job_id}", status_code=303)
 
 

@@ -18,7 +18,7 @@ from kizuna.customers.models import Customer
 from kizuna.db import transaction, utcnow
 from kizuna.errors import PermissionDenied, ValidationError
 from kizuna.events.models import Event
-from kizuna.imports import jobs
+from kizuna.imports import job_run, jobs, preview
 from kizuna.imports.models import ImportJob
 from kizuna.orders.models import Order
 from kizuna.outbox import worker
@@ -101,7 +101,7 @@ def test_preview_shows_stored_values_and_the_errors_each_row_would_get(db: Engin
     with transaction(db) as s:
         jobs.update_mapping(s, actor=user, job_id=job_id, mapping={"メモ": "+attributes"})
     with transaction(db) as s:
-        shown = jobs.preview(s, actor=user, job_id=job_id)
+        shown = preview.preview(s, actor=user, job_id=job_id)
     assert shown.problem is None
     first, second, third = shown.rows
     assert (first.line, first.errors) == (2, [])
@@ -122,7 +122,7 @@ def test_preview_reports_a_missing_required_column_and_run_refuses(db: Engine, u
         )
         assert job.status == "uploaded"
     with transaction(db) as s:
-        assert "missing required column" in (jobs.preview(s, actor=user, job_id=job_id).problem or "")
+        assert "missing required column" in (preview.preview(s, actor=user, job_id=job_id).problem or "")
     with pytest.raises(ValidationError), transaction(db) as s:
         jobs.start(s, actor=user, job_id=job_id)
 
@@ -133,7 +133,7 @@ def test_a_small_job_runs_and_its_rejects_are_neutralised(db: Engine, user: Acto
     with transaction(db) as s:
         job = jobs.start(s, actor=user, job_id=job_id)
         assert jobs.runs_inline(job)
-    assert jobs.execute(db, job_id) == "done"
+    assert job_run.execute(db, job_id) == "done"
     job = _job(db, job_id)
     assert (job.status, job.inserted, job.rejected, job.rows_done, job.rows_total) == ("done", 1, 1, 2, 2)
     with transaction(db) as s:
@@ -150,7 +150,7 @@ def test_running_the_same_file_again_changes_nothing(db: Engine, user: Actor) ->
         job_id = _upload(db, user, CUSTOMERS_CP932)
         with transaction(db) as s:
             jobs.start(s, actor=user, job_id=job_id)
-        assert jobs.execute(db, job_id) == "done"
+        assert job_run.execute(db, job_id) == "done"
     job = _job(db, job_id)
     assert (job.inserted, job.updated, job.rejected) == (0, 0, 1)
     with transaction(db) as s:
@@ -242,7 +242,7 @@ def test_orders_and_events_jobs_are_idempotent(db: Engine, user: Actor, kind: st
         job_id = _upload(db, user, data, kind=kind, name=f"{kind}.csv")
         with transaction(db) as s:
             jobs.start(s, actor=user, job_id=job_id)
-        assert jobs.execute(db, job_id) == "done"
+        assert job_run.execute(db, job_id) == "done"
         with transaction(db) as s:
             counts.append(s.scalar(select(func.count()).select_from(table)))
         job = _job(db, job_id)
@@ -256,7 +256,7 @@ def test_preview_of_orders_names_an_unknown_customer(db: Engine, user: Actor) ->
         factories.product(s, sku="SKU-1", name="お茶")
     job_id = _upload(db, user, ORDERS, kind="orders", name="orders.csv")
     with transaction(db) as s:
-        shown = jobs.preview(s, actor=user, job_id=job_id)
+        shown = preview.preview(s, actor=user, job_id=job_id)
     assert shown.rows[0].errors == []
     assert shown.rows[1].errors and "M999" in shown.rows[1].errors[0]
     with transaction(db) as s:
