@@ -270,3 +270,52 @@ def test_stored_files_stay_inside_the_imports_folder(db: Engine, user: Actor) ->
     job = _job(db, job_id)
     assert jobs.file_path(job) == jobs.imports_dir() / "kizuna.db"
     assert Path(jobs.file_path(job)).parent == jobs.imports_dir()
+
+
+def test_a_worker_killed_mid_import_leaves_a_job_the_next_worker_finishes(
+    db: Engine, user: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    lease = 2
+    monkeypatch.setattr(get_settings(), "outbox_lease_seconds", lease)
+    monkeypatch.setattr(get_settings(), "import_inline_rows", 0)
+    rows = 30_000
+    data = ("email,氏名\n" + "".join(f"p{i}@example.jp,山田 {i}\n" for i in range(rows))).encode()
+    job_id = _upload(db, user, data, name="big.csv")
+    with transaction(db) as s:
+        jobs.start(s, actor=user, job_id=job_id)
+    env = {
+        **os.environ,
+        "KIZUNA_DATABASE_URL": db.url.render_as_string(hide_password=False),
+        "KIZUNA_HOME": str(get_settings().home),
+        "KIZUNA_OUTBOX_LEASE_SECONDS": str(lease),
+        "KIZUNA_IMPORT_BATCH_SIZE": "300",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kizuna", "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while _job(db, job_id).rows_done == 0:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the worker never reported progress"
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.wait()
+    killed = _job(db, job_id)
+    with transaction(db) as s:
+        committed = s.scalar(select(func.count()).select_from(Customer))
+    assert killed.status == "running" and 0 < killed.rows_done < rows
+    assert 0 < committed < rows
+    # Until its heartbeat is stale, the job is the dead worker's; then it shows as stalled and is taken over.
+    time.sleep(jobs.stale_after().total_seconds() + 0.5)
+    assert jobs.is_stalled(_job(db, job_id))
+    tally = worker.run_once(db)
+    assert tally.done == 1, tally.errors
+    job = _job(db, job_id)
+    assert (job.status, job.rejected, job.rows_done) == ("done", 0, rows)
+    assert job.inserted == rows - committed
+    with transaction(db) as s:
+        assert s.scalar(select(func.count()).select_from(Customer)) == rows

@@ -211,3 +211,17 @@ def test_every_import_label_is_translated() -> None:
     names += [f"imports.to_attributes.{k}" for k in KINDS if jobs.keeps_attributes(k)]
     for lang in ("ja", "en"):
         assert sorted(set(names) - set(catalog(lang))) == [], lang
+
+
+def test_an_encoding_the_file_does_not_read_in_is_refused_next_to_the_field(ui_client, db: Engine) -> None:
+    c = ui_client("admin")
+    c.cookies.set("kizuna_lang", "ja")
+    job_id = _job_id(_upload(c, CP932_FILE))
+    token = csrf_of(c.get(f"/imports/{job_id}").text)
+    refused = c.post(f"/imports/{job_id}/mapping", data={"csrf_token": token, "encoding": "utf-8", "action": "preview"})
+    assert refused.status_code == 422
+    assert 'data-testid="error-encoding"' in refused.text
+    assert "この文字コードではファイルを読めません" in refused.text
+    with transaction(db) as s:
+        assert s.get(ImportJob, job_id).encoding == "cp932"
+    assert "自動判定: Shift_JIS(CP932)" in c.get(f"/imports/{job_id}").text
