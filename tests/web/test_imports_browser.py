@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from kizuna.db import transaction
 from kizuna.outbox import worker
 
 pytestmark = pytest.mark.browser
+SCREENSHOTS = os.environ.get("KIZUNA_UI_SCREENSHOTS")  # a folder: save screenshots of the pages there
 
 CP932_FILE = (
     "会員番号,氏名,メールアドレス,電話番号,メモ\r\n"
@@ -22,6 +24,11 @@ CP932_FILE = (
     "M002,山田 花子,broken-address,,\r\n"
     "M003,佐藤 三郎,saburo@example.jp,03-1111-2222,紹介\r\n"
 ).encode("cp932")
+
+
+def _shot(page, name: str, size: tuple[int, int]) -> None:  # noqa: ANN001
+    if SCREENSHOTS:
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"imports-{name}-{size[0]}.png"), full_page=True)
 
 
 def _no_sideways_scroll(page) -> None:  # noqa: ANN001
@@ -57,6 +64,7 @@ def test_import_in_japanese_runs_in_the_worker_with_a_progress_bar_to_100(
     assert "取り込めません" in bad.inner_text()
     assert "取り込み可" in page.get_by_test_id("preview-row-2").inner_text()
     assert "①優良" in page.get_by_test_id("preview-row-2").inner_text()
+    _shot(page, "mapping", size)
     _no_sideways_scroll(page)
 
     page.get_by_test_id("run-import").click()
@@ -75,6 +83,7 @@ def test_import_in_japanese_runs_in_the_worker_with_a_progress_bar_to_100(
     assert page.get_by_test_id("count-inserted").inner_text() == "2"
     assert page.get_by_test_id("count-rejected").inner_text() == "1"
     assert not re.search(r"\b(done|inserted|rejected|customers)\b", page.locator("main").inner_text())
+    _shot(page, "done", size)
     _no_sideways_scroll(page)
 
     with page.expect_download() as download:
@@ -86,6 +95,7 @@ def test_import_in_japanese_runs_in_the_worker_with_a_progress_bar_to_100(
 
     page.get_by_role("link", name="インポート一覧へ戻る").click()
     assert "会員一覧.csv" in page.get_by_test_id("import-jobs").inner_text()
+    _shot(page, "list", size)
     with transaction(db) as s:
         stored = s.scalar(select(Customer).where(Customer.external_id == "M001"))
         assert stored.attributes == {"メモ": "①優良"}
