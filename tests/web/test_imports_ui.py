@@ -225,3 +225,23 @@ def test_an_encoding_the_file_does_not_read_in_is_refused_next_to_the_field(ui_c
     with transaction(db) as s:
         assert s.get(ImportJob, job_id).encoding == "cp932"
     assert "自動判定: Shift_JIS(CP932)" in c.get(f"/imports/{job_id}").text
+
+
+def test_an_upload_may_exceed_the_json_body_limit_but_not_the_upload_limit(db: Engine, monkeypatch) -> None:  # noqa: ANN001
+    from fastapi.testclient import TestClient
+
+    from kizuna.app import create_app
+    from tests.conftest import make_token
+
+    monkeypatch.setattr(get_settings(), "import_upload_max_bytes", 8_000_000)
+    app = create_app(db)
+    token = make_token(db, "uploader@example.com", "manager")
+    data = b"email\n" + b"someone@example.jp\n" * 350_000  # 6.7 MB: over the 5 MB JSON limit
+    assert len(data) > get_settings().max_body_bytes
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as c:
+        made = c.post("/api/v1/imports", data={"kind": "customers"}, files={"file": ("big.csv", data)})
+        assert made.status_code == 201, made.text
+        assert made.json()["size_bytes"] == len(data)
+        too_big = c.post("/api/v1/imports", data={"kind": "customers"}, files={"file": ("big.csv", data * 2)})
+        assert too_big.status_code == 413
+        assert c.post("/api/v1/customers", content=b"{" + b" " * 6_000_000 + b"}").status_code == 413
