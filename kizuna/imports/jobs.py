@@ -237,6 +237,12 @@ def update_mapping(
         except ImportFileError as exc:
             raise ValidationError(exc.message, field="encoding", key="imports.error.encoding_fails") from None
         job.encoding = name
+        headers = _headers(file_path(job), name)
+        if headers != list(job.headers or []):
+            # Read in another encoding the header names other columns: propose their mapping afresh (the
+            # choices sent with this change were made for the old names).
+            proposed = propose_mapping(job.kind, headers, file_path(job).suffix)
+            job.headers, job.mapping, mapping = list(proposed), proposed, None
     if mapping is not None:
         allowed = {*field_choices(job.kind), IGNORE, *([TO_ATTRIBUTES] if keeps_attributes(job.kind) else [])}
         new = dict(job.mapping or {})

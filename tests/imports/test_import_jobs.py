@@ -319,3 +319,15 @@ def test_a_worker_killed_mid_import_leaves_a_job_the_next_worker_finishes(
     assert job.inserted == rows - committed
     with transaction(db) as s:
         assert s.scalar(select(func.count()).select_from(Customer)) == rows
+
+
+def test_choosing_another_encoding_reads_the_header_again(db: Engine, user: Actor) -> None:
+    data = "顧客ID,メールアドレス\r\nC1,a@example.jp\r\n".encode("euc_jp")
+    job_id = _upload(db, user, data)
+    with transaction(db) as s:
+        job = jobs.update_mapping(s, actor=user, job_id=job_id, encoding="latin-1")
+        assert job.encoding == "iso8859-1" and "メールアドレス" not in job.mapping
+    with transaction(db) as s:
+        job = jobs.update_mapping(s, actor=user, job_id=job_id, encoding="euc_jp", mapping={"whatever": "email"})
+        assert job.mapping == {"顧客ID": "external_id", "メールアドレス": "email"}
+        assert job.headers == ["顧客ID", "メールアドレス"] and job.status == "previewed"
