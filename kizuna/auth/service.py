@@ -237,6 +237,29 @@ def end_session(session: Session, secret: str) -> None:
     session.execute(delete(UiSession).where(UiSession.token_hash == _sha256(secret)))
 
 
+FLASH_SECONDS = 300
+
+
+def set_flash(ui_session: UiSession, *, kind: str, value: str) -> None:
+    """Keep ``value`` for the next page this browser session opens (at most FLASH_SECONDS from now).
+
+    The redirect after a POST carries nothing secret in its URL; the next GET takes the value from here.
+    """
+    until = utcnow() + dt.timedelta(seconds=FLASH_SECONDS)
+    ui_session.flash = {"kind": kind, "value": value, "until": until.isoformat()}
+
+
+def take_flash(ui_session: UiSession, *, kind: str) -> str | None:
+    """The value kept by ``set_flash`` for ``kind``, once: it is cleared (the caller commits) and expires."""
+    flash = ui_session.flash
+    if not flash or flash.get("kind") != kind:
+        return None
+    ui_session.flash = None
+    if dt.datetime.fromisoformat(flash["until"]) < utcnow():
+        return None
+    return str(flash["value"])
+
+
 def ensure_admin(session: Session, *, email: str, password: str) -> tuple[User, bool]:
     """The first admin (for ``kizuna demo``); returns (user, created).
 

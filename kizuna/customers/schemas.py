@@ -6,7 +6,20 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from kizuna.schemas import Email, FreeJSON, Input, Kana, MoneyOut, Output, Phone, StoredJSON, Text, UTCTime
+from kizuna.schemas import (
+    Email,
+    FreeJSON,
+    FreeText,
+    Input,
+    Kana,
+    MoneyOut,
+    OptionalFreeText,
+    Output,
+    Phone,
+    StoredJSON,
+    Text,
+    UTCTime,
+)
 
 Channel = Literal["email", "sms", "line", "phone", "post", "push"]
 ConsentStatus = Literal["granted", "withdrawn"]
@@ -160,7 +173,7 @@ class ConsentCreate(Input):
     purpose: Text = Field(default="marketing", max_length=32)
     status: ConsentStatus
     method: Text = Field(max_length=64, description="How it was given: web_form, business_card, store, ...")
-    evidence: Text | None = Field(default=None, max_length=5000, description="Form wording, URL or reference.")
+    evidence: OptionalFreeText = Field(default=None, max_length=5000, description="Form wording, URL or reference.")
     recorded_at: UTCTime | None = Field(
         default=None, description="When the person decided (evidence); defaults to now. Never in the future."
     )
@@ -185,7 +198,7 @@ class ConsentRead(Output):
 
 
 class NoteCreate(Input):
-    body: Text = Field(min_length=1, max_length=20000)
+    body: FreeText = Field(min_length=1, max_length=20000, description="Kept as written: line breaks, no normalising.")
 
 
 class NoteRead(Output):
@@ -199,7 +212,7 @@ class NoteRead(Output):
 
 class MergeRequest(Input):
     merge_id: int = Field(description="The customer folded into this one; its id keeps resolving here.")
-    reason: Text = Field(default="manual merge", max_length=200)
+    reason: FreeText = Field(default="manual merge", max_length=200)
 
 
 class CompanyCreate(Input):

@@ -32,7 +32,8 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or str(loc[0] if loc else "")
 
 
-API_PATHS = ("/api/", "/openapi.json", "/healthz")
+# The tracking API (/v1/) answers JSON like the main API.
+API_PATHS = ("/api/", "/v1/", "/openapi.json", "/healthz")
 
 
 def is_api(request: Request) -> bool:
@@ -47,6 +48,7 @@ def answer(
     field: str | None = None,
     *,
     headers: dict[str, str] | None = None,
+    exc: KizunaError | None = None,
     **extra: Any,
 ) -> Response:
     """The error as the client reads it: the JSON error shape for the API, an HTML page for the UI."""
@@ -54,7 +56,8 @@ def answer(
         return JSONResponse(error_body(code, message, field, **extra), status_code=status, headers=headers)
     from kizuna.web.ui_base import SECURITY_HEADERS, error_page
 
-    response = error_page(request, status, message)
+    # The status's own text in the user's language (Starlette's "Not Found" is English and says little).
+    response = error_page(request, status, exc=exc, detail=message)
     for name, value in {**SECURITY_HEADERS, **(headers or {})}.items():
         response.headers[name] = value
     return response
@@ -76,7 +79,7 @@ def allowed_methods(request: Request) -> list[str]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(KizunaError)
     async def _domain(request: Request, exc: KizunaError) -> Response:
-        return answer(request, exc.status_code, exc.code, exc.message, exc.field)
+        return answer(request, exc.status_code, exc.code, exc.message, exc.field, exc=exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -62,7 +62,9 @@ def tokens_match(expected: str | None, given: str | None) -> bool:
 def posting_viewer(viewer: CurrentViewer, csrf_token: Annotated[str, Form()] = "") -> Viewer:
     """The viewer of a form POST, after checking the form's CSRF token against the session's."""
     if not tokens_match(viewer.csrf_token, csrf_token):
-        raise PermissionDenied("the form's security token is missing or out of date; reload the page and try again")
+        raise PermissionDenied(
+            "the form's security token is missing or out of date; reload the page and try again", key="error.csrf"
+        )
     return viewer
 
 

@@ -18,6 +18,7 @@ from kizuna.web.session import (
     LOGIN_CSRF_COOKIE,
     PostingViewer,
     clear_session_cookie,
+    current_viewer,
     new_login_token,
     safe_next,
     set_lang_cookie,
@@ -78,6 +79,16 @@ def login(
     set_session_cookie(response, secret)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
+
+
+@router.get("/logout")
+def logout_page(request: Request, session: DB) -> Response:
+    """A link or a typed address lands here: ask to confirm with the sign-out button (a POST with the CSRF token)."""
+    try:
+        viewer = current_viewer(request, session)
+    except NotAuthenticated:
+        return RedirectResponse("/login", status_code=303)
+    return render(request, "logout.html", viewer)
 
 
 @router.post("/logout")

@@ -11,10 +11,13 @@ from kizuna.auth import service as auth
 from kizuna.auth import signin
 from kizuna.auth.filters import AUDIT_FILTERS
 from kizuna.auth.permissions import ROLES, require
+from kizuna.auth.schemas import TokenCreate
 from kizuna.errors import Conflict, TooManyAttempts, ValidationError
 from kizuna.listing import list_page
 from kizuna.web.deps import DB, client_address
-from kizuna.web.session import CurrentViewer, PostingViewer
+from kizuna.web.forms import FormState, submit
+from kizuna.web.i18n import translator
+from kizuna.web.session import CurrentViewer, PostingViewer, Viewer
 from kizuna.web.ui_base import render, ui_router
 
 router = ui_router()
@@ -145,28 +148,62 @@ def change_password(
 
 
 def _tokens_page(
-    request: Request, session: DB, viewer: CurrentViewer, *, new_token: str | None = None, status: int = 200
+    request: Request,
+    session: DB,
+    viewer: Viewer,
+    *,
+    new_token: str | None = None,
+    status: int = 200,
+    form: FormState | None = None,
 ) -> Response:
     tokens = auth.list_tokens(session, actor=viewer.actor)
     owners = auth.user_emails(session, {t.user_id for t in tokens})
     return render(
-        request, "settings/tokens.html", viewer, status=status, tokens=tokens, owners=owners, new_token=new_token
+        request,
+        "settings/tokens.html",
+        viewer,
+        status=status,
+        tokens=tokens,
+        owners=owners,
+        new_token=new_token,
+        form=form or FormState(values={"name": ""}),
     )
 
 
 @router.get("/settings/tokens")
 def tokens(request: Request, session: DB, viewer: CurrentViewer) -> Response:
-    return _tokens_page(request, session, viewer)
+    # A token just created is shown on this one page load (then forgotten): reloading does not show it again.
+    new_token = auth.take_flash(viewer.ui_session, kind="new_token")
+    if new_token is not None:
+        session.commit()
+    return _tokens_page(request, session, viewer, new_token=new_token)
 
 
 @router.post("/settings/tokens")
 def create_token(
-    request: Request, session: DB, viewer: PostingViewer, name: Annotated[str, Form(min_length=1, max_length=200)]
+    request: Request, session: DB, viewer: PostingViewer, name: Annotated[str, Form(max_length=200)] = ""
 ) -> Response:
-    """Create a token for the signed-in user; the page shows it this once (only its hash is kept)."""
-    _, secret = auth.create_token(session, actor=viewer.actor, email=viewer.user.email, name=name.strip())
+    """Create a token for the signed-in user and redirect: the next page shows it once (only its hash is kept).
+
+    The redirect keeps a reload from creating a second token; the token waits in the browser session's flash,
+    never in the URL.
+    """
+    state = FormState(values={"name": name})
+    t = translator(viewer.lang)
+    created = submit(
+        state,
+        t,
+        viewer.lang,
+        lambda: auth.create_token(
+            session, actor=viewer.actor, email=viewer.user.email, name=TokenCreate(name=name).name
+        ),
+    )
+    if created is None:
+        session.rollback()
+        return _tokens_page(request, session, viewer, status=422, form=state)
+    auth.set_flash(viewer.ui_session, kind="new_token", value=created[1])
     session.commit()
-    return _tokens_page(request, session, viewer, new_token=secret, status=201)
+    return RedirectResponse("/settings/tokens", status_code=303)
 
 
 @router.post("/settings/tokens/{token_id:int}/revoke")
