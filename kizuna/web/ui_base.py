@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from kizuna.normalize import format_phone_national
 from kizuna.schemas import clip_json
 from kizuna.web.forms import translate_error, translate_pydantic
 from kizuna.web.i18n import LANG_COOKIE, catalog, choose_language, translator
-from kizuna.web.session import Viewer
+from kizuna.web.session import PasswordChangeRequired, Viewer
 
 log = logging.getLogger("kizuna.ui")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -74,6 +75,11 @@ def phone(value: str | None) -> str:
         return value or ""
 
 
+def json_text(value: Any) -> str:
+    """Stored JSON as a person reads it: indented, Japanese as text (never ``\\u5c71`` escapes), deep rows clipped."""
+    return json.dumps(clip_json(value), ensure_ascii=False, indent=2, sort_keys=True, default=str)
+
+
 def query_string(params: Mapping[str, Any], **changes: Any) -> str:
     """``?a=1&b=2`` from ``params`` with ``changes`` applied; empty values are dropped."""
     merged = {**params, **changes}
@@ -91,6 +97,7 @@ env.filters["localtime"] = localtime
 env.filters["money"] = money
 env.filters["phone"] = phone
 env.filters["clip_json"] = clip_json
+env.filters["json_text"] = json_text
 env.globals["query_string"] = query_string
 
 
@@ -197,6 +204,8 @@ class UIRoute(APIRoute):
                 if request.method != "GET":
                     target = "/"
                 response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+            except PasswordChangeRequired:
+                response = RedirectResponse("/settings/password", status_code=303)
             except KizunaError as exc:
                 response = error_page(request, exc.status_code, exc=exc)
             except (RequestValidationError, pydantic.ValidationError) as exc:
