@@ -56,11 +56,33 @@ def answer(
         return JSONResponse(error_body(code, message, field, **extra), status_code=status, headers=headers)
     from kizuna.web.ui_base import SECURITY_HEADERS, error_page
 
+    _resume_viewer(request)
     # The status's own text in the user's language (Starlette's "Not Found" is English and says little).
     response = error_page(request, status, exc=exc, detail=message)
     for name, value in {**SECURITY_HEADERS, **(headers or {})}.items():
         response.headers[name] = value
     return response
+
+
+def _resume_viewer(request: Request) -> None:
+    """For an error no UI route saw (an unknown path, a wrong method): find the signed-in viewer, so that the
+    page has the navigation and the user's own language (their locale when no language was picked)."""
+    from kizuna.db import new_session
+    from kizuna.web.deps import SESSION_COOKIE
+    from kizuna.web.session import current_viewer
+
+    if getattr(request.state, "viewer", None) is not None or not request.cookies.get(SESSION_COOKIE):
+        return
+    engine = getattr(request.app.state, "engine", None)
+    if engine is None:
+        return
+    session = new_session(engine)
+    try:
+        current_viewer(request, session)  # sets request.state.viewer
+    except Exception:  # noqa: BLE001, S110 - not signed in (or the database is the problem): a bare error page
+        pass
+    finally:
+        session.close()
 
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

@@ -195,3 +195,15 @@ def test_pages_have_a_skip_link_labels_aria_current_and_aria_sort(ui_client, db)
     tokens = c.get("/settings/tokens").text
     assert 'href="/settings/tokens" class="active" aria-current="page"' in tokens
     assert '<label for="f-name">' in tokens
+
+
+def test_an_unknown_path_shows_the_signed_in_users_navigation_in_their_own_locale(ui_client, db):
+    from kizuna.auth.models import User
+
+    c = ui_client("viewer")
+    with transaction(db) as s:
+        s.scalars(select(User).where(User.email == "viewer-0@example.com")).one().locale = "en"
+    r = c.get("/nope")
+    assert r.status_code == 404
+    assert '<html lang="en">' in r.text and catalog("en")["error.http_404"] in r.text
+    assert 'class="sidenav"' in r.text and "viewer-0@example.com" in r.text
