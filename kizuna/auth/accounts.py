@@ -17,6 +17,7 @@ from kizuna.auth import audit, signin
 from kizuna.auth.models import UiSession, User
 from kizuna.auth.permissions import ROLES, Actor, require
 from kizuna.errors import NotFound, ValidationError
+from kizuna.normalize import normalize_email
 
 # A generated temporary password: 16 characters from an alphabet without look-alikes (0/O, 1/l/I), so that it
 # can be read out over the phone; about 90 bits.
@@ -31,6 +32,15 @@ def get_user(session: Session, *, actor: Actor, user_id: int) -> User:
     if user is None:
         raise NotFound(f"user {user_id} not found", key="error.http_404")
     return user
+
+
+def user_id_for(session: Session, *, actor: Actor, email: str) -> int:
+    """The id of the user with sign-in ``email`` (for the CLI, which names users by e-mail); NotFound otherwise."""
+    require(actor, "users:manage")
+    user_id = session.scalar(select(User.id).where(User.email == normalize_email(email, field="email")))
+    if user_id is None:
+        raise NotFound(f"no user with email {email}", field="email")
+    return user_id
 
 
 def _check_admin_remains(session: Session, user: User) -> None:

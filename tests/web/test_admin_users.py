@@ -241,3 +241,19 @@ def test_users_pages_are_for_admins_only(ui_client, db):
     assert viewer.get("/admin/audit").status_code == 403
     admin = ui_client("admin")
     assert admin.get("/admin/users/999999").status_code == 404
+
+
+def test_roles_and_deactivation_from_the_cli(tmp_path):
+    from tests.test_cli import _kizuna
+
+    home = tmp_path / "home"
+    assert _kizuna(home, "users", "create", "--email", "boss@example.jp", "--role", "admin").returncode == 0
+    assert _kizuna(home, "users", "create", "--email", "mika@example.jp", "--role", "sales").returncode == 0
+    done = _kizuna(home, "users", "set-role", "--email", "mika@example.jp", "--role", "manager")
+    assert done.returncode == 0 and "manager" in done.stdout
+    assert _kizuna(home, "users", "deactivate", "--email", "mika@example.jp").returncode == 0
+    listed = _kizuna(home, "users", "list").stdout
+    assert re.search(r"mika@example.jp\s+manager\s+disabled", listed)
+    assert _kizuna(home, "users", "reactivate", "--email", "mika@example.jp").returncode == 0
+    last = _kizuna(home, "users", "deactivate", "--email", "boss@example.jp")
+    assert last.returncode != 0 and "last active admin" in (last.stdout + last.stderr)
