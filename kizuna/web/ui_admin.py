@@ -20,7 +20,7 @@ from kizuna.errors import TooManyAttempts, ValidationError
 from kizuna.listing import list_page
 from kizuna.web.deps import DB, client_address
 from kizuna.web.forms import FormState, read_form, submit
-from kizuna.web.i18n import translator
+from kizuna.web.i18n import catalog, translator
 from kizuna.web.session import CurrentViewer, PostingViewer, Viewer
 from kizuna.web.ui_base import error_text, render, ui_router
 
@@ -32,7 +32,7 @@ AUDIT_PAGE = 100
 # The audit page's filter form: field -> the AUDIT_FILTERS parameter it sets (dates are handled apart).
 AUDIT_FIELDS = {
     "actor": "actor__contains",
-    "action": "action__startswith",
+    "action": "action",
     "entity_type": "entity_type",
     "entity_id": "entity_id",
 }
@@ -87,7 +87,22 @@ def audit_log(request: Request, session: DB, viewer: CurrentViewer, cursor: str 
         filters=state,
         form=form,
         zone=get_settings().default_timezone,
+        action_options=_labelled(viewer.lang, "audit_action.", state.value("action")),
+        entity_options=_labelled(viewer.lang, "audit_entity.", state.value("entity_type")),
     )
+
+
+def _labelled(lang: str, prefix: str, current: str) -> list[tuple[str, str]]:
+    """(code, label) for every code with a label under ``prefix`` in the catalog, by label; a code asked for in
+    the address that has no label is kept as its own option, so the form shows what is filtered."""
+    texts = catalog(lang)
+    options = sorted(
+        ((key.removeprefix(prefix), text) for key, text in texts.items() if key.startswith(prefix)),
+        key=lambda pair: pair[1],
+    )
+    if current and current not in {code for code, _ in options}:
+        options.append((current, current))
+    return options
 
 
 def _password_page(

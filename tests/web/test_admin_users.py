@@ -197,7 +197,7 @@ def test_failed_sign_ins_are_in_the_audit_log_and_found_by_its_filters(app, db, 
     assert len(re.findall(r'data-testid="audit-row"', only)) == 1
     user_id = user_id_of(db, email)
     by_entity = admin.get("/admin/audit", params={"entity_type": "user", "entity_id": str(user_id)}).text
-    assert "user.login_failed" in by_entity and "nobody@example.com" not in by_entity
+    assert 'data-action="user.login_failed">ログイン失敗<' in by_entity and "nobody@example.com" not in by_entity
 
 
 def test_audit_details_show_japanese_as_text_and_dates_filter_in_local_days(app, db, ui_client):
