@@ -155,6 +155,49 @@ def users_unlock(email: Annotated[str, typer.Option(help="The user's sign-in ema
     console.print(f"unlocked {user.email}")
 
 
+@users_app.command("set-role")
+def users_set_role(
+    email: Annotated[str, typer.Option(help="The user's sign-in email.")],
+    role: Annotated[str, typer.Option(help="admin, manager, marketer, sales, support or viewer.")],
+) -> None:
+    """Give a user another role (the last active admin cannot be demoted)."""
+    from kizuna.auth import accounts
+    from kizuna.db import transaction
+
+    try:
+        with transaction(_engine()) as session:
+            user_id = accounts.user_id_for(session, actor=CLI, email=email)
+            user = accounts.change_role(session, actor=CLI, user_id=user_id, role=role)
+            console.print(f"{user.email} is now {user.role}")
+    except KizunaError as exc:
+        raise _fail(exc) from exc
+
+
+def _set_active(email: str, *, active: bool) -> None:
+    from kizuna.auth import accounts
+    from kizuna.db import transaction
+
+    try:
+        with transaction(_engine()) as session:
+            user_id = accounts.user_id_for(session, actor=CLI, email=email)
+            user = accounts.set_active(session, actor=CLI, user_id=user_id, active=active)
+            console.print(f"{user.email} {'reactivated' if active else 'deactivated'}")
+    except KizunaError as exc:
+        raise _fail(exc) from exc
+
+
+@users_app.command("deactivate")
+def users_deactivate(email: Annotated[str, typer.Option(help="The user's sign-in email.")]) -> None:
+    """Refuse a user's sign-in; their UI sessions end and their API tokens stop working."""
+    _set_active(email, active=False)
+
+
+@users_app.command("reactivate")
+def users_reactivate(email: Annotated[str, typer.Option(help="The user's sign-in email.")]) -> None:
+    """Let a deactivated user sign in again."""
+    _set_active(email, active=True)
+
+
 @users_app.command("set-password")
 def users_set_password(
     email: Annotated[str, typer.Option(help="The user's sign-in email.")],

@@ -134,6 +134,29 @@ def _text(value: Any) -> Any:
         raise _as_pydantic(exc) from exc
 
 
+def _free_text(value: Any) -> Any:
+    """Text a person wrote (a note, a consent's evidence): kept as written, line breaks and all, only trimmed.
+
+    No NFKC: ``①㈱ｶﾀｶﾅ！`` is what the person typed and stays so. Blank text is refused with the ``blank``
+    error (spaces alone are not a note); NUL and lone surrogates cannot be stored by the databases.
+    """
+    if not isinstance(value, str):
+        return value
+    if _bad_unicode(value, "") is not None:
+        raise PydanticCustomError("invalid_unicode", "the text contains invalid Unicode (a lone surrogate or a NUL)")
+    text = value.strip()
+    if not text:
+        raise PydanticCustomError("blank", "must not be blank (spaces alone are not enough)")
+    return text
+
+
+def _free_text_or_none(value: Any) -> Any:
+    # An optional free text left blank means "none given", as an empty form field does.
+    if isinstance(value, str) and not value.strip():
+        return None
+    return _free_text(value)
+
+
 def _email(value: Any) -> Any:
     try:
         return normalize_email(value)
@@ -178,6 +201,9 @@ def _currency(value: Any) -> Any:
 
 
 Text = Annotated[str, BeforeValidator(_text)]
+# Free text a person wrote: stored as written (trimmed), never normalised; see ``_free_text``.
+FreeText = Annotated[str, BeforeValidator(_free_text)]
+OptionalFreeText = Annotated[str | None, BeforeValidator(_free_text_or_none)]
 Email = Annotated[str, BeforeValidator(_email)]
 Phone = Annotated[str, BeforeValidator(_phone)]
 Kana = Annotated[str, BeforeValidator(_kana)]

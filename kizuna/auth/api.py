@@ -3,14 +3,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 
-from kizuna.auth import service, signin
+from kizuna.auth import accounts, service, signin
 from kizuna.auth.filters import AUDIT_FILTERS
 from kizuna.auth.models import AuditEntry, User
 from kizuna.auth.permissions import require
 from kizuna.auth.schemas import (
     AuditRead,
     PasswordChange,
+    PasswordReset,
     PasswordSet,
+    TemporaryPassword,
     TokenCreate,
     TokenCreated,
     TokenRead,
@@ -84,6 +86,32 @@ def _email_of(session: DB, actor: APIActor, user_id: int) -> str:
     if user is None:
         raise NotFound(f"user {user_id} not found")
     return user.email
+
+
+@router.post("/users/{user_id}/deactivate", response_model=UserRead)
+def deactivate_user(user_id: int, session: DB, actor: APIActor) -> User:
+    """Refuse the user's sign-in; their UI sessions end and their API tokens stop working (admins). The last
+    active admin cannot be deactivated."""
+    user = accounts.set_active(session, actor=actor, user_id=user_id, active=False)
+    session.commit()
+    return user
+
+
+@router.post("/users/{user_id}/reactivate", response_model=UserRead)
+def reactivate_user(user_id: int, session: DB, actor: APIActor) -> User:
+    user = accounts.set_active(session, actor=actor, user_id=user_id, active=True)
+    session.commit()
+    return user
+
+
+@router.post("/users/{user_id}/password-reset", response_model=TemporaryPassword)
+def reset_password(user_id: int, session: DB, actor: APIActor, data: PasswordReset | None = None) -> dict:
+    """Set a temporary password (generated unless given), returned this once; the user must choose their own at
+    the next sign-in in the UI. Their sign-in lock is lifted and their UI sessions end (admins)."""
+    password = data.password if data else None
+    temporary = accounts.reset_password(session, actor=actor, user_id=user_id, password=password)
+    session.commit()
+    return {"temporary_password": temporary}
 
 
 @router.post("/users", response_model=UserRead, status_code=201)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kizuna.db import Base, BigId, JSONType, Timestamped, UTCDateTime, Versioned, utcnow
@@ -18,6 +18,8 @@ class User(Timestamped, Versioned, Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     locale: Mapped[str | None] = mapped_column(String(8))
     is_active: Mapped[bool] = mapped_column(default=True)
+    # Set when an admin resets the password: the UI asks for a new one before anything else.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class ApiToken(Base):
@@ -46,6 +48,8 @@ class UiSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # A message for the next page of this browser only (a new API token shown once after the redirect).
+    flash: Mapped[dict | None] = mapped_column(JSONType)
 
 
 class AuditEntry(Base):

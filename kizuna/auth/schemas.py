@@ -28,6 +28,14 @@ class PasswordSet(Input):
     password: Password = Field(min_length=10)
 
 
+class PasswordReset(Input):
+    password: Password | None = Field(default=None, min_length=10, description="Leave out to generate one.")
+
+
+class TemporaryPassword(Output):
+    temporary_password: str = Field(description="Shown once; the user must replace it at the next UI sign-in.")
+
+
 class UserUpdate(Input):
     role: Role
     is_active: bool | None = None
@@ -40,6 +48,7 @@ class UserRead(Output):
     role: str
     locale: str | None
     is_active: bool
+    must_change_password: bool = False
     created_at: dt.datetime
     locked: bool = Field(default=False, description="Sign-in locked after too many wrong passwords.")
 

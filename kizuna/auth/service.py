@@ -48,7 +48,12 @@ def create_user(
     if password is not None and check_strength:
         check_password(password, email=email)
     if session.scalar(select(User.id).where(User.email == email)):
-        raise Conflict(f"a user with email {email} already exists", field="email")
+        raise Conflict(
+            f"a user with email {email} already exists",
+            field="email",
+            key="error.user_email_taken",
+            params={"email": email},
+        )
     user = User(email=email, role=role, name=name, password_hash=hasher.hash(password) if password else None)
     session.add(user)
     session.flush()
@@ -86,37 +91,15 @@ def user_emails(session: Session, user_ids: set[int]) -> dict[int, str]:
 
 
 def set_user_role(session: Session, *, actor: Actor, user_id: int, role: str, is_active: bool | None = None) -> User:
-    require(actor, "users:manage")
+    """The API's user update: a role change and, optionally, deactivation or reactivation (see ``accounts``)."""
+    from kizuna.auth import accounts
+
     if role not in ROLES:
         raise ValidationError(f"unknown role '{role}'", field="role")
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"user {user_id} not found")
-    before = {"role": user.role, "is_active": user.is_active}
-    stays_admin = role == "admin" and (is_active is None or is_active)
-    if user.role == "admin" and user.is_active and not stays_admin:
-        others = session.scalar(
-            select(func.count()).select_from(User).where(User.role == "admin", User.is_active, User.id != user.id)
-        )
-        if not others:
-            raise ValidationError(
-                "cannot demote or disable the last active admin; make another admin first", field="role"
-            )
-    user.role = role
+    # Deactivating first: demoting the last admin and deactivating them in one request is refused either way.
     if is_active is not None:
-        user.is_active = is_active
-    audit.record(
-        session,
-        actor=actor,
-        action="user.update",
-        entity_type="user",
-        entity_id=user.id,
-        details=audit.changes(before, {"role": role, "is_active": user.is_active}),
-    )
-    if not user.is_active:
-        session.execute(delete(UiSession).where(UiSession.user_id == user.id))
-    _forget_tokens(session, user_id=user.id)
-    return user
+        accounts.set_active(session, actor=actor, user_id=user_id, active=is_active)
+    return accounts.change_role(session, actor=actor, user_id=user_id, role=role)
 
 
 def create_token(session: Session, *, actor: Actor, email: str, name: str) -> tuple[ApiToken, str]:
@@ -196,6 +179,11 @@ def actor_for_token(session: Session, secret: str) -> Actor:
     return actor
 
 
+def forget_user_tokens(session: Session, user_id: int) -> None:
+    """Drop the cached actors of ``user_id``'s API tokens now and again at commit (after a role or state change)."""
+    _forget_tokens(session, user_id=user_id)
+
+
 def _forget_tokens(session: Session, *, token_hash: str | None = None, user_id: int | None = None) -> None:
     def forget(*_: object) -> None:
         with _token_lock:
@@ -235,6 +223,29 @@ def resume_session(session: Session, secret: str) -> tuple[User, UiSession]:
 
 def end_session(session: Session, secret: str) -> None:
     session.execute(delete(UiSession).where(UiSession.token_hash == _sha256(secret)))
+
+
+FLASH_SECONDS = 300
+
+
+def set_flash(ui_session: UiSession, *, kind: str, value: str) -> None:
+    """Keep ``value`` for the next page this browser session opens (at most FLASH_SECONDS from now).
+
+    The redirect after a POST carries nothing secret in its URL; the next GET takes the value from here.
+    """
+    until = utcnow() + dt.timedelta(seconds=FLASH_SECONDS)
+    ui_session.flash = {"kind": kind, "value": value, "until": until.isoformat()}
+
+
+def take_flash(ui_session: UiSession, *, kind: str) -> str | None:
+    """The value kept by ``set_flash`` for ``kind``, once: it is cleared (the caller commits) and expires."""
+    flash = ui_session.flash
+    if not flash or flash.get("kind") != kind:
+        return None
+    ui_session.flash = None
+    if dt.datetime.fromisoformat(flash["until"]) < utcnow():
+        return None
+    return str(flash["value"])
 
 
 def ensure_admin(session: Session, *, email: str, password: str) -> tuple[User, bool]:

@@ -12,6 +12,7 @@ import datetime as dt
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -52,14 +53,30 @@ def check_password(password: str, *, email: str = "") -> None:
     The password is taken exactly as typed: leading and trailing spaces are part of it.
     """
     if len(password) < MIN_PASSWORD:
-        raise ValidationError(f"password must be at least {MIN_PASSWORD} characters", field="password")
+        raise ValidationError(
+            f"password must be at least {MIN_PASSWORD} characters",
+            field="password",
+            key="error.password_too_short",
+            params={"min": MIN_PASSWORD},
+        )
     if len(password) > MAX_PASSWORD:
-        raise ValidationError(f"password must be at most {MAX_PASSWORD} characters", field="password")
+        raise ValidationError(
+            f"password must be at most {MAX_PASSWORD} characters",
+            field="password",
+            key="error.password_too_long",
+            params={"max": MAX_PASSWORD},
+        )
     folded = password.casefold()
     if folded in common_passwords() or len(set(folded)) <= 2:
-        raise ValidationError("this password is too common or too easy to guess; choose another", field="password")
+        raise ValidationError(
+            "this password is too common or too easy to guess; choose another",
+            field="password",
+            key="error.password_common",
+        )
     if email and folded.strip() in (email.casefold(), email.casefold().split("@")[0]):
-        raise ValidationError("the password must not be your e-mail address", field="password")
+        raise ValidationError(
+            "the password must not be your e-mail address", field="password", key="error.password_is_email"
+        )
 
 
 def _hash_slot() -> threading.BoundedSemaphore:
@@ -253,18 +270,23 @@ def change_password(
     try:
         sign_in(session, email=user.email, password=current, address=address)
     except NotAuthenticated as exc:
-        raise ValidationError("the current password is wrong", field="current_password") from exc
+        raise ValidationError(
+            "the current password is wrong", field="current_password", key="error.password_wrong_current"
+        ) from exc
     _new_password(session, user, new, keep_session=keep_session)
+    user.must_change_password = False
     audit.record(session, actor=Actor(label=user.email, role=user.role, user_id=user.id), action="user.password_change",
                  entity_type="user", entity_id=user.id, summary=user.email)  # fmt: skip
 
 
-def set_password(session: Session, *, actor: Actor, email: str, password: str) -> User:
+def set_password(
+    session: Session, *, actor: Actor, email: str, password: str, details: dict[str, Any] | None = None
+) -> User:
     """An admin sets (resets) a user's password; the user's sign-in lock is lifted and their sessions end."""
     require(actor, "users:manage")
     user = _user_by_email(session, email)
     _new_password(session, user, password)
     _clear(session, user.email)
     audit.record(session, actor=actor, action="user.password_reset", entity_type="user", entity_id=user.id,
-                 summary=user.email)  # fmt: skip
+                 details=details, summary=user.email)  # fmt: skip
     return user

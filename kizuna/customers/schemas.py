@@ -6,7 +6,20 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from kizuna.schemas import Email, FreeJSON, Input, Kana, MoneyOut, Output, Phone, StoredJSON, Text, UTCTime
+from kizuna.schemas import (
+    Email,
+    FreeJSON,
+    FreeText,
+    Input,
+    Kana,
+    MoneyOut,
+    OptionalFreeText,
+    Output,
+    Phone,
+    StoredJSON,
+    Text,
+    UTCTime,
+)
 
 Channel = Literal["email", "sms", "line", "phone", "post", "push"]
 ConsentStatus = Literal["granted", "withdrawn"]
@@ -163,7 +176,7 @@ class ConsentCreate(Input):
     source: Text | None = Field(
         default=None, max_length=200, description="Where it was given: a form's URL, a campaign, the call centre."
     )
-    evidence: Text | None = Field(default=None, max_length=5000, description="Form wording, URL or reference.")
+    evidence: OptionalFreeText = Field(default=None, max_length=5000, description="Form wording, URL or reference.")
     recorded_at: UTCTime | None = Field(
         default=None, description="When the person decided (evidence); defaults to now. Never in the future."
     )
@@ -189,7 +202,7 @@ class ConsentRead(Output):
 
 
 class NoteCreate(Input):
-    body: Text = Field(min_length=1, max_length=20000)
+    body: FreeText = Field(min_length=1, max_length=20000, description="Kept as written: line breaks, no normalising.")
 
 
 class NoteRead(Output):
@@ -217,7 +230,7 @@ class BulkResult(Output):
 
 class MergeRequest(Input):
     merge_id: int = Field(description="The customer folded into this one; its id keeps resolving here.")
-    reason: Text = Field(default="manual merge", max_length=200)
+    reason: FreeText = Field(default="manual merge", max_length=200)
 
 
 class CompanyCreate(Input):

@@ -32,7 +32,8 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or str(loc[0] if loc else "")
 
 
-API_PATHS = ("/api/", "/openapi.json", "/healthz")
+# The tracking API (/v1/) answers JSON like the main API.
+API_PATHS = ("/api/", "/v1/", "/openapi.json", "/healthz")
 
 
 def is_api(request: Request) -> bool:
@@ -47,6 +48,7 @@ def answer(
     field: str | None = None,
     *,
     headers: dict[str, str] | None = None,
+    exc: KizunaError | None = None,
     **extra: Any,
 ) -> Response:
     """The error as the client reads it: the JSON error shape for the API, an HTML page for the UI."""
@@ -54,10 +56,33 @@ def answer(
         return JSONResponse(error_body(code, message, field, **extra), status_code=status, headers=headers)
     from kizuna.web.ui_base import SECURITY_HEADERS, error_page
 
-    response = error_page(request, status, message)
+    _resume_viewer(request)
+    # The status's own text in the user's language (Starlette's "Not Found" is English and says little).
+    response = error_page(request, status, exc=exc, detail=message)
     for name, value in {**SECURITY_HEADERS, **(headers or {})}.items():
         response.headers[name] = value
     return response
+
+
+def _resume_viewer(request: Request) -> None:
+    """For an error no UI route saw (an unknown path, a wrong method): find the signed-in viewer, so that the
+    page has the navigation and the user's own language (their locale when no language was picked)."""
+    from kizuna.db import new_session
+    from kizuna.web.deps import SESSION_COOKIE
+    from kizuna.web.session import current_viewer
+
+    if getattr(request.state, "viewer", None) is not None or not request.cookies.get(SESSION_COOKIE):
+        return
+    engine = getattr(request.app.state, "engine", None)
+    if engine is None:
+        return
+    session = new_session(engine)
+    try:
+        current_viewer(request, session)  # sets request.state.viewer
+    except Exception:  # noqa: BLE001, S110 - not signed in (or the database is the problem): a bare error page
+        pass
+    finally:
+        session.close()
 
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -76,7 +101,7 @@ def allowed_methods(request: Request) -> list[str]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(KizunaError)
     async def _domain(request: Request, exc: KizunaError) -> Response:
-        return answer(request, exc.status_code, exc.code, exc.message, exc.field)
+        return answer(request, exc.status_code, exc.code, exc.message, exc.field, exc=exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -89,7 +89,10 @@ def collect(state: FormState, t: Callable[..., str], lang: str, exc: Exception) 
     """Record why a submission was refused on ``state``: Pydantic's errors per field, or a domain error."""
     if isinstance(exc, pydantic.ValidationError):
         for error in exc.errors():
-            loc = [str(p) for p in error.get("loc", ()) if p not in ("body",)]
+            loc = [str(p) for p in error.get("loc", ())]
+            # FastAPI puts "body" before a request body's fields; a model's own field may be named "body" too.
+            if len(loc) > 1 and loc[0] == "body":
+                loc = loc[1:]
             state.add(loc[0] if loc else None, translate_pydantic(t, lang, error))
     elif isinstance(exc, KizunaError):
         state.add(exc.field, translate_error(t, lang, exc))

@@ -24,6 +24,14 @@ if TYPE_CHECKING:
 LOGIN_CSRF_COOKIE = "kizuna_login_csrf"
 
 
+class PasswordChangeRequired(Exception):  # noqa: N818 - a signal to the UI route, not an error shown
+    """The viewer's password was reset by an admin: every page but the password form (and sign-out) waits."""
+
+
+# The pages a user who must change their password can still open.
+PASSWORD_CHANGE_PATHS = ("/settings/password", "/logout", "/lang/")
+
+
 @dataclass(frozen=True)
 class Viewer:
     """The signed-in user of a UI request, the actor their actions are recorded as, and the UI language."""
@@ -47,6 +55,8 @@ def current_viewer(request: Request, session: DB) -> Viewer:
     lang = choose_language(request.cookies.get(LANG_COOKIE), user.locale)
     viewer = Viewer(user=user, ui_session=ui_session, actor=auth.actor_for(user).via("ui"), lang=lang)
     request.state.viewer = viewer
+    if user.must_change_password and not request.url.path.startswith(PASSWORD_CHANGE_PATHS):
+        raise PasswordChangeRequired
     return viewer
 
 
@@ -62,7 +72,9 @@ def tokens_match(expected: str | None, given: str | None) -> bool:
 def posting_viewer(viewer: CurrentViewer, csrf_token: Annotated[str, Form()] = "") -> Viewer:
     """The viewer of a form POST, after checking the form's CSRF token against the session's."""
     if not tokens_match(viewer.csrf_token, csrf_token):
-        raise PermissionDenied("the form's security token is missing or out of date; reload the page and try again")
+        raise PermissionDenied(
+            "the form's security token is missing or out of date; reload the page and try again", key="error.csrf"
+        )
     return viewer
 
 

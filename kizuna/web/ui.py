@@ -11,13 +11,14 @@ from kizuna.auth import service as auth
 from kizuna.auth import signin
 from kizuna.db import take_write_lock
 from kizuna.errors import NotAuthenticated, TooManyAttempts
-from kizuna.web import ui_admin, ui_customer_forms, ui_customers, ui_imports, ui_outbox
+from kizuna.web import ui_admin, ui_customer_forms, ui_customers, ui_imports, ui_outbox, ui_users
 from kizuna.web.deps import DB, SESSION_COOKIE, client_address
 from kizuna.web.i18n import LANG_COOKIE, LANGUAGES, choose_language, translator
 from kizuna.web.session import (
     LOGIN_CSRF_COOKIE,
     PostingViewer,
     clear_session_cookie,
+    current_viewer,
     new_login_token,
     safe_next,
     set_lang_cookie,
@@ -80,6 +81,16 @@ def login(
     return response
 
 
+@router.get("/logout")
+def logout_page(request: Request, session: DB) -> Response:
+    """A link or a typed address lands here: ask to confirm with the sign-out button (a POST with the CSRF token)."""
+    try:
+        viewer = current_viewer(request, session)
+    except NotAuthenticated:
+        return RedirectResponse("/login", status_code=303)
+    return render(request, "logout.html", viewer)
+
+
 @router.post("/logout")
 def logout(request: Request, session: DB, viewer: PostingViewer) -> Response:
     auth.end_session(session, request.cookies.get(SESSION_COOKIE, ""))
@@ -105,5 +116,6 @@ def _lang(request: Request) -> str:
 router.include_router(ui_customers.router)
 router.include_router(ui_customer_forms.router)
 router.include_router(ui_admin.router)
+router.include_router(ui_users.router)
 router.include_router(ui_outbox.router)
 router.include_router(ui_imports.router)

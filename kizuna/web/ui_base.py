@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -26,8 +27,9 @@ from kizuna.customers.timeline import SOURCES
 from kizuna.errors import KizunaError, NotAuthenticated
 from kizuna.normalize import format_phone_national
 from kizuna.schemas import clip_json
-from kizuna.web.i18n import LANG_COOKIE, choose_language, translator
-from kizuna.web.session import Viewer
+from kizuna.web.forms import translate_error, translate_pydantic
+from kizuna.web.i18n import LANG_COOKIE, catalog, choose_language, translator
+from kizuna.web.session import PasswordChangeRequired, Viewer
 
 log = logging.getLogger("kizuna.ui")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -73,6 +75,11 @@ def phone(value: str | None) -> str:
         return value or ""
 
 
+def json_text(value: Any) -> str:
+    """Stored JSON as a person reads it: indented, Japanese as text (never ``\\u5c71`` escapes), deep rows clipped."""
+    return json.dumps(clip_json(value), ensure_ascii=False, indent=2, sort_keys=True, default=str)
+
+
 def query_string(params: Mapping[str, Any], **changes: Any) -> str:
     """``?a=1&b=2`` from ``params`` with ``changes`` applied; empty values are dropped."""
     merged = {**params, **changes}
@@ -90,6 +97,7 @@ env.filters["localtime"] = localtime
 env.filters["money"] = money
 env.filters["phone"] = phone
 env.filters["clip_json"] = clip_json
+env.filters["json_text"] = json_text
 env.globals["query_string"] = query_string
 
 
@@ -114,7 +122,7 @@ def render(
 ) -> HTMLResponse:
     """Render ``template`` with the viewer, their language's ``t`` and the CSRF token in the context."""
     viewer = viewer or getattr(request.state, "viewer", None)
-    lang = viewer.lang if viewer else choose_language(request.cookies.get(LANG_COOKIE))
+    lang = viewer.lang if viewer else request_lang(request)
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     html = env.get_template(template).render(
         request=request,
@@ -131,16 +139,52 @@ def render(
     return HTMLResponse(html, status_code=status)
 
 
-def error_page(request: Request, status: int, message: str) -> HTMLResponse:
-    return render(request, "error.html", status=status, status_code=status, message=message)
+def request_lang(request: Request) -> str:
+    """The language of this request's pages: the signed-in viewer's, else the cookie's, else the default."""
+    viewer = getattr(request.state, "viewer", None)
+    return viewer.lang if viewer else choose_language(request.cookies.get(LANG_COOKIE))
 
 
-def _validation_message(errors: list[Any]) -> str:
+def error_text(lang: str, status: int, exc: KizunaError | None = None, detail: str = "") -> str:
+    """What the error page says, in ``lang``.
+
+    A domain error naming a translation shows it. The English UI may show the error's precise English message;
+    any other language shows the status's own text rather than English (``error.http_<status>``).
+    """
+    t = translator(lang)
+    texts = catalog(lang)
+    if exc is not None:
+        if exc.key and exc.key in texts:
+            return translate_error(t, lang, exc)
+        if lang == "en":
+            return exc.message
+    elif detail and lang == "en" and status in (413, 422):
+        return detail  # the limit or the field at fault: more useful than the generic text
+    key = f"error.http_{status}"
+    return t(key) if key in texts else t("error.http_other")
+
+
+def error_page(
+    request: Request, status: int, message: str = "", *, exc: KizunaError | None = None, detail: str = ""
+) -> HTMLResponse:
+    """An HTML error page in the request's language; ``message`` (already translated) wins when given."""
+    text = message or error_text(request_lang(request), status, exc, detail)
+    return render(request, "error.html", status=status, status_code=status, message=text)
+
+
+def _validation_message(request: Request, errors: list[Any]) -> str:
+    """Each Pydantic error in the request's language (a type without a translation falls back to the status)."""
+    lang = request_lang(request)
+    t = translator(lang)
     parts = []
     for e in errors:
+        if f"error.{e.get('type', '')}" not in catalog(lang) and lang != "en":
+            return error_text(lang, 422)
+        text = translate_pydantic(t, lang, e)
         loc = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path"))
-        parts.append(f"{loc}: {e.get('msg', '')}" if loc else str(e.get("msg", "")))
-    return "; ".join(parts) or "invalid input"
+        # A field's code name means something in English; in another language it would be a raw code.
+        parts.append(f"{loc}: {text}" if loc and lang == "en" else text)
+    return " ".join(parts) or error_text(lang, 422)
 
 
 class UIRoute(APIRoute):
@@ -160,17 +204,17 @@ class UIRoute(APIRoute):
                 if request.method != "GET":
                     target = "/"
                 response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+            except PasswordChangeRequired:
+                response = RedirectResponse("/settings/password", status_code=303)
             except KizunaError as exc:
-                response = error_page(request, exc.status_code, exc.message)
-            except RequestValidationError as exc:
-                response = error_page(request, 422, _validation_message(list(exc.errors())))
-            except pydantic.ValidationError as exc:
-                response = error_page(request, 422, _validation_message(list(exc.errors())))
+                response = error_page(request, exc.status_code, exc=exc)
+            except (RequestValidationError, pydantic.ValidationError) as exc:
+                response = error_page(request, 422, _validation_message(request, list(exc.errors())))
             except StaleDataError:
-                response = error_page(request, 409, "the record was changed by someone else; reload and try again")
+                response = error_page(request, 409, translator(request_lang(request))("error.stale_record"))
             except IntegrityError as exc:
                 log.info("integrity error: %s", exc.orig)
-                response = error_page(request, 409, "the change conflicts with stored data")
+                response = error_page(request, 409, translator(request_lang(request))("error.conflict_stored"))
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             response.headers.setdefault("Cache-Control", "no-store")

@@ -344,6 +344,7 @@ def render_360(
             values={"channel": "email", "purpose": "marketing", "status": "withdrawn", "method": "phone"}
         ),
         "identity_form": FormState(values={"kind": "email", "value": ""}),
+        "note_form": FormState(values={"body": ""}),
     }
     return render(
         request,

@@ -17,6 +17,8 @@ from kizuna.customers.schemas import NoteCreate
 from kizuna.errors import ValidationError
 from kizuna.listing import list_page
 from kizuna.web.deps import DB
+from kizuna.web.forms import FormState, submit
+from kizuna.web.i18n import translator
 from kizuna.web.session import CurrentViewer, PostingViewer, Viewer
 from kizuna.web.ui_base import render, ui_router
 
@@ -152,16 +154,41 @@ def customer_export(
 def customer_detail(
     request: Request, session: DB, viewer: CurrentViewer, customer_id: int, before: str | None = None
 ) -> Response:
+    return _detail_page(request, session, viewer, customer_id, before=before)
+
+
+def _detail_page(
+    request: Request,
+    session: DB,
+    viewer: Viewer,
+    customer_id: int,
+    *,
+    before: str | None = None,
+    note_form: FormState | None = None,
+    status: int = 200,
+) -> Response:
+    """The 360 page; ``note_form`` re-shows a refused note with its text and the message next to the field."""
     from kizuna.web.ui_customer_forms import render_360
 
-    return render_360(request, session, viewer, customer_id, before=before)
+    forms = {"note_form": note_form} if note_form is not None else {}
+    return render_360(request, session, viewer, customer_id, status=status, before=before, **forms)
 
 
 @router.post("/customers/{customer_id:int}/notes")
 def add_note(
-    session: DB, viewer: PostingViewer, customer_id: int, body: Annotated[str, Form(max_length=20000)] = ""
+    request: Request, session: DB, viewer: PostingViewer, customer_id: int, body: Annotated[str, Form()] = ""
 ) -> Response:
-    note = customers.add_note(session, actor=viewer.actor, customer_id=customer_id, data=NoteCreate(body=body))
+    """Add a note as written; a blank or too long one re-shows the 360 page with the text and the message."""
+    state = FormState(values={"body": body})
+    note = submit(
+        state,
+        translator(viewer.lang),
+        viewer.lang,
+        lambda: customers.add_note(session, actor=viewer.actor, customer_id=customer_id, data=NoteCreate(body=body)),
+    )
+    if note is None:
+        session.rollback()
+        return _detail_page(request, session, viewer, customer_id, note_form=state, status=422)
     session.commit()
     return RedirectResponse(f"/customers/{note.customer_id}#timeline", status_code=303)
 

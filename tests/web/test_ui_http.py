@@ -167,7 +167,8 @@ def test_admin_creates_user_and_sees_errors_for_bad_input(ui_client):
         data={"email": "new@example.com", "role": "sales", "password": "long-enough-pw", "csrf_token": token},
     )
     assert r.status_code == 409
-    assert "already exists" in r.text
+    # In the user's language (Japanese by default), not the API's English.
+    assert catalog("ja")["error.user_email_taken"].format(email="new@example.com") in r.text
 
 
 def test_security_headers_on_ui_pages(app):

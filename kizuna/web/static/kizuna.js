@@ -54,3 +54,16 @@ document.addEventListener("click", function (event) {
     update(form);
   });
 })();
+// A table wider than a phone scrolls inside its card; a keyboard user must be able to reach and scroll it
+// (axe: scrollable-region-focusable), so a card that scrolls joins the tab order, and leaves it when it fits.
+function markScrollableRegions() {
+  document.querySelectorAll(".table-card").forEach(function (card) {
+    if (card.scrollWidth > card.clientWidth) {
+      card.setAttribute("tabindex", "0");
+    } else if (card.getAttribute("tabindex") === "0") {
+      card.removeAttribute("tabindex");
+    }
+  });
+}
+document.addEventListener("DOMContentLoaded", markScrollableRegions);
+window.addEventListener("resize", markScrollableRegions);

@@ -1,0 +1,147 @@
+"""Every UI page a GET reaches, in a real Chromium, in both languages, on a phone and on a desktop: nothing
+overflows sideways and axe-core finds no serious or critical accessibility violation.
+
+The pages are the UI router's GET routes, enumerated, so that a page added later is covered without touching
+this file; its path parameters are filled with the ids of demo rows made below. A route with a parameter this
+file cannot fill fails with the route's name: add a row for it to ``demo_rows`` and its name to ``fill``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from axe_playwright_python.base import AXE_SCRIPT
+from sqlalchemy.engine import Engine
+
+from kizuna.customers import service as customers
+from kizuna.customers.schemas import CompanyCreate, CustomerUpdate, NoteCreate
+from kizuna.db import transaction
+from kizuna.web.ui_base import UIRoute
+from tests import factories
+from tests.web.test_ui_browser import seed_customer_360
+
+pytestmark = pytest.mark.browser
+
+WIDTHS = (390, 1400)
+LANGS = ("ja", "en")
+# Pages reached only through an error: they must be as usable as the others.
+EXTRA_PATHS = {"not-found page": "/nope", "bad id page": "/customers/abc"}
+BLOCKING = ("serious", "critical")
+
+
+def demo_rows(engine: Engine) -> dict[str, Any]:
+    """One row of each kind a page can be about; returns path parameter name -> value."""
+    customer_id = seed_customer_360(engine)
+    with transaction(engine) as s:
+        company = customers.create_company(
+            s,
+            actor=factories.SYSTEM,
+            data=CompanyCreate(name="株式会社テスト商事", domain="test-shoji.example.jp", prefecture="東京都"),
+        )
+        customers.update_customer(
+            s,
+            actor=factories.SYSTEM,
+            customer_id=customer_id,
+            data=CustomerUpdate(company_id=company.id, email="hanako.sato.very.long.address@subdomain.example.co.jp"),
+            expected_version=None,
+        )
+        customers.add_note(
+            s,
+            actor=factories.SYSTEM,
+            customer_id=customer_id,
+            data=NoteCreate(
+                body="電話で確認済み。\n次回は表参道店で試飲。\nhttps://example.jp/a/very/long/url/without/spaces/0123456789"
+            ),
+        )
+        other = factories.user(s, email="sales@example.com", role="sales", name="営業 一郎")
+    return {"customer_id": customer_id, "company_id": company.id, "user_id": other.id}
+
+
+def ui_get_routes(router: Any = None) -> list[UIRoute]:
+    """The GET routes of the UI router and of every router included in it (no prefixes are used there)."""
+    from kizuna.web.ui import router as ui_router
+
+    found: list[UIRoute] = []
+    for route in (router or ui_router).routes:
+        if isinstance(route, UIRoute) and "GET" in (route.methods or set()):
+            found.append(route)
+        # FastAPI keeps an included router as one entry holding the original (kept lazily since 0.16x).
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            found.extend(ui_get_routes(included))
+    return found
+
+
+def fill(route: UIRoute, rows: dict[str, Any], lang: str) -> str:
+    values = {**rows, "lang": lang}
+    missing = [name for name in route.param_convertors if name not in values]
+    if missing:
+        pytest.fail(
+            f"route '{route.name}' ({route.path}) has path parameters {missing} that this test cannot fill: "
+            "add a demo row for them in tests/web/test_every_page_browser.py"
+        )
+    path = route.path_format
+    for name, value in values.items():
+        path = path.replace("{" + name + "}", str(value))
+    return path
+
+
+def blocking_violations(page: Any) -> list[str]:
+    page.evaluate(AXE_SCRIPT)
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes'][:3]]}"
+        for v in result["violations"]
+        if v["impact"] in BLOCKING
+    ]
+
+
+def overflow(page: Any) -> tuple[int, int]:
+    return page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
+
+
+def test_every_ui_page_fits_a_phone_and_passes_axe_in_both_languages(live_server, sign_in, db):
+    rows = demo_rows(db)
+    page = sign_in("admin")
+    routes = ui_get_routes()
+    assert len(routes) >= 8, "the UI router's GET routes were not found"
+    problems: list[str] = []
+    seen = 0
+    for lang in LANGS:
+        page.goto(f"{live_server}/lang/{lang}?next=/customers")
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            targets = {r.name: fill(r, rows, lang) for r in routes}
+            targets.update(EXTRA_PATHS)
+            for name, path in targets.items():
+                page.goto(f"{live_server}{path}")
+                seen += 1
+                where = f"{name} {path} [{lang}, {width}px]"
+                html_lang = page.evaluate("document.documentElement.lang")
+                if html_lang != lang:
+                    problems.append(f"{where}: shown in '{html_lang}'")
+                scroll, inner = overflow(page)
+                if scroll > inner:
+                    problems.append(f"{where}: {scroll}px wide in a {inner}px window")
+                problems.extend(f"{where}: {v}" for v in blocking_violations(page))
+    assert not problems, f"{len(problems)} problems on {seen} page views:\n" + "\n".join(problems)
+
+
+def test_note_keeps_its_line_breaks_and_a_blank_note_is_refused_next_to_the_field(live_server, sign_in, db):
+    with transaction(db) as s:
+        customer_id = factories.customer(s).id
+    page = sign_in("admin")
+    page.goto(f"{live_server}/lang/ja?next=/customers/{customer_id}")
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.get_by_label("新しいメモ").fill("   ")
+    page.get_by_test_id("note-form").locator("button[type=submit]").click()
+    assert page.get_by_test_id("error-body").inner_text() == "文字を入力してください（空白だけでは保存できません）。"
+    page.get_by_label("新しいメモ").fill("一行目\n①㈱ｶﾀｶﾅ！")
+    page.get_by_test_id("note-form").locator("button[type=submit]").click()
+    page.wait_for_url(re.compile(rf".*/customers/{customer_id}#timeline"))
+    note = page.locator(".note-body").first
+    assert note.inner_text() == "一行目\n①㈱ｶﾀｶﾅ！"
+    scroll, inner = overflow(page)
+    assert scroll <= inner
