@@ -151,11 +151,20 @@ def customer_360(
     actor: APIActor,
     timeline_cursor: Annotated[str | None, Query(description="timeline_next_cursor of a previous read.")] = None,
     timeline_limit: Limit = 50,
+    timeline_kinds: Annotated[
+        str | None, Query(description=f"Comma-separated subset of {', '.join(KINDS)}; keep it with the cursor.")
+    ] = None,
 ) -> Customer360:
-    """Everything the customer 360 page shows, in one read: the customer, company, owner, merged ids, consents in
+    """Everything the customer 360 page shows, in one read: the customer, a summary (revenue as the analytics count
+    spend, orders, last activity, owner, marketing consent per channel), company, owner, merged ids, consents in
     force, identities, newest orders, notes and the newest timeline entries. A merged id reads its survivor."""
     return c360.customer_360(
-        session, actor=actor, customer_id=customer_id, timeline_cursor=timeline_cursor, timeline_limit=timeline_limit
+        session,
+        actor=actor,
+        customer_id=customer_id,
+        timeline_cursor=timeline_cursor,
+        timeline_limit=timeline_limit,
+        timeline_kinds=[k.strip() for k in timeline_kinds.split(",") if k.strip()] if timeline_kinds else None,
     )
 
 

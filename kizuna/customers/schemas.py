@@ -279,10 +279,38 @@ class NoteWithAuthor(NoteRead):
     author_name: str | None = None
 
 
+class SpendRead(Output):
+    """Spend in one currency, by the one definition of spend (``orders/spend.py``)."""
+
+    currency: str
+    amount: MoneyOut
+    orders: int
+    average_order_value: MoneyOut | None
+
+
+class CustomerSummary(Output):
+    """The figures at the head of the 360 page; revenue is spend as the analytics count it (``orders/spend.py``)."""
+
+    currency: str | None = Field(description="The main currency: the default one when spent in, else the most used.")
+    lifetime_revenue: MoneyOut = Field(description="Spend in the main currency (completed orders, no refunds).")
+    order_count: int = Field(description="Orders that count as spend, in every currency.")
+    average_order_value: MoneyOut | None = Field(description="In the main currency.")
+    revenue_by_currency: list[SpendRead] = Field(description="Spend per currency, main currency first.")
+    first_order_at: dt.datetime | None
+    last_order_at: dt.datetime | None
+    last_activity: TimelineItem | None = Field(description="The newest event, order or note.")
+    owner_id: int | None
+    owner_name: str | None
+    consent: dict[str, str] = Field(
+        description="Marketing consent in force per channel: granted, withdrawn, or none (never asked)."
+    )
+
+
 class Customer360(Output):
     """Everything the customer 360 page shows, as one typed read."""
 
     customer: CustomerRead
+    summary: CustomerSummary
     company: CompanyBrief | None
     owner_name: str | None = Field(description="The owner's name, else e-mail; null when there is no owner.")
     merged_ids: list[int] = Field(description="Ids merged into this customer; they resolve here.")

@@ -1,0 +1,60 @@
+"""The customer summary: the few figures a person reads first on the 360 page (and the API's 360 read).
+
+Revenue is spend by the definition the analytics use (``orders/spend.py``), so the 360 page, the company page
+and RFM / deciles / CLV never disagree about what a customer paid.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy.orm import Session
+
+from kizuna.auth import service as auth
+from kizuna.customers import consent
+from kizuna.customers.models import Customer
+from kizuna.customers.schemas import Channel, CustomerSummary, SpendRead
+from kizuna.customers.timeline import timeline
+from kizuna.orders.spend import SpendTotal, spend_totals
+
+CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
+# What a person did (or was sold): consents and merges are bookkeeping about them, not activity.
+ACTIVITY_KINDS = ("event", "order", "note")
+NO_DECISION = "none"
+
+
+def spend_reads(totals: list[SpendTotal]) -> list[SpendRead]:
+    return [
+        SpendRead(currency=t.currency, amount=t.amount, orders=t.orders, average_order_value=t.average) for t in totals
+    ]
+
+
+def customer_summary(session: Session, customer: Customer, *, owner_name: str | None = None) -> CustomerSummary:
+    """The summary of ``customer`` (already resolved and permission-checked by the caller).
+
+    ``owner_name`` saves a query when the caller has read it already.
+    """
+    totals = spend_totals(session, customer_ids=[customer.id])
+    main = totals[0] if totals else None
+    latest, _ = timeline(session, customer.id, limit=1, kinds=ACTIVITY_KINDS)
+    if customer.owner_id and owner_name is None:
+        owner_name = auth.user_names(session, {customer.owner_id}).get(customer.owner_id)
+    in_force = {
+        channel: consent.statuses_in_force(session, [customer.id], channel=channel).get(customer.id, NO_DECISION)
+        for channel in CHANNELS
+    }
+    firsts = [t.first_order_at for t in totals if t.first_order_at]
+    lasts = [t.last_order_at for t in totals if t.last_order_at]
+    return CustomerSummary(
+        currency=main.currency if main else None,
+        lifetime_revenue=main.amount if main else Decimal(0),
+        order_count=sum(t.orders for t in totals),
+        average_order_value=main.average if main else None,
+        revenue_by_currency=spend_reads(totals),
+        first_order_at=min(firsts) if firsts else None,
+        last_order_at=max(lasts) if lasts else None,
+        last_activity=latest[0] if latest else None,
+        owner_id=customer.owner_id,
+        owner_name=owner_name if customer.owner_id else None,
+        consent=in_force,
+    )
