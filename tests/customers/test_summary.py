@@ -9,8 +9,8 @@ import pytest
 from kizuna.customers import service as customers
 from kizuna.customers.customer360 import customer_360
 from kizuna.customers.schemas import CompanyCreate, NoteCreate
-from kizuna.orders.spend import SPEND_STATUSES, spend_totals
 from kizuna.orders.schemas import OrderStatus
+from kizuna.orders.spend import SPEND_STATUSES, spend_totals
 from tests import factories
 
 # (status, currency, total, day): every case the definition has to decide.
