@@ -7,11 +7,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kizuna.auth.permissions import Actor, require
+from kizuna.customers import company360, duplicates, identities, merge, service
 from kizuna.customers import customer360 as c360
-from kizuna.customers import duplicates, identities, merge, service
 from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS
 from kizuna.customers.models import Company, Customer
 from kizuna.customers.schemas import (
+    Company360,
     CompanyCreate,
     CompanyRead,
     CompanyUpdate,
@@ -272,6 +273,21 @@ def get_company(company_id: int, response: Response, session: DB, actor: APIActo
     company = service.get_company(session, company_id)
     with_etag(response, company.version)
     return company
+
+
+@companies.get("/{company_id}/360", response_model=Company360)
+def company_360(
+    company_id: int,
+    session: DB,
+    actor: APIActor,
+    contacts_cursor: Annotated[str | None, Query(description="contacts_next_cursor of a previous read.")] = None,
+    contacts_limit: Limit = 50,
+) -> Company360:
+    """Everything the company page shows, in one read: the company, its owner, a page of contacts (by name) with
+    each one's last activity, the contacts' spend (as the analytics count it) and their newest touchpoints."""
+    return company360.company_360(
+        session, actor=actor, company_id=company_id, contacts_cursor=contacts_cursor, contacts_limit=contacts_limit
+    )
 
 
 @companies.patch("/{company_id}", response_model=CompanyRead)

@@ -217,6 +217,12 @@ class CompanyCreate(Input):
     owner_id: int | None = None
     attributes: FreeJSON | None = None
 
+    @field_validator("country")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        # ISO 3166 codes are stored in capitals, as a customer's are (the page compares with "JP").
+        return value.upper() if value else value
+
 
 class CompanyUpdate(CompanyCreate):
     name: Text | None = Field(default=None, min_length=1, max_length=300)  # type: ignore[assignment]
@@ -321,3 +327,37 @@ class Customer360(Output):
     notes: list[NoteWithAuthor] = Field(description="Every note, newest first.")
     timeline: list[TimelineItem] = Field(description="The newest touchpoints, newest first.")
     timeline_next_cursor: str | None = Field(description="Pass to the timeline to read older touchpoints.")
+
+
+# --- the company page (one read for the UI page and GET /companies/{id}/360) -------------------------------
+
+
+class ContactBrief(Output):
+    id: int
+    full_name: str
+    full_name_kana: str | None
+    email: str | None
+    phone: str | None
+    lifecycle_stage: str
+    last_activity_at: dt.datetime | None = Field(default=None, description="Their newest event, order or note.")
+
+
+class ContactActivity(Output):
+    customer_id: int
+    customer_name: str
+    item: TimelineItem
+
+
+class Company360(Output):
+    """Everything the company page shows: the company, its contacts (paged), their spend and recent activity."""
+
+    company: CompanyRead
+    owner_name: str | None
+    contact_count: int = Field(description="Active customers of the company.")
+    contacts: list[ContactBrief] = Field(description="A page of contacts, by name.")
+    contacts_next_cursor: str | None
+    currency: str | None = Field(description="The main currency of the contacts' spend.")
+    lifetime_revenue: MoneyOut = Field(description="The contacts' spend in the main currency (orders/spend.py).")
+    order_count: int
+    revenue_by_currency: list[SpendRead]
+    recent_activity: list[ContactActivity] = Field(description="The contacts' newest events, orders and notes.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import Form, Request
+from fastapi import Form, Query, Request
 from starlette.datastructures import QueryParams
 from starlette.responses import RedirectResponse, Response
 
@@ -18,7 +18,7 @@ from kizuna.errors import ValidationError
 from kizuna.listing import list_page
 from kizuna.web.deps import DB
 from kizuna.web.session import CurrentViewer, PostingViewer
-from kizuna.web.ui_base import render, ui_router
+from kizuna.web.ui_base import TIMELINE_KINDS, render, ui_router
 
 router = ui_router()
 
@@ -138,10 +138,22 @@ def customer_export(
 
 @router.get("/customers/{customer_id:int}")
 def customer_detail(
-    request: Request, session: DB, viewer: CurrentViewer, customer_id: int, before: str | None = None
+    request: Request,
+    session: DB,
+    viewer: CurrentViewer,
+    customer_id: int,
+    before: str | None = None,
+    kind: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
+    # The timeline filter's checkboxes; a kind that no longer exists (an old bookmark) is ignored, not an error.
+    kinds = [k for k in TIMELINE_KINDS if k in (kind or [])]
     view = customer_360(
-        session, actor=viewer.actor, customer_id=customer_id, timeline_cursor=before, timeline_limit=PAGE_SIZE
+        session,
+        actor=viewer.actor,
+        customer_id=customer_id,
+        timeline_cursor=before,
+        timeline_limit=PAGE_SIZE,
+        timeline_kinds=kinds or None,
     )
     if view.customer.id != customer_id:
         # A merged id: show the survivor under its own address.
@@ -154,6 +166,7 @@ def customer_detail(
         customer=view.customer,
         older=view.timeline_next_cursor,
         before=before,
+        chosen_kinds=kinds,
     )
 
 
