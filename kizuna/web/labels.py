@@ -26,9 +26,11 @@ GROUPS: dict[str, str] = {
     "order_channel": "label.order_channel",
     "event_type": "label.event_type",
     "event_channel": "label.event_channel",
+    "event_property": "label.event_property",
     "consent_purpose": "label.consent_purpose",
     "consent_method": "label.consent_method",
     "merge_reason": "label.merge_reason",
+    "customer_source": "label.customer_source",
 }
 # Which group names the ``channel`` of a timeline item, by the item's kind.
 TIMELINE_CHANNEL_GROUP = {"event": "event_channel", "order": "order_channel", "consent": "consent_channel"}

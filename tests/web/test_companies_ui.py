@@ -41,7 +41,9 @@ def company(db) -> int:
                 s, customer_id=customer_id, ordered_at=factories.at(day), lines=[], total_amount=total, status=status
             )
         factories.event(s, customer_id=a.id, type="cart_add", channel="web", occurred_at=factories.at("2024-04-01"))
-        factories.event(s, customer_id=other.id, type="page_view", channel="web", occurred_at=factories.at("2024-05-01"))
+        factories.event(
+            s, customer_id=other.id, type="page_view", channel="web", occurred_at=factories.at("2024-05-01")
+        )
         return co.id
 
 
