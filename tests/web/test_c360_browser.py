@@ -35,7 +35,9 @@ def seed(engine: Engine) -> tuple[int, int]:
         )
         colleague = factories.customer(s, family_name="鈴木", given_name="一郎", company_id=company.id)
         factories.consent(s, customer_id=c.id, channel="email", recorded_at=factories.at("2024-01-05"))
-        factories.consent(s, customer_id=c.id, channel="line", status="withdrawn", recorded_at=factories.at("2024-01-06"))
+        factories.consent(
+            s, customer_id=c.id, channel="line", status="withdrawn", recorded_at=factories.at("2024-01-06")
+        )
         for day, total, status in (("2024-02-10", 12800, "completed"), ("2024-03-10", 4200, "completed")):
             factories.order(
                 s,
