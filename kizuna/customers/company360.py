@@ -28,6 +28,11 @@ def contacts_of(company_id: int):  # noqa: ANN201 - a select of ids
     return select(Customer.id).where(Customer.company_id == company_id, Customer.status == "active")
 
 
+def count_contacts(session: Session, company_id: int) -> int:
+    """How many contacts the company has (what deleting it would unlink)."""
+    return session.scalar(select(func.count()).select_from(contacts_of(company_id).subquery())) or 0
+
+
 def company_360(
     session: Session,
     *,
@@ -52,7 +57,7 @@ def company_360(
         limit=contacts_limit,
     )
     last = last_activity_at(session, [c.id for c in contacts])
-    count = session.scalar(select(func.count()).select_from(contacts_of(company.id).subquery())) or 0
+    count = count_contacts(session, company.id)
     totals = spend_totals(session, company_id=company.id)
     activity = latest_of_many(session, contacts_of(company.id), limit=activity_limit)
     names = dict(

@@ -5,24 +5,25 @@ The list of companies stays in ui_customers.py beside the customer list. Forms f
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import func, select
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
-from kizuna.auth.models import AuditEntry
+from kizuna.auth import audit
 from kizuna.auth.permissions import require
 from kizuna.customers import service as customers
-from kizuna.customers.company360 import company_360, contacts_of
-from kizuna.customers.models import Company
+from kizuna.customers.company360 import company_360, count_contacts
 from kizuna.customers.schemas import CompanyCreate, CompanyUpdate
 from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, blank_to_none, read_form, submit
 from kizuna.web.i18n import translator
 from kizuna.web.session import CurrentViewer, PostingViewer, Viewer
 from kizuna.web.ui_base import localtime, render, ui_router
+
+if TYPE_CHECKING:
+    from kizuna.customers.models import Company
 
 router = ui_router()
 
@@ -136,7 +137,7 @@ def update_company(request: Request, session: DB, viewer: PostingViewer, posted:
 def delete_company_confirm(request: Request, session: DB, viewer: CurrentViewer, company_id: int) -> Response:
     require(viewer.actor, "companies:delete")
     company = customers.get_company(session, company_id)
-    count = session.scalar(select(func.count()).select_from(contacts_of(company.id).subquery())) or 0
+    count = count_contacts(session, company.id)
     return render(request, "companies/delete.html", viewer, company=company, contact_count=count)
 
 
@@ -175,13 +176,7 @@ def _form_page(
 def _explain_stale(session: DB, state: FormState, viewer: Viewer, company: Company, yours: int | None) -> None:
     """Replace the generic stale message with who changed the company, when, and which fields, when audited."""
     t = translator(viewer.lang)
-    last = session.scalar(
-        select(AuditEntry)
-        .where(AuditEntry.entity_type == "company", AuditEntry.entity_id == str(company.id))
-        .where(AuditEntry.action == "company.update")
-        .order_by(AuditEntry.id.desc())
-        .limit(1)
-    )
+    last = audit.last_change(session, entity_type="company", entity_id=company.id)
     message = t("error.stale", yours=yours, now=company.version)
     if last is not None:
         fields = ", ".join(t(f"companies.field.{name}") for name in sorted(last.details or {}))
