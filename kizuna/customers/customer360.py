@@ -61,7 +61,7 @@ def customer_360(
     owner_name = people.get(customer.owner_id) if customer.owner_id else None
     return Customer360(
         customer=CustomerRead.model_validate(customer),
-        summary=customer_summary(session, customer, owner_name=owner_name),
+        summary=customer_summary(session, customer.id, owner_name=owner_name),
         company=CompanyBrief.model_validate(customer.company) if customer.company else None,
         owner_name=owner_name,
         merged_ids=merged_ids(session, customer.id),

@@ -11,15 +11,12 @@ from decimal import Decimal
 from sqlalchemy.orm import Session
 
 from kizuna.auth import service as auth
-from kizuna.customers import consent
-from kizuna.customers.models import Customer
+from kizuna.customers import consent, service
 from kizuna.customers.schemas import Channel, CustomerSummary, SpendRead
-from kizuna.customers.timeline import timeline
+from kizuna.customers.timeline import ACTIVITY_KINDS, timeline
 from kizuna.orders.spend import SpendTotal, spend_totals
 
 CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
-# What a person did (or was sold): consents and merges are bookkeeping about them, not activity.
-ACTIVITY_KINDS = ("event", "order", "note")
 NO_DECISION = "none"
 
 
@@ -29,11 +26,13 @@ def spend_reads(totals: list[SpendTotal]) -> list[SpendRead]:
     ]
 
 
-def customer_summary(session: Session, customer: Customer, *, owner_name: str | None = None) -> CustomerSummary:
-    """The summary of ``customer`` (already resolved and permission-checked by the caller).
+def customer_summary(session: Session, customer_id: int, *, owner_name: str | None = None) -> CustomerSummary:
+    """The summary of ``customer_id`` (a merged id reads its survivor); the caller checks the permissions
+    (customers, orders, notes, consents: ``customer360.READS``).
 
     ``owner_name`` saves a query when the caller has read it already.
     """
+    customer = service.get_customer(session, customer_id)
     totals = spend_totals(session, customer_ids=[customer.id])
     main = totals[0] if totals else None
     latest, _ = timeline(session, customer.id, limit=1, kinds=ACTIVITY_KINDS)

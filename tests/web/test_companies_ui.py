@@ -178,6 +178,8 @@ def test_delete_company_warns_about_its_contacts_and_keeps_them(ui_client, db, c
 
 def test_viewer_cannot_open_the_company_forms(ui_client, company):
     ui = ui_client("viewer")
+    missing = ui.get("/companies/999999")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
     assert ui.get("/companies/new").status_code == 403
     assert ui.get(f"/companies/{company}/edit").status_code == 403
     assert 'data-testid="company-edit"' not in ui.get(f"/companies/{company}").text
