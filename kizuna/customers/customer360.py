@@ -59,13 +59,14 @@ def customer_360(
         session, {n.author_user_id for n in notes if n.author_user_id} | {customer.owner_id} - {None}
     )
     owner_name = people.get(customer.owner_id) if customer.owner_id else None
+    consents = service.current_consents(session, customer.id)
     return Customer360(
         customer=CustomerRead.model_validate(customer),
-        summary=customer_summary(session, customer.id, owner_name=owner_name),
+        summary=customer_summary(session, customer.id, owner_name=owner_name, consents=consents),
         company=CompanyBrief.model_validate(customer.company) if customer.company else None,
         owner_name=owner_name,
         merged_ids=merged_ids(session, customer.id),
-        consents=[ConsentRead.model_validate(c) for c in service.current_consents(session, customer.id)],
+        consents=[ConsentRead.model_validate(c) for c in consents],
         identities=[IdentityRead.model_validate(i) for i in identities.list_identities(session, customer.id)],
         duplicates=[DuplicatePairRead.model_validate(p) for p in duplicates.pairs_of(session, customer.id)],
         orders=[_order(o, products) for o in recent],
