@@ -7,11 +7,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kizuna.auth.permissions import Actor, require
-from kizuna.customers import company360, duplicates, identities, merge, service
+from kizuna.customers import company360, duplicates, edits, identities, merge, service
 from kizuna.customers import customer360 as c360
 from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS
 from kizuna.customers.models import Company, Customer
 from kizuna.customers.schemas import (
+    BulkChange,
+    BulkResult,
     Company360,
     CompanyCreate,
     CompanyRead,
@@ -70,6 +72,22 @@ def create_customer(data: CustomerCreate, response: Response, session: DB, actor
     with_etag(response, customer.version)
     response.headers["Location"] = f"/api/v1/customers/{customer.id}"
     return customer
+
+
+@router.post("/bulk", response_model=BulkResult)
+def bulk_change(data: BulkChange, session: DB, actor: APIActor) -> BulkResult:
+    """Tag, untag or assign an owner to a selection; each customer gets its own audit entry and event."""
+    changed = edits.bulk_change(
+        session,
+        actor=actor,
+        customer_ids=data.ids,
+        add_tags=data.add_tags,
+        remove_tags=data.remove_tags,
+        owner_id=data.owner_id,
+        clear_owner=data.clear_owner,
+    )
+    session.commit()
+    return BulkResult(changed=changed)
 
 
 @router.get("/duplicates", response_model=list[DuplicatePairRead])

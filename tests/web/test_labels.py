@@ -19,6 +19,7 @@ from kizuna.orders.models import Order
 from kizuna.orders.schemas import OrderStatus
 from kizuna.web.i18n import LANGUAGES, catalog
 from kizuna.web.labels import GROUPS, humanise, label_for
+from kizuna.web.ui_customer_forms import CONSENT_CHANNELS, CONSENT_METHODS, CONSENT_PURPOSES
 
 # Each group with the values the models and schemas allow, derived from them (never a hand list).
 DECLARED = {
@@ -30,7 +31,11 @@ DECLARED = {
     "identity_kind": tuple(identities.KINDS),
     "timeline_kind": KINDS,
     "event_type": tuple(t for types in EVENT_TYPES.values() for t in types),
+    # The choices of the 360 page's consent form.
+    "consent_method": CONSENT_METHODS,
 }
+DECLARED["consent_purpose"] += CONSENT_PURPOSES
+DECLARED["consent_channel"] += CONSENT_CHANNELS
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -45,6 +50,15 @@ def test_both_catalogs_label_the_same_codes():
     ja = {k for k in catalog("ja") if k.startswith("label.")}
     en = {k for k in catalog("en") if k.startswith("label.")}
     assert ja == en
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_consent_form_options_read_as_the_labels_do(lang):
+    """The form offers a purpose or method under the same text the page then shows for it."""
+    texts = catalog(lang)
+    for form_prefix, group in (("cform.purpose", "consent_purpose"), ("cform.method", "consent_method")):
+        for key in (k for k in texts if k.startswith(form_prefix + ".")):
+            assert texts[key] == label_for(lang, group, key.removeprefix(form_prefix + ".")), key
 
 
 def test_unknown_codes_are_humanised_not_shown_raw():
