@@ -8,11 +8,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from kizuna.auth import audit
 from kizuna.auth.permissions import require
+from kizuna.customers import edits
 from kizuna.customers import service as customers
 from kizuna.customers.company360 import company_360, count_contacts
 from kizuna.customers.schemas import CompanyCreate, CompanyUpdate
@@ -27,10 +29,11 @@ if TYPE_CHECKING:
 
 router = ui_router()
 
-# The form's fields, in the order the page shows them (every editable column of Company but the owner and the
-# free-form attributes, which the API edits).
+# The form's fields, in the order the page shows them (every editable column of Company but the free-form
+# attributes, which the API edits).
 FIELDS = (
     "name",
+    "owner_id",
     "name_kana",
     "domain",
     "industry",
@@ -61,9 +64,9 @@ def company_page(
 
 
 @router.get("/companies/new")
-def new_company_form(request: Request, viewer: CurrentViewer) -> Response:
+def new_company_form(request: Request, session: DB, viewer: CurrentViewer) -> Response:
     require(viewer.actor, "companies:write")
-    return _form_page(request, viewer, FormState(values=dict.fromkeys(FIELDS, "")), company=None)
+    return _form_page(request, viewer, FormState(values=dict.fromkeys(FIELDS, "")), company=None, session=session)
 
 
 @router.post("/companies/new")
@@ -81,7 +84,7 @@ def create_company(request: Request, session: DB, viewer: PostingViewer, posted:
     company = submit(state, t, viewer.lang, action)
     if not state.ok or company is None:
         session.rollback()
-        return _form_page(request, viewer, state, company=None, status=422)
+        return _form_page(request, viewer, state, company=None, status=422, session=session)
     session.commit()
     return RedirectResponse(f"/companies/{company.id}?saved=1", status_code=303)
 
@@ -91,7 +94,9 @@ def edit_company_form(request: Request, session: DB, viewer: CurrentViewer, comp
     require(viewer.actor, "companies:write")
     company = customers.get_company(session, company_id)
     values = {name: _text(getattr(company, name)) for name in FIELDS}
-    return _form_page(request, viewer, FormState(values=values), company=company, version=company.version)
+    return _form_page(
+        request, viewer, FormState(values=values), company=company, version=company.version, session=session
+    )
 
 
 @router.post("/companies/{company_id:int}/edit")
@@ -128,6 +133,7 @@ def update_company(request: Request, session: DB, viewer: PostingViewer, posted:
             version=company.version if stale else version,
             current=current,
             status=409 if stale else 422,
+            session=session,
         )
     session.commit()
     return RedirectResponse(f"/companies/{company_id}?saved=1", status_code=303)
@@ -160,6 +166,7 @@ def _form_page(
     version: int | None = None,
     current: dict[str, str] | None = None,
     status: int = 200,
+    session: Session,
 ) -> Response:
     return render(
         request,
@@ -170,6 +177,7 @@ def _form_page(
         company=company,
         version=version,
         current=current or {},
+        owners=edits.assignable_users(session),
     )
 
 

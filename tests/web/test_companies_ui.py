@@ -127,11 +127,15 @@ def test_edit_company_and_refuse_an_emptied_name(ui_client, db, company):
     }
     r = ui.post(f"/companies/{company}/edit", data={**fields, "name": " "})
     assert r.status_code == 422 and f'data-testid="error-name">{ja("error.missing")}<' in r.text
-    r = ui.post(f"/companies/{company}/edit", data=fields, follow_redirects=False)
+    with transaction(db) as s:
+        owner = factories.user(s, email="owner@example.com", role="sales", name="営業 一郎").id
+    assert "営業 一郎" in ui.get(f"/companies/{company}/edit").text  # offered as owner
+    r = ui.post(f"/companies/{company}/edit", data={**fields, "owner_id": str(owner)}, follow_redirects=False)
     assert r.status_code == 303
     with transaction(db) as s:
         co = s.get(Company, company)
-        assert (co.city, co.industry, co.version) == ("大阪市", None, 2)
+        assert (co.city, co.industry, co.owner_id, co.version) == ("大阪市", None, owner, 2)
+    assert "営業 一郎" in ui.get(f"/companies/{company}").text
 
 
 def test_stale_company_edit_says_who_changed_what_and_keeps_the_input(ui_client, db, company):
