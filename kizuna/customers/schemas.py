@@ -320,8 +320,8 @@ class CustomerSummary(Output):
     order_count: int = Field(description="Orders that count as spend, in every currency.")
     average_order_value: MoneyOut | None = Field(description="In the main currency.")
     revenue_by_currency: list[SpendRead] = Field(description="Spend per currency, main currency first.")
-    first_order_at: dt.datetime | None
-    last_order_at: dt.datetime | None
+    first_order_at: dt.datetime | None = Field(description="The first order that counts as spend.")
+    last_order_at: dt.datetime | None = Field(description="The last order that counts as spend.")
     last_activity: TimelineItem | None = Field(description="The newest event, order or note.")
     owner_id: int | None
     owner_name: str | None

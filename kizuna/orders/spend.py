@@ -30,6 +30,7 @@ from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
 from kizuna.config import get_settings
+from kizuna.customers.models import Customer
 from kizuna.orders.models import Order
 
 SPEND_STATUSES: tuple[str, ...] = ("completed",)
@@ -65,8 +66,6 @@ def spend_totals(
     session: Session, *, customer_ids: Iterable[int] | None = None, company_id: int | None = None
 ) -> list[SpendTotal]:
     """Spend per currency of some customers (or of every contact of ``company_id``), main currency first."""
-    from kizuna.customers.models import Customer
-
     query = select(
         Order.currency,
         func.sum(Order.total_amount),
