@@ -15,6 +15,7 @@ from kizuna.customers.models import (
 )
 from kizuna.db import Base, never_reuse_ids
 from kizuna.events.models import Event
+from kizuna.imports.models import ImportJob
 from kizuna.orders.models import Order, OrderLine
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
 
@@ -32,6 +33,7 @@ __all__ = [
     "CustomerImportMark",
     "CustomerMerge",
     "Event",
+    "ImportJob",
     "Note",
     "Order",
     "OrderLine",

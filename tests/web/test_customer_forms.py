@@ -279,18 +279,25 @@ def test_identities_are_added_and_removed_from_the_360_page(ui_client, db):
         assert s.get(CustomerIdentity, line_id) is None
 
 
+TEXTS = {
+    "ja": {"bad_email": "メールアドレスとして正しくありません", "sapporo": "札幌市"},
+    "en": {"bad_email": "is not a valid e-mail address", "sapporo": "Sapporo"},
+}
+
+
 @pytest.mark.browser
-@pytest.mark.parametrize("width", [1400, 390])
-def test_create_edit_and_record_consent_in_the_browser(sign_in, live_server, width):
+@pytest.mark.parametrize(("lang", "width"), [("ja", 1400), ("ja", 390), ("en", 390)])
+def test_create_edit_and_record_consent_in_the_browser(sign_in, live_server, lang, width):
+    texts = TEXTS[lang]
     page = sign_in("manager")
     page.set_viewport_size({"width": width, "height": 900})
-    page.goto(f"{live_server}/lang/ja?next=/customers")
+    page.goto(f"{live_server}/lang/{lang}?next=/customers")
     page.click("[data-testid=new-customer]")
     page.fill("#f-family_name", "渡辺")
     page.fill("#f-given_name", "美咲")
     page.fill("#f-email", "bad-address")
     page.click("[data-testid=save-customer]")
-    assert "メールアドレスとして正しくありません" in page.inner_text("[data-testid=error-email]")
+    assert texts["bad_email"] in page.inner_text("[data-testid=error-email]")
     assert page.input_value("#f-family_name") == "渡辺"
     page.fill("#f-email", "misaki@example.jp")
     page.click("[data-testid=save-customer]")
@@ -305,10 +312,10 @@ def test_create_edit_and_record_consent_in_the_browser(sign_in, live_server, wid
     page.click("[data-testid=consent-history] summary")
     assert "電話で停止依頼" in page.inner_text("[data-testid=consent-history]")
     page.click("[data-testid=edit-customer]")
-    page.fill("#f-city", "札幌市")
+    page.fill("#f-city", texts["sapporo"])
     page.click("[data-testid=save-customer]")
     page.wait_for_url(re.compile(r".*/customers/\d+$"))
-    assert "札幌市" in page.inner_text("[data-testid=attributes]")
+    assert texts["sapporo"] in page.inner_text("[data-testid=attributes]")
     overflow = page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the 360 page overflows by {overflow}px at {width}px"
 

@@ -1,7 +1,7 @@
 """consent decisions keep where they came from (source), beside how (method) and the evidence note
 
 Revision ID: 0011
-Revises: 0005
+Revises: 0007
 Create Date: 2026-11-27 15:20:00
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: Union[str, Sequence[str], None] = "0005"
+down_revision: Union[str, Sequence[str], None] = "0007"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
