@@ -29,6 +29,7 @@ from kizuna.normalize import format_phone_national
 from kizuna.schemas import clip_json
 from kizuna.web.forms import translate_error, translate_pydantic
 from kizuna.web.i18n import LANG_COOKIE, catalog, choose_language, translator
+from kizuna.web.labels import label, timeline_channel
 from kizuna.web.session import PasswordChangeRequired, Viewer
 
 log = logging.getLogger("kizuna.ui")
@@ -81,10 +82,10 @@ def json_text(value: Any) -> str:
 
 
 def query_string(params: Mapping[str, Any], **changes: Any) -> str:
-    """``?a=1&b=2`` from ``params`` with ``changes`` applied; empty values are dropped."""
+    """``?a=1&b=2`` from ``params`` with ``changes`` applied; empty values are dropped; a list repeats its name."""
     merged = {**params, **changes}
-    clean = {k: v for k, v in merged.items() if v not in (None, "")}
-    return "?" + urlencode(clean) if clean else ""
+    clean = {k: v for k, v in merged.items() if v not in (None, "", [], ())}
+    return "?" + urlencode(clean, doseq=True) if clean else ""
 
 
 env = Environment(
@@ -99,6 +100,9 @@ env.filters["phone"] = phone
 env.filters["clip_json"] = clip_json
 env.filters["json_text"] = json_text
 env.globals["query_string"] = query_string
+# Codes (order status, channel, event type, consent purpose...) as readable text: kizuna/web/labels.py.
+env.globals["label"] = label
+env.globals["timeline_channel"] = timeline_channel
 
 
 @dataclass(frozen=True)

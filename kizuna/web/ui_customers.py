@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import Form, Request
+from fastapi import Form, Query, Request
 from sqlalchemy.orm import Session
 from starlette.datastructures import QueryParams
 from starlette.responses import RedirectResponse, Response
@@ -20,7 +20,7 @@ from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, submit
 from kizuna.web.i18n import translator
 from kizuna.web.session import CurrentViewer, PostingViewer, Viewer
-from kizuna.web.ui_base import render, ui_router
+from kizuna.web.ui_base import TIMELINE_KINDS, render, ui_router
 
 router = ui_router()
 
@@ -152,9 +152,14 @@ def customer_export(
 
 @router.get("/customers/{customer_id:int}")
 def customer_detail(
-    request: Request, session: DB, viewer: CurrentViewer, customer_id: int, before: str | None = None
+    request: Request,
+    session: DB,
+    viewer: CurrentViewer,
+    customer_id: int,
+    before: str | None = None,
+    kind: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
-    return _detail_page(request, session, viewer, customer_id, before=before)
+    return _detail_page(request, session, viewer, customer_id, before=before, kind=kind)
 
 
 def _detail_page(
@@ -166,12 +171,15 @@ def _detail_page(
     before: str | None = None,
     note_form: FormState | None = None,
     status: int = 200,
+    kind: list[str] | None = None,
 ) -> Response:
     """The 360 page; ``note_form`` re-shows a refused note with its text and the message next to the field."""
     from kizuna.web.ui_customer_forms import render_360
 
     forms = {"note_form": note_form} if note_form is not None else {}
-    return render_360(request, session, viewer, customer_id, status=status, before=before, **forms)
+    # The timeline filter's checkboxes; a kind that no longer exists (an old bookmark) is ignored, not an error.
+    kinds = [k for k in TIMELINE_KINDS if k in (kind or [])]
+    return render_360(request, session, viewer, customer_id, status=status, before=before, kinds=kinds, **forms)
 
 
 @router.post("/customers/{customer_id:int}/notes")
