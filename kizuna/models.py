@@ -10,6 +10,7 @@ from kizuna.customers.models import (
     CustomerImportMark,
     CustomerMerge,
     DuplicatePair,
+    DuplicateScan,
     Note,
     Tag,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "Customer",
     "CustomerIdentity",
     "DuplicatePair",
+    "DuplicateScan",
     "CustomerImportMark",
     "CustomerMerge",
     "Event",
