@@ -36,7 +36,7 @@ def scan_command(
 ) -> None:
     """Look for likely duplicates in all active customers and propose the new pairs for review."""
     from kizuna.customers import duplicate_scan
-    from kizuna.db import transaction
+    from kizuna.db import take_write_lock, transaction
 
     engine = _engine()
     try:
@@ -60,8 +60,13 @@ def scan_command(
                 following = rules[rules.index(done) + 1] if done != rules[-1] else "storing pairs"
                 bar.update(task, advance=1, description=f"rule {following}")
 
+            # Read, then store under the write lock in a short transaction of its own (as the worker does), so
+            # that on SQLite the web's writes are not held up for the length of the scan.
             with transaction(engine) as session:
-                scan = duplicate_scan.run_scan(session, actor=CLI, max_block=max_block, progress=step)
+                found = duplicate_scan.find_pairs(session, max_block=max_block, progress=step)
+            with transaction(engine) as session:
+                take_write_lock(session.connection())
+                scan = duplicate_scan.record_scan(session, actor=CLI, found=found)
                 summary = {
                     "scan_id": scan.id,
                     "candidates": scan.candidates,

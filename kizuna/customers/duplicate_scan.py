@@ -28,7 +28,7 @@ from kizuna.auth import audit
 from kizuna.auth.permissions import Actor, require
 from kizuna.customers import duplicates
 from kizuna.customers.models import Customer, DuplicateScan
-from kizuna.db import utcnow
+from kizuna.db import take_write_lock, utcnow
 from kizuna.outbox import registry
 from kizuna.outbox.service import emit
 
@@ -139,6 +139,8 @@ class RuleResult:
 
 @dataclass
 class ScanResult:
+    max_block: int
+    started_at: dt.datetime = field(default_factory=utcnow)
     pairs: dict[tuple[int, int], list[str]] = field(default_factory=dict)
     by_rule: dict[str, RuleResult] = field(default_factory=dict)
 
@@ -191,7 +193,7 @@ def find_pairs(
     progress: Callable[[str], None] | None = None,
 ) -> ScanResult:
     """Every candidate pair (smaller id first) with the rules that found it; reads only, writes nothing."""
-    result = ScanResult()
+    result = ScanResult(max_block=max_block)
     for rule in rules(session.get_bind().dialect.name):
         if only is not None and rule.name not in only:
             continue
@@ -229,24 +231,38 @@ def run_scan(
     max_block: int = MAX_BLOCK,
     progress: Callable[[str], None] | None = None,
 ) -> DuplicateScan:
-    """Find candidate pairs in all active customers and propose the new ones; returns the scan, ``done``.
+    """Find candidate pairs in all active customers and propose the new ones, in the caller's transaction.
 
-    With ``scan_id`` the queued scan of that id is the one run (the worker's path); a scan already done is
-    returned as it is, so a repeated delivery changes nothing.
+    ``find_pairs`` then ``record_scan``; the worker and the CLI call the two apart (see ``scan_requested``).
     """
     require(actor, "customers:merge")
-    scan = session.get(DuplicateScan, scan_id) if scan_id is not None else None
-    if scan is not None and scan.status == "done":
-        return scan
-    if scan is None:
-        scan = DuplicateScan(requested_by=actor.label, requested_at=utcnow(), details={})
-        session.add(scan)
-    scan.status, scan.started_at = "running", utcnow()
+    done = _done(session, scan_id)
+    if done is not None:
+        return done
     found = find_pairs(session, max_block=max_block, progress=progress)
+    return record_scan(session, actor=actor, found=found, scan_id=scan_id)
+
+
+def _done(session: Session, scan_id: int | None) -> DuplicateScan | None:
+    scan = session.get(DuplicateScan, scan_id) if scan_id is not None else None
+    return scan if scan is not None and scan.status == "done" else None
+
+
+def record_scan(session: Session, *, actor: Actor, found: ScanResult, scan_id: int | None = None) -> DuplicateScan:
+    """Propose the new pairs of ``found`` and record the scan as done (the queued one of ``scan_id``, or a new
+    one); audited. A scan already done is returned as it is, so a repeated delivery changes nothing."""
+    require(actor, "customers:merge")
+    done = _done(session, scan_id)
+    if done is not None:
+        return done
+    scan = session.get(DuplicateScan, scan_id) if scan_id is not None else None
+    if scan is None:
+        scan = DuplicateScan(requested_by=actor.label, requested_at=found.started_at, details={})
+        session.add(scan)
     proposed = duplicates.propose_many(session, {(a, b, reason_of(names)) for (a, b), names in found.pairs.items()})
-    scan.status, scan.finished_at = "done", utcnow()
+    scan.status, scan.started_at, scan.finished_at = "done", found.started_at, utcnow()
     scan.candidates, scan.proposed = len(found.pairs), proposed
-    scan.details = {"max_block": max_block, "rules": {k: vars(v) for k, v in found.by_rule.items()}}
+    scan.details = {"max_block": found.max_block, "rules": {k: vars(v) for k, v in found.by_rule.items()}}
     session.flush()
     audit.record(
         session,
@@ -296,5 +312,21 @@ def latest_scans(session: Session, *, actor: Actor) -> tuple[DuplicateScan | Non
 
 @registry.declare("duplicates.scan", TOPIC)
 def scan_requested(session: Session, delivery: registry.Delivery) -> None:
-    """The worker's side of "scan now": run the queued scan in the delivery's transaction."""
-    run_scan(session, actor=Actor.system("duplicates", origin="worker"), scan_id=delivery.payload.get("scan_id"))
+    """The worker's side of "scan now": find the pairs outside any write lock, then store them.
+
+    A delivery's transaction starts with SQLite's single write lock (``outbox.service.deliver``). Reading 1M
+    customers takes tens of seconds, and every web request that writes would wait behind it past the busy
+    timeout, so this handler ends that transaction before reading (nothing is written in it yet) and takes
+    the lock again only to store the pairs; ``deliver`` commits them with the delivery's done mark. The
+    price: a scan that outlives its lease could be started by a second worker too. Both would find the same
+    pairs, the later one's insert would fail on the pair's unique key and its retry find the scan done.
+    """
+    actor = Actor.system("duplicates", origin="worker")
+    scan_id = delivery.payload.get("scan_id")
+    if _done(session, scan_id) is not None:
+        return
+    session.commit()
+    found = find_pairs(session)
+    session.rollback()  # end the read transaction: the write below must not start from its old snapshot
+    take_write_lock(session.connection())
+    record_scan(session, actor=actor, found=found, scan_id=scan_id)
