@@ -82,6 +82,11 @@ class FieldRow:
         return self.first != self.second
 
     @property
+    def empty(self) -> bool:
+        """Neither customer has a value (the page leaves the row out)."""
+        return not _filled(self.first) and not _filled(self.second)
+
+    @property
     def choice(self) -> bool:
         """Both have a value and they differ (one empty: the merge keeps the value there is)."""
         return self.differs and _filled(self.first) and _filled(self.second)

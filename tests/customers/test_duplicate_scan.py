@@ -181,3 +181,21 @@ def test_a_scan_run_twice_for_one_request_changes_nothing_the_second_time(sessio
     finished = done.finished_at
     again = run_scan(session, actor=SYSTEM, scan_id=queued.id)
     assert again.id == done.id and again.finished_at == finished and again.proposed == 1
+
+
+def test_api_asks_for_a_scan_that_the_worker_runs(client, session):
+    from kizuna.outbox.worker import run_once
+
+    born = dt.date(1990, 5, 5)
+    a = person(session, family_name="中村", family_name_kana="ナカムラ", birth_date=born)
+    b = person(session, family_name="仲村", family_name_kana="ナカムラ", birth_date=born)
+    session.commit()
+    assert client.get("/api/v1/customers/duplicates/scan").status_code == 404
+    asked = client.post("/api/v1/customers/duplicates/scan")
+    assert asked.status_code == 202 and asked.json()["status"] == "queued"
+    assert client.get("/api/v1/customers/duplicates/scan").json()["id"] == asked.json()["id"]
+    assert run_once(session.get_bind()).done == 1
+    latest = client.get("/api/v1/customers/duplicates/scan").json()
+    assert (latest["status"], latest["proposed"], latest["details"]["rules"]["kana_birth"]["pairs"]) == ("done", 1, 1)
+    [pair] = client.get("/api/v1/customers/duplicates").json()
+    assert (pair["customer_id"], pair["other_customer_id"], pair["reason"]) == (a.id, b.id, "same kana_birth")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 
 import pytest
@@ -16,6 +17,7 @@ from tests import factories
 from tests.web.conftest import csrf_of
 
 BORN = dt.date(1985, 4, 1)
+SCREENSHOTS = os.environ.get("KIZUNA_UI_SCREENSHOTS")  # a folder: save screenshots of the pair page there
 
 
 def seed_pair(db) -> tuple[int, int]:  # noqa: ANN001
@@ -196,6 +198,11 @@ def test_review_compare_pick_and_merge_in_japanese(sign_in, live_server, db):
     row.locator('[data-testid="compare"]').click()
     page.wait_for_selector('[data-testid="merge-form"]')
     assert "重複候補の比較" in page.inner_text("h1")
+    if SCREENSHOTS:
+        page.screenshot(path=f"{SCREENSHOTS}/duplicate-pair.png", full_page=True)
+        page.set_viewport_size({"width": 390, "height": 800})
+        page.screenshot(path=f"{SCREENSHOTS}/duplicate-pair-390.png", full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 800})
     page.check(f'[data-testid="survivor-{a}"]')
     page.check(f'[data-testid="pick_email-{b}"]')
     page.check(f'[data-testid="pick_address-{b}"]')
@@ -209,7 +216,8 @@ def test_review_compare_pick_and_merge_in_japanese(sign_in, live_server, db):
     page.wait_for_url(re.compile(rf".*/customers/{a}$"))
     # Nothing overflows sideways on a phone.
     page.set_viewport_size({"width": 390, "height": 800})
-    page.goto(f"{live_server}/customers/duplicates")
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    for path in ("/customers/duplicates", f"/customers/duplicates/{pair_id(db, a, b)}"):
+        page.goto(f"{live_server}{path}")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
     with new_session(db) as s:
         assert s.get(DuplicatePair, pair_id(db, a, b)).status == "merged"
