@@ -145,7 +145,8 @@ def main() -> None:
     print()
     print(f"{args.database}: {active:,} active customers, max block {args.max_block}, load {os.getloadavg()[0]:.1f}")
     print(f"{'rule':<14}{'blocks':>10}{'pairs':>10}{'too large':>11}{'seconds':>9}   floor s   floor rows")
-    for (name, tally_), (_, took, rows) in zip(first["details"]["rules"].items(), floor, strict=True):
+    for name, took, rows in floor:
+        tally_ = first["details"]["rules"][name]
         print(
             f"{name:<14}{tally_['blocks']:>10,}{tally_['pairs']:>10,}{tally_['oversized']:>11,}"
             f"{tally_['seconds']:>9.2f}{took:>10.2f}{rows:>13,}"
@@ -156,6 +157,7 @@ def main() -> None:
         f"{first['candidates']:,} candidate pairs, {first['proposed']:,} proposed: target < {TARGET_SECONDS:.0f} s "
         f"{verdict}"
     )
+    print(f"storing the pairs (known ones read, new ones inserted): {first['details']['store_seconds']:.1f} s")
     print(f"again (all known): {again_wall:.1f} s, {again_proposed:,} proposed")
     print(f"floor (the rules' statements, bare driver): {floor_total:.1f} s; worker path / floor = "
           f"{worker_wall / floor_total:.2f}x")  # fmt: skip

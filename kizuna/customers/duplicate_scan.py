@@ -259,10 +259,15 @@ def record_scan(session: Session, *, actor: Actor, found: ScanResult, scan_id: i
     if scan is None:
         scan = DuplicateScan(requested_by=actor.label, requested_at=found.started_at, details={})
         session.add(scan)
+    started = time.perf_counter()
     proposed = duplicates.propose_many(session, {(a, b, reason_of(names)) for (a, b), names in found.pairs.items()})
     scan.status, scan.started_at, scan.finished_at = "done", found.started_at, utcnow()
     scan.candidates, scan.proposed = len(found.pairs), proposed
-    scan.details = {"max_block": found.max_block, "rules": {k: vars(v) for k, v in found.by_rule.items()}}
+    scan.details = {
+        "max_block": found.max_block,
+        "rules": {k: vars(v) for k, v in found.by_rule.items()},
+        "store_seconds": round(time.perf_counter() - started, 3),
+    }
     session.flush()
     audit.record(
         session,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
 
 from kizuna.auth.models import AuditEntry
@@ -129,7 +130,12 @@ def test_merged_customers_are_not_paired(session):
     assert set(pairs(session)) == {(a.id, b.id)}
 
 
-def test_a_dismissed_pair_is_not_proposed_again_and_a_second_scan_proposes_nothing(session):
+@pytest.mark.parametrize("read_all_known", [False, True])
+def test_a_dismissed_pair_is_not_proposed_again_and_a_second_scan_proposes_nothing(
+    session, monkeypatch, read_all_known
+):
+    if read_all_known:  # the path of a scan with many candidates: every known pair read at once
+        monkeypatch.setattr(duplicates, "READ_ALL_KNOWN", 0)
     born = dt.date(1990, 5, 5)
     a = person(session, family_name="中村", family_name_kana="ナカムラ", birth_date=born)
     b = person(session, family_name="仲村", family_name_kana="ナカムラ", birth_date=born)
