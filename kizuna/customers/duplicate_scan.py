@@ -2,9 +2,9 @@
 
 Each rule computes one key per active customer in SQL (the same normalised name and phone, the same name and
 address, ...). Only customers whose key is shared land in the same block, and only pairs inside a block are
-candidates: the database sorts the keys once per rule, and Python walks the sorted rows once. A block larger
-than ``max_block`` is a key too common to say anything (a shared office address, a placeholder birth date)
-and is counted, not paired, so the work stays linear in the table whatever the data looks like.
+candidates: each rule reads the keys once and groups them in a hash table, so the work grows with the number
+of customers, not with its square. A block larger than ``max_block`` is a key too common to say anything (a
+shared office address, a placeholder birth date) and is counted, not paired.
 
 A scan is asked for (``request_scan``: the UI's "scan now", the API) and run by the worker through the outbox
 topic ``duplicates.scan_requested``, or run directly (``run_scan``: ``kizuna duplicates scan``). New pairs go to
@@ -145,44 +145,31 @@ class ScanResult:
     by_rule: dict[str, RuleResult] = field(default_factory=dict)
 
 
-def block_query(rule: Rule, max_block: int) -> Select[Any]:
-    """One statement per rule: the keys of active customers, counted per key by a window, only the shared ones,
-    sorted by key; of a block larger than ``max_block`` only its first row comes back, to be counted."""
+def key_query(rule: Rule) -> Select[Any]:
+    """The rule's statement: (id, key, detail) of every active customer that has the rule's values."""
     detail = rule.detail if rule.detail is not None else literal(None, String)
-    keyed = (
-        select(_c.id.label("id"), rule.key.label("k"), detail.label("detail"))
-        .where(_c.status == "active", rule.present)
-        .subquery()
-    )
-    counted = select(
-        keyed.c.id,
-        keyed.c.k,
-        keyed.c.detail,
-        func.count().over(partition_by=keyed.c.k).label("n"),
-        func.row_number().over(partition_by=keyed.c.k, order_by=keyed.c.id).label("r"),
-    ).subquery()
-    return (
-        select(counted.c.id, counted.c.k, counted.c.detail, counted.c.n)
-        .where(counted.c.n > 1, (counted.c.n <= max_block) | (counted.c.r == 1), counted.c.k.is_not(None))
-        .order_by(counted.c.k, counted.c.id)
-    )
+    return select(_c.id, rule.key, detail).where(_c.status == "active", rule.present)
 
 
-def _blocks(session: Session, rule: Rule, max_block: int) -> Iterator[tuple[int, list[tuple[int, str | None]]]]:
-    """(block size, [(id, detail)]) for every shared key; an oversized block comes with no members."""
-    query = block_query(rule, max_block)
-    current: str | None = None
-    size = 0
-    members: list[tuple[int, str | None]] = []
-    for row in session.execute(query).yield_per(10_000):
-        if row.k != current:
-            if current is not None:
-                yield size, members
-            current, size, members = row.k, row.n, []
-        if row.n <= max_block:
-            members.append((row.id, row.detail))
-    if current is not None:
-        yield size, members
+def _blocks(session: Session, rule: Rule) -> Iterator[list[tuple[int, str | None]]]:
+    """[(id, detail)] of the customers of each key that more than one customer has, in id order.
+
+    The keys are grouped here, in a dict, rather than by the database: measured on 1M customers in SQLite, a
+    window (``count(*) OVER (PARTITION BY key)``) or a GROUP BY sorts every row and cost 1.6x the CPU of
+    reading the keys and hashing them (16.0 against 10.1 s for the four rules). Only one rule's keys are held
+    at a time (~150 MB for 1M customers).
+    """
+    first: dict[str, tuple[int, str | None]] = {}
+    shared: dict[str, list[tuple[int, str | None]]] = {}
+    for customer_id, key, detail in session.execute(key_query(rule)).yield_per(50_000).tuples():
+        if key is None:
+            continue
+        earlier = first.setdefault(key, (customer_id, detail))
+        if earlier[0] != customer_id:
+            shared.setdefault(key, [earlier]).append((customer_id, detail))
+    first.clear()
+    for members in shared.values():
+        yield sorted(members)
 
 
 def find_pairs(
@@ -199,8 +186,8 @@ def find_pairs(
             continue
         started = time.perf_counter()
         tally = result.by_rule.setdefault(rule.name, RuleResult())
-        for size, members in _blocks(session, rule, max_block):
-            if size > max_block:
+        for members in _blocks(session, rule):
+            if len(members) > max_block:
                 tally.oversized += 1
                 continue
             tally.blocks += 1
