@@ -205,3 +205,33 @@ def test_api_asks_for_a_scan_that_the_worker_runs(client, session):
     assert (latest["status"], latest["proposed"], latest["details"]["rules"]["kana_birth"]["pairs"]) == ("done", 1, 1)
     [pair] = client.get("/api/v1/customers/duplicates").json()
     assert (pair["customer_id"], pair["other_customer_id"], pair["reason"]) == (a.id, b.id, "same kana_birth")
+
+
+def test_the_worker_reads_without_holding_sqlites_write_lock(session, db, monkeypatch):
+    """While the worker's scan reads, another connection can write (on SQLite a delivery starts with the lock)."""
+    from sqlalchemy import text
+
+    from kizuna.outbox.worker import run_once
+
+    if db.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL has no database-wide write lock")
+    person(session, family_name="中村", family_name_kana="ナカムラ", birth_date=dt.date(1990, 5, 5))
+    person(session, family_name="仲村", family_name_kana="ナカムラ", birth_date=dt.date(1990, 5, 5))
+    duplicate_scan.request_scan(session, actor=SYSTEM)
+    session.commit()
+    real = duplicate_scan.find_pairs
+    wrote = []
+
+    def find_while_someone_writes(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        with db.connect() as other:
+            other.exec_driver_sql("PRAGMA busy_timeout=200")  # fail fast instead of waiting for the lock
+            other.execute(text("UPDATE customers SET city = '札幌市' WHERE id = 1"))
+            other.commit()
+            wrote.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(duplicate_scan, "find_pairs", find_while_someone_writes)
+    tally = run_once(db)
+    assert (tally.done, tally.errors) == (1, []) and wrote == [True]
+    session.expire_all()
+    assert session.scalar(select(DuplicateScan.proposed)) == 1

@@ -65,6 +65,22 @@ def test_scan_now_runs_in_the_worker_and_the_pair_appears_with_a_japanese_reason
     assert f'href="/customers/duplicates/{pair_id(db, a, b)}"' in after.text
 
 
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_every_field_a_merge_can_pick_and_every_rule_has_a_label(lang):
+    from kizuna.customers.duplicate_scan import RULE_NAMES, rules
+    from kizuna.customers.merge import KEEP_GROUPS
+    from kizuna.web.i18n import catalog
+
+    texts = catalog(lang)
+    assert [r.name for r in rules("sqlite")] == list(RULE_NAMES)
+    missing = [f"duplicate_field.{g}" for g in KEEP_GROUPS if f"duplicate_field.{g}" not in texts]
+    missing += [f"duplicates.reason.{r}" for r in RULE_NAMES if f"duplicates.reason.{r}" not in texts]
+    missing += [
+        f"duplicate_status.{s}" for s in ("open", "dismissed", "merged") if f"duplicate_status.{s}" not in texts
+    ]
+    assert missing == []
+
+
 def test_the_review_is_for_roles_that_may_merge(ui_client, db):
     assert ui_client("sales").get("/customers/duplicates").status_code == 403
     viewer = ui_client("viewer")
