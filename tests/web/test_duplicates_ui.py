@@ -211,6 +211,8 @@ def test_review_compare_pick_and_merge_in_japanese(sign_in, live_server, db):
     page.reload()
     row = page.locator('[data-testid="pair-row"]')
     assert row.count() == 1 and "フリガナと生年月日が同じ" in row.inner_text()
+    if SCREENSHOTS:
+        page.screenshot(path=f"{SCREENSHOTS}/duplicates.png", full_page=True)
     row.locator('[data-testid="compare"]').click()
     page.wait_for_selector('[data-testid="merge-form"]')
     assert "重複候補の比較" in page.inner_text("h1")
