@@ -23,6 +23,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.customers.api import router as customers_router
     from kizuna.events.api import router as events_router
     from kizuna.exports.api import router as exports_router
+    from kizuna.imports.api import router as imports_router
     from kizuna.orders.api import router as orders_router
     from kizuna.outbox import registry
     from kizuna.outbox.api import router as outbox_router
@@ -41,7 +42,11 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     # all of them, and a broken plugin module stops the server here rather than at the first emit.
     registry.load()
     errors.install(app)
-    app.add_middleware(errors.BodyLimit, max_bytes=get_settings().max_body_bytes)
+    settings = get_settings()
+    # An import file (plus its multipart envelope) may be far bigger than any JSON body.
+    upload_limit = settings.import_upload_max_bytes + 64 * 1024
+    uploads = {"/imports": upload_limit, f"{API_PREFIX}/imports": upload_limit}
+    app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes, uploads=uploads)
     app.add_middleware(errors.NoSniff)
     for router in (
         customers_router,
@@ -51,6 +56,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         events_router,
         auth_router,
         exports_router,
+        imports_router,
         outbox_router,
     ):
         app.include_router(router, prefix=API_PREFIX)

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         default=100, description="Most tags that one request or import batch may create (tags are shared)."
     )
     import_batch_size: int = Field(default=20000, description="Rows committed together by an import.")
+    import_upload_max_bytes: int = Field(
+        default=200_000_000, description="Largest file accepted by an import upload (UI and API), in bytes."
+    )
+    import_inline_rows: int = Field(
+        default=5000,
+        description="Uploaded imports of up to this many rows run in the request; bigger ones in the worker.",
+    )
     page_size_max: int = Field(default=500, description="Largest page a list endpoint returns.")
     hot_reads_per_process: int = Field(
         default=2, ge=1, description="Customer and timeline API reads run at once per server process (PostgreSQL)."

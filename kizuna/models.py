@@ -16,6 +16,7 @@ from kizuna.customers.models import (
 )
 from kizuna.db import Base, never_reuse_ids
 from kizuna.events.models import Event
+from kizuna.imports.models import ImportJob
 from kizuna.orders.models import Order, OrderLine
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
 
@@ -34,6 +35,7 @@ __all__ = [
     "CustomerImportMark",
     "CustomerMerge",
     "Event",
+    "ImportJob",
     "Note",
     "Order",
     "OrderLine",

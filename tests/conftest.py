@@ -19,13 +19,44 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 BACKENDS = [b.strip() for b in os.environ.get("KIZUNA_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()]
-PG_URL = os.environ.get("KIZUNA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BASE_PG_URL = os.environ.get("KIZUNA_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# Under pytest-xdist each worker process gets a database of its own (``test_gw0``, ``test_gw1``...), created
+# beside the configured one on first use: the suite drops and recreates ``public``, so workers cannot share.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def _worker_url(url: str) -> str:
+    if not WORKER:
+        return url
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    return base.set(database=f"{base.database}_{WORKER}").render_as_string(hide_password=False)
+
+
+PG_URL = _worker_url(BASE_PG_URL)
+
+
+def _ensure_database(url: str) -> None:
+    """Create the worker's database when it does not exist yet (connecting through the configured one)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    wanted = make_url(url).database
+    server = create_engine(BASE_PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as conn:
+            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": wanted}).first():
+                conn.execute(text(f'CREATE DATABASE "{wanted}"'))
+    finally:
+        server.dispose()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # Settings are read once per process; point them at a scratch home before anything imports them.
-    home = Path(os.environ.setdefault("KIZUNA_HOME", str(Path(config.rootpath) / ".pytest-home")))
-    home.mkdir(exist_ok=True)
+    default = Path(config.rootpath) / ".pytest-home" / (WORKER or "main")
+    home = Path(os.environ.setdefault("KIZUNA_HOME", str(default)))
+    home.mkdir(parents=True, exist_ok=True)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -35,6 +66,8 @@ def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     if request.param == "sqlite":
         eng = make_engine(f"sqlite:///{tmp_path_factory.mktemp('db') / 'kizuna.db'}")
     elif request.param == "postgresql":
+        if PG_URL != BASE_PG_URL:
+            _ensure_database(PG_URL)
         eng = make_engine(PG_URL)
         with eng.begin() as conn:
             conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))

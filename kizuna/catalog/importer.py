@@ -55,6 +55,9 @@ class ProductImporter(PlainImporter):
             raise RowRejected(errors_from(exc)) from None
         return record.line, data.model_dump(exclude_none=True)
 
+    def preview_values(self, parsed: tuple[int, dict[str, Any]]) -> dict[str, Any]:
+        return parsed[1]
+
     def write(self, session: Session, rows: list[tuple[int, dict[str, Any]]], ctx: WriteContext) -> None:
         report = ctx.report
         wanted: dict[str, dict[str, Any]] = {}

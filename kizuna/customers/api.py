@@ -8,10 +8,12 @@ from sqlalchemy.orm import Session
 
 from kizuna.auth.permissions import Actor, require
 from kizuna.customers import customer360 as c360
-from kizuna.customers import duplicate_scan, duplicates, identities, merge, service
+from kizuna.customers import duplicate_scan, duplicates, edits, identities, merge, service
 from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS
 from kizuna.customers.models import Company, Customer
 from kizuna.customers.schemas import (
+    BulkChange,
+    BulkResult,
     CompanyCreate,
     CompanyRead,
     CompanyUpdate,
@@ -71,6 +73,22 @@ def create_customer(data: CustomerCreate, response: Response, session: DB, actor
     with_etag(response, customer.version)
     response.headers["Location"] = f"/api/v1/customers/{customer.id}"
     return customer
+
+
+@router.post("/bulk", response_model=BulkResult)
+def bulk_change(data: BulkChange, session: DB, actor: APIActor) -> BulkResult:
+    """Tag, untag or assign an owner to a selection; each customer gets its own audit entry and event."""
+    changed = edits.bulk_change(
+        session,
+        actor=actor,
+        customer_ids=data.ids,
+        add_tags=data.add_tags,
+        remove_tags=data.remove_tags,
+        owner_id=data.owner_id,
+        clear_owner=data.clear_owner,
+    )
+    session.commit()
+    return BulkResult(changed=changed)
 
 
 @router.get("/duplicates", response_model=list[DuplicatePairRead])

@@ -22,6 +22,7 @@ from itertools import combinations
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, String, and_, cast, func, literal, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from kizuna.auth import audit
@@ -30,7 +31,7 @@ from kizuna.customers import duplicates
 from kizuna.customers.models import Customer, DuplicateScan
 from kizuna.db import take_write_lock, utcnow
 from kizuna.outbox import registry
-from kizuna.outbox.service import emit
+from kizuna.outbox.service import emit, renew_lease
 
 TOPIC = "duplicates.scan_requested"
 # Blocks with more members than this are not paired (see the module docstring); 20 members make 190 pairs.
@@ -302,23 +303,35 @@ def latest_scans(session: Session, *, actor: Actor) -> tuple[DuplicateScan | Non
     return done, waiting
 
 
+class LeaseLost(RuntimeError):
+    """The delivery's lease passed to another worker while this one scanned: stop, the other one runs it."""
+
+
 @registry.declare("duplicates.scan", TOPIC)
 def scan_requested(session: Session, delivery: registry.Delivery) -> None:
     """The worker's side of "scan now": find the pairs outside any write lock, then store them.
 
     A delivery's transaction starts with SQLite's single write lock (``outbox.service.deliver``). Reading 1M
     customers takes tens of seconds, and every web request that writes would wait behind it past the busy
-    timeout, so this handler ends that transaction before reading (nothing is written in it yet) and takes
-    the lock again only to store the pairs; ``deliver`` commits them with the delivery's done mark. The
-    price: a scan that outlives its lease could be started by a second worker too. Both would find the same
-    pairs, the later one's insert would fail on the pair's unique key and its retry find the scan done.
+    timeout, so this handler ends that transaction before reading (nothing is written in it yet), as the
+    import jobs' handler does, and takes the lock again only to store the pairs; ``deliver`` commits them with
+    the delivery's done mark. The lease is renewed after each rule, so no other worker takes the delivery
+    meanwhile; were it lost all the same, a second run would find the same pairs and store none twice (the
+    pair's unique key, and a scan already done is left as it is).
     """
     actor = Actor.system("duplicates", origin="worker")
     scan_id = delivery.payload.get("scan_id")
     if _done(session, scan_id) is not None:
         return
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
     session.commit()
-    found = find_pairs(session)
+
+    def keep_lease(_rule: str) -> None:
+        if not renew_lease(engine, delivery=delivery):
+            raise LeaseLost(f"duplicate scan {scan_id}: the lease passed to another worker")
+
+    found = find_pairs(session, progress=keep_lease)
     session.rollback()  # end the read transaction: the write below must not start from its old snapshot
     take_write_lock(session.connection())
     record_scan(session, actor=actor, found=found, scan_id=scan_id)

@@ -200,6 +200,8 @@ class Consent(Base):
     purpose: Mapped[str] = mapped_column(String(32), default="marketing")
     status: Mapped[str] = mapped_column(String(16))
     method: Mapped[str] = mapped_column(String(64))
+    # Where the decision was taken (a form's URL, a campaign, the call centre); ``method`` says how.
+    source: Mapped[str | None] = mapped_column(String(200))
     evidence: Mapped[str | None] = mapped_column(Text)
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     recorded_by: Mapped[str] = mapped_column(String(320))

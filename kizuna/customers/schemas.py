@@ -159,7 +159,10 @@ class ConsentCreate(Input):
     channel: Channel
     purpose: Text = Field(default="marketing", max_length=32)
     status: ConsentStatus
-    method: Text = Field(max_length=64, description="How it was given: web_form, business_card, store, ...")
+    method: Text = Field(max_length=64, description="How it was given: web_form, phone, business_card, store, ...")
+    source: Text | None = Field(
+        default=None, max_length=200, description="Where it was given: a form's URL, a campaign, the call centre."
+    )
     evidence: Text | None = Field(default=None, max_length=5000, description="Form wording, URL or reference.")
     recorded_at: UTCTime | None = Field(
         default=None, description="When the person decided (evidence); defaults to now. Never in the future."
@@ -179,6 +182,7 @@ class ConsentRead(Output):
     purpose: str
     status: str
     method: str
+    source: str | None = None
     evidence: str | None
     recorded_at: dt.datetime
     recorded_by: str
@@ -195,6 +199,20 @@ class NoteRead(Output):
     body: str
     created_at: dt.datetime
     version: int
+
+
+class BulkChange(Input):
+    """One change applied to each selected customer (all or nothing)."""
+
+    ids: list[int] = Field(min_length=1, max_length=500, description="The selected customers' ids.")
+    add_tags: list[Text] = Field(default_factory=list, max_length=20)
+    remove_tags: list[Text] = Field(default_factory=list, max_length=20)
+    owner_id: int | None = Field(default=None, description="Assign this user as owner of every selected customer.")
+    clear_owner: bool = Field(default=False, description="Remove the owner of every selected customer.")
+
+
+class BulkResult(Output):
+    changed: int = Field(description="How many customers changed (the others already had the change).")
 
 
 class MergeRequest(Input):

@@ -280,7 +280,7 @@ def record_consent(session: Session, *, actor: Actor, customer_id: int, data: Co
         entity_type="consent",
         entity_id=decision.id,
         customer_id=customer.id,
-        details={"channel": data.channel, "purpose": data.purpose, "method": data.method},
+        details={"channel": data.channel, "purpose": data.purpose, "method": data.method, "source": data.source},
     )
     emit(
         session,

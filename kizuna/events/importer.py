@@ -131,6 +131,13 @@ class EventImporter(PlainImporter):
             return EventRow(record.line, nfkc(raw["external_id"]), customer, values)
         return EventRow(record.line, _content_id(customer, values), customer, values, derived=True)
 
+    def preview_values(self, parsed: EventRow) -> dict[str, Any]:
+        shown: dict[str, Any] = {} if parsed.derived else {"external_id": parsed.external_id}
+        if parsed.customer is not None:
+            shown[parsed.customer[0]] = parsed.customer[1]
+        shown.update(parsed.values)
+        return {k: v for k, v in shown.items() if v not in (None, {})}
+
     def write(self, session: Session, rows: list[EventRow], ctx: WriteContext) -> None:
         report = ctx.report
         customers = resolve_customers(session, {r.customer for r in rows if r.customer is not None})

@@ -107,6 +107,10 @@ class Importer(Protocol):
         left out instead, reported through ``warn``."""
         ...
 
+    def preview_values(self, parsed: Any) -> dict[str, Any]:
+        """What a parsed row would store, by field name (the import page's preview of the first rows)."""
+        ...
+
     def batches(self, rows: Iterable[Any], size: int) -> Iterator[Any]:
         """Group parsed rows into batches of about ``size`` rows; each batch is written in one transaction."""
         ...

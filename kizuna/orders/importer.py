@@ -173,6 +173,15 @@ class OrderImporter(PlainImporter):
             warn("sku", "sku: empty, so the row is not imported as a line item (the rest of the order is)")
         return row
 
+    def preview_values(self, parsed: OrderLineRow) -> dict[str, Any]:
+        shown: dict[str, Any] = {"external_id": parsed.order_id, **parsed.header}
+        customer = shown.pop("customer", None)
+        if customer is not None:
+            shown[customer[0]] = customer[1]
+        if parsed.items:
+            shown["lines"] = parsed.items
+        return shown
+
     def batches(self, rows: Iterable[OrderLineRow], size: int) -> Iterator[list[OrderRows]]:
         # Lines of one order may be anywhere in the file, so the whole file is grouped first.
         orders: dict[str, OrderRows] = {}

@@ -308,6 +308,7 @@ def deliver(engine: Engine, *, worker: str, delivery_id: int) -> Outcome:
             subscriber=record.subscriber,
             target=record.target,
             attempt=record.attempts,
+            worker=worker,
         )
         _run(session, subscriber, delivery, record)
         if not _finish(session, delivery_id, worker, status="done"):
@@ -341,6 +342,32 @@ def _run(session: Session, subscriber: Subscriber, delivery: Delivery, record: O
         )
         return
     subscriber.handle(session, delivery)
+
+
+def renew_lease(engine: Engine, *, delivery: Delivery, seconds: int | None = None) -> bool:
+    """Extend the lease of a delivery its handler is still working on, in a transaction of its own.
+
+    For handlers that run longer than a lease (an import in the worker); False when the lease is no longer this
+    worker's (it ran out and another worker took the delivery), so the handler should stop.
+    """
+    lease = seconds if seconds is not None else get_settings().outbox_lease_seconds
+    session = new_session(engine)
+    try:
+        _begin(session)
+        result = session.execute(
+            update(OutboxDelivery)
+            .where(
+                OutboxDelivery.id == delivery.id,
+                OutboxDelivery.locked_by == delivery.worker,
+                OutboxDelivery.status == "pending",
+            )
+            .values(locked_until=utcnow() + dt.timedelta(seconds=lease))
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+        return result.rowcount == 1
+    finally:
+        session.close()
 
 
 def _finish(session: Session, delivery_id: int, worker: str, *, status: str, error: str | None = None) -> bool:

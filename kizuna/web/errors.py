@@ -140,19 +140,25 @@ def install(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """Refuses request bodies over ``max_bytes`` with 413 before they reach a handler."""
+    """Refuses request bodies over ``max_bytes`` with 413 before they reach a handler.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``uploads`` names the paths that take file uploads (import files) with their own, larger limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, uploads: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = uploads or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.uploads.get(scope.get("path", ""), self.max_bytes) if scope.get("method") == "POST" else None
+        limit = limit or self.max_bytes
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._too_large(scope, receive, send)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._too_large(scope, receive, send, limit)
                 return
         seen = 0
 
@@ -161,19 +167,19 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     # An HTTPException, so that FastAPI's body parsing passes it on instead of answering 400.
-                    raise _TooLarge(413, f"request body is larger than {self.max_bytes} bytes")
+                    raise _TooLarge(413, f"request body is larger than {limit} bytes")
             return message
 
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await self._too_large(scope, receive, send)
+            await self._too_large(scope, receive, send, limit)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         request = Request(scope)
-        response = answer(request, 413, "too_large", f"request body is larger than {self.max_bytes} bytes")
+        response = answer(request, 413, "too_large", f"request body is larger than {limit} bytes")
         await response(scope, receive, send)
 
 

@@ -6,18 +6,18 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import Form, Request
+from sqlalchemy.orm import Session
 from starlette.datastructures import QueryParams
 from starlette.responses import RedirectResponse, Response
 
 from kizuna.auth.permissions import require
 from kizuna.customers import service as customers
-from kizuna.customers.customer360 import customer_360
 from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS
 from kizuna.customers.schemas import NoteCreate
 from kizuna.errors import ValidationError
 from kizuna.listing import list_page
 from kizuna.web.deps import DB
-from kizuna.web.session import CurrentViewer, PostingViewer
+from kizuna.web.session import CurrentViewer, PostingViewer, Viewer
 from kizuna.web.ui_base import render, ui_router
 
 router = ui_router()
@@ -82,7 +82,14 @@ def customer_list(request: Request, session: DB, viewer: CurrentViewer) -> Respo
         stages=STAGES,
         statuses=STATUSES,
         export_query=_export_query(form),
+        owners=_owners(session, viewer),
     )
+
+
+def _owners(session: Session, viewer: Viewer) -> list[tuple[int, str]]:
+    from kizuna.customers import edits
+
+    return edits.assignable_users(session) if viewer.actor.can("customers:write") else []
 
 
 def _export_query(form: dict[str, str]) -> dict[str, str]:
@@ -102,8 +109,10 @@ def customer_export(
     company_id: Annotated[str, Form()] = "",
     status: Annotated[str, Form()] = "",
     sort: Annotated[str, Form()] = "",
+    ids: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
-    """Download the filtered list; the export service checks ``data:export`` and writes the audit entry.
+    """Download the filtered list (or only the rows checked in it); the export service checks ``data:export``
+    and writes the audit entry.
 
     A POST with the form's CSRF token: a download of personal data must not be something another site
     can start with a link or an image.
@@ -126,6 +135,9 @@ def customer_export(
     params: dict[str, Any] = customer_params(form)
     if form.get("sort"):
         params["sort"] = form["sort"]
+    selected = [v for v in ids or [] if v.isdigit()]
+    if selected:
+        params["id__in"] = ",".join(selected)
     content, media_type = exports.export(session, actor=viewer.actor, kind="customers", params=params, fmt=fmt)
     session.commit()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
@@ -140,21 +152,9 @@ def customer_export(
 def customer_detail(
     request: Request, session: DB, viewer: CurrentViewer, customer_id: int, before: str | None = None
 ) -> Response:
-    view = customer_360(
-        session, actor=viewer.actor, customer_id=customer_id, timeline_cursor=before, timeline_limit=PAGE_SIZE
-    )
-    if view.customer.id != customer_id:
-        # A merged id: show the survivor under its own address.
-        return RedirectResponse(f"/customers/{view.customer.id}", status_code=302)
-    return render(
-        request,
-        "customers/detail.html",
-        viewer,
-        view=view,
-        customer=view.customer,
-        older=view.timeline_next_cursor,
-        before=before,
-    )
+    from kizuna.web.ui_customer_forms import render_360
+
+    return render_360(request, session, viewer, customer_id, before=before)
 
 
 @router.post("/customers/{customer_id:int}/notes")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -50,6 +51,15 @@ class CustomerImporter:
 
     def parse(self, record: Record, options: ImportOptions, warn: Warn = ignore_warning) -> CustomerRow:
         return parse_row(record, options, warn)
+
+    def preview_values(self, parsed: CustomerRow) -> dict[str, Any]:
+        shown = {"full_name": parsed.names[0] or None, "full_name_kana": parsed.names[1], **parsed.values}
+        shown.update(parsed.more_ids)
+        if parsed.tags:
+            shown["tags"] = parsed.tags
+        if parsed.email_opt_in is not None:
+            shown["email_opt_in"] = parsed.email_opt_in
+        return {k: v for k, v in shown.items() if v is not None}
 
     def batches(self, rows: Iterable[CustomerRow | Staged], size: int) -> Iterator[list[CustomerRow] | Staged]:
         batch: list[CustomerRow] = []

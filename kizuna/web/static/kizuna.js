@@ -27,3 +27,30 @@ document.addEventListener("click", function (event) {
     if (!menu.contains(event.target)) menu.removeAttribute("open");
   });
 });
+
+// === bulk selection on lists: "select all" and the count of checked rows ===
+(function () {
+  function update(form) {
+    var boxes = document.querySelectorAll('input[type=checkbox][name=ids][form="' + form.id + '"]');
+    var checked = 0;
+    boxes.forEach(function (b) { if (b.checked) checked += 1; });
+    var count = form.querySelector("[data-bulk-count]");
+    if (count) count.textContent = count.getAttribute("data-template").replace("{n}", String(checked));
+    var all = document.querySelector('[data-select-all="' + form.id + '"]');
+    if (all) {
+      all.checked = checked > 0 && checked === boxes.length;
+      all.indeterminate = checked > 0 && checked < boxes.length;
+    }
+  }
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    var formId = target.getAttribute && (target.getAttribute("data-select-all") || (target.name === "ids" && target.getAttribute("form")));
+    if (!formId) return;
+    var form = document.getElementById(formId);
+    if (!form) return;
+    if (target.hasAttribute("data-select-all")) {
+      document.querySelectorAll('input[type=checkbox][name=ids][form="' + formId + '"]').forEach(function (b) { b.checked = target.checked; });
+    }
+    update(form);
+  });
+})();
