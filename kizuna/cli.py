@@ -11,6 +11,7 @@ from rich.console import Console
 
 from kizuna.auth.permissions import Actor
 from kizuna.config import get_settings
+from kizuna.customers.cli import duplicates_app
 from kizuna.errors import KizunaError
 from kizuna.imports.cli import imports_app
 from kizuna.outbox.cli import outbox_app
@@ -22,6 +23,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(imports_app, name="import")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(duplicates_app, name="duplicates")
 console = Console()
 CLI = Actor.system("cli", origin="cli")
 

@@ -10,6 +10,7 @@ from kizuna.customers.models import (
     CustomerImportMark,
     CustomerMerge,
     DuplicatePair,
+    DuplicateScan,
     Note,
     Tag,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "Customer",
     "CustomerIdentity",
     "DuplicatePair",
+    "DuplicateScan",
     "CustomerImportMark",
     "CustomerMerge",
     "Event",

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kizuna.auth.permissions import Actor, require
-from kizuna.customers import company360, duplicates, edits, identities, merge, service
+from kizuna.customers import company360, duplicate_scan, duplicates, edits, identities, merge, service
 from kizuna.customers import customer360 as c360
 from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS
 from kizuna.customers.models import Company, Customer
@@ -25,6 +25,7 @@ from kizuna.customers.schemas import (
     CustomerRead,
     CustomerUpdate,
     DuplicatePairRead,
+    DuplicateScanRead,
     IdentityAdded,
     IdentityCreate,
     IdentityRead,
@@ -34,6 +35,7 @@ from kizuna.customers.schemas import (
     TimelineItem,
 )
 from kizuna.customers.timeline import KINDS, timeline
+from kizuna.errors import NotFound
 from kizuna.schemas import Page
 from kizuna.web.api import Cursor, Limit, Q, Sort, page_of, require_if_match, require_precondition, with_etag
 from kizuna.web.deps import DB, APIActor, Authorization, etag, with_api_actor
@@ -99,6 +101,25 @@ def list_duplicates(
 ) -> list:
     """Pairs of customers that may be one person (a shared phone ...), oldest first, for a person to decide."""
     return duplicates.list_pairs(session, actor=actor, status=status, limit=limit)
+
+
+@router.post("/duplicates/scan", response_model=DuplicateScanRead, status_code=202)
+def request_duplicate_scan(session: DB, actor: APIActor) -> object:
+    """Look for likely duplicates in all customers (same name and phone, same name and address, same kana reading
+    and birth date, same e-mail local part at another domain), in the background: the worker runs the scan
+    and new pairs appear in ``GET .../duplicates``. A scan still waiting is answered instead of a second."""
+    scan = duplicate_scan.request_scan(session, actor=actor)
+    session.commit()
+    return scan
+
+
+@router.get("/duplicates/scan", response_model=DuplicateScanRead)
+def latest_duplicate_scan(session: DB, actor: APIActor) -> object:
+    """The newest scan: one waiting for the worker if there is one, else the last one done."""
+    done, waiting = duplicate_scan.latest_scans(session, actor=actor)
+    if waiting is None and done is None:
+        raise NotFound("no duplicate scan has been run yet")
+    return waiting or done
 
 
 @router.post("/duplicates/{pair_id}/dismiss", response_model=DuplicatePairRead)
@@ -249,10 +270,17 @@ def remove_identity(customer_id: int, identity_id: int, session: DB, actor: APIA
 
 @router.post("/{customer_id}/merge", response_model=CustomerRead)
 def merge_customer(customer_id: int, data: MergeRequest, response: Response, session: DB, actor: APIActor) -> Customer:
-    """Fold another customer into this one; its id keeps resolving here."""
+    """Fold another customer into this one; its id keeps resolving here. ``keep`` picks whose values win per
+    field group; the choice is written to the audit log."""
     require(actor, "customers:merge")
     customer = merge.merge_customers(
-        session, actor=actor, survivor_id=customer_id, merged_id=data.merge_id, reason=data.reason
+        session,
+        actor=actor,
+        survivor_id=customer_id,
+        merged_id=data.merge_id,
+        reason=data.reason,
+        keep=data.keep,
+        expected_versions=data.versions,
     )
     session.commit()
     session.refresh(customer)

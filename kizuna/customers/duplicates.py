@@ -11,6 +11,9 @@ from kizuna.customers.models import DuplicatePair
 from kizuna.db import utcnow
 from kizuna.errors import Conflict, NotFound
 
+# ``propose_many`` reads every known pair, instead of looking them up, when it is given more than this many.
+READ_ALL_KNOWN = 10_000
+
 
 def propose(session: Session, customer_id: int, other_id: int, reason: str) -> DuplicatePair | None:
     """Record that two customers may be one person; nothing when the pair is known (open, dismissed or merged)."""
@@ -42,6 +45,11 @@ def propose_many(session: Session, pairs: set[tuple[int, int, str]]) -> int:
         return 0
     known: set[tuple[int, int]] = set()
     keys = sorted(wanted)
+    if len(keys) > READ_ALL_KNOWN:
+        # A duplicate scan proposes tens of thousands at once: reading every known pair (the table holds only
+        # proposed pairs) is then cheaper than the look-ups by (id, id), 2,000 at a time.
+        known.update(session.execute(select(DuplicatePair.customer_id, DuplicatePair.other_customer_id)).tuples())
+        keys = []
     for start in range(0, len(keys), 2000):
         chunk = keys[start : start + 2000]
         query = select(DuplicatePair.customer_id, DuplicatePair.other_customer_id).where(
@@ -53,8 +61,8 @@ def propose_many(session: Session, pairs: set[tuple[int, int, str]]) -> int:
         for (a, b), reason in wanted.items()
         if (a, b) not in known
     ]
-    if new:
-        session.execute(insert(DuplicatePair.__table__), new)
+    for start in range(0, len(new), 5000):
+        session.execute(insert(DuplicatePair.__table__), new[start : start + 5000])
     return len(new)
 
 

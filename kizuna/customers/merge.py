@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Literal
+
 from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
@@ -10,8 +13,8 @@ from kizuna.auth import audit
 from kizuna.auth.permissions import Actor
 from kizuna.customers import duplicates, identities
 from kizuna.customers.models import Customer, CustomerMerge, customer_tags
-from kizuna.customers.service import _refresh_names, get_customer, snapshot
-from kizuna.db import Base
+from kizuna.customers.service import SNAPSHOT_FIELDS, _refresh_names, get_customer, snapshot
+from kizuna.db import Base, check_version
 from kizuna.errors import ValidationError
 from kizuna.outbox.service import emit
 
@@ -36,18 +39,63 @@ MOVED: tuple[Table, ...] = tuple(
     table for table in Base.metadata.sorted_tables if "customer_id" in table.c and table.name not in NOT_MOVED
 )
 
+# The values a merge lets a person pick from either record, as groups that only make sense whole (a name is
+# its family and given name together, an address all of its parts). Every other snapshot field is a group of
+# its own, derived so that a column added later can be picked too; ``attributes`` are merged key by key.
+_WHOLE = {
+    "name": ("family_name", "given_name"),
+    "name_kana": ("family_name_kana", "given_name_kana"),
+    "address": ("postal_code", "prefecture", "city", "address_line", "country"),
+}
+KEEP_GROUPS: dict[str, tuple[str, ...]] = {
+    **_WHOLE,
+    **{
+        name: (name,)
+        for name in SNAPSHOT_FIELDS
+        if name != "attributes" and not any(name in fields for fields in _WHOLE.values())
+    },
+}
+Side = Literal["survivor", "merged"]
 
-def merge_customers(session: Session, *, actor: Actor, survivor_id: int, merged_id: int, reason: str) -> Customer:
+
+def _check_keep(keep: Mapping[str, str]) -> None:
+    for group, side in keep.items():
+        if group not in KEEP_GROUPS:
+            raise ValidationError(
+                f"'{group}' cannot be picked in a merge; one of {', '.join(KEEP_GROUPS)}", field="keep"
+            )
+        if side not in ("survivor", "merged"):
+            raise ValidationError(f"keep.{group} is '{side}'; use 'survivor' or 'merged'", field="keep")
+
+
+def merge_customers(
+    session: Session,
+    *,
+    actor: Actor,
+    survivor_id: int,
+    merged_id: int,
+    reason: str,
+    keep: Mapping[str, Side] | None = None,
+    expected_versions: Mapping[int, int] | None = None,
+) -> Customer:
     """Fold ``merged_id`` into ``survivor_id``.
 
     The survivor keeps its values and gains the ones it lacked; every identity, order, event, consent, note
     and tag moves over; the merged row stays (status ``merged``) so its id keeps resolving to the survivor.
+    ``keep`` picks, per group of ``KEEP_GROUPS``, whose values the survivor ends with (``merged``: the merged
+    record's, even where they are empty; ``survivor``: its own, not filled from the other). With
+    ``expected_versions`` (customer id -> version read) a record changed since it was read refuses the merge.
     Callers check permissions: an import merges as part of ``data:import``, the API asks ``customers:merge``.
     """
+    keep = dict(keep or {})
+    _check_keep(keep)
     survivor = get_customer(session, survivor_id)
     merged = get_customer(session, merged_id)
     if survivor.id == merged.id:
         raise ValidationError("a customer cannot be merged into itself", field="merge_id")
+    for customer in (survivor, merged):
+        if expected_versions and customer.id in expected_versions:
+            check_version(customer.version, body=expected_versions[customer.id])
     before = snapshot(merged)
     identities.drop_shared(session, keep=survivor.id, drop=merged.id)
     for table in MOVED:
@@ -73,7 +121,17 @@ def merge_customers(session: Session, *, actor: Actor, survivor_id: int, merged_
 
     duplicates.after_merge(session, actor=actor, survivor_id=survivor.id, merged_id=merged.id)
     filled = []
+    kept: dict[str, dict[str, object]] = {}
+    for group, side in keep.items():
+        fields = KEEP_GROUPS[group]
+        if side == "merged":
+            for name in fields:
+                setattr(survivor, name, before[name])
+        kept[group] = {"from": side, **{name: audit._plain(getattr(survivor, name)) for name in fields}}
+    untouched = {name for group in keep for name in KEEP_GROUPS[group]}
     for name, value in before.items():
+        if name in untouched:
+            continue
         if name == "attributes":
             extra = {k: v for k, v in (value or {}).items() if k not in (survivor.attributes or {})}
             if extra:
@@ -104,9 +162,13 @@ def merge_customers(session: Session, *, actor: Actor, survivor_id: int, merged_
         entity_type="customer",
         entity_id=survivor.id,
         customer_id=survivor.id,
-        details=details,
+        # The values a person picked are evidence of the decision; the outbox message (read by webhooks) only
+        # names the groups, not the personal data in them.
+        details={**details, "kept": kept} if kept else details,
         summary=f"merged {merged.id} into {survivor.id}",
     )
+    if kept:
+        details["kept"] = {group: value["from"] for group, value in kept.items()}
     emit(session, "customer.merged", details, customer_id=survivor.id, origin=actor.origin)
     return survivor
 

@@ -166,6 +166,28 @@ class DuplicatePair(Base):
     decided_by: Mapped[str | None] = mapped_column(String(320))
 
 
+class DuplicateScan(Base):
+    """One run of the duplicate finder (``customers/duplicate_scan.py``): asked for, run by a worker or the CLI.
+
+    The review page shows the newest one (when it ran, how many pairs it proposed); a run asked for while
+    another waits or runs joins that one instead of queueing a second.
+    """
+
+    __tablename__ = "customer_duplicate_scans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(12), default="queued")  # queued | running | done
+    requested_by: Mapped[str] = mapped_column(String(320))
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Pairs the rules found (before the known ones were left out) and the new pairs proposed by this run.
+    candidates: Mapped[int] = mapped_column(Integer, default=0)
+    proposed: Mapped[int] = mapped_column(Integer, default=0)
+    # Per rule: blocks, pairs, blocks too large to pair, seconds.
+    details: Mapped[dict] = mapped_column(JSONType, default=dict)
+
+
 class Consent(Base):
     """One consent decision, kept forever as evidence; the newest per channel and purpose is in force."""
 

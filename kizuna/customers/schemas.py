@@ -231,6 +231,30 @@ class BulkResult(Output):
 class MergeRequest(Input):
     merge_id: int = Field(description="The customer folded into this one; its id keeps resolving here.")
     reason: FreeText = Field(default="manual merge", max_length=200)
+    keep: dict[str, Literal["survivor", "merged"]] = Field(
+        default_factory=dict,
+        description="Whose values this customer ends with, per field group (name, name_kana, email, phone, address, "
+        "birth_date, company_id, owner_id, lifecycle_stage, ...): 'merged' takes the other record's, 'survivor' "
+        "keeps this one's as they are. Groups not named keep this customer's values and gain the other's where "
+        "this one has none.",
+        examples=[{"email": "merged", "address": "merged"}],
+    )
+    versions: dict[int, int] | None = Field(
+        default=None,
+        description="Customer id -> the version you read (from an ETag): a record changed since then refuses (409).",
+    )
+
+
+class DuplicateScanRead(Output):
+    id: int
+    status: str = Field(description="queued (waiting for the worker) or done")
+    requested_by: str
+    requested_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    candidates: int = Field(description="Pairs the blocking rules found, known ones included.")
+    proposed: int = Field(description="New pairs this scan added for review.")
+    details: StoredJSON = Field(description="Per rule: blocks, pairs, blocks too large to pair, seconds.")
 
 
 class CompanyCreate(Input):

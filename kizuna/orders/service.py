@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kizuna.auth import audit
@@ -30,6 +31,31 @@ def recent_orders(session: Session, customer_id: int, *, limit: int) -> list[Ord
     """The customer's newest ``limit`` orders (with their lines), newest first."""
     query = select(Order).where(Order.customer_id == customer_id).order_by(Order.ordered_at.desc(), Order.id.desc())
     return list(session.scalars(query.limit(limit)))
+
+
+@dataclass
+class OrderTotals:
+    """A customer's completed orders: how many, and their total per currency."""
+
+    count: int = 0
+    amounts: dict[str, Decimal] = field(default_factory=dict)
+
+
+def completed_totals(session: Session, customer_ids: set[int]) -> dict[int, OrderTotals]:
+    """Completed orders per customer (cancelled, returned and pending ones are not revenue), one query."""
+    totals = {customer_id: OrderTotals() for customer_id in customer_ids}
+    if not customer_ids:
+        return totals
+    rows = session.execute(
+        select(Order.customer_id, Order.currency, func.count(), func.sum(Order.total_amount))
+        .where(Order.customer_id.in_(customer_ids), Order.status == "completed")
+        .group_by(Order.customer_id, Order.currency)
+        .order_by(Order.customer_id, Order.currency)
+    )
+    for customer_id, currency, count, amount in rows:
+        totals[customer_id].count += count
+        totals[customer_id].amounts[currency] = Decimal(str(amount or 0))
+    return totals
 
 
 def create_order(session: Session, *, actor: Actor, data: OrderCreate) -> Order:

@@ -11,7 +11,16 @@ from kizuna.auth import service as auth
 from kizuna.auth import signin
 from kizuna.db import take_write_lock
 from kizuna.errors import NotAuthenticated, TooManyAttempts
-from kizuna.web import ui_admin, ui_companies, ui_customer_forms, ui_customers, ui_imports, ui_outbox, ui_users
+from kizuna.web import (
+    ui_admin,
+    ui_companies,
+    ui_customer_forms,
+    ui_customers,
+    ui_duplicates,
+    ui_imports,
+    ui_outbox,
+    ui_users,
+)
 from kizuna.web.deps import DB, SESSION_COOKIE, client_address
 from kizuna.web.i18n import LANG_COOKIE, LANGUAGES, choose_language, translator
 from kizuna.web.session import (
@@ -113,6 +122,7 @@ def _lang(request: Request) -> str:
     return choose_language(request.cookies.get(LANG_COOKIE))
 
 
+router.include_router(ui_duplicates.router)
 router.include_router(ui_customers.router)
 router.include_router(ui_companies.router)
 router.include_router(ui_customer_forms.router)
