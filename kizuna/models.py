@@ -11,6 +11,7 @@ from kizuna.customers.models import (
     CustomerMerge,
     DuplicatePair,
     Note,
+    SavedView,
     Tag,
 )
 from kizuna.db import Base, never_reuse_ids
@@ -33,6 +34,7 @@ __all__ = [
     "CustomerMerge",
     "Event",
     "Note",
+    "SavedView",
     "Order",
     "OrderLine",
     "OutboxDelivery",

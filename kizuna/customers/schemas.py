@@ -293,3 +293,25 @@ class Customer360(Output):
     notes: list[NoteWithAuthor] = Field(description="Every note, newest first.")
     timeline: list[TimelineItem] = Field(description="The newest touchpoints, newest first.")
     timeline_next_cursor: str | None = Field(description="Pass to the timeline to read older touchpoints.")
+
+
+ListName = Literal["customers"]
+
+
+class SavedViewCreate(Input):
+    """A named list state: the list form's fields (``q``, ``tag``, ``mine``, ``sort`` ...) and visible columns."""
+
+    name: Text = Field(min_length=1, max_length=100)
+    list_name: ListName = "customers"
+    params: dict[str, str] = Field(default_factory=dict, max_length=20)
+    # None: the list's default columns.
+    columns: list[str] | None = Field(default=None, max_length=30)
+
+
+class SavedViewRead(Output):
+    id: int
+    name: str
+    list_name: str
+    params: dict[str, str]
+    columns: list[str]
+    created_at: dt.datetime

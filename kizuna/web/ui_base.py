@@ -74,10 +74,10 @@ def phone(value: str | None) -> str:
 
 
 def query_string(params: Mapping[str, Any], **changes: Any) -> str:
-    """``?a=1&b=2`` from ``params`` with ``changes`` applied; empty values are dropped."""
+    """``?a=1&b=2`` from ``params`` with ``changes`` applied; empty values are dropped, a list repeats its key."""
     merged = {**params, **changes}
     clean = {k: v for k, v in merged.items() if v not in (None, "")}
-    return "?" + urlencode(clean) if clean else ""
+    return "?" + urlencode(clean, doseq=True) if clean else ""
 
 
 env = Environment(
