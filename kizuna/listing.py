@@ -13,9 +13,9 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union_all
 from sqlalchemy.orm import InstrumentedAttribute
 
 from kizuna.errors import KizunaError, ValidationError
@@ -77,6 +77,12 @@ class Filter:
     label: str = ""
     # Stored values are normalised (e-mails case-folded, phones E.164); filter values get the same treatment.
     normalize: Callable[[str], Any] | None = None
+    # For a clause built by ``build`` that tests each row (an EXISTS), the same rows as a set of ids read from
+    # an index, for ``eq``/``in``: what a count uses (``FilterSet.apply(..., by_ids=True)``). A page walks its
+    # order and stops after a page of rows, so the row test suits it; a count reads every match, so the id
+    # set does (measured on 1M customers, SQLite, tag=VIP: the page 0.8 ms tested vs 700 ms from the ids,
+    # its count 240 ms tested vs 63 ms from the ids).
+    ids: Callable[[str, Any], Select[Any]] | None = None
 
     def parse(self, name: str, raw: Any) -> Any:
         if not isinstance(raw, str):
@@ -115,11 +121,22 @@ class FilterSet:
     sorts: Mapping[str, InstrumentedAttribute[Any]]
     default_sort: str = "-id"
     search: Callable[[str], ColumnElement[bool]] | None = None
+    # A search made of index ranges, any of which matches (``q``): ``search`` becomes their OR, and lists and
+    # counts choose per search how to run it (``indexed_search``).
+    search_clauses: Callable[[str], list[ColumnElement[bool]]] | None = None
     base: Callable[[Select[Any]], Select[Any]] | None = field(default=None)
     default_scope: DefaultScope | None = None
 
-    def condition(self, name: str, op: str, value: Any) -> ColumnElement[bool]:
-        """The SQL condition for ``name op value``; the building block of list filters and segment rules."""
+    def __post_init__(self) -> None:
+        if self.search is None and self.search_clauses is not None:
+            clauses = self.search_clauses
+            self.search = lambda raw: or_(*clauses(raw))
+
+    def condition(self, name: str, op: str, value: Any, *, by_ids: bool = False) -> ColumnElement[bool]:
+        """The SQL condition for ``name op value``; the building block of list filters and segment rules.
+
+        ``by_ids``: as ``id IN (ids)`` when the field offers its matches as ids (see ``Filter.ids``).
+        """
         spec = self.fields.get(name)
         if spec is None:
             allowed = ", ".join(sorted(self.fields))
@@ -135,6 +152,8 @@ class FilterSet:
             value = Filter(kind="bool").parse(name, value) if isinstance(value, str) else bool(value)
         else:
             value = spec.parse(name, value)
+        if by_ids and spec.ids is not None and op in ("eq", "in"):
+            return self.model.id.in_(spec.ids(op, value))
         if spec.build is not None:
             return spec.build(op, value)
         return _compare(spec.column, op, value)
@@ -143,8 +162,11 @@ class FilterSet:
         """The list's query before any filter: every row of the set's model."""
         return select(self.model)
 
-    def apply(self, query: Select[Any], params: Mapping[str, Any]) -> Select[Any]:
-        """Apply ``field`` / ``field__op`` parameters, ``q`` (free-text search) and the default scope."""
+    def apply(self, query: Select[Any], params: Mapping[str, Any], *, by_ids: bool = False) -> Select[Any]:
+        """Apply ``field`` / ``field__op`` parameters, ``q`` (free-text search) and the default scope.
+
+        ``by_ids``: filters that can give their matches as ids do (for counts; see ``Filter.ids``).
+        """
         scope = self.default_scope
         scoped = scope is not None
         for key, raw in params.items():
@@ -160,7 +182,7 @@ class FilterSet:
                 scoped = False
                 if not op and raw == scope.everything:
                     continue
-            query = query.where(self.condition(name, op or "eq", raw))
+            query = query.where(self.condition(name, op or "eq", raw, by_ids=by_ids))
         if scope is not None and scoped:
             query = query.where(self.condition(scope.field, "eq", scope.value))
         return query
@@ -283,6 +305,7 @@ def list_page(
     limit: int = 50,
 ) -> tuple[list[Any], str | None]:
     """One page of ``query`` filtered by ``params``: (rows, next_cursor)."""
+    query, params = _page_search(session, filterset, query, params)
     query = filterset.page(filterset.apply(query, params), sort=sort, cursor=cursor, limit=limit)
     rows = list(session.scalars(query))
     return rows[:limit], filterset.next_cursor(rows, sort=sort, limit=limit)
@@ -313,6 +336,7 @@ def list_window(
     so a link to it needs no stack of earlier cursors and stays right whatever the sort order.
     """
     backward = bool(cursor) and decode_cursor(cursor or "", filterset.sort_key(sort)[0])[2]
+    query, params = _page_search(session, filterset, query, params)
     query = filterset.page(filterset.apply(query, params), sort=sort, cursor=cursor, limit=limit)
     fetched = list(session.scalars(query))
     more = len(fetched) > limit
@@ -332,8 +356,7 @@ def list_window(
     )
 
 
-@dataclass(frozen=True)
-class Count:
+class Count(NamedTuple):
     """How many rows a list has: exact, or at least ``value`` when counting stopped there."""
 
     value: int
@@ -354,10 +377,62 @@ def count_rows(
     cap: int | None = COUNT_CAP,
 ) -> Count:
     """The number of rows of the filtered list; above ``cap`` only "more than cap" unless ``cap`` is None."""
-    ids = filterset.apply(query, params).with_only_columns(filterset.model.id)
-    if cap is not None:
-        ids = ids.limit(cap + 1)
-    total = session.scalar(select(func.count()).select_from(ids.subquery()))
+    q = params.get("q")
+    if cap is not None and q and filterset.search_clauses is not None:
+        # Candidates from each search index, at most cap + 1 from each: read from indexes, never the table.
+        rest = {k: v for k, v in params.items() if k != "q"}
+        candidates = _capped_union(filterset, str(q), cap + 1)
+        total = _count(session, filterset, query.where(filterset.model.id.in_(candidates)), rest, cap)
+        if total > cap:
+            return Count(cap, exact=False)  # cap + 1 rows among a part of the matches: there are more than cap
+        whole = session.scalar(select(func.count()).select_from(candidates.subquery()))
+        if whole <= cap:
+            return Count(total, exact=True)  # no index was cut short: these were all the matches
+        # A broad search narrowed by other filters to a few: counted row by row (rare, and slower).
+    elif q and filterset.search_clauses is not None:
+        # Every match, from the search's indexes (the exact count asked for).
+        rest = {k: v for k, v in params.items() if k != "q"}
+        matches = union_all(*(select(filterset.model.id).where(c) for c in filterset.search_clauses(str(q))))
+        return Count(_count(session, filterset, query.where(filterset.model.id.in_(matches)), rest, None), True)
+    total = _count(session, filterset, query, params, cap)
     if cap is not None and total > cap:
         return Count(cap, exact=False)
     return Count(total, exact=True)
+
+
+def _count(session: Any, filterset: FilterSet, query: Select[Any], params: Mapping[str, Any], cap: int | None) -> int:
+    ids = filterset.apply(query, params, by_ids=True).with_only_columns(filterset.model.id)
+    if cap is not None:
+        ids = ids.limit(cap + 1)
+    return int(session.scalar(select(func.count()).select_from(ids.subquery())))
+
+
+# A search matching at most this many rows (by all its indexes together) is run from its indexes: its matches
+# are collected, then ordered. Above, the list walks its own order and tests each row, which finds a page of
+# a broad search after a few hundred or thousand rows, where collecting would read and sort every match
+# (measured on 1M customers, SQLite: サトウ, 100,000 matches, 3.2 s collected against 5 ms walked).
+NARROW_SEARCH = 2_000
+
+
+def _capped_union(filterset: FilterSet, raw: str, each: int) -> Select[Any]:
+    """The ids each search clause's index gives, at most ``each`` per clause (ids may repeat)."""
+    pk = filterset.model.id
+    clauses = filterset.search_clauses(raw) if filterset.search_clauses else []
+    parts = [select(pk).where(clause).limit(each).subquery() for clause in clauses]
+    return union_all(*(select(part.c.id) for part in parts))
+
+
+def _page_search(
+    session: Any, filterset: FilterSet, query: Select[Any], params: Mapping[str, Any]
+) -> tuple[Select[Any], Mapping[str, Any]]:
+    """``query`` with the search of ``params`` applied the way that is cheap for this search, and the rest."""
+    q = params.get("q")
+    if not q or filterset.search_clauses is None:
+        return query, params
+    rest = {k: v for k, v in params.items() if k != "q"}
+    candidates = _capped_union(filterset, str(q), NARROW_SEARCH + 1)
+    found = session.scalar(select(func.count()).select_from(candidates.subquery()))
+    if found <= NARROW_SEARCH:
+        matches = union_all(*(select(filterset.model.id).where(c) for c in filterset.search_clauses(str(q))))
+        return query.where(filterset.model.id.in_(matches)), rest
+    return query, params

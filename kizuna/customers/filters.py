@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, exists, func, literal, or_, select
+from sqlalchemy import ColumnElement, Select, String, and_, exists, func, literal, or_, select
 
 from kizuna.customers import consent
 from kizuna.customers.models import Company, Customer, Tag, customer_tags
@@ -20,13 +20,14 @@ def _starts_with(column: Any, prefix: Any) -> ColumnElement[bool]:
     return and_(column >= prefix, column < prefix + _LAST)
 
 
-def _search(raw: str) -> ColumnElement[bool]:
+def _search_clauses(raw: str) -> list[ColumnElement[bool]]:
     """The list's search box: the start of the name or its reading (spaces ignored), of the e-mail or of the
-    phone number, or the external id.
+    phone number, or the external id; one clause per index, any of which matches.
 
     Every clause is an index range, so that a search answers from indexes on a million customers, a search
-    that matches nothing included (a "contains" match reads every row). The name is matched from its start as
+    that matches nobody included (a "contains" match reads every row). The name is matched from its start as
     shown, without spaces: 山田充, 山田 充 and 山田 all find 山田 充, ヤマダミツル and やまだ find its reading.
+    ``kizuna.listing`` decides how to combine them (see ``FilterSet.search_clauses``).
     """
     text = normalize_text(raw) or ""
     key = text.replace(" ", "")
@@ -47,7 +48,7 @@ def _search(raw: str) -> ColumnElement[bool]:
             clauses.append(_starts_with(Customer.phone, "+" + digits))
         elif digits.startswith("0"):
             clauses.append(_starts_with(Customer.phone, "+81" + digits[1:]))
-    return or_(*clauses)
+    return clauses
 
 
 def _tag(op: str, value: Any) -> ColumnElement[bool]:
@@ -58,6 +59,12 @@ def _tag(op: str, value: Any) -> ColumnElement[bool]:
         .where(customer_tags.c.customer_id == Customer.id, Tag.name.in_(names))
     )
     return ~has if op == "ne" else has
+
+
+def _tagged(_op: str, value: Any) -> Select[Any]:
+    """The ids of the customers with any of the tags, from the tag's index (for counts; see Filter.ids)."""
+    names = value if isinstance(value, list) else [value]
+    return select(customer_tags.c.customer_id).join(Tag, Tag.id == customer_tags.c.tag_id).where(Tag.name.in_(names))
 
 
 def _consent(channel: str):  # noqa: ANN202 - returns a clause builder
@@ -91,7 +98,7 @@ CUSTOMER_FILTERS = FilterSet(
         "status": Filter(Customer.status, "str", ("eq", "ne", "in")),
         "created_at": Filter(Customer.created_at, "datetime", ORDERED),
         "updated_at": Filter(Customer.updated_at, "datetime", ORDERED),
-        "tag": Filter(kind="str", ops=("eq", "ne", "in"), build=_tag),
+        "tag": Filter(kind="str", ops=("eq", "ne", "in"), build=_tag, ids=_tagged),
         "email_consent": Filter(kind="bool", ops=("eq", "ne"), build=_consent("email")),
         "line_consent": Filter(kind="bool", ops=("eq", "ne"), build=_consent("line")),
         "sms_consent": Filter(kind="bool", ops=("eq", "ne"), build=_consent("sms")),
@@ -104,7 +111,7 @@ CUSTOMER_FILTERS = FilterSet(
         "updated_at": Customer.updated_at,
     },
     default_sort="-id",
-    search=_search,
+    search_clauses=_search_clauses,
     # Merged records stay as rows so their ids resolve; lists show the people, unless a status is asked for.
     default_scope=DefaultScope("status", "active"),
 )

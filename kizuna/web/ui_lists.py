@@ -16,7 +16,7 @@ from kizuna.customers import service as customers
 from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS, CUSTOMER_FORM_FIELDS, customer_form_params
 from kizuna.customers.schemas import SavedViewCreate
 from kizuna.errors import KizunaError, NotFound, ValidationError
-from kizuna.listing import Count, Window, count_rows, list_window
+from kizuna.listing import COUNT_CAP, Count, Window, count_rows, list_window
 from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, submit
 from kizuna.web.i18n import translator
@@ -55,8 +55,9 @@ def _form(query: QueryParams) -> dict[str, Any]:
 
 
 def _count(session: DB, filterset: Any, params: dict[str, Any], exact: bool) -> Count | None:
+    """The list's total: exact up to COUNT_CAP (cheap: at most that many rows read), all rows only when asked."""
     try:
-        return count_rows(session, filterset, filterset.select(), params, cap=None if exact else 10_000)
+        return count_rows(session, filterset, filterset.select(), params, cap=None if exact else COUNT_CAP)
     except ValidationError:
         return None
 

@@ -46,10 +46,12 @@ def upgrade() -> None:
     for name, sql in (("name_key", NAME_KEY_SQL), ("name_sort", NAME_SORT_SQL)):
         op.add_column("customers", sa.Column(name, key, sa.Computed(sql, persisted=stored), nullable=True))
         op.create_index(op.f(f"ix_customers_{name}"), "customers", [name], unique=False)
+    op.create_index("ix_customers_status_name_sort", "customers", ["status", "name_sort"], unique=False)
 
 
 def downgrade() -> None:
     """Downgrade schema."""
+    op.drop_index("ix_customers_status_name_sort", table_name="customers")
     for name in ("name_sort", "name_key"):
         op.drop_index(op.f(f"ix_customers_{name}"), table_name="customers")
         op.drop_column("customers", name)
