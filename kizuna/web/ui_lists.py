@@ -16,7 +16,8 @@ from kizuna.customers import service as customers
 from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS, CUSTOMER_FORM_FIELDS, customer_form_params
 from kizuna.customers.schemas import SavedViewCreate
 from kizuna.errors import KizunaError, NotFound, ValidationError
-from kizuna.listing import COUNT_CAP, Count, Window, count_rows, list_window
+from kizuna.listing import Window, list_window
+from kizuna.listing_count import COUNT_CAP, Count, count_rows
 from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, submit
 from kizuna.web.i18n import translator
