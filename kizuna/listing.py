@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, and_, or_, select, union_all
 from sqlalchemy.orm import InstrumentedAttribute
 
 from kizuna.errors import KizunaError, ValidationError
@@ -64,6 +64,26 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "date": dt.date.fromisoformat,
     "datetime": _parse_datetime,
 }
+
+
+@dataclass(frozen=True)
+class SearchClause:
+    """One way a search matches: a condition on one indexed column (``match`` builds it on a column).
+
+    ``indexed()`` lets the database read the matches from the column's index; ``tested()`` is the same test on
+    an expression no index holds, so that a planner walks the list's own order and tests each row instead
+    (SQLite, without statistics, otherwise collects every match of a broad search and sorts them all).
+    ``search_branches`` says which to use when.
+    """
+
+    column: Any
+    match: Callable[[Any], ColumnElement[bool]]
+
+    def indexed(self) -> ColumnElement[bool]:
+        return self.match(self.column)
+
+    def tested(self) -> ColumnElement[bool]:
+        return self.match(self.column.concat(""))
 
 
 @dataclass(frozen=True)
@@ -123,14 +143,14 @@ class FilterSet:
     search: Callable[[str], ColumnElement[bool]] | None = None
     # A search made of index ranges, any of which matches (``q``): ``search`` becomes their OR, and lists and
     # counts choose per search how to run it (``indexed_search``).
-    search_clauses: Callable[[str], list[ColumnElement[bool]]] | None = None
+    search_clauses: Callable[[str], list[SearchClause]] | None = None
     base: Callable[[Select[Any]], Select[Any]] | None = field(default=None)
     default_scope: DefaultScope | None = None
 
     def __post_init__(self) -> None:
         if self.search is None and self.search_clauses is not None:
             clauses = self.search_clauses
-            self.search = lambda raw: or_(*clauses(raw))
+            self.search = lambda raw: or_(*(c.indexed() for c in clauses(raw)))
 
     def condition(self, name: str, op: str, value: Any, *, by_ids: bool = False) -> ColumnElement[bool]:
         """The SQL condition for ``name op value``; the building block of list filters and segment rules.
@@ -162,10 +182,15 @@ class FilterSet:
         """The list's query before any filter: every row of the set's model."""
         return select(self.model)
 
-    def apply(self, query: Select[Any], params: Mapping[str, Any], *, by_ids: bool = False) -> Select[Any]:
+    def apply(
+        self, query: Select[Any], params: Mapping[str, Any], *, by_ids: bool = False, scope_tested: bool = False
+    ) -> Select[Any]:
         """Apply ``field`` / ``field__op`` parameters, ``q`` (free-text search) and the default scope.
 
         ``by_ids``: filters that can give their matches as ids do (for counts; see ``Filter.ids``).
+        ``scope_tested``: the default scope on an expression no index holds, for a query that another index
+        drives (a search's): SQLite without statistics takes ``status = 'active'``, true of nearly every
+        customer, for the most selective condition and would walk the whole (status, id) index instead.
         """
         scope = self.default_scope
         scoped = scope is not None
@@ -184,7 +209,11 @@ class FilterSet:
                     continue
             query = query.where(self.condition(name, op or "eq", raw, by_ids=by_ids))
         if scope is not None and scoped:
-            query = query.where(self.condition(scope.field, "eq", scope.value))
+            spec = self.fields[scope.field]
+            if scope_tested and spec.column is not None and spec.build is None:
+                query = query.where(spec.column.concat("") == scope.value)
+            else:
+                query = query.where(self.condition(scope.field, "eq", scope.value))
         return query
 
     def sort_key(self, sort: str | None) -> tuple[str, bool]:
@@ -305,7 +334,7 @@ def list_page(
     limit: int = 50,
 ) -> tuple[list[Any], str | None]:
     """One page of ``query`` filtered by ``params``: (rows, next_cursor)."""
-    query, params = _page_search(session, filterset, query, params)
+    query, params, _ = _page_search(session, filterset, query, params)
     query = filterset.page(filterset.apply(query, params), sort=sort, cursor=cursor, limit=limit)
     rows = list(session.scalars(query))
     return rows[:limit], filterset.next_cursor(rows, sort=sort, limit=limit)
@@ -318,6 +347,8 @@ class Window:
     rows: list[Any]
     next_cursor: str | None
     prev_cursor: str | None
+    # The number of rows of the whole list, when finding the page told it (a search with few matches).
+    total: int | None = None
 
 
 def list_window(
@@ -336,7 +367,7 @@ def list_window(
     so a link to it needs no stack of earlier cursors and stays right whatever the sort order.
     """
     backward = bool(cursor) and decode_cursor(cursor or "", filterset.sort_key(sort)[0])[2]
-    query, params = _page_search(session, filterset, query, params)
+    query, params, total = _page_search(session, filterset, query, params)
     query = filterset.page(filterset.apply(query, params), sort=sort, cursor=cursor, limit=limit)
     fetched = list(session.scalars(query))
     more = len(fetched) > limit
@@ -344,7 +375,7 @@ def list_window(
     if backward:
         rows.reverse()
     if not rows:
-        return Window(rows, None, None)
+        return Window(rows, None, None, total)
     # Forwards, there are rows before this page whenever it was reached with a cursor; backwards, there are
     # rows after it (the page it was reached from).
     has_before = more if backward else bool(cursor)
@@ -353,6 +384,7 @@ def list_window(
         rows,
         filterset.cursor_of(rows[-1], sort=sort) if has_after else None,
         filterset.cursor_of(rows[0], sort=sort, backward=True) if has_before else None,
+        total,
     )
 
 
@@ -363,25 +395,39 @@ def list_window(
 NARROW_SEARCH = 2_000
 
 
-def capped_search_ids(filterset: FilterSet, raw: str, each: int) -> Select[Any]:
-    """The ids each search clause's index gives, at most ``each`` per clause (ids may repeat)."""
-    pk = filterset.model.id
-    clauses = filterset.search_clauses(raw) if filterset.search_clauses else []
-    parts = [select(pk).where(clause).limit(each).subquery() for clause in clauses]
-    return union_all(*(select(part.c.id) for part in parts))
+def search_branches(
+    filterset: FilterSet, query: Select[Any], params: Mapping[str, Any], *, each: int | None
+) -> list[Select[Any]]:
+    """The ids matching ``params``, one query per search clause, each read from that clause's index with the
+    other filters tested on its rows; at most ``each`` ids per branch (an id may be in several)."""
+    rest = {k: v for k, v in params.items() if k != "q"}
+    clauses = filterset.search_clauses(str(params["q"])) if filterset.search_clauses else []
+    branches = []
+    for clause in clauses:
+        ids = filterset.apply(query.where(clause.indexed()), rest, scope_tested=True)
+        ids = ids.with_only_columns(filterset.model.id)
+        branches.append(ids.limit(each) if each is not None else ids)
+    return branches
 
 
 def _page_search(
     session: Any, filterset: FilterSet, query: Select[Any], params: Mapping[str, Any]
-) -> tuple[Select[Any], Mapping[str, Any]]:
-    """``query`` with the search of ``params`` applied the way that is cheap for this search, and the rest."""
+) -> tuple[Select[Any], Mapping[str, Any], int | None]:
+    """``query`` with the search of ``params`` applied the way that is cheap for this search, the other
+    parameters, and the number of matches when finding out cost nothing more.
+
+    A search whose matches (with the other filters) are few is answered from its indexes: the matches are
+    collected, then ordered. One with many is tested row by row in the list's order, which finds a page after
+    a few hundred rows where collecting would read and sort every match.
+    """
     q = params.get("q")
     if not q or filterset.search_clauses is None:
-        return query, params
+        return query, params, None
     rest = {k: v for k, v in params.items() if k != "q"}
-    candidates = capped_search_ids(filterset, str(q), NARROW_SEARCH + 1)
-    found = session.scalar(select(func.count()).select_from(candidates.subquery()))
-    if found <= NARROW_SEARCH:
-        matches = union_all(*(select(filterset.model.id).where(c) for c in filterset.search_clauses(str(q))))
-        return query.where(filterset.model.id.in_(matches)), rest
-    return query, params
+    parts = [b.subquery() for b in search_branches(filterset, query, params, each=NARROW_SEARCH + 1)]
+    found = list(session.scalars(union_all(*(select(part.c.id) for part in parts))))
+    if len(found) <= NARROW_SEARCH:
+        # No branch was cut short: these are all the matches (and their number is the list's count).
+        matches = sorted(set(found))
+        return query.where(filterset.model.id.in_(matches)), rest, len(matches)
+    return query.where(or_(*(c.tested() for c in filterset.search_clauses(str(q))))), rest, None

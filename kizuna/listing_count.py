@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, func, select, union_all
+from sqlalchemy import Select, func, literal, select, union_all
 
-from kizuna.listing import FilterSet, capped_search_ids
+from kizuna.listing import FilterSet, search_branches
 
 
 class Count(NamedTuple):
@@ -32,26 +32,42 @@ def count_rows(
 ) -> Count:
     """The number of rows of the filtered list; above ``cap`` only "more than cap" unless ``cap`` is None."""
     q = params.get("q")
-    if cap is not None and q and filterset.search_clauses is not None:
-        # Candidates from each search index, at most cap + 1 from each: read from indexes, never the table.
-        rest = {k: v for k, v in params.items() if k != "q"}
-        candidates = capped_search_ids(filterset, str(q), cap + 1)
-        total = _count(session, filterset, query.where(filterset.model.id.in_(candidates)), rest, cap)
-        if total > cap:
-            return Count(cap, exact=False)  # cap + 1 rows among a part of the matches: there are more than cap
-        whole = session.scalar(select(func.count()).select_from(candidates.subquery()))
-        if whole <= cap:
-            return Count(total, exact=True)  # no index was cut short: these were all the matches
-        # A broad search narrowed by other filters to a few: counted row by row (rare, and slower).
-    elif q and filterset.search_clauses is not None:
-        # Every match, from the search's indexes (the exact count asked for).
-        rest = {k: v for k, v in params.items() if k != "q"}
-        matches = union_all(*(select(filterset.model.id).where(c) for c in filterset.search_clauses(str(q))))
-        return Count(_count(session, filterset, query.where(filterset.model.id.in_(matches)), rest, None), True)
+    if q and filterset.search_clauses is not None:
+        return _count_search(session, filterset, query, params, str(q), cap)
     total = _count(session, filterset, query, params, cap)
     if cap is not None and total > cap:
         return Count(cap, exact=False)
     return Count(total, exact=True)
+
+
+def _count_search(
+    session: Any, filterset: FilterSet, query: Select[Any], params: Mapping[str, Any], q: str, cap: int | None
+) -> Count:
+    """A search's count, one branch per search clause (each from its own index, with the list's other filters),
+    at most ``cap + 1`` rows per branch.
+
+    A branch that reaches cap + 1 proves there are more than cap; otherwise no branch was cut short, so their
+    distinct ids are all the matches. A search that matches few rows is counted from its indexes instead of
+    by testing rows in the list's order (which reads every row when nothing matches); one that matches many
+    reads cap + 1 of them from one index.
+    """
+    each = None if cap is None else cap + 1
+    branches = [
+        select(literal(number).label("branch"), part.c.id)
+        for number, branch in enumerate(search_branches(filterset, query, params, each=each))
+        for part in (branch.subquery(),)
+    ]
+    matches = union_all(*branches).cte("matches")
+    sizes = select(func.count().label("n")).select_from(matches).group_by(matches.c.branch).subquery()
+    distinct, fullest = session.execute(
+        select(
+            select(func.count(func.distinct(matches.c.id))).scalar_subquery(),
+            select(func.max(sizes.c.n)).scalar_subquery(),
+        )
+    ).one()
+    if cap is not None and (fullest or 0) > cap:
+        return Count(cap, exact=False)
+    return Count(int(distinct), exact=True)
 
 
 def _count(session: Any, filterset: FilterSet, query: Select[Any], params: Mapping[str, Any], cap: int | None) -> int:

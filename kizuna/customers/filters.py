@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, Select, String, and_, exists, func, litera
 
 from kizuna.customers import consent
 from kizuna.customers.models import Company, Customer, Tag, customer_tags
-from kizuna.listing import ORDERED, TEXT, DefaultScope, Filter, FilterSet, _escape_like
+from kizuna.listing import ORDERED, TEXT, DefaultScope, Filter, FilterSet, SearchClause, _escape_like
 from kizuna.normalize import normalize_email, normalize_kana, normalize_phone, normalize_text
 
 # The largest code point: every text that starts with ``p`` sorts at or after ``p`` and before ``p + _LAST``.
@@ -20,7 +20,7 @@ def _starts_with(column: Any, prefix: Any) -> ColumnElement[bool]:
     return and_(column >= prefix, column < prefix + _LAST)
 
 
-def _search_clauses(raw: str) -> list[ColumnElement[bool]]:
+def _search_clauses(raw: str) -> list[SearchClause]:
     """The list's search box: the start of the name or its reading (spaces ignored), of the e-mail or of the
     phone number, or the external id; one clause per index, any of which matches.
 
@@ -31,23 +31,23 @@ def _search_clauses(raw: str) -> list[ColumnElement[bool]]:
     """
     text = normalize_text(raw) or ""
     key = text.replace(" ", "")
-    clauses = [Customer.external_id == text]
+    clauses = [SearchClause(Customer.external_id, lambda c: c == text)]
     if key:
         # The stored key is lower-cased by the database (``NAME_KEY_SQL``); so is the typed text, by the same
         # function, so both backends agree with themselves on what lower-case is.
         lowered = func.lower(literal(key, String()))
-        clauses.append(_starts_with(Customer.name_key, lowered))
+        clauses.append(SearchClause(Customer.name_key, lambda c: _starts_with(c, lowered)))
         kana = (normalize_kana(key) or "").replace(" ", "")
         # name_sort holds '1' + the reading (see Customer.name_sort).
-        clauses.append(_starts_with(Customer.name_sort, "1" + kana))
-        clauses.append(_starts_with(Customer.email, key.casefold()))
+        clauses.append(SearchClause(Customer.name_sort, lambda c: _starts_with(c, "1" + kana)))
+        clauses.append(SearchClause(Customer.email, lambda c: _starts_with(c, key.casefold())))
     digits = "".join(ch for ch in text if ch.isdigit())
     if len(digits) >= 4:
         # Phones are stored in E.164: a national number typed with its leading 0 starts after +81.
         if text.startswith("+"):
-            clauses.append(_starts_with(Customer.phone, "+" + digits))
+            clauses.append(SearchClause(Customer.phone, lambda c: _starts_with(c, "+" + digits)))
         elif digits.startswith("0"):
-            clauses.append(_starts_with(Customer.phone, "+81" + digits[1:]))
+            clauses.append(SearchClause(Customer.phone, lambda c: _starts_with(c, "+81" + digits[1:])))
     return clauses
 
 

@@ -89,7 +89,11 @@ def _customer_page(
             cursor=cursor,
             limit=size,
         )
-        count = _count(session, CUSTOMER_FILTERS, params, request.query_params.get("count") == "exact")
+        count = (
+            Count(window.total, exact=True)
+            if window.total is not None
+            else _count(session, CUSTOMER_FILTERS, params, request.query_params.get("count") == "exact")
+        )
     except ValidationError as exc:
         error = exc.message
     columns = (
