@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, func, literal, select, union_all
+from sqlalchemy import Select, func, select, union
 
 from kizuna.listing import FilterSet, search_branches
 
@@ -52,22 +52,20 @@ def _count_search(
     reads cap + 1 of them from one index.
     """
     each = None if cap is None else cap + 1
-    branches = [
-        select(literal(number).label("branch"), part.c.id)
-        for number, branch in enumerate(search_branches(filterset, query, params, each=each))
-        for part in (branch.subquery(),)
-    ]
-    matches = union_all(*branches).cte("matches")
-    sizes = select(func.count().label("n")).select_from(matches).group_by(matches.c.branch).subquery()
-    distinct, fullest = session.execute(
-        select(
-            select(func.count(func.distinct(matches.c.id))).scalar_subquery(),
-            select(func.max(sizes.c.n)).scalar_subquery(),
-        )
-    ).one()
-    if cap is not None and (fullest or 0) > cap:
-        return Count(cap, exact=False)
-    return Count(int(distinct), exact=True)
+    sizes = []
+    branches = search_branches(filterset, query, params, each=each)
+    for branch in branches:
+        size = int(session.scalar(select(func.count()).select_from(branch.subquery())))
+        if cap is not None and size > cap:
+            return Count(cap, exact=False)
+        sizes.append(size)
+    filled = [branch for branch, size in zip(branches, sizes, strict=True) if size]
+    if len(filled) <= 1:
+        return Count(sum(sizes), exact=True)
+    # Several clauses match (a name and an e-mail both starting so): a customer may be in more than one.
+    parts = [branch.subquery() for branch in filled]
+    matches = union(*(select(part.c.id) for part in parts)).subquery()
+    return Count(int(session.scalar(select(func.count()).select_from(matches))), exact=True)
 
 
 def _count(session: Any, filterset: FilterSet, query: Select[Any], params: Mapping[str, Any], cap: int | None) -> int:

@@ -116,3 +116,13 @@ def test_a_tag_count_from_the_tag_index_matches_the_rows_tested_one_by_one(sessi
     for params in ({"tag": "vip"}, {"tag__in": "vip,new"}, {"tag__ne": "vip"}, {"tag": "none"}):
         rows = list_window(session, CUSTOMER_FILTERS, select, params, limit=50).rows
         assert count_rows(session, CUSTOMER_FILTERS, select, params) == (len(rows), True), params
+
+
+def test_a_customer_found_by_name_and_by_email_is_counted_once(session):
+    factories.customer(session, family_name="Smith", given_name="Ann", email="ann@example.com")
+    factories.customer(session, family_name="Lee", given_name="Bo", email="ann.lee@example.com")
+    session.commit()
+    select = CUSTOMER_FILTERS.select()
+    for cap in (10, None):
+        assert count_rows(session, CUSTOMER_FILTERS, select, {"q": "ann"}, cap=cap) == (2, True)
+    assert _window(session, "id", params={"q": "ann"}).total == 2
