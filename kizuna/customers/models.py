@@ -70,6 +70,9 @@ class Customer(Timestamped, Versioned, Base):
         Index("ix_customers_status_id", "status", "id"),
         # The list sorted by name reads this in order (the id breaks ties as the index's last column).
         Index("ix_customers_status_name_sort", "status", "name_sort"),
+        # The search reads its matches from these, and the status of each match with them (no table read).
+        Index("ix_customers_name_key", "name_key", "status"),
+        Index("ix_customers_name_sort", "name_sort", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -110,8 +113,8 @@ class Customer(Timestamped, Versioned, Base):
     # order of the name column, 五十音順 by the reading: '1' + the reading without spaces, or '2' + name_key
     # for people without a reading, who so come after everyone with one. Both compare by code point (binary on
     # SQLite, collation "C" on PostgreSQL), which for katakana is the order of the 50-sound table.
-    name_key: Mapped[str | None] = mapped_column(_KEY, Computed(NAME_KEY_SQL), index=True)
-    name_sort: Mapped[str | None] = mapped_column(_KEY, Computed(NAME_SORT_SQL), index=True)
+    name_key: Mapped[str | None] = mapped_column(_KEY, Computed(NAME_KEY_SQL))
+    name_sort: Mapped[str | None] = mapped_column(_KEY, Computed(NAME_SORT_SQL))
 
 
 class SavedView(Base):

@@ -45,7 +45,7 @@ def upgrade() -> None:
     key = sa.String(250).with_variant(sa.String(250, collation="C"), "postgresql")
     for name, sql in (("name_key", NAME_KEY_SQL), ("name_sort", NAME_SORT_SQL)):
         op.add_column("customers", sa.Column(name, key, sa.Computed(sql, persisted=stored), nullable=True))
-        op.create_index(op.f(f"ix_customers_{name}"), "customers", [name], unique=False)
+        op.create_index(f"ix_customers_{name}", "customers", [name, "status"], unique=False)
     op.create_index("ix_customers_status_name_sort", "customers", ["status", "name_sort"], unique=False)
 
 
@@ -53,7 +53,7 @@ def downgrade() -> None:
     """Downgrade schema."""
     op.drop_index("ix_customers_status_name_sort", table_name="customers")
     for name in ("name_sort", "name_key"):
-        op.drop_index(op.f(f"ix_customers_{name}"), table_name="customers")
+        op.drop_index(f"ix_customers_{name}", table_name="customers")
         op.drop_column("customers", name)
     op.drop_index(op.f("ix_saved_views_user_id"), table_name="saved_views")
     op.drop_table("saved_views")
