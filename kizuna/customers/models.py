@@ -68,8 +68,9 @@ class Customer(Timestamped, Versioned, Base):
     __tablename__ = "customers"
     __table_args__ = (
         Index("ix_customers_status_id", "status", "id"),
-        # The list sorted by name reads this in order (the id breaks ties as the index's last column).
-        Index("ix_customers_status_name_sort", "status", "name_sort"),
+        # The list sorted by name reads this in order, ties broken by id (PostgreSQL orders equal keys by
+        # their place in the table, not by id, so the id is spelt out).
+        Index("ix_customers_status_name_sort", "status", "name_sort", "id"),
         # The search reads its matches from these, and the status of each match with them (no table read).
         Index("ix_customers_name_key", "name_key", "status"),
         Index("ix_customers_name_sort", "name_sort", "status"),

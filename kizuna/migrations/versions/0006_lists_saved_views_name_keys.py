@@ -46,7 +46,7 @@ def upgrade() -> None:
     for name, sql in (("name_key", NAME_KEY_SQL), ("name_sort", NAME_SORT_SQL)):
         op.add_column("customers", sa.Column(name, key, sa.Computed(sql, persisted=stored), nullable=True))
         op.create_index(f"ix_customers_{name}", "customers", [name, "status"], unique=False)
-    op.create_index("ix_customers_status_name_sort", "customers", ["status", "name_sort"], unique=False)
+    op.create_index("ix_customers_status_name_sort", "customers", ["status", "name_sort", "id"], unique=False)
 
 
 def downgrade() -> None:
