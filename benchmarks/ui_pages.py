@@ -177,11 +177,16 @@ def main(argv: list[str] | None = None) -> int:
     home.mkdir(exist_ok=True)
     os.environ["KIZUNA_HOME"] = str(home)
     os.environ["KIZUNA_DATABASE_URL"] = url
+    from kizuna.db import make_engine, migrate
+
+    # A data set built by an older checkout gets this one's schema, as a deployment would (a no-op otherwise).
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
     ensure_user(url)
     (data.prewarm_sqlite if args.database == "sqlite" else data.prewarm_postgresql)(url)
 
     from kizuna.app import create_app
-    from kizuna.db import make_engine
 
     engine = make_engine(url)
     app = create_app(engine)

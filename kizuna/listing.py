@@ -142,7 +142,7 @@ class FilterSet:
     default_sort: str = "-id"
     search: Callable[[str], ColumnElement[bool]] | None = None
     # A search made of index ranges, any of which matches (``q``): ``search`` becomes their OR, and lists and
-    # counts choose per search how to run it (``indexed_search``).
+    # counts choose per search how to run it (``_page_search`` below, ``listing_count``).
     search_clauses: Callable[[str], list[SearchClause]] | None = None
     base: Callable[[Select[Any]], Select[Any]] | None = field(default=None)
     default_scope: DefaultScope | None = None
