@@ -131,6 +131,8 @@ class SavedView(Base):
     name: Mapped[str] = mapped_column(String(100))
     params: Mapped[dict] = mapped_column(JSONType, default=dict)
     columns: Mapped[list] = mapped_column(JSONType, default=list)
+    # The view the list opens with (at most one per user and list).
+    is_default: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

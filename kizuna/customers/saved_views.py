@@ -134,3 +134,28 @@ def delete_view(session: Session, *, actor: Actor, view_id: int) -> None:
     )
     session.delete(view)
     session.flush()
+
+
+def set_default(session: Session, *, actor: Actor, view_id: int, default: bool = True) -> SavedView:
+    """Make one of the actor's views the one their list opens with (or stop it being that)."""
+    view = get_view(session, actor=actor, view_id=view_id)
+    if default:
+        for other in list_views(session, actor=actor, list_name=view.list_name):
+            if other.is_default and other.id != view.id:
+                other.is_default = False
+    view.is_default = default
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="saved_view.default" if default else "saved_view.undefault",
+        entity_type="saved_view",
+        entity_id=view.id,
+        summary=view.name,
+    )
+    return view
+
+
+def default_view(session: Session, *, actor: Actor, list_name: str = "customers") -> SavedView | None:
+    """The view the actor's list opens with, if they chose one."""
+    return next((v for v in list_views(session, actor=actor, list_name=list_name) if v.is_default), None)

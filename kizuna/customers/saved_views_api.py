@@ -34,6 +34,22 @@ def get_view(view_id: int, session: DB, actor: APIActor) -> SavedView:
     return saved_views.get_view(session, actor=actor, view_id=view_id)
 
 
+@router.put("/{view_id}/default", response_model=SavedViewRead)
+def make_default(view_id: int, session: DB, actor: APIActor) -> SavedView:
+    """The list opens with this view (the caller's previous default stops being one)."""
+    view = saved_views.set_default(session, actor=actor, view_id=view_id)
+    session.commit()
+    return view
+
+
+@router.delete("/{view_id}/default", response_model=SavedViewRead)
+def unmake_default(view_id: int, session: DB, actor: APIActor) -> SavedView:
+    """The list opens unfiltered again."""
+    view = saved_views.set_default(session, actor=actor, view_id=view_id, default=False)
+    session.commit()
+    return view
+
+
 @router.delete("/{view_id}", status_code=204)
 def delete_view(view_id: int, session: DB, actor: APIActor) -> Response:
     saved_views.delete_view(session, actor=actor, view_id=view_id)

@@ -314,4 +314,5 @@ class SavedViewRead(Output):
     list_name: str
     params: dict[str, str]
     columns: list[str]
+    is_default: bool
     created_at: dt.datetime

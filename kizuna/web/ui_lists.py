@@ -139,6 +139,11 @@ def _customer_page(
 
 @router.get("/customers")
 def customer_list(request: Request, session: DB, viewer: CurrentViewer) -> Response:
+    if not request.query_params and viewer.actor.user_id is not None:
+        # The list opens with the user's default view, under its own address (``?reset=1`` opens it plain).
+        default = saved_views.default_view(session, actor=viewer.actor)
+        if default is not None:
+            return RedirectResponse("/customers" + query_string(_view_state(default)), status_code=302)
     return _customer_page(request, session, viewer)
 
 
@@ -164,6 +169,19 @@ async def create_saved_view(request: Request, session: DB, viewer: PostingViewer
         return _customer_page(request, session, viewer, view_form=state, status=422)
     session.commit()
     return RedirectResponse("/customers" + query_string(_view_state(view)), status_code=303)
+
+
+@router.post("/customers/views/{view_id:int}/default")
+def default_saved_view(
+    session: DB,
+    viewer: PostingViewer,
+    view_id: int,
+    default: Annotated[str, Form()] = "1",
+    back: Annotated[str, Form()] = "/customers",
+) -> Response:
+    saved_views.set_default(session, actor=viewer.actor, view_id=view_id, default=default == "1")
+    session.commit()
+    return RedirectResponse(safe_next(back), status_code=303)
 
 
 @router.post("/customers/views/{view_id:int}/delete")

@@ -43,3 +43,13 @@ def test_a_view_with_a_bad_filter_sort_or_column_is_refused(client):
         r = client.post("/api/v1/views", json=body)
         assert r.status_code == 422, (body, r.text)
     assert client.get("/api/v1/views").json() == []
+
+
+def test_one_view_is_the_default_at_a_time(client):
+    first = client.post("/api/v1/views", json={"name": "a"}).json()
+    second = client.post("/api/v1/views", json={"name": "b"}).json()
+    assert client.put(f"/api/v1/views/{first['id']}/default").json()["is_default"] is True
+    assert client.put(f"/api/v1/views/{second['id']}/default").json()["is_default"] is True
+    assert {v["name"]: v["is_default"] for v in client.get("/api/v1/views").json()} == {"a": False, "b": True}
+    assert client.delete(f"/api/v1/views/{second['id']}/default").json()["is_default"] is False
+    assert not any(v["is_default"] for v in client.get("/api/v1/views").json())

@@ -60,6 +60,14 @@ def test_page_through_choose_columns_and_save_a_view(sign_in, live_server, db):
     assert "太郎00" in rows.first.inner_text()
     assert page.get_by_test_id("view-link").get_attribute("aria-current") == "true"
 
+    # Make it the default: the list now opens with it.
+    page.get_by_test_id("view-default").click()
+    page.wait_for_load_state()
+    assert page.get_by_test_id("view-default").get_attribute("aria-pressed") == "true"
+    page.goto(f"{live_server}/customers")
+    page.wait_for_url(re.compile(r".*sort=created_at.*"))
+    assert "太郎00" in rows.first.inner_text()
+
     # Delete it.
     page.get_by_test_id("view-delete").click()
     page.wait_for_load_state()

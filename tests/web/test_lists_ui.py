@@ -173,3 +173,22 @@ def test_the_list_finds_a_name_typed_without_a_space_and_sorts_names_by_reading(
     names = re.findall(r'<a href="/customers/\d+">([^<]+)</a>', c.get("/customers?sort=full_name").text)
     # ス, ヤ, ワ by the readings (by code point it would be 山, 渡, 鈴).
     assert names == ["鈴木 充", "山田 充", "渡辺 充"]
+
+
+def test_the_list_opens_with_the_default_view_and_reset_opens_it_plain(ui_client, db):
+    _seed(db, 2)
+    c = ui_client("viewer")
+    token = csrf_of(c.get("/customers").text)
+    save = {"csrf_token": token, "name": "古い順", "sort": "created_at", "cols": ["name", "email"]}
+    c.post("/customers/views", data=save, follow_redirects=False)
+    view_id = re.search(r'action="/customers/views/(\d+)/default"', c.get("/customers").text).group(1)
+    r = c.post(
+        f"/customers/views/{view_id}/default", data={"csrf_token": token, "default": "1"}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    opened = c.get("/customers", follow_redirects=False)
+    assert opened.status_code == 302 and "sort=created_at" in opened.headers["location"]
+    assert _emails(c.get(opened.headers["location"]).text) == ["c0@example.com", "c1@example.com"]
+    assert _emails(c.get("/customers?reset=1").text) == ["c1@example.com", "c0@example.com"]
+    c.post(f"/customers/views/{view_id}/default", data={"csrf_token": token, "default": "0"})
+    assert c.get("/customers", follow_redirects=False).status_code == 200
