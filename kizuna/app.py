@@ -21,6 +21,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.catalog.api import router as catalog_router
     from kizuna.customers.api import companies as companies_router
     from kizuna.customers.api import router as customers_router
+    from kizuna.customers.saved_views_api import router as saved_views_router
     from kizuna.events.api import router as events_router
     from kizuna.exports.api import router as exports_router
     from kizuna.imports.api import router as imports_router
@@ -58,6 +59,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         exports_router,
         imports_router,
         outbox_router,
+        saved_views_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(ui_router)

@@ -12,6 +12,7 @@ from kizuna.customers.models import (
     DuplicatePair,
     DuplicateScan,
     Note,
+    SavedView,
     Tag,
 )
 from kizuna.db import Base, never_reuse_ids
@@ -37,6 +38,7 @@ __all__ = [
     "Event",
     "ImportJob",
     "Note",
+    "SavedView",
     "Order",
     "OrderLine",
     "OutboxDelivery",

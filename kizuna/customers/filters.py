@@ -4,28 +4,51 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, or_, select
+from sqlalchemy import ColumnElement, Select, String, and_, exists, func, literal, or_, select
 
 from kizuna.customers import consent
 from kizuna.customers.models import Company, Customer, Tag, customer_tags
-from kizuna.listing import ORDERED, TEXT, DefaultScope, Filter, FilterSet, _escape_like
+from kizuna.listing import ORDERED, TEXT, DefaultScope, Filter, FilterSet, SearchClause, _escape_like
 from kizuna.normalize import normalize_email, normalize_kana, normalize_phone, normalize_text
 
+# The largest code point: every text that starts with ``p`` sorts at or after ``p`` and before ``p + _LAST``.
+_LAST = "\U0010ffff"
 
-def _search(raw: str) -> ColumnElement[bool]:
+
+def _starts_with(column: Any, prefix: Any) -> ColumnElement[bool]:
+    """``column`` starts with ``prefix``, as an index range (``LIKE 'x%'`` uses no index on either backend)."""
+    return and_(column >= prefix, column < prefix + _LAST)
+
+
+def _search_clauses(raw: str) -> list[SearchClause]:
+    """The list's search box: the start of the name or its reading (spaces ignored), of the e-mail or of the
+    phone number, or the external id; one clause per index, any of which matches.
+
+    Every clause is an index range, so that a search answers from indexes on a million customers, a search
+    that matches nobody included (a "contains" match reads every row). The name is matched from its start as
+    shown, without spaces: 山田充, 山田 充 and 山田 all find 山田 充, ヤマダミツル and やまだ find its reading.
+    ``kizuna.listing`` decides how to combine them (see ``FilterSet.search_clauses``).
+    """
     text = normalize_text(raw) or ""
-    like = f"%{_escape_like(text)}%"
-    kana = f"%{_escape_like(normalize_kana(text) or '')}%"
+    key = text.replace(" ", "")
+    clauses = [SearchClause(Customer.external_id, lambda c: c == text)]
+    if key:
+        # The stored key is lower-cased by the database (``NAME_KEY_SQL``); so is the typed text, by the same
+        # function, so both backends agree with themselves on what lower-case is.
+        lowered = func.lower(literal(key, String()))
+        clauses.append(SearchClause(Customer.name_key, lambda c: _starts_with(c, lowered)))
+        kana = (normalize_kana(key) or "").replace(" ", "")
+        # name_sort holds '1' + the reading (see Customer.name_sort).
+        clauses.append(SearchClause(Customer.name_sort, lambda c: _starts_with(c, "1" + kana)))
+        clauses.append(SearchClause(Customer.email, lambda c: _starts_with(c, key.casefold())))
     digits = "".join(ch for ch in text if ch.isdigit())
-    clauses = [
-        Customer.full_name.ilike(like, escape="\\"),
-        Customer.full_name_kana.ilike(kana, escape="\\"),
-        Customer.email.ilike(like.casefold(), escape="\\"),
-        Customer.external_id == text,
-    ]
     if len(digits) >= 4:
-        clauses.append(Customer.phone.like(f"%{digits.lstrip('0')}%"))
-    return or_(*clauses)
+        # Phones are stored in E.164: a national number typed with its leading 0 starts after +81.
+        if text.startswith("+"):
+            clauses.append(SearchClause(Customer.phone, lambda c: _starts_with(c, "+" + digits)))
+        elif digits.startswith("0"):
+            clauses.append(SearchClause(Customer.phone, lambda c: _starts_with(c, "+81" + digits[1:])))
+    return clauses
 
 
 def _tag(op: str, value: Any) -> ColumnElement[bool]:
@@ -36,6 +59,12 @@ def _tag(op: str, value: Any) -> ColumnElement[bool]:
         .where(customer_tags.c.customer_id == Customer.id, Tag.name.in_(names))
     )
     return ~has if op == "ne" else has
+
+
+def _tagged(_op: str, value: Any) -> Select[Any]:
+    """The ids of the customers with any of the tags, from the tag's index (for counts; see Filter.ids)."""
+    names = value if isinstance(value, list) else [value]
+    return select(customer_tags.c.customer_id).join(Tag, Tag.id == customer_tags.c.tag_id).where(Tag.name.in_(names))
 
 
 def _consent(channel: str):  # noqa: ANN202 - returns a clause builder
@@ -69,22 +98,51 @@ CUSTOMER_FILTERS = FilterSet(
         "status": Filter(Customer.status, "str", ("eq", "ne", "in")),
         "created_at": Filter(Customer.created_at, "datetime", ORDERED),
         "updated_at": Filter(Customer.updated_at, "datetime", ORDERED),
-        "tag": Filter(kind="str", ops=("eq", "ne", "in"), build=_tag),
+        "tag": Filter(kind="str", ops=("eq", "ne", "in"), build=_tag, ids=_tagged),
         "email_consent": Filter(kind="bool", ops=("eq", "ne"), build=_consent("email")),
         "line_consent": Filter(kind="bool", ops=("eq", "ne"), build=_consent("line")),
         "sms_consent": Filter(kind="bool", ops=("eq", "ne"), build=_consent("sms")),
     },
     sorts={
         "id": Customer.id,
-        "full_name": Customer.full_name,
+        # 五十音順 by the reading; people without one after, by name (see Customer.name_sort).
+        "full_name": Customer.name_sort,
         "created_at": Customer.created_at,
         "updated_at": Customer.updated_at,
     },
     default_sort="-id",
-    search=_search,
+    search_clauses=_search_clauses,
     # Merged records stay as rows so their ids resolve; lists show the people, unless a status is asked for.
     default_scope=DefaultScope("status", "active"),
 )
+
+
+# The customer list's form (UI list, saved views, exports): each field mapped to a CUSTOMER_FILTERS parameter.
+# ``mine`` is the viewer's own customers, resolved per viewer, so a saved view "mine" follows whoever applies it.
+CUSTOMER_FORM_FIELDS = {
+    "q": "q",
+    "tag": "tag",
+    "prefecture": "prefecture__contains",
+    "lifecycle_stage": "lifecycle_stage",
+    "email_consent": "email_consent",
+    "company_id": "company_id",
+    "mine": "owner_id",
+    "status": "status",
+}
+
+
+def customer_form_params(form: dict[str, str], *, user_id: int | None) -> dict[str, Any]:
+    """The CUSTOMER_FILTERS parameters for a list form (the filter set's default scope handles ``status``)."""
+    params: dict[str, Any] = {}
+    for name, value in form.items():
+        if name not in CUSTOMER_FORM_FIELDS or not value:
+            continue
+        if name == "mine":
+            # Someone without a user (the system) owns nothing: the filter then matches no customer.
+            params["owner_id"] = str(user_id) if user_id is not None else "0"
+            continue
+        params[CUSTOMER_FORM_FIELDS[name]] = value
+    return params
 
 
 def _company_search(raw: str) -> ColumnElement[bool]:

@@ -8,6 +8,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     ColumnElement,
+    Computed,
     Date,
     ForeignKey,
     Index,
@@ -22,6 +23,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kizuna.db import Base, JSONType, Timestamped, UTCDateTime, Versioned, utcnow
+
+NAME_KEY_SQL = "lower(replace(full_name, ' ', ''))"
+NAME_SORT_SQL = "coalesce('1' || replace(full_name_kana, ' ', ''), '2' || lower(replace(full_name, ' ', '')))"
+# Code-point order on both backends (SQLite compares text as binary already).
+_KEY = String(250).with_variant(String(250, collation="C"), "postgresql")
 
 
 class Company(Timestamped, Versioned, Base):
@@ -60,7 +66,15 @@ class Tag(Base):
 
 class Customer(Timestamped, Versioned, Base):
     __tablename__ = "customers"
-    __table_args__ = (Index("ix_customers_status_id", "status", "id"),)
+    __table_args__ = (
+        Index("ix_customers_status_id", "status", "id"),
+        # The list sorted by name reads this in order, ties broken by id (PostgreSQL orders equal keys by
+        # their place in the table, not by id, so the id is spelt out).
+        Index("ix_customers_status_name_sort", "status", "name_sort", "id"),
+        # The search reads its matches from these, and the status of each match with them (no table read).
+        Index("ix_customers_name_key", "name_key", "status"),
+        Index("ix_customers_name_sort", "name_sort", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # The primary contact points; every one of them is also a row in customer_identities.
@@ -93,6 +107,33 @@ class Customer(Timestamped, Versioned, Base):
 
     tags: Mapped[list[Tag]] = relationship(secondary=customer_tags, lazy="selectin", order_by=Tag.name)
     company: Mapped[Company | None] = relationship(lazy="joined")
+
+    # Search and sort keys the database derives from the names (generated columns, so no write path, import or
+    # bulk load can leave them stale). ``name_key``: the name without spaces, lower-cased, so that 山田充 finds
+    # 山田 充 with an index range (``name_key >= '山田充'``) instead of scanning every row. ``name_sort``: the
+    # order of the name column, 五十音順 by the reading: '1' + the reading without spaces, or '2' + name_key
+    # for people without a reading, who so come after everyone with one. Both compare by code point (binary on
+    # SQLite, collation "C" on PostgreSQL), which for katakana is the order of the 50-sound table.
+    name_key: Mapped[str | None] = mapped_column(_KEY, Computed(NAME_KEY_SQL))
+    name_sort: Mapped[str | None] = mapped_column(_KEY, Computed(NAME_SORT_SQL))
+
+
+class SavedView(Base):
+    """A user's named list state: filters, sort and visible columns, re-applied with one click."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (UniqueConstraint("user_id", "list_name", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # Which list the view belongs to ("customers"); the params are that list's form fields.
+    list_name: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100))
+    params: Mapped[dict] = mapped_column(JSONType, default=dict)
+    columns: Mapped[list] = mapped_column(JSONType, default=list)
+    # The view the list opens with (at most one per user and list).
+    is_default: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 # Identity kinds that only hint at the same person (a family or an office shares a phone): several customers

@@ -416,3 +416,26 @@ class Company360(Output):
     order_count: int
     revenue_by_currency: list[SpendRead]
     recent_activity: list[ContactActivity] = Field(description="The contacts' newest events, orders and notes.")
+
+
+ListName = Literal["customers"]
+
+
+class SavedViewCreate(Input):
+    """A named list state: the list form's fields (``q``, ``tag``, ``mine``, ``sort`` ...) and visible columns."""
+
+    name: Text = Field(min_length=1, max_length=100)
+    list_name: ListName = "customers"
+    params: dict[str, str] = Field(default_factory=dict, max_length=20)
+    # None: the list's default columns.
+    columns: list[str] | None = Field(default=None, max_length=30)
+
+
+class SavedViewRead(Output):
+    id: int
+    name: str
+    list_name: str
+    params: dict[str, str]
+    columns: list[str]
+    is_default: bool
+    created_at: dt.datetime

@@ -18,6 +18,7 @@ from kizuna.web import (
     ui_customers,
     ui_duplicates,
     ui_imports,
+    ui_lists,
     ui_outbox,
     ui_users,
 )
@@ -123,6 +124,7 @@ def _lang(request: Request) -> str:
 
 
 router.include_router(ui_duplicates.router)
+router.include_router(ui_lists.router)
 router.include_router(ui_customers.router)
 router.include_router(ui_companies.router)
 router.include_router(ui_customer_forms.router)

@@ -238,9 +238,9 @@ def test_logout_ends_the_session(ui_client):
 
 
 def test_customer_list_pages_with_a_next_link_and_keeps_filters(ui_client, db, monkeypatch):
-    from kizuna.web import ui_customers
+    from kizuna.web import ui_lists
 
-    monkeypatch.setattr(ui_customers, "PAGE_SIZE", 2)
+    monkeypatch.setattr(ui_lists, "PAGE_SIZE", 2)
     with transaction(db) as s:
         for n in range(3):
             factories.customer(s, email=f"c{n}@example.com", tags=["vip"])
