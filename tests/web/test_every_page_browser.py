@@ -16,6 +16,7 @@ import pytest
 from axe_playwright_python.base import AXE_SCRIPT
 from sqlalchemy.engine import Engine
 
+from kizuna.customers import duplicates
 from kizuna.customers import service as customers
 from kizuna.customers.schemas import CompanyCreate, CustomerUpdate, NoteCreate
 from kizuna.db import transaction
@@ -68,7 +69,16 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
             file_name="顧客リスト.csv",
             stream=io.BytesIO("姓,名,メールアドレス\n山田,花子,hanako@example.jp\n".encode("cp932")),
         )
-    return {"customer_id": customer_id, "company_id": company.id, "user_id": other.id, "job_id": job.id}
+        twin = factories.customer(s, family_name="佐藤", given_name="花子", email="hanako.sato@example.com")
+        pair = duplicates.propose(s, customer_id, twin.id, "same name_phone")
+        s.flush()
+    return {
+        "customer_id": customer_id,
+        "company_id": company.id,
+        "user_id": other.id,
+        "job_id": job.id,
+        "pair_id": pair.id,
+    }
 
 
 def ui_get_routes(router: Any = None) -> list[UIRoute]:
