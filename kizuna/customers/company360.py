@@ -61,9 +61,10 @@ def company_360(
     totals = spend_totals(session, company_id=company.id)
     activity = latest_of_many(session, contacts_of(company.id), limit=activity_limit)
     names = dict(
-        session.execute(select(Customer.id, Customer.full_name).where(Customer.id.in_({cid for cid, _ in activity})))
-        .tuples()
-        .all()
+        (row_id, name)
+        for row_id, name in session.execute(
+            select(Customer.id, Customer.full_name).where(Customer.id.in_({cid for cid, _ in activity}))
+        )
     )
     owner_name = auth.user_names(session, {company.owner_id}).get(company.owner_id) if company.owner_id else None
     return Company360(

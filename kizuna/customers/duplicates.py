@@ -48,7 +48,9 @@ def propose_many(session: Session, pairs: set[tuple[int, int, str]]) -> int:
     if len(keys) > READ_ALL_KNOWN:
         # A duplicate scan proposes tens of thousands at once: reading every known pair (the table holds only
         # proposed pairs) is then cheaper than the look-ups by (id, id), 2,000 at a time.
-        known.update(session.execute(select(DuplicatePair.customer_id, DuplicatePair.other_customer_id)).tuples())
+        known.update(
+            (a, b) for a, b in session.execute(select(DuplicatePair.customer_id, DuplicatePair.other_customer_id))
+        )
         keys = []
     for start in range(0, len(keys), 2000):
         chunk = keys[start : start + 2000]
