@@ -116,3 +116,17 @@ def record_many(
             for entity_id, customer_id, details in entries
         ],
     )
+
+
+def last_change(session: Session, *, entity_type: str, entity_id: object) -> AuditEntry | None:
+    """The newest ``<entity_type>.update`` entry of one record: who changed it last, when and which fields (a
+    stale form says so)."""
+    from sqlalchemy import select
+
+    return session.scalar(
+        select(AuditEntry)
+        .where(AuditEntry.entity_type == entity_type, AuditEntry.entity_id == str(entity_id))
+        .where(AuditEntry.action == f"{entity_type}.update")
+        .order_by(AuditEntry.id.desc())
+        .limit(1)
+    )

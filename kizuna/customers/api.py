@@ -7,13 +7,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kizuna.auth.permissions import Actor, require
+from kizuna.customers import company360, duplicates, edits, identities, merge, service
 from kizuna.customers import customer360 as c360
-from kizuna.customers import duplicates, edits, identities, merge, service
 from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS
 from kizuna.customers.models import Company, Customer
 from kizuna.customers.schemas import (
     BulkChange,
     BulkResult,
+    Company360,
     CompanyCreate,
     CompanyRead,
     CompanyUpdate,
@@ -169,11 +170,20 @@ def customer_360(
     actor: APIActor,
     timeline_cursor: Annotated[str | None, Query(description="timeline_next_cursor of a previous read.")] = None,
     timeline_limit: Limit = 50,
+    timeline_kinds: Annotated[
+        str | None, Query(description=f"Comma-separated subset of {', '.join(KINDS)}; keep it with the cursor.")
+    ] = None,
 ) -> Customer360:
-    """Everything the customer 360 page shows, in one read: the customer, company, owner, merged ids, consents in
+    """Everything the customer 360 page shows, in one read: the customer, a summary (revenue as the analytics count
+    spend, orders, last activity, owner, marketing consent per channel), company, owner, merged ids, consents in
     force, identities, newest orders, notes and the newest timeline entries. A merged id reads its survivor."""
     return c360.customer_360(
-        session, actor=actor, customer_id=customer_id, timeline_cursor=timeline_cursor, timeline_limit=timeline_limit
+        session,
+        actor=actor,
+        customer_id=customer_id,
+        timeline_cursor=timeline_cursor,
+        timeline_limit=timeline_limit,
+        timeline_kinds=[k.strip() for k in timeline_kinds.split(",") if k.strip()] if timeline_kinds else None,
     )
 
 
@@ -281,6 +291,21 @@ def get_company(company_id: int, response: Response, session: DB, actor: APIActo
     company = service.get_company(session, company_id)
     with_etag(response, company.version)
     return company
+
+
+@companies.get("/{company_id}/360", response_model=Company360)
+def company_360(
+    company_id: int,
+    session: DB,
+    actor: APIActor,
+    contacts_cursor: Annotated[str | None, Query(description="contacts_next_cursor of a previous read.")] = None,
+    contacts_limit: Limit = 50,
+) -> Company360:
+    """Everything the company page shows, in one read: the company, its owner, a page of contacts (by name) with
+    each one's last activity, the contacts' spend (as the analytics count it) and their newest touchpoints."""
+    return company360.company_360(
+        session, actor=actor, company_id=company_id, contacts_cursor=contacts_cursor, contacts_limit=contacts_limit
+    )
 
 
 @companies.patch("/{company_id}", response_model=CompanyRead)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.orm import Session
 
 from kizuna.auth import service as auth
@@ -20,6 +22,7 @@ from kizuna.customers.schemas import (
     NoteWithAuthor,
     OrderBrief,
 )
+from kizuna.customers.summary import customer_summary
 from kizuna.customers.timeline import timeline
 from kizuna.orders import service as orders
 from kizuna.orders.models import Order
@@ -37,24 +40,33 @@ def customer_360(
     customer_id: int,
     timeline_cursor: str | None = None,
     timeline_limit: int = TIMELINE_PAGE,
+    timeline_kinds: Sequence[str] | None = None,
 ) -> Customer360:
-    """The 360 of ``customer_id`` (a merged id reads its survivor; ``customer.id`` says which one was read)."""
+    """The 360 of ``customer_id`` (a merged id reads its survivor; ``customer.id`` says which one was read).
+
+    ``timeline_kinds`` narrows the timeline to those kinds (all when empty); pass the same kinds with the cursor.
+    """
     for permission in READS:
         require(actor, permission)
     customer = service.get_customer(session, customer_id)
-    items, next_cursor = timeline(session, customer.id, limit=timeline_limit, cursor=timeline_cursor)
+    items, next_cursor = timeline(
+        session, customer.id, limit=timeline_limit, cursor=timeline_cursor, kinds=timeline_kinds
+    )
     recent = orders.recent_orders(session, customer.id, limit=ORDERS_SHOWN)
     products = catalog.product_names(session, {line.product_id for o in recent for line in o.lines if line.product_id})
     notes = service.list_notes(session, customer.id)
     people = auth.user_names(
         session, {n.author_user_id for n in notes if n.author_user_id} | {customer.owner_id} - {None}
     )
+    owner_name = people.get(customer.owner_id) if customer.owner_id else None
+    consents = service.current_consents(session, customer.id)
     return Customer360(
         customer=CustomerRead.model_validate(customer),
+        summary=customer_summary(session, customer.id, owner_name=owner_name, consents=consents),
         company=CompanyBrief.model_validate(customer.company) if customer.company else None,
-        owner_name=people.get(customer.owner_id) if customer.owner_id else None,
+        owner_name=owner_name,
         merged_ids=merged_ids(session, customer.id),
-        consents=[ConsentRead.model_validate(c) for c in service.current_consents(session, customer.id)],
+        consents=[ConsentRead.model_validate(c) for c in consents],
         identities=[IdentityRead.model_validate(i) for i in identities.list_identities(session, customer.id)],
         duplicates=[DuplicatePairRead.model_validate(p) for p in duplicates.pairs_of(session, customer.id)],
         orders=[_order(o, products) for o in recent],

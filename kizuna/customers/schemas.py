@@ -235,6 +235,12 @@ class CompanyCreate(Input):
     owner_id: int | None = None
     attributes: FreeJSON | None = None
 
+    @field_validator("country")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        # ISO 3166 codes are stored in capitals, as a customer's are (the page compares with "JP").
+        return value.upper() if value else value
+
 
 class CompanyUpdate(CompanyCreate):
     name: Text | None = Field(default=None, min_length=1, max_length=300)  # type: ignore[assignment]
@@ -297,10 +303,38 @@ class NoteWithAuthor(NoteRead):
     author_name: str | None = None
 
 
+class SpendRead(Output):
+    """Spend in one currency, by the one definition of spend (``orders/spend.py``)."""
+
+    currency: str
+    amount: MoneyOut
+    orders: int
+    average_order_value: MoneyOut | None
+
+
+class CustomerSummary(Output):
+    """The figures at the head of the 360 page; revenue is spend as the analytics count it (``orders/spend.py``)."""
+
+    currency: str | None = Field(description="The main currency: the default one when spent in, else the most used.")
+    lifetime_revenue: MoneyOut = Field(description="Spend in the main currency (completed orders, no refunds).")
+    order_count: int = Field(description="Orders that count as spend, in every currency.")
+    average_order_value: MoneyOut | None = Field(description="In the main currency.")
+    revenue_by_currency: list[SpendRead] = Field(description="Spend per currency, main currency first.")
+    first_order_at: dt.datetime | None
+    last_order_at: dt.datetime | None
+    last_activity: TimelineItem | None = Field(description="The newest event, order or note.")
+    owner_id: int | None
+    owner_name: str | None
+    consent: dict[str, str] = Field(
+        description="Marketing consent in force per channel: granted, withdrawn, or none (never asked)."
+    )
+
+
 class Customer360(Output):
     """Everything the customer 360 page shows, as one typed read."""
 
     customer: CustomerRead
+    summary: CustomerSummary
     company: CompanyBrief | None
     owner_name: str | None = Field(description="The owner's name, else e-mail; null when there is no owner.")
     merged_ids: list[int] = Field(description="Ids merged into this customer; they resolve here.")
@@ -311,3 +345,37 @@ class Customer360(Output):
     notes: list[NoteWithAuthor] = Field(description="Every note, newest first.")
     timeline: list[TimelineItem] = Field(description="The newest touchpoints, newest first.")
     timeline_next_cursor: str | None = Field(description="Pass to the timeline to read older touchpoints.")
+
+
+# --- the company page (one read for the UI page and GET /companies/{id}/360) -------------------------------
+
+
+class ContactBrief(Output):
+    id: int
+    full_name: str
+    full_name_kana: str | None
+    email: str | None
+    phone: str | None
+    lifecycle_stage: str
+    last_activity_at: dt.datetime | None = Field(default=None, description="Their newest event, order or note.")
+
+
+class ContactActivity(Output):
+    customer_id: int
+    customer_name: str
+    item: TimelineItem
+
+
+class Company360(Output):
+    """Everything the company page shows: the company, its contacts (paged), their spend and recent activity."""
+
+    company: CompanyRead
+    owner_name: str | None
+    contact_count: int = Field(description="Active customers of the company.")
+    contacts: list[ContactBrief] = Field(description="A page of contacts, by name.")
+    contacts_next_cursor: str | None
+    currency: str | None = Field(description="The main currency of the contacts' spend.")
+    lifetime_revenue: MoneyOut = Field(description="The contacts' spend in the main currency (orders/spend.py).")
+    order_count: int
+    revenue_by_currency: list[SpendRead]
+    recent_activity: list[ContactActivity] = Field(description="The contacts' newest events, orders and notes.")

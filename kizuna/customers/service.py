@@ -349,7 +349,12 @@ def create_company(session: Session, *, actor: Actor, data: CompanyCreate) -> Co
     require(actor, "companies:write")
     _check_references(session, data)
     if data.external_id and session.scalar(select(Company.id).where(Company.external_id == data.external_id)):
-        raise Conflict(f"a company with external_id {data.external_id} already exists", field="external_id")
+        raise Conflict(
+            f"a company with external_id {data.external_id} already exists",
+            field="external_id",
+            key="error.company_external_id_taken",
+            params={"value": data.external_id},
+        )
     company = Company(**{"attributes": {}, **data.model_dump(exclude_none=True)})
     session.add(company)
     session.flush()
@@ -368,11 +373,16 @@ def update_company(
     _check_references(session, data)
     changes = data.model_dump(exclude={"version"}, exclude_unset=True)
     if "name" in changes and not changes["name"]:
-        raise ValidationError("name cannot be empty", field="name")
+        raise ValidationError("name cannot be empty", field="name", key="error.missing")
     if changes.get("external_id") and session.scalar(
         select(Company.id).where(and_(Company.external_id == changes["external_id"], Company.id != company.id))
     ):
-        raise Conflict(f"a company with external_id {changes['external_id']} already exists", field="external_id")
+        raise Conflict(
+            f"a company with external_id {changes['external_id']} already exists",
+            field="external_id",
+            key="error.company_external_id_taken",
+            params={"value": changes["external_id"]},
+        )
     audit.apply_changes(session, company, changes, actor=actor, entity_type="company")
     return company
 

@@ -18,7 +18,7 @@ from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, literal, or_, select, union_all
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from kizuna.customers.models import Consent, CustomerMerge, Note
@@ -266,3 +266,73 @@ def _decode(cursor: str) -> tuple[dt.datetime, str, int]:
         return moment.astimezone(dt.UTC), str(kind), last_id
     except (ValueError, TypeError, OverflowError) as exc:
         raise ValidationError("malformed timeline cursor", field="cursor") from exc
+
+
+# --- many customers at once: a company's contacts ---------------------------------------------------------
+
+# What a person did (or was sold): consents and merges are bookkeeping about them, not activity.
+ACTIVITY_KINDS = ("event", "order", "note")
+
+
+def latest_of_many(
+    session: Session, customers: Select[Any], *, limit: int = 20, kinds: Sequence[str] = ACTIVITY_KINDS
+) -> list[tuple[int, TimelineItem]]:
+    """The newest ``limit`` touchpoints of every customer ``customers`` (a select of ids) names, merged, newest first,
+    each with its customer's id: one union query (each branch limited on its own) plus one load per kind."""
+    branches = []
+    for source in map(_core, SOURCES):
+        if source.kind not in kinds:
+            continue
+        branches.append(
+            select(
+                literal(source.kind).label("kind"),
+                source.model.id.label("id"),
+                source.time.label("at"),
+                source.customer.label("customer_id"),
+            )
+            .where(source.customer.in_(customers))
+            .order_by(source.time.desc(), source.model.id.desc())
+            .limit(limit)
+        )
+    if not branches:
+        return []
+    union = union_all(
+        *[select(b.c.kind, b.c.id, b.c.at, b.c.customer_id) for b in (q.subquery() for q in branches)]
+    ).subquery()
+    rows = session.execute(
+        select(union.c.kind, union.c.id, union.c.customer_id)
+        .order_by(union.c.at.desc(), union.c.kind.asc(), union.c.id.desc())
+        .limit(limit)
+    ).all()
+    by_kind: dict[str, list[int]] = {}
+    for kind, row_id, _ in rows:
+        by_kind.setdefault(kind, []).append(row_id)
+    rendered: dict[tuple[str, int], TimelineItem] = {}
+    for source in SOURCES:
+        if by_kind.get(source.kind):
+            for obj in _LOADERS[source.kind](session, by_kind[source.kind]):
+                rendered[(source.kind, obj.id)] = source.render(obj)
+    return [(customer_id, rendered[(kind, row_id)]) for kind, row_id, customer_id in rows]
+
+
+def last_activity_at(
+    session: Session, customer_ids: Sequence[int], *, kinds: Sequence[str] = ACTIVITY_KINDS
+) -> dict[int, dt.datetime]:
+    """Customer id -> the time of their newest touchpoint of ``kinds``, for a page of customers (one grouped
+    query per kind, whatever the number of customers)."""
+    if not customer_ids:
+        return {}
+    branches = [
+        select(source.customer.label("customer_id"), func.max(source.time).label("at"))
+        .where(source.customer.in_(list(customer_ids)))
+        .group_by(source.customer)
+        for source in map(_core, SOURCES)
+        if source.kind in kinds
+    ]
+    out: dict[int, dt.datetime] = {}
+    # Each branch's max keeps its column type (and so its time-zone-aware conversion on SQLite).
+    for query in branches:
+        for customer_id, at in session.execute(query):
+            if at is not None and (customer_id not in out or at > out[customer_id]):
+                out[customer_id] = at
+    return out

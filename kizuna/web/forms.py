@@ -72,7 +72,11 @@ def translate_error(t: Callable[..., str], lang: str, exc: KizunaError) -> str:
 
 
 def translate_pydantic(t: Callable[..., str], lang: str, error: Mapping[str, Any]) -> str:
-    key = f"error.{error.get('type', '')}"
+    kind = str(error.get("type", ""))
+    if kind in ("too_long", "too_short") and isinstance(error.get("input"), str):
+        # A length limit on an annotated text type (Text, Kana) is reported as a sequence's: it is about characters.
+        kind = f"string_{kind}"
+    key = f"error.{kind}"
     if key in catalog(lang):
         ctx = error.get("ctx") or {}
         params = {name: ctx[name] for name in _CTX_NAMES if name in ctx}

@@ -27,6 +27,7 @@ from kizuna.errors import KizunaError, NotAuthenticated
 from kizuna.normalize import format_phone_national
 from kizuna.schemas import clip_json
 from kizuna.web.i18n import LANG_COOKIE, choose_language, translator
+from kizuna.web.labels import label, timeline_channel
 from kizuna.web.session import Viewer
 
 log = logging.getLogger("kizuna.ui")
@@ -74,10 +75,10 @@ def phone(value: str | None) -> str:
 
 
 def query_string(params: Mapping[str, Any], **changes: Any) -> str:
-    """``?a=1&b=2`` from ``params`` with ``changes`` applied; empty values are dropped."""
+    """``?a=1&b=2`` from ``params`` with ``changes`` applied; empty values are dropped; a list repeats its name."""
     merged = {**params, **changes}
-    clean = {k: v for k, v in merged.items() if v not in (None, "")}
-    return "?" + urlencode(clean) if clean else ""
+    clean = {k: v for k, v in merged.items() if v not in (None, "", [], ())}
+    return "?" + urlencode(clean, doseq=True) if clean else ""
 
 
 env = Environment(
@@ -91,6 +92,9 @@ env.filters["money"] = money
 env.filters["phone"] = phone
 env.filters["clip_json"] = clip_json
 env.globals["query_string"] = query_string
+# Codes (order status, channel, event type, consent purpose...) as readable text: kizuna/web/labels.py.
+env.globals["label"] = label
+env.globals["timeline_channel"] = timeline_channel
 
 
 @dataclass(frozen=True)

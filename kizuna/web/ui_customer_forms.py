@@ -333,10 +333,21 @@ def render_360(
     *,
     status: int = 200,
     before: str | None = None,
+    kinds: list[str] | None = None,
     **forms: FormState,
 ) -> Response:
-    """The 360 page; a form refused on it is passed in (``consent_form=...``) and shown with its errors."""
-    view = customer_360(session, actor=viewer.actor, customer_id=customer_id, timeline_cursor=before, timeline_limit=50)
+    """The 360 page; a form refused on it is passed in (``consent_form=...``) and shown with its errors.
+
+    ``kinds`` narrows the timeline (the filter's checkboxes); the older-page link keeps them.
+    """
+    view = customer_360(
+        session,
+        actor=viewer.actor,
+        customer_id=customer_id,
+        timeline_cursor=before,
+        timeline_limit=50,
+        timeline_kinds=kinds or None,
+    )
     if view.customer.id != customer_id and status == 200:
         return RedirectResponse(f"/customers/{view.customer.id}", status_code=302)
     defaults = {
@@ -354,6 +365,7 @@ def render_360(
         customer=view.customer,
         older=view.timeline_next_cursor,
         before=before,
+        chosen_kinds=kinds or [],
         consent_history=customers.consent_history(session, view.customer.id),
         owners=edits.assignable_users(session) if viewer.actor.can("customers:write") else [],
         stages=STAGES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import Form, Request
+from fastapi import Form, Query, Request
 from sqlalchemy.orm import Session
 from starlette.datastructures import QueryParams
 from starlette.responses import RedirectResponse, Response
@@ -18,7 +18,7 @@ from kizuna.errors import ValidationError
 from kizuna.listing import list_page
 from kizuna.web.deps import DB
 from kizuna.web.session import CurrentViewer, PostingViewer, Viewer
-from kizuna.web.ui_base import render, ui_router
+from kizuna.web.ui_base import TIMELINE_KINDS, render, ui_router
 
 router = ui_router()
 
@@ -150,11 +150,18 @@ def customer_export(
 
 @router.get("/customers/{customer_id:int}")
 def customer_detail(
-    request: Request, session: DB, viewer: CurrentViewer, customer_id: int, before: str | None = None
+    request: Request,
+    session: DB,
+    viewer: CurrentViewer,
+    customer_id: int,
+    before: str | None = None,
+    kind: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
     from kizuna.web.ui_customer_forms import render_360
 
-    return render_360(request, session, viewer, customer_id, before=before)
+    # The timeline filter's checkboxes; a kind that no longer exists (an old bookmark) is ignored, not an error.
+    kinds = [k for k in TIMELINE_KINDS if k in (kind or [])]
+    return render_360(request, session, viewer, customer_id, before=before, kinds=kinds)
 
 
 @router.post("/customers/{customer_id:int}/notes")
