@@ -11,7 +11,7 @@ from kizuna.auth import service as auth
 from kizuna.auth import signin
 from kizuna.db import take_write_lock
 from kizuna.errors import NotAuthenticated, TooManyAttempts
-from kizuna.web import ui_admin, ui_companies, ui_customer_forms, ui_customers, ui_outbox
+from kizuna.web import ui_admin, ui_analytics, ui_companies, ui_customer_forms, ui_customers, ui_outbox
 from kizuna.web.deps import DB, SESSION_COOKIE, client_address
 from kizuna.web.i18n import LANG_COOKIE, LANGUAGES, choose_language, translator
 from kizuna.web.session import (
@@ -106,4 +106,5 @@ router.include_router(ui_customers.router)
 router.include_router(ui_companies.router)
 router.include_router(ui_customer_forms.router)
 router.include_router(ui_admin.router)
+router.include_router(ui_analytics.router)
 router.include_router(ui_outbox.router)
