@@ -120,7 +120,14 @@ def rfm_page(request: Request, viewer: CurrentViewer) -> Response:
         },
     }
     return render(
-        request, "analytics/rfm.html", viewer, form=form, result=result, error="", chart=chart, segment_order=SEGMENTS
+        request,
+        "analytics/rfm.html",
+        viewer,
+        form=form,
+        result=result,
+        error="",
+        chart=chart,
+        segment_labels=_segment_labels(t),
     )
 
 
