@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from kizuna.analytics.cli import analytics_app
 from kizuna.auth.permissions import Actor
 from kizuna.config import get_settings
 from kizuna.customers.cli import duplicates_app
@@ -24,6 +25,7 @@ app.add_typer(tokens_app, name="tokens")
 app.add_typer(imports_app, name="import")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(duplicates_app, name="duplicates")
+app.add_typer(analytics_app, name="analytics")
 console = Console()
 CLI = Actor.system("cli", origin="cli")
 

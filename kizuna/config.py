@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     extra_subscribers: str = Field(
         default="", description="Comma-separated modules declaring more outbox subscribers (plugins)."
     )
+    analytics_url: str = Field(
+        default="",
+        description="Ibis backend the analytics run on; empty means DuckDB in process, reading the database itself "
+        "(e.g. postgres://user@host/db to run them in PostgreSQL, or a Spark/ClickHouse/BigQuery URL).",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -13,6 +13,7 @@ from kizuna.db import take_write_lock
 from kizuna.errors import NotAuthenticated, TooManyAttempts
 from kizuna.web import (
     ui_admin,
+    ui_analytics,
     ui_companies,
     ui_customer_forms,
     ui_customers,
@@ -130,5 +131,6 @@ router.include_router(ui_companies.router)
 router.include_router(ui_customer_forms.router)
 router.include_router(ui_admin.router)
 router.include_router(ui_users.router)
+router.include_router(ui_analytics.router)
 router.include_router(ui_outbox.router)
 router.include_router(ui_imports.router)

@@ -34,7 +34,13 @@ EXTRA_PATHS = {"not-found page": "/nope", "bad id page": "/customers/abc"}
 BLOCKING = ("serious", "critical")
 # GET routes of the UI that are not pages (data polled by a page's script, downloads, vendored scripts), with
 # the content type each answers; every other GET route must be a page.
-NOT_PAGES = {"progress": "application/json", "rejects": "text/csv"}
+NOT_PAGES = {
+    "progress": "application/json",
+    "rejects": "text/csv",
+    "plotly_js": "text/javascript",
+    "rfm_csv": "text/csv",
+    "deciles_csv": "text/csv",
+}
 
 
 def demo_rows(engine: Engine) -> dict[str, Any]:

@@ -1,0 +1,50 @@
+"""``/api/v1/analytics/...``: the same analyses as the CLI and the UI, as JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from kizuna.analytics import service
+from kizuna.analytics.deciles import DecileResult, DecileSpec
+from kizuna.analytics.rfm import RFMResult, RFMSpec
+from kizuna.web.deps import APIActor
+
+router = APIRouter(prefix="/analytics", tags=["analytics"])
+Day = Annotated[dt.date | None, Query(description="YYYY-MM-DD, a day in KIZUNA_DEFAULT_TIMEZONE.")]
+
+
+def _store_url(request: Request) -> str:
+    # The analyses read the database this app serves (tests and embedders pass their own engine).
+    return request.app.state.engine.url.render_as_string(hide_password=False)
+
+
+@router.get("/rfm", response_model=RFMResult)
+def rfm(
+    request: Request,
+    actor: APIActor,
+    as_of: Day = None,
+    start: Annotated[dt.date | None, Query(alias="from", description="Only orders from this day on.")] = None,
+    bins: Annotated[int, Query(ge=2, le=10)] = 5,
+    currency: str | None = None,
+    include_refunds: bool = False,
+) -> RFMResult:
+    """Customers and revenue per named RFM segment, and the R×F grid."""
+    spec = RFMSpec(as_of=as_of, start=start, bins=bins, currency=currency, include_refunds=include_refunds)
+    return service.rfm(actor=actor, spec=spec, database_url=_store_url(request))
+
+
+@router.get("/deciles", response_model=DecileResult)
+def deciles(
+    request: Request,
+    actor: APIActor,
+    start: Annotated[dt.date | None, Query(alias="from", description="First day (inclusive).")] = None,
+    end: Annotated[dt.date | None, Query(alias="to", description="Last day (inclusive).")] = None,
+    currency: str | None = None,
+    include_refunds: bool = False,
+) -> DecileResult:
+    """Customers with spend in the period in 10 equal groups (decile 1 spends most)."""
+    spec = DecileSpec(start=start, end=end, currency=currency, include_refunds=include_refunds)
+    return service.deciles(actor=actor, spec=spec, database_url=_store_url(request))

@@ -1,0 +1,164 @@
+"""Where the analytics run: an Ibis backend that reads the CRM's tables.
+
+By default an in-process DuckDB attaches the store itself, read-only, through DuckDB's SQLite or PostgreSQL
+scanner (loaded from the ``duckdb-ext-*`` wheels, so nothing is downloaded at run time). ``KIZUNA_ANALYTICS_URL``
+points the same analyses at another Ibis backend that holds the CRM's tables under their own names (the
+PostgreSQL store itself, a replica, Spark, ClickHouse...).
+
+Every analysis reads the store through ``Store``, which gives the same column types on every backend: money as
+``decimal(18, 2)`` (SQLite keeps integer cents, see ``db.MoneyType``) and times as seconds since the epoch (UTC),
+which every backend computes the same way and compares without time-zone rules of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+from sqlalchemy.engine import make_url
+
+from kizuna.config import get_settings
+from kizuna.errors import KizunaError
+
+MONEY = "decimal(18, 2)"
+
+
+class AnalyticsUnavailable(KizunaError):
+    status_code = 503
+    code = "analytics_unavailable"
+
+
+def _extension(name: str) -> Path:
+    """The DuckDB extension file shipped by the ``duckdb-ext-<name>`` wheel for this DuckDB version."""
+    import duckdb
+
+    try:
+        import duckdb_ext
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise AnalyticsUnavailable(f"the duckdb-ext-{name} package is not installed") from exc
+    for base in duckdb_ext.__path__:
+        found = sorted(Path(base).glob(f"extensions/v{duckdb.__version__}/*/{name}_scanner.duckdb_extension"))
+        if found:
+            return found[0]
+    raise AnalyticsUnavailable(
+        f"no {name}_scanner extension for DuckDB {duckdb.__version__}; install duckdb-ext-{name} of the same version"
+    )
+
+
+def _libpq(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as a libpq connection string (what DuckDB's scanner takes)."""
+    u = make_url(url)
+    parts = {"dbname": u.database, "user": u.username, "password": u.password, "host": u.host, "port": u.port}
+    text = " ".join(f"{k}={v}" for k, v in parts.items() if v not in (None, ""))
+    schema = (u.query or {}).get("options")
+    return f"{text} options='{schema}'" if schema else text
+
+
+@dataclass
+class Store:
+    """The CRM's tables on an Ibis backend, with their columns in one shape on every backend."""
+
+    con: Any
+    database: str | None
+    money_in_cents: bool
+    name: str
+
+    def table(self, name: str) -> ir.Table:
+        return self.con.table(name, database=self.database) if self.database else self.con.table(name)
+
+    def money(self, column: ir.Value) -> ir.DecimalValue:
+        if self.money_in_cents:
+            # Whole cents below 2^53 divide to the double nearest k/100, which the cast rounds back exactly.
+            return (column.cast("float64") / 100).cast(MONEY)
+        return column.cast(MONEY)
+
+    def orders(self) -> ir.Table:
+        """Orders: ``id, customer_id, at`` (epoch seconds, UTC), ``amount`` (decimal), ``currency, status``."""
+        t = self.table("orders")
+        return t.select(
+            id=t.id,
+            customer_id=t.customer_id,
+            at=t.ordered_at.epoch_seconds(),
+            amount=self.money(t.total_amount),
+            currency=t.currency,
+            status=t.status,
+        )
+
+    def customers(self) -> ir.Table:
+        t = self.table("customers")
+        return t.select(id=t.id, status=t.status, created_at=t.created_at.epoch_seconds())
+
+    def order_lines(self) -> ir.Table:
+        t = self.table("order_lines")
+        return t.select(order_id=t.order_id, product_id=t.product_id, quantity=t.quantity, amount=self.money(t.amount))
+
+
+def open_store(database_url: str | None = None, analytics_url: str | None = None) -> Store:
+    """The store the analytics read: the configured analytics backend, or DuckDB attached to the database."""
+    settings = get_settings()
+    analytics_url = analytics_url if analytics_url is not None else settings.analytics_url
+    if analytics_url and not analytics_url.startswith("duckdb"):
+        con = ibis.connect(analytics_url)
+        # Kizuna's SQLite store keeps money as integer cents (db.MoneyType); every other store keeps decimals.
+        return Store(con=con, database=None, money_in_cents=con.name == "sqlite", name=con.name)
+    url = database_url or settings.resolved_database_url
+    con = ibis.duckdb.connect(analytics_url.removeprefix("duckdb://") if analytics_url else ":memory:")
+    raw = con.con
+    if url.startswith("sqlite"):
+        path = make_url(url).database
+        raw.execute(f"LOAD '{_extension('sqlite')}'")
+        raw.execute(f"ATTACH '{_quote(path or '')}' AS store (TYPE sqlite, READ_ONLY)")
+        return Store(con=con, database="store", money_in_cents=True, name="duckdb+sqlite")
+    if url.startswith("postgresql"):
+        raw.execute(f"LOAD '{_extension('postgres')}'")
+        raw.execute(f"ATTACH '{_quote(_libpq(url))}' AS store (TYPE postgres, READ_ONLY)")
+        schema = _search_path(url)
+        return Store(
+            con=con,
+            database=f"store.{schema}" if schema else "store",
+            money_in_cents=False,
+            name="duckdb+postgres",
+        )
+    raise AnalyticsUnavailable(f"the analytics cannot read a store at {make_url(url).drivername}")
+
+
+def ibis_url(database_url: str) -> str:
+    """The Ibis URL of a SQLAlchemy database URL (to run the analytics in the store's own engine)."""
+    u = make_url(database_url)
+    if u.drivername.startswith("sqlite"):
+        return f"sqlite:///{u.database}"
+    if u.drivername.startswith("postgresql"):
+        auth = u.username or ""
+        if u.password:
+            auth += f":{u.password}"
+        host = f"{u.host or 'localhost'}:{u.port or 5432}"
+        return f"postgres://{auth + '@' if auth else ''}{host}/{u.database}"
+    raise AnalyticsUnavailable(f"no Ibis backend for {u.drivername}")
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _search_path(url: str) -> str | None:
+    options = (make_url(url).query or {}).get("options", "")
+    if isinstance(options, str) and "search_path=" in options:
+        return options.split("search_path=", 1)[1].split()[0].split(",")[0]
+    return None
+
+
+@contextmanager
+def store_session(database_url: str | None = None) -> Iterator[Store]:
+    """A store for the length of a block (the DuckDB connection is closed at the end)."""
+    store = open_store(database_url)
+    try:
+        yield store
+    finally:
+        disconnect = getattr(store.con, "disconnect", None)
+        if disconnect:
+            disconnect()
