@@ -42,13 +42,15 @@ class OrderTotals:
 
 
 def completed_totals(session: Session, customer_ids: set[int]) -> dict[int, OrderTotals]:
-    """Completed orders per customer (cancelled, returned and pending ones are not revenue), one query."""
+    """Spend per customer and currency by the one rule of ``orders.spend`` (completed, no refund rows), one query."""
+    from kizuna.orders.spend import counts_as_spend
+
     totals = {customer_id: OrderTotals() for customer_id in customer_ids}
     if not customer_ids:
         return totals
     rows = session.execute(
         select(Order.customer_id, Order.currency, func.count(), func.sum(Order.total_amount))
-        .where(Order.customer_id.in_(customer_ids), Order.status == "completed")
+        .where(Order.customer_id.in_(customer_ids), counts_as_spend())
         .group_by(Order.customer_id, Order.currency)
         .order_by(Order.customer_id, Order.currency)
     )
