@@ -162,7 +162,7 @@ def _blocks(session: Session, rule: Rule) -> Iterator[list[tuple[int, str | None
     """
     first: dict[str, tuple[int, str | None]] = {}
     shared: dict[str, list[tuple[int, str | None]]] = {}
-    for customer_id, key, detail in session.execute(key_query(rule)).yield_per(50_000).tuples():
+    for customer_id, key, detail in session.execute(key_query(rule)).yield_per(50_000):
         if key is None:
             continue
         earlier = first.setdefault(key, (customer_id, detail))
