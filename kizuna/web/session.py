@@ -33,6 +33,18 @@ PASSWORD_CHANGE_PATHS = ("/settings/password", "/logout", "/lang/")
 
 
 @dataclass(frozen=True)
+class ShownUser:
+    """What pages show of the signed-in user, read once: an error page rendered after the request's database
+    session was rolled back or closed must not need the (then expired) ORM row."""
+
+    id: int
+    email: str
+    name: str
+    role: str
+    must_change_password: bool
+
+
+@dataclass(frozen=True)
 class Viewer:
     """The signed-in user of a UI request, the actor their actions are recorded as, and the UI language."""
 
@@ -40,10 +52,8 @@ class Viewer:
     ui_session: UiSession
     actor: Actor
     lang: str
-
-    @property
-    def csrf_token(self) -> str:
-        return self.ui_session.csrf_token
+    shown: ShownUser
+    csrf_token: str
 
 
 def current_viewer(request: Request, session: DB) -> Viewer:
@@ -53,7 +63,21 @@ def current_viewer(request: Request, session: DB) -> Viewer:
         raise NotAuthenticated("please sign in")
     user, ui_session = auth.resume_session(session, secret)
     lang = choose_language(request.cookies.get(LANG_COOKIE), user.locale)
-    viewer = Viewer(user=user, ui_session=ui_session, actor=auth.actor_for(user).via("ui"), lang=lang)
+    shown = ShownUser(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        role=user.role,
+        must_change_password=bool(user.must_change_password),
+    )
+    viewer = Viewer(
+        user=user,
+        ui_session=ui_session,
+        actor=auth.actor_for(user).via("ui"),
+        lang=lang,
+        shown=shown,
+        csrf_token=ui_session.csrf_token,
+    )
     request.state.viewer = viewer
     if user.must_change_password and not request.url.path.startswith(PASSWORD_CHANGE_PATHS):
         raise PasswordChangeRequired

@@ -131,7 +131,7 @@ def render(
     html = env.get_template(template).render(
         request=request,
         viewer=viewer,
-        user=viewer.user if viewer else None,
+        user=viewer.shown if viewer else None,
         can=viewer.actor.can if viewer else (lambda _perm: False),
         csrf_token=viewer.csrf_token if viewer else "",
         lang=lang,
