@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import kizuna.web
+from kizuna.db import transaction
+from tests import factories
+from tests.web.conftest import csrf_of
 
 CSS = Path(kizuna.web.__file__).parent / "static" / "kizuna.css"
 
@@ -29,3 +33,45 @@ def test_each_area_section_of_the_stylesheet_starts_at_top_level():
     for match in re.finditer(r"/\* === (.+?) === \*/", text):
         before = _without_comments(text[: match.start()])
         assert before.count("{") == before.count("}"), f"section {match.group(1)!r} starts inside an open block"
+
+
+def test_adding_an_email_another_customer_holds_says_so_in_japanese_next_to_the_field(ui_client, db):
+    with transaction(db) as s:
+        holder = factories.customer(s, family_name="甲", email="taken@example.jp").id
+        other = factories.customer(s, family_name="乙").id
+    c = ui_client("marketer")
+    csrf = csrf_of(c.get(f"/customers/{other}").text)
+    r = c.post(
+        f"/customers/{other}/identities", data={"csrf_token": csrf, "kind": "email", "value": "taken@example.jp"}
+    )
+    assert r.status_code == 422
+    assert f"「taken@example.jp」はすでに顧客 #{holder} に登録されています。" in r.text
+    assert "already belongs" not in r.text
+
+
+def test_the_bulk_bar_runs_with_its_own_button_and_a_new_outcome_replaces_the_old_one(ui_client, db):
+    with transaction(db) as s:
+        ids = [factories.customer(s, family_name="一").id]
+    c = ui_client("marketer")
+    page = c.get("/customers").text
+    assert re.search(r'data-testid="bulk-apply">実行<', page)
+    back = "/customers?q=%E4%B8%80&bulk_error=old&bulk_done=9"
+    r = c.post(
+        "/customers/bulk",
+        data={"csrf_token": csrf_of(page), "ids": [str(i) for i in ids], "action": "tag_add", "back": back},
+        follow_redirects=False,
+    )
+    query = parse_qs(urlsplit(r.headers["location"]).query)
+    assert query == {"q": ["一"], "bulk_error": ["タグを入力してください。"]}
+    r = c.post(
+        "/customers/bulk",
+        data={
+            "csrf_token": csrf_of(page),
+            "ids": [str(i) for i in ids],
+            "action": "tag_add",
+            "tag": "秋",
+            "back": back,
+        },
+        follow_redirects=False,
+    )
+    assert parse_qs(urlsplit(r.headers["location"]).query) == {"q": ["一"], "bulk_done": ["1"]}
