@@ -29,3 +29,18 @@ def test_customer_list_on_a_phone_keeps_names_readable_and_no_column_cut_off(sig
     assert card.evaluate("e => getComputedStyle(e).overflowX") == "auto"
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0
+
+
+def test_the_merge_confirmation_checkbox_sits_beside_its_words(sign_in, live_server, db):
+    from kizuna.customers import duplicates
+    from tests.web.test_duplicates_ui import pair_id, seed_pair
+
+    a, b = seed_pair(db)
+    with transaction(db) as s:
+        duplicates.propose(s, a, b, "kana_birth")
+    page = sign_in("admin")
+    page.goto(f"{live_server}/customers/duplicates/{pair_id(db, a, b)}")
+    box = page.get_by_test_id("confirm").bounding_box()
+    words = page.locator(".dup-confirm label").bounding_box()
+    assert box and words and box["width"] < 40, box
+    assert box["x"] - words["x"] < 10, "the checkbox should start its label, not float mid-page"

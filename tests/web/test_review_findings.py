@@ -75,3 +75,18 @@ def test_the_bulk_bar_runs_with_its_own_button_and_a_new_outcome_replaces_the_ol
         follow_redirects=False,
     )
     assert parse_qs(urlsplit(r.headers["location"]).query) == {"q": ["一"], "bulk_done": ["1"]}
+
+
+def test_the_merge_page_shows_where_each_record_came_from_in_japanese(ui_client, db):
+    from tests.web.test_duplicates_ui import pair_id, scan_through_the_worker
+
+    with transaction(db) as s:
+        a = factories.customer(s, family_name="山本", given_name="京助", phone="03-8128-5951", source="web").id
+        b = factories.customer(s, family_name="山本", given_name="京助", phone="03-8128-5951", source="store").id
+    c = ui_client("admin")
+    scan_through_the_worker(c, db)
+    page = c.get(f"/customers/duplicates/{pair_id(db, a, b)}").text
+    row = re.search(r'data-testid="field-source">(.*?)</tr>', page, flags=re.S)
+    assert row, "the source row is missing"
+    assert "Webサイト" in row.group(1) and "店舗" in row.group(1)
+    assert ">web<" not in row.group(1)
