@@ -90,3 +90,12 @@ def test_the_merge_page_shows_where_each_record_came_from_in_japanese(ui_client,
     assert row, "the source row is missing"
     assert "Webサイト" in row.group(1) and "店舗" in row.group(1)
     assert ">web<" not in row.group(1)
+
+
+def test_the_import_mapping_lists_fields_in_the_importers_order_not_by_code():
+    from kizuna.imports import jobs
+
+    choices = jobs.field_choices("customers")
+    assert choices.index("family_name") < choices.index("given_name") < choices.index("family_name_kana")
+    assert choices.index("postal_code") < choices.index("prefecture") < choices.index("city")
+    assert len(choices) == len(set(choices))
