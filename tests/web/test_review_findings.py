@@ -99,3 +99,11 @@ def test_the_import_mapping_lists_fields_in_the_importers_order_not_by_code():
     assert choices.index("family_name") < choices.index("given_name") < choices.index("family_name_kana")
     assert choices.index("postal_code") < choices.index("prefecture") < choices.index("city")
     assert len(choices) == len(set(choices))
+
+
+def test_every_page_names_an_icon_that_exists_so_the_browser_logs_no_404(ui_client):
+    c = ui_client("viewer")
+    href = re.search(r'<link rel="icon" href="([^"]+)"', c.get("/customers").text)
+    assert href, "no icon link"
+    r = c.get(href.group(1))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg")
