@@ -107,3 +107,29 @@ def test_every_page_names_an_icon_that_exists_so_the_browser_logs_no_404(ui_clie
     assert href, "no icon link"
     r = c.get(href.group(1))
     assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg")
+
+
+def _audited_codes() -> tuple[set[str], set[str]]:
+    """The audit actions and entity types the code writes: literals, plus the kinds the f-strings expand over."""
+    from kizuna.exports.service import KINDS as EXPORT_KINDS
+    from kizuna.imports.runner import KINDS as IMPORT_KINDS
+
+    source = "\n".join(p.read_text(encoding="utf-8") for p in Path(kizuna.web.__file__).parents[1].rglob("*.py"))
+    actions = set(re.findall(r'\baction="([a-z_]+\.[a-z_]+)"', source))
+    entities = set(re.findall(r'\bentity_type="([a-z_]+)"', source))
+    actions |= {f"export.{k}" for k in EXPORT_KINDS} | {f"import.{k}" for k in IMPORT_KINDS}
+    actions |= {"consent.granted", "consent.withdrawn"}
+    entities |= set(EXPORT_KINDS)
+    return actions, entities
+
+
+def test_every_audit_action_and_record_type_the_code_writes_has_a_label_in_both_languages():
+    from kizuna.web.i18n import catalog
+
+    actions, entities = _audited_codes()
+    assert "import.run" in actions and "saved_view" in entities  # the scan finds what it should
+    for lang in ("ja", "en"):
+        texts = catalog(lang)
+        missing = sorted(f"audit_action.{a}" for a in actions if f"audit_action.{a}" not in texts)
+        missing += sorted(f"audit_entity.{e}" for e in entities if f"audit_entity.{e}" not in texts)
+        assert not missing, f"{lang}: the audit log would show raw codes for {missing}"
