@@ -133,3 +133,30 @@ def test_every_audit_action_and_record_type_the_code_writes_has_a_label_in_both_
         missing = sorted(f"audit_action.{a}" for a in actions if f"audit_action.{a}" not in texts)
         missing += sorted(f"audit_entity.{e}" for e in entities if f"audit_entity.{e}" not in texts)
         assert not missing, f"{lang}: the audit log would show raw codes for {missing}"
+
+
+def test_an_opt_out_on_the_timeline_is_not_drawn_with_the_green_check(ui_client, db):
+    customer_id = a_customer(db)
+    c = ui_client("admin")
+    csrf = csrf_of(c.get(f"/customers/{customer_id}").text)
+    r = c.post(
+        f"/customers/{customer_id}/consents",
+        data={
+            "csrf_token": csrf,
+            "channel": "email",
+            "purpose": "newsletter",
+            "status": "withdrawn",
+            "method": "phone",
+            "evidence": "電話で配信停止のご依頼",
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    page = c.get(f"/customers/{customer_id}").text
+    item = re.search(r'<li class="tl-item tl-consent[^"]*"[^>]*>\s*<span class="tl-icon"[^>]*>(.)</span>', page)
+    assert item and "tl-consent-withdrawn" in item.group(0) and item.group(1) == "✕"
+
+
+def a_customer(db) -> int:  # noqa: ANN001
+    with transaction(db) as s:
+        return factories.customer(s).id
