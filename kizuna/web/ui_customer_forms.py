@@ -272,12 +272,12 @@ async def bulk_change(request: Request, session: DB, viewer: PostingViewer) -> R
             raise
         session.rollback()
         message = translate_error(t, lang, exc)
-        return RedirectResponse(_with_param(back, "bulk_error", message), status_code=303)
+        return RedirectResponse(with_bulk_outcome(back, "bulk_error", message), status_code=303)
     session.commit()
-    return RedirectResponse(_with_param(back, "bulk_done", str(changed)), status_code=303)
+    return RedirectResponse(with_bulk_outcome(back, "bulk_done", str(changed)), status_code=303)
 
 
-def _with_param(path: str, name: str, value: str) -> str:
+def with_bulk_outcome(path: str, name: str, value: str) -> str:
     """``path`` with ``name=value``, dropping the previous bulk outcome so an old message does not linger."""
     from urllib.parse import parse_qsl, urlencode, urlsplit
 

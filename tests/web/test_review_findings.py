@@ -160,3 +160,23 @@ def test_an_opt_out_on_the_timeline_is_not_drawn_with_the_green_check(ui_client,
 def a_customer(db) -> int:  # noqa: ANN001
     with transaction(db) as s:
         return factories.customer(s).id
+
+
+def test_exporting_the_checked_rows_with_none_checked_downloads_nothing_and_says_why(ui_client, db):
+    a_customer(db)
+    c = ui_client("admin")
+    page = c.get("/customers?q=%E5%B1%B1").text
+    assert 'name="selected_only" value="1"' in page
+    r = c.post(
+        "/customers/export.csv",
+        data={"csrf_token": csrf_of(page), "selected_only": "1", "back": "/customers?q=%E5%B1%B1"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert parse_qs(urlsplit(r.headers["location"]).query) == {
+        "q": ["山"],
+        "bulk_error": ["顧客を 1 件以上選んでください。"],
+    }
+    # The page head's export (the whole filtered list) is unchanged.
+    r = c.post("/customers/export.csv", data={"csrf_token": csrf_of(page)}, follow_redirects=False)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
