@@ -180,3 +180,38 @@ def test_exporting_the_checked_rows_with_none_checked_downloads_nothing_and_says
     # The page head's export (the whole filtered list) is unchanged.
     r = c.post("/customers/export.csv", data={"csrf_token": csrf_of(page)}, follow_redirects=False)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+
+
+def test_the_search_box_finds_a_customer_by_the_number_the_ui_shows(ui_client, db):
+    with transaction(db) as s:
+        wanted = factories.customer(s, family_name="番号", given_name="検索").id
+        factories.customer(s, family_name="別人")
+    c = ui_client("viewer")
+    for typed in (str(wanted), f"#{wanted}", f"＃{wanted}"):
+        page = c.get("/customers", params={"q": typed}).text
+        assert "全1件" in page and "番号 検索" in page, typed
+
+
+def test_the_number_search_also_works_when_tested_row_by_row_on_both_backends(db):
+    from sqlalchemy import or_, select
+
+    from kizuna.customers.filters import _search_clauses
+    from kizuna.customers.models import Customer
+    from kizuna.db import new_session
+
+    with transaction(db) as s:
+        wanted = factories.customer(s, family_name="行").id
+    s = new_session(db)
+    try:
+        tested = or_(*(clause.tested() for clause in _search_clauses(f"#{wanted}")))
+        assert list(s.scalars(select(Customer.id).where(tested))) == [wanted]
+    finally:
+        s.close()
+
+
+def test_a_long_number_is_searched_as_a_phone_not_as_a_record_number(db):
+    from kizuna.customers.filters import _search_clauses
+    from kizuna.customers.models import Customer
+
+    for typed in ("09012345678", "99999999999", "#0"):
+        assert all(clause.column is not Customer.id for clause in _search_clauses(typed)), typed
