@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, String, and_, exists, func, literal, or_, select
@@ -13,6 +14,7 @@ from kizuna.normalize import normalize_email, normalize_kana, normalize_phone, n
 
 # The largest code point: every text that starts with ``p`` sorts at or after ``p`` and before ``p + _LAST``.
 _LAST = "\U0010ffff"
+_MAX_ID = 2**31 - 1  # an INTEGER primary key on PostgreSQL: a larger number compared with it is an error
 
 
 def _starts_with(column: Any, prefix: Any) -> ColumnElement[bool]:
@@ -41,6 +43,12 @@ def _search_clauses(raw: str) -> list[SearchClause]:
         # name_sort holds '1' + the reading (see Customer.name_sort).
         clauses.append(SearchClause(Customer.name_sort, lambda c: _starts_with(c, "1" + kana)))
         clauses.append(SearchClause(Customer.email, lambda c: _starts_with(c, key.casefold())))
+    if re.fullmatch(r"#?[1-9]\d{0,9}", text) and int(text.lstrip("#")) <= _MAX_ID:
+        # The record number the UI shows everywhere (#500 on the 360 page, the duplicates and the audit log);
+        # a phone number typed with its leading 0 is not one. ``tested()`` hands the match a text expression
+        # of the column, hence the number as text there.
+        number = int(text.lstrip("#"))
+        clauses.append(SearchClause(Customer.id, lambda c: c == (number if c is Customer.id else str(number))))
     digits = "".join(ch for ch in text if ch.isdigit())
     if len(digits) >= 4:
         # Phones are stored in E.164: a national number typed with its leading 0 starts after +81.

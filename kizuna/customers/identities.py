@@ -185,6 +185,8 @@ def _attach(
         raise Conflict(
             f"{kind_name} {value} already belongs to customer {others[0]}; merge the two customers if they are one",
             field=kind_name if kind_name in MIRRORED else "value",
+            key="error.identity_taken",
+            params={"value": value, "customer_id": others[0]},
         )
     row = CustomerIdentity(customer_id=customer.id, kind=kind_name, value=value)
     session.add(row)

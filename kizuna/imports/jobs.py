@@ -152,7 +152,9 @@ def keeps_attributes(kind: str) -> bool:
 def field_choices(kind: str) -> list[str]:
     """The fields a column of this kind of file can fill."""
     columns = importer_for(kind).columns
-    return sorted({*columns.aliases, *columns.fallbacks})
+    # In the importer's own order (identifiers, contact, name, reading, address...), not alphabetical by code:
+    # sorted codes read as a shuffled list once shown as Japanese labels.
+    return list(dict.fromkeys([*columns.aliases, *columns.fallbacks]))
 
 
 def propose_mapping(kind: str, headers: list[str], suffix: str = ".csv") -> dict[str, str]:

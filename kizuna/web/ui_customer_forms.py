@@ -255,9 +255,9 @@ async def bulk_change(request: Request, session: DB, viewer: PostingViewer) -> R
         if action not in BULK_ACTIONS:
             raise ValidationError("choose what to change", field="action", key="error.no_bulk_action")
         if action in ("tag_add", "tag_remove") and not tags:
-            raise ValidationError("type a tag", field="tag", key="error.missing")
+            raise ValidationError("type a tag", field="tag", key="error.bulk_tag_missing")
         if action == "assign_owner" and not owner.isdigit():
-            raise ValidationError("choose an owner", field="owner_id", key="error.missing")
+            raise ValidationError("choose an owner", field="owner_id", key="error.bulk_owner_missing")
         changed = edits.bulk_change(
             session,
             actor=viewer.actor.via("ui"),
@@ -272,15 +272,18 @@ async def bulk_change(request: Request, session: DB, viewer: PostingViewer) -> R
             raise
         session.rollback()
         message = translate_error(t, lang, exc)
-        return RedirectResponse(_with_param(back, "bulk_error", message), status_code=303)
+        return RedirectResponse(with_bulk_outcome(back, "bulk_error", message), status_code=303)
     session.commit()
-    return RedirectResponse(_with_param(back, "bulk_done", str(changed)), status_code=303)
+    return RedirectResponse(with_bulk_outcome(back, "bulk_done", str(changed)), status_code=303)
 
 
-def _with_param(path: str, name: str, value: str) -> str:
-    from urllib.parse import urlencode
+def with_bulk_outcome(path: str, name: str, value: str) -> str:
+    """``path`` with ``name=value``, dropping the previous bulk outcome so an old message does not linger."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit
 
-    return f"{path}{'&' if '?' in path else '?'}{urlencode({name: value})}"
+    parts = urlsplit(path)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("bulk_done", "bulk_error")]
+    return f"{parts.path}?{urlencode([*kept, (name, value)])}"
 
 
 # --- delete ----------------------------------------------------------------------------------------------

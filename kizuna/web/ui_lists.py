@@ -23,6 +23,7 @@ from kizuna.web.forms import FormState, submit
 from kizuna.web.i18n import translator
 from kizuna.web.session import CurrentViewer, PostingViewer, Viewer, safe_next
 from kizuna.web.ui_base import query_string, render, ui_router
+from kizuna.web.ui_customer_forms import with_bulk_outcome
 
 router = ui_router()
 
@@ -210,6 +211,8 @@ def customer_export(
     status: Annotated[str, Form()] = "",
     sort: Annotated[str, Form()] = "",
     ids: Annotated[list[str] | None, Form()] = None,
+    selected_only: Annotated[str, Form()] = "",
+    back: Annotated[str, Form()] = "",
 ) -> Response:
     """Download the filtered list, or only the rows checked in it (the bulk bar); the export service checks
     ``data:export`` and writes the audit entry.
@@ -236,6 +239,11 @@ def customer_export(
     if sort.strip():
         params["sort"] = sort.strip()
     selected = [v for v in ids or [] if v.isdigit()]
+    if selected_only and not selected:
+        # The bulk bar's "export the checked rows" with none checked: its form carries no filters, so going on
+        # would download every customer. Say what is missing instead.
+        message = translator(viewer.lang)("error.no_selection")
+        return RedirectResponse(with_bulk_outcome(safe_next(back, default="/customers"), "bulk_error", message), 303)
     if selected:
         params["id__in"] = ",".join(selected)
     content, media_type = exports.export(session, actor=viewer.actor, kind="customers", params=params, fmt=fmt)
