@@ -74,6 +74,10 @@ class Customer(Timestamped, Versioned, Base):
         # The search reads its matches from these, and the status of each match with them (no table read).
         Index("ix_customers_name_key", "name_key", "status"),
         Index("ix_customers_name_sort", "name_sort", "status"),
+        # A company's contacts by name (the company page, the list filtered by company): without it SQLite,
+        # which keeps no statistics, walks the status/name index over every customer to find a company's few
+        # (2.9 s for a company without contacts on the 1M benchmark, 17 ms with it). Also serves company_id alone.
+        Index("ix_customers_company_status_name", "company_id", "status", "name_sort", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -94,7 +98,7 @@ class Customer(Timestamped, Versioned, Base):
     city: Mapped[str | None] = mapped_column(String(200))
     address_line: Mapped[str | None] = mapped_column(String(300))
     country: Mapped[str | None] = mapped_column(String(2))
-    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"), index=True)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     lifecycle_stage: Mapped[str] = mapped_column(String(20), default="customer")
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Tokyo")
