@@ -239,6 +239,10 @@ async def update_customer(request: Request, session: DB, viewer: PostingViewer, 
 # --- bulk actions on the list's selection ------------------------------------------------------------------
 
 BULK_ACTIONS = ("tag_add", "tag_remove", "assign_owner", "clear_owner")
+# The outcome travels back to the list in the URL as one of these keys, never as text: a link cannot make the
+# page show words of its own choosing.
+BULK_ERRORS = ("no_selection", "selection_too_big", "no_bulk_action", "bulk_tag_missing", "bulk_owner_missing")
+env.globals["bulk_errors"] = BULK_ERRORS
 
 
 @router.post("/customers/bulk")
@@ -271,8 +275,10 @@ async def bulk_change(request: Request, session: DB, viewer: PostingViewer) -> R
         if exc.status_code in (401, 403, 404):
             raise
         session.rollback()
-        message = translate_error(t, lang, exc)
-        return RedirectResponse(with_bulk_outcome(back, "bulk_error", message), status_code=303)
+        key = (exc.key or "").removeprefix("error.")
+        return RedirectResponse(
+            with_bulk_outcome(back, "bulk_error", key if key in BULK_ERRORS else "bulk_failed"), status_code=303
+        )
     session.commit()
     return RedirectResponse(with_bulk_outcome(back, "bulk_done", str(changed)), status_code=303)
 

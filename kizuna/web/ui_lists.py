@@ -242,8 +242,9 @@ def customer_export(
     if selected_only and not selected:
         # The bulk bar's "export the checked rows" with none checked: its form carries no filters, so going on
         # would download every customer. Say what is missing instead.
-        message = translator(viewer.lang)("error.no_selection")
-        return RedirectResponse(with_bulk_outcome(safe_next(back, default="/customers"), "bulk_error", message), 303)
+        return RedirectResponse(
+            with_bulk_outcome(safe_next(back, default="/customers"), "bulk_error", "no_selection"), 303
+        )
     if selected:
         params["id__in"] = ",".join(selected)
     content, media_type = exports.export(session, actor=viewer.actor, kind="customers", params=params, fmt=fmt)
