@@ -67,21 +67,44 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
+    with_worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Also run one `kizuna worker` beside the server (background imports, duplicate scans, ...). "
+            "Use --no-worker when workers run as their own service.",
+        ),
+    ] = True,
 ) -> None:
-    """Serve the web UI and the API."""
+    """Serve the web UI and the API (and, unless --no-worker, one background worker)."""
+    import subprocess
+    import sys
+
     import uvicorn
 
     _engine()
     console.print(f"Kizuna on [bold]http://{host}:{port}[/bold]  (API docs: /api/docs)")
-    uvicorn.run(
-        "kizuna.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+    # A team that runs one command expects an uploaded import or a duplicate scan to run: without a worker they
+    # would wait forever. The worker is a process of its own (a crash there never takes the server down) and
+    # stops with the server.
+    worker = subprocess.Popen([sys.executable, "-m", "kizuna", "worker"]) if with_worker else None
+    try:
+        uvicorn.run(
+            "kizuna.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
 
 @app.command()

@@ -97,3 +97,43 @@ def test_init_creates_the_schema_on_a_fresh_postgresql_database(backend, tmp_pat
     check = create_engine(fresh)
     assert {"customers", "events", "orders", "audit_log", "outbox"} <= set(inspect(check).get_table_names())
     check.dispose()
+
+
+def test_serve_runs_a_worker_beside_it_so_background_work_gets_done(home):
+    """One command is enough: a duplicate scan queued through the API is done by the worker `serve` starts."""
+    import signal
+    import socket
+    import time
+
+    import httpx
+
+    assert _kizuna(home, "users", "create", "--email", "ops@example.com", "--role", "admin").returncode == 0
+    token = _kizuna(home, "tokens", "create", "--email", "ops@example.com", "--name", "t").stdout.strip().split()[-1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"KIZUNA_HOME": str(home), "PATH": "/usr/bin:/bin", "HOME": str(home)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "kizuna", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}/api/v1/customers/duplicates/scan"
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert httpx.post(base, headers=headers, timeout=5).status_code == 202
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.3)
+        while (scan := httpx.get(base, headers=headers, timeout=5).json())["status"] != "done":
+            assert time.monotonic() < deadline, f"no worker did the queued scan: {scan}"
+            time.sleep(0.3)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
