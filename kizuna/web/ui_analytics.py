@@ -211,5 +211,13 @@ def deciles_page(request: Request, viewer: CurrentViewer) -> Response:
 @router.get("/analytics/deciles.csv")
 def deciles_csv(request: Request, viewer: CurrentViewer) -> Response:
     result = service.deciles(actor=viewer.actor, spec=_decile_spec(request), database_url=_store_url(request))
-    rows = [{**d.model_dump(mode="json"), "currency": result.currency} for d in result.deciles]
+    rows = [
+        {
+            **d.model_dump(mode="json"),
+            "share": round(d.share, 6),
+            "cumulative_share": round(d.cumulative_share, 6),
+            "currency": result.currency,
+        }
+        for d in result.deciles
+    ]
     return _csv(rows, "deciles.csv")

@@ -249,6 +249,9 @@ def test_a_consent_form_with_a_future_date_is_refused_next_to_the_field(ui_clien
     )
     assert r.status_code == 422
     assert 'data-testid="error-recorded_at"' in r.text and "未来の日時" in r.text
+    # The refusal is announced at the top of the page too, with a link down to the form.
+    top = r.text.split('data-testid="form-refused"', 1)[1].split("</p>", 1)[0]
+    assert 'href="#consents"' in top
     with transaction(db) as s:
         assert s.scalar(select(Consent.id).where(Consent.customer_id == cid)) is None
 
