@@ -38,11 +38,10 @@ def _fail(exc: KizunaError) -> typer.Exit:
 
 def _engine():  # noqa: ANN202
     from kizuna.customers.models import Customer
-    from kizuna.db import get_engine, migrate
+    from kizuna.db import ready_engine
     from kizuna.imports.bulk import restore_indexes
 
-    engine = get_engine()
-    migrate(engine)
+    engine = ready_engine()
     # An import killed mid-load may have left customer indexes dropped; put them back.
     restore_indexes(engine, Customer.__table__)
     return engine

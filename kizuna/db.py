@@ -255,3 +255,10 @@ def migrate(engine: Engine | None = None) -> None:
     cfg.set_main_option("script_location", str(here / "migrations"))
     cfg.attributes["engine"] = engine
     command.upgrade(cfg, "head")
+
+
+def ready_engine() -> Engine:
+    """The configured engine with its schema migrated to this release (what every CLI command starts from)."""
+    engine = get_engine()
+    migrate(engine)
+    return engine

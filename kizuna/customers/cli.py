@@ -19,11 +19,9 @@ CLI = Actor.system("cli", origin="cli")
 
 
 def _engine():  # noqa: ANN202
-    from kizuna.db import get_engine, migrate
+    from kizuna.db import ready_engine
 
-    engine = get_engine()
-    migrate(engine)
-    return engine
+    return ready_engine()
 
 
 @duplicates_app.command("scan")
