@@ -121,12 +121,27 @@ TIMELINE_KINDS = {
 env.globals["timeline_kinds"] = TIMELINE_KINDS
 
 
+NOTICE_COOKIE = "kizuna_notice"
+# What a page may say after a change succeeded, by key (``notice.<key>`` in the catalogs). Only these keys are
+# read back from the cookie, so nobody can make a page say words of their own choosing.
+NOTICES = ("saved", "created", "deleted", "consent_recorded", "identity_added", "identity_removed", "merged")
+
+
+def with_notice(response: Response, key: str) -> Response:
+    """Have the next page say ``notice.<key>`` once (a redirect after a successful form, Post/Redirect/Get)."""
+    assert key in NOTICES, key
+    response.set_cookie(NOTICE_COOKIE, key, max_age=120, httponly=True, samesite="lax", path="/")
+    return response
+
+
 def render(
     request: Request, template: str, viewer: Viewer | None = None, *, status: int = 200, **context: Any
 ) -> HTMLResponse:
     """Render ``template`` with the viewer, their language's ``t`` and the CSRF token in the context."""
     viewer = viewer or getattr(request.state, "viewer", None)
     lang = viewer.lang if viewer else request_lang(request)
+    notice_key = request.cookies.get(NOTICE_COOKIE, "")
+    context.setdefault("notice", translator(lang)(f"notice.{notice_key}") if notice_key in NOTICES else "")
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     html = env.get_template(template).render(
         request=request,
@@ -140,7 +155,10 @@ def render(
         here_quoted=quote(here, safe=""),
         **context,
     )
-    return HTMLResponse(html, status_code=status)
+    response = HTMLResponse(html, status_code=status)
+    if notice_key:
+        response.delete_cookie(NOTICE_COOKIE, path="/")
+    return response
 
 
 def request_lang(request: Request) -> str:

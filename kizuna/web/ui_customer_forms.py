@@ -21,7 +21,7 @@ from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, collect, read_form, submit, translate_error
 from kizuna.web.i18n import translator
 from kizuna.web.session import CurrentViewer, PostingViewer, Viewer, safe_next
-from kizuna.web.ui_base import env, localtime, phone, render, ui_router
+from kizuna.web.ui_base import env, localtime, phone, render, ui_router, with_notice
 
 router = ui_router()
 
@@ -169,7 +169,7 @@ async def create_customer(request: Request, session: DB, viewer: PostingViewer) 
         session.rollback()
         return _form_page(request, session, viewer, state, status=422)
     session.commit()
-    return RedirectResponse(f"/customers/{created.id}", status_code=303)
+    return with_notice(RedirectResponse(f"/customers/{created.id}", status_code=303), "created")
 
 
 # --- edit ------------------------------------------------------------------------------------------------
@@ -233,7 +233,7 @@ async def update_customer(request: Request, session: DB, viewer: PostingViewer, 
     session.commit()
     back = str(form.get("back", ""))
     target = f"/customers/{updated.id}" + ("#profile" if back == "360" else "")
-    return RedirectResponse(target, status_code=303)
+    return with_notice(RedirectResponse(target, status_code=303), "saved")
 
 
 # --- bulk actions on the list's selection ------------------------------------------------------------------
@@ -403,7 +403,8 @@ async def record_consent(request: Request, session: DB, viewer: PostingViewer, c
         session.rollback()
         return render_360(request, session, viewer, customer_id, status=422, consent_form=state)
     session.commit()
-    return RedirectResponse(f"/customers/{decision.customer_id}#consents", status_code=303)
+    target = f"/customers/{decision.customer_id}#consents"
+    return with_notice(RedirectResponse(target, status_code=303), "consent_recorded")
 
 
 @router.post("/customers/{customer_id:int}/identities")
@@ -425,7 +426,7 @@ async def add_identity(request: Request, session: DB, viewer: PostingViewer, cus
         session.rollback()
         return render_360(request, session, viewer, customer_id, status=422, identity_form=state)
     session.commit()
-    return RedirectResponse(f"/customers/{customer.id}#identities", status_code=303)
+    return with_notice(RedirectResponse(f"/customers/{customer.id}#identities", status_code=303), "identity_added")
 
 
 @router.post("/customers/{customer_id:int}/identities/{identity_id:int}/delete")
@@ -433,7 +434,7 @@ def remove_identity(session: DB, viewer: PostingViewer, customer_id: int, identi
     customer = customers.get_customer(session, customer_id)
     identities.remove_identity(session, actor=viewer.actor.via("ui"), customer=customer, identity_id=identity_id)
     session.commit()
-    return RedirectResponse(f"/customers/{customer.id}#identities", status_code=303)
+    return with_notice(RedirectResponse(f"/customers/{customer.id}#identities", status_code=303), "identity_removed")
 
 
 def stale_line(t: Any, change: edits.Change, zone: str | None) -> str:

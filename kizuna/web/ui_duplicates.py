@@ -11,7 +11,7 @@ from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, read_form, submit
 from kizuna.web.i18n import translator
 from kizuna.web.session import CurrentViewer, PostingViewer, Viewer
-from kizuna.web.ui_base import render, ui_router
+from kizuna.web.ui_base import render, ui_router, with_notice
 
 router = ui_router()
 # Every page here is for deciding about pairs, which the merge permission covers (as the API's merge asks).
@@ -96,7 +96,7 @@ async def duplicate_merge(request: Request, session: DB, viewer: PostingViewer, 
         )
         if form.ok and merged is not None:
             session.commit()
-            return RedirectResponse(f"/customers/{merged.id}", status_code=303)
+            return with_notice(RedirectResponse(f"/customers/{merged.id}", status_code=303), "merged")
     session.rollback()
     stale = bool(form.error("version"))
     return _compare_page(request, session, viewer, pair_id, form, status=409 if stale else 422)

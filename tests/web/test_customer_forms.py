@@ -158,6 +158,9 @@ def test_quick_edit_on_the_360_page_sets_owner_stage_and_tags(ui_client, make_us
         page=f"/customers/{cid}",
     )
     assert r.status_code == 303 and r.headers["location"].startswith(f"/customers/{cid}")
+    # The next page says it was saved, once.
+    assert "保存しました。" in client.get(r.headers["location"]).text
+    assert 'data-testid="notice"' not in client.get(r.headers["location"]).text
     with transaction(db) as s:
         c = s.get(Customer, cid)
         assert (c.owner_id, c.lifecycle_stage, [t.name for t in c.tags]) == (owner_id, "customer", ["DM可"])
@@ -373,6 +376,13 @@ def test_bulk_tag_and_owner_change_each_selected_customer_with_its_own_audit_ent
     # The URL names a message; it cannot make the page say something else.
     spoofed = client.get("/customers?bulk_error=" + "お客様のアカウントは停止されました")
     assert "お客様のアカウントは停止されました" not in spoofed.text.split("<main", 1)[1]
+
+
+def test_a_notice_names_only_known_messages(ui_client):
+    client = ui_client("viewer")
+    client.cookies.set("kizuna_notice", "account_suspended")
+    page = client.get("/customers")
+    assert page.status_code == 200 and 'data-testid="notice"' not in page.text
 
 
 def test_bulk_change_through_the_api_is_all_or_nothing(client, db):
