@@ -76,6 +76,7 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the web UI and the API (and, unless --no-worker, one background worker)."""
+    import os
     import subprocess
     import sys
 
@@ -86,7 +87,8 @@ def serve(
     # A team that runs one command expects an uploaded import or a duplicate scan to run: without a worker they
     # would wait forever. The worker is a process of its own (a crash there never takes the server down) and
     # stops with the server.
-    worker = subprocess.Popen([sys.executable, "-m", "kizuna", "worker"]) if with_worker else None
+    command = [sys.executable, "-m", "kizuna", "worker", "--parent-pid", str(os.getpid())]
+    worker = subprocess.Popen(command) if with_worker else None  # noqa: S603 - our own interpreter and module
     try:
         uvicorn.run(
             "kizuna.app:create_app",
@@ -313,6 +315,9 @@ def worker(
     once: Annotated[bool, typer.Option(help="Deliver what is due, then exit.")] = False,
     batch: Annotated[int, typer.Option(help="Deliveries claimed at a time.")] = 100,
     poll: Annotated[float, typer.Option(help="Seconds to wait when nothing is due.")] = 1.0,
+    parent_pid: Annotated[
+        int | None, typer.Option(hidden=True, help="Stop when this process ends (set by kizuna serve).")
+    ] = None,
 ) -> None:
     """Deliver outbox messages to their subscribers (journeys, webhooks, sends); stops cleanly on SIGTERM."""
     from kizuna.outbox.worker import run_forever, run_once
@@ -323,4 +328,4 @@ def worker(
         console.print(json.dumps({k: v for k, v in tally.__dict__.items()}, ensure_ascii=False))
         return
     console.print("worker running; Ctrl-C to stop")
-    run_forever(engine, batch=batch, poll_seconds=poll)
+    run_forever(engine, batch=batch, poll_seconds=poll, parent_pid=parent_pid)

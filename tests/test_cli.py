@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -134,6 +135,13 @@ def test_serve_runs_a_worker_beside_it_so_background_work_gets_done(home):
         while (scan := httpx.get(base, headers=headers, timeout=5).json())["status"] != "done":
             assert time.monotonic() < deadline, f"no worker did the queued scan: {scan}"
             time.sleep(0.3)
+        children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
+        assert children, "serve started no worker process"
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
+    # The worker ends with the server (uvicorn may end its process by re-raising the signal, skipping cleanup).
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in children):
+        assert time.monotonic() < deadline, f"the worker outlived the server: {children}"
+        time.sleep(0.2)

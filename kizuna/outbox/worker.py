@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -49,14 +50,21 @@ def run_forever(
     poll_seconds: float = 1.0,
     batch: int = 100,
     stop: threading.Event | None = None,
+    parent_pid: int | None = None,
 ) -> None:
-    """Deliver until SIGTERM/SIGINT (or ``stop``), finishing the delivery in hand before leaving."""
+    """Deliver until SIGTERM/SIGINT (or ``stop``), finishing the delivery in hand before leaving.
+
+    With ``parent_pid`` (a worker started by ``kizuna serve``), also stop once that process is gone: a server
+    ended by a signal may exit without stopping its worker, which would otherwise live on alone.
+    """
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     worker = service.worker_name()
     while not stop.is_set():
+        if parent_pid is not None and os.getppid() != parent_pid:
+            break
         engine = engine or get_engine()
         registry.load()
         session = new_session(engine)
