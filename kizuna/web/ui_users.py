@@ -15,7 +15,7 @@ from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, submit
 from kizuna.web.i18n import translator
 from kizuna.web.session import CurrentViewer, PostingViewer, Viewer
-from kizuna.web.ui_base import error_text, render, ui_router
+from kizuna.web.ui_base import error_text, render, ui_router, with_notice
 
 router = ui_router()
 
@@ -69,7 +69,7 @@ def create_user(
         message = error_text(viewer.lang, exc.status_code, exc)
         return _users_page(request, session, viewer, status=exc.status_code, error=message, form=form)
     session.commit()
-    return RedirectResponse("/admin/users", status_code=303)
+    return with_notice(RedirectResponse("/admin/users", status_code=303), "created")
 
 
 def _user_page(
@@ -126,7 +126,7 @@ def change_role(
         session.rollback()
         return _user_page(request, session, viewer, user_id, status=422, role_form=state)
     session.commit()
-    return RedirectResponse(f"/admin/users/{user_id}", status_code=303)
+    return with_notice(RedirectResponse(f"/admin/users/{user_id}", status_code=303), "saved")
 
 
 def _set_active(request: Request, session: DB, viewer: Viewer, user_id: int, *, active: bool) -> Response:
@@ -141,7 +141,7 @@ def _set_active(request: Request, session: DB, viewer: Viewer, user_id: int, *, 
         session.rollback()
         return _user_page(request, session, viewer, user_id, status=422, active_form=state)
     session.commit()
-    return RedirectResponse(f"/admin/users/{user_id}", status_code=303)
+    return with_notice(RedirectResponse(f"/admin/users/{user_id}", status_code=303), "saved")
 
 
 @router.post("/admin/users/{user_id:int}/deactivate")
@@ -161,7 +161,7 @@ def unlock_user(session: DB, viewer: PostingViewer, user_id: int) -> Response:
     require(viewer.actor, "users:manage")
     signin.unlock_user(session, actor=viewer.actor, email=auth.email_of(session, user_id))
     session.commit()
-    return RedirectResponse(f"/admin/users/{user_id}", status_code=303)
+    return with_notice(RedirectResponse(f"/admin/users/{user_id}", status_code=303), "saved")
 
 
 @router.post("/admin/users/{user_id:int}/password")

@@ -103,6 +103,7 @@ def test_deactivating_ends_sessions_and_stops_api_tokens_until_reactivated(app, 
     s.close()
     page = admin.get(f"/admin/users/{worker_id}").text
     assert 'data-testid="reactivate"' in page
+    assert 'data-testid="notice"' in page  # the change is confirmed on the page it led back to
     r = admin.post(f"/admin/users/{worker_id}/reactivate", data={"csrf_token": csrf}, follow_redirects=False)
     assert r.status_code == 303
     assert api.get("/api/v1/me").status_code == 200
