@@ -10,15 +10,10 @@ from fastapi import APIRouter, Query, Request
 from kizuna.analytics import service
 from kizuna.analytics.deciles import DecileResult, DecileSpec
 from kizuna.analytics.rfm import RFMResult, RFMSpec
-from kizuna.web.deps import APIActor
+from kizuna.web.deps import APIActor, database_url
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 Day = Annotated[dt.date | None, Query(description="YYYY-MM-DD, a day in KIZUNA_DEFAULT_TIMEZONE.")]
-
-
-def _store_url(request: Request) -> str:
-    # The analyses read the database this app serves (tests and embedders pass their own engine).
-    return request.app.state.engine.url.render_as_string(hide_password=False)
 
 
 @router.get("/rfm", response_model=RFMResult)
@@ -33,7 +28,7 @@ def rfm(
 ) -> RFMResult:
     """Customers and revenue per named RFM segment, and the R×F grid."""
     spec = RFMSpec(as_of=as_of, start=start, bins=bins, currency=currency, include_refunds=include_refunds)
-    return service.rfm(actor=actor, spec=spec, database_url=_store_url(request))
+    return service.rfm(actor=actor, spec=spec, database_url=database_url(request))
 
 
 @router.get("/deciles", response_model=DecileResult)
@@ -47,4 +42,4 @@ def deciles(
 ) -> DecileResult:
     """Customers with spend in the period in 10 equal groups (decile 1 spends most)."""
     spec = DecileSpec(start=start, end=end, currency=currency, include_refunds=include_refunds)
-    return service.deciles(actor=actor, spec=spec, database_url=_store_url(request))
+    return service.deciles(actor=actor, spec=spec, database_url=database_url(request))

@@ -111,3 +111,8 @@ def etag(version: int) -> str:
 def client_address(request: Request) -> str:
     """The address a request came from (uvicorn takes X-Forwarded-For from the proxies FORWARDED_ALLOW_IPS trusts)."""
     return request.client.host if request.client else "unknown"
+
+
+def database_url(request: Request) -> str:
+    """The URL of the database this app serves (what the analytics read; tests and embedders pass their own)."""
+    return request.app.state.engine.url.render_as_string(hide_password=False)

@@ -17,9 +17,10 @@ from kizuna.analytics import service
 from kizuna.analytics.deciles import DecileSpec
 from kizuna.analytics.rfm import SEGMENTS, RFMSpec
 from kizuna.errors import KizunaError, ValidationError
+from kizuna.web.deps import database_url
 from kizuna.web.forms import translate_error
 from kizuna.web.i18n import translator
-from kizuna.web.session import CurrentViewer
+from kizuna.web.session import CurrentViewer, Viewer
 from kizuna.web.ui_base import render, ui_router
 
 router = ui_router()
@@ -29,10 +30,6 @@ def _plotly_js() -> Path:
     import plotly
 
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-
-
-def _store_url(request: Request) -> str:
-    return request.app.state.engine.url.render_as_string(hide_password=False)
 
 
 def _day(raw: str | None, field: str) -> dt.date | None:
@@ -56,6 +53,14 @@ def _csv(rows: list[dict[str, Any]], name: str) -> Response:
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+def _refused(request: Request, viewer: Viewer, template: str, form: dict[str, str], exc: KizunaError) -> Response:
+    """The analysis page again with the user's input and why it was refused (a bad date, an empty period...)."""
+    if exc.status_code in (401, 403):
+        raise exc
+    message = translate_error(translator(viewer.lang), viewer.lang, exc)
+    return render(request, template, viewer, status=422, form=form, result=None, error=message, chart=None)
 
 
 @router.get("/vendor/plotly.min.js")
@@ -86,20 +91,9 @@ def rfm_page(request: Request, viewer: CurrentViewer) -> Response:
     form = {k: request.query_params.get(k, "") for k in ("as_of", "from", "bins")}
     try:
         spec = _rfm_spec(request)
-        result = service.rfm(actor=viewer.actor, spec=spec, database_url=_store_url(request))
+        result = service.rfm(actor=viewer.actor, spec=spec, database_url=database_url(request))
     except KizunaError as exc:
-        if exc.status_code in (401, 403):
-            raise
-        return render(
-            request,
-            "analytics/rfm.html",
-            viewer,
-            status=422,
-            form=form,
-            result=None,
-            error=translate_error(t, viewer.lang, exc),
-            chart=None,
-        )
+        return _refused(request, viewer, "analytics/rfm.html", form, exc)
     labels = [str(score) for score in range(1, spec.bins + 1)]
     chart = {
         "data": [
@@ -139,7 +133,7 @@ def _segment_labels(t: Any) -> dict[str, tuple[str, str]]:
 @router.get("/analytics/rfm.csv")
 def rfm_csv(request: Request, viewer: CurrentViewer) -> Response:
     t = translator(viewer.lang)
-    result = service.rfm(actor=viewer.actor, spec=_rfm_spec(request), database_url=_store_url(request))
+    result = service.rfm(actor=viewer.actor, spec=_rfm_spec(request), database_url=database_url(request))
     rows = [
         {
             "segment": s.segment,
@@ -164,20 +158,9 @@ def deciles_page(request: Request, viewer: CurrentViewer) -> Response:
     t = translator(viewer.lang)
     form = {k: request.query_params.get(k, "") for k in ("from", "to")}
     try:
-        result = service.deciles(actor=viewer.actor, spec=_decile_spec(request), database_url=_store_url(request))
+        result = service.deciles(actor=viewer.actor, spec=_decile_spec(request), database_url=database_url(request))
     except KizunaError as exc:
-        if exc.status_code in (401, 403):
-            raise
-        return render(
-            request,
-            "analytics/deciles.html",
-            viewer,
-            status=422,
-            form=form,
-            result=None,
-            error=translate_error(t, viewer.lang, exc),
-            chart=None,
-        )
+        return _refused(request, viewer, "analytics/deciles.html", form, exc)
     names = [str(d.decile) for d in result.deciles]
     chart = {
         "data": [
@@ -210,7 +193,7 @@ def deciles_page(request: Request, viewer: CurrentViewer) -> Response:
 
 @router.get("/analytics/deciles.csv")
 def deciles_csv(request: Request, viewer: CurrentViewer) -> Response:
-    result = service.deciles(actor=viewer.actor, spec=_decile_spec(request), database_url=_store_url(request))
+    result = service.deciles(actor=viewer.actor, spec=_decile_spec(request), database_url=database_url(request))
     rows = [
         {
             **d.model_dump(mode="json"),
