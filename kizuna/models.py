@@ -1,5 +1,6 @@
 """Imports every domain's models so that the metadata (and Alembic) sees all tables."""
 
+from kizuna.analytics.models import CustomerMetrics, MetricRun
 from kizuna.auth.models import ApiToken, AuditEntry, UiSession, User
 from kizuna.catalog.models import Product
 from kizuna.customers.models import (
@@ -30,6 +31,7 @@ __all__ = [
     "Company",
     "Consent",
     "Customer",
+    "CustomerMetrics",
     "CustomerIdentity",
     "DuplicatePair",
     "DuplicateScan",
@@ -37,6 +39,7 @@ __all__ = [
     "CustomerMerge",
     "Event",
     "ImportJob",
+    "MetricRun",
     "Note",
     "SavedView",
     "Order",
