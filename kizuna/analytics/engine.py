@@ -97,9 +97,14 @@ class Store:
         t = self.table("order_lines")
         return t.select(order_id=t.order_id, product_id=t.product_id, quantity=t.quantity, amount=self.money(t.amount))
 
+    def products(self) -> ir.Table:
+        t = self.table("products")
+        return t.select(id=t.id, sku=t.sku, name=t.name, category=t.category, taste=t.taste, brand=t.brand)
 
-def open_store(database_url: str | None = None, analytics_url: str | None = None) -> Store:
-    """The store the analytics read: the configured analytics backend, or DuckDB attached to the database."""
+
+def open_store(database_url: str | None = None, analytics_url: str | None = None, *, writable: bool = False) -> Store:
+    """The store the analytics read: the configured analytics backend, or DuckDB attached to the database
+    (read-only unless ``writable``: only the metrics refresh writes, and only its own table)."""
     settings = get_settings()
     analytics_url = analytics_url if analytics_url is not None else settings.analytics_url
     if analytics_url and not analytics_url.startswith("duckdb"):
@@ -109,14 +114,17 @@ def open_store(database_url: str | None = None, analytics_url: str | None = None
     url = database_url or settings.resolved_database_url
     con = ibis.duckdb.connect(analytics_url.removeprefix("duckdb://") if analytics_url else ":memory:")
     raw = con.con
+    mode = "" if writable else ", READ_ONLY"
     if url.startswith("sqlite"):
         path = make_url(url).database
         raw.execute(f"LOAD '{_extension('sqlite')}'")
+        # Always read-only: a second SQLite library writing (or checkpointing) the file from inside our process
+        # would break the locks of our own connections, which POSIX ties to the process, not the connection.
         raw.execute(f"ATTACH '{_quote(path or '')}' AS store (TYPE sqlite, READ_ONLY)")
         return Store(con=con, database="store", money_in_cents=True, name="duckdb+sqlite")
     if url.startswith("postgresql"):
         raw.execute(f"LOAD '{_extension('postgres')}'")
-        raw.execute(f"ATTACH '{_quote(_libpq(url))}' AS store (TYPE postgres, READ_ONLY)")
+        raw.execute(f"ATTACH '{_quote(_libpq(url))}' AS store (TYPE postgres{mode})")
         schema = _search_path(url)
         return Store(
             con=con,
@@ -153,9 +161,9 @@ def _search_path(url: str) -> str | None:
 
 
 @contextmanager
-def store_session(database_url: str | None = None) -> Iterator[Store]:
+def store_session(database_url: str | None = None, *, writable: bool = False) -> Iterator[Store]:
     """A store for the length of a block (the DuckDB connection is closed at the end)."""
-    store = open_store(database_url)
+    store = open_store(database_url, writable=writable)
     try:
         yield store
     finally:

@@ -105,9 +105,9 @@ def _segment(r5: ir.IntegerValue, f5: ir.IntegerValue) -> ir.StringValue:
     return case
 
 
-def scores(store: Store, spec: RFMSpec) -> tuple[ir.Table, dt.date, str]:
-    """One Ibis expression: a row per scored customer (``customer_id, recency_days, frequency, monetary, r, f, m,
-    segment``), with the as-of day and currency it was computed for."""
+def scored(store: Store, spec: RFMSpec) -> tuple[ir.Table, dt.date, str]:
+    """Every scored customer with all that was computed on the way: ``customer_id, first_at, last_at`` (epoch
+    seconds), ``recency_days, frequency, monetary, r, f, m, segment`` (the persisted metrics start from here)."""
     as_of = spec.as_of or periods.today()
     currency = default_currency(spec.currency)
     start, end = periods.bounds(spec.start, as_of)
@@ -115,7 +115,7 @@ def scores(store: Store, spec: RFMSpec) -> tuple[ir.Table, dt.date, str]:
         store, SpendRule(currency=currency, start=start, end=end, include_refunds=spec.include_refunds)
     )
     per = orders.group_by("customer_id").aggregate(
-        last_at=orders.at.max(), frequency=orders.count(), monetary=orders.amount.sum()
+        first_at=orders.at.min(), last_at=orders.at.max(), frequency=orders.count(), monetary=orders.amount.sum()
     )
     per = per.mutate(recency_days=((end - per.last_at) // 86400).cast("int64"))
     bins = spec.bins
@@ -126,6 +126,13 @@ def scores(store: Store, spec: RFMSpec) -> tuple[ir.Table, dt.date, str]:
         m=bins - ibis.ntile(bins).over(order_by=[per.monetary.desc(), per.customer_id.asc()]),
     )
     per = per.mutate(segment=_segment(_scale(per.r, bins), _scale(per.f, bins)))
+    return per, as_of, currency
+
+
+def scores(store: Store, spec: RFMSpec) -> tuple[ir.Table, dt.date, str]:
+    """One Ibis expression: a row per scored customer (``customer_id, recency_days, frequency, monetary, r, f, m,
+    segment``), with the as-of day and currency it was computed for."""
+    per, as_of, currency = scored(store, spec)
     table = per.select("customer_id", "recency_days", "frequency", "monetary", "r", "f", "m", "segment")
     return table, as_of, currency
 
