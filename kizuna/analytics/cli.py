@@ -183,3 +183,38 @@ def deciles_command(
             )
         table.add_row("total", f"{result.customers:,}", f"{result.revenue:,}", "", "", "", "", style="bold")
         console.print(table)
+
+
+@analytics_app.command("refresh")
+def refresh_command(
+    as_of: Annotated[
+        dt.datetime | None, typer.Option("--as-of", formats=["%Y-%m-%d"], help="Compute as of this day.")
+    ] = None,
+    currency: Annotated[
+        str | None, typer.Option(help="Currency of the metrics (default: KIZUNA_DEFAULT_CURRENCY).")
+    ] = None,
+    fmt: Format = "table",
+) -> None:
+    """Recompute every customer's persisted metrics (RFM, decile, order totals, top category) now.
+
+    The worker does this by itself a minute after new orders or imports, and once a day."""
+    from kizuna.analytics import service
+    from kizuna.analytics.metrics import MetricsSpec
+    from kizuna.db import ready_engine
+
+    _check_format(fmt)
+    ready_engine()
+    try:
+        with console.status("Computing customer metrics…"):
+            run = service.refresh_metrics(actor=CLI, spec=MetricsSpec(as_of=_day(as_of), currency=currency))
+    except (KizunaError, ValidationError) as exc:
+        raise _fail(exc) from exc
+    if fmt == "json":
+        _json(run)
+    elif fmt == "csv":
+        _write_csv([run])
+    else:
+        console.print(
+            f"Metrics of {run.customers:,} customers as of {run.as_of} ({run.currency}): "
+            f"{run.changed:,} changed, {run.seconds:.1f} s"
+        )

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
 from kizuna.analytics import deciles as decile_analysis
+from kizuna.analytics import metrics
 from kizuna.analytics import rfm as rfm_analysis
 from kizuna.analytics.engine import store_session
+from kizuna.analytics.metrics import MetricsSpec
+from kizuna.analytics.models import MetricRun
 from kizuna.auth.permissions import Actor, require
+from kizuna.db import get_engine
 
 
 def rfm(*, actor: Actor, spec: rfm_analysis.RFMSpec, database_url: str | None = None) -> rfm_analysis.RFMResult:
@@ -28,3 +36,26 @@ def deciles(
     require(actor, "analytics:read")
     with store_session(database_url) as store:
         return decile_analysis.deciles(store, spec)
+
+
+def refresh_metrics(
+    *, actor: Actor, spec: MetricsSpec | None = None, database_url: str | None = None
+) -> metrics.MetricsRun:
+    """Recompute the persisted per-customer metrics (``analytics.metrics``) and record the run."""
+    require(actor, "analytics:refresh")
+    engine = get_engine(database_url)
+    return refresh_with(engine, spec)
+
+
+def refresh_with(engine: Engine, spec: MetricsSpec | None = None) -> metrics.MetricsRun:
+    """The refresh on a given engine, without a permission check (the worker's scheduled run)."""
+    with store_session(engine.url.render_as_string(hide_password=False), writable=True) as store:
+        return metrics.refresh(store, engine, spec or MetricsSpec())
+
+
+def last_metrics_run(session: Session) -> MetricRun | None:
+    """The latest finished score refresh (when the persisted metrics were computed), if any."""
+    return session.scalars(
+        select(MetricRun).where(MetricRun.kind == "scores", MetricRun.finished_at.is_not(None))
+        .order_by(MetricRun.id.desc()).limit(1)
+    ).first()  # fmt: skip

@@ -24,20 +24,22 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "support": frozenset(_READ_ALL | _grant("customers", "notes", "events", "consents")),
     "sales": frozenset(_READ_ALL | _grant("customers", "companies", "notes", "events", "orders")),
     "marketer": frozenset(
-        _READ_ALL | _grant("customers", "events", "consents", "notes") | {"data:export", "data:import"}
+        _READ_ALL
+        | _grant("customers", "events", "consents", "notes")
+        | {"data:export", "data:import", "analytics:refresh"}
     ),
     "manager": frozenset(
         _READ_ALL
         | _grant(*DOMAINS)
         | _grant(*DOMAINS, verbs=("delete",))
-        | {"data:export", "data:import", "customers:merge"}
+        | {"data:export", "data:import", "customers:merge", "analytics:refresh"}
     ),
     "admin": frozenset(
         _READ_ALL
         | _grant(*DOMAINS)
         | _grant(*DOMAINS, verbs=("delete",))
         | {"data:export", "data:import", "customers:merge", "users:manage", "audit:read", "tokens:manage"}
-        | {"outbox:manage"}
+        | {"outbox:manage", "analytics:refresh"}
     ),
 }
 

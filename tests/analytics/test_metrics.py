@@ -130,3 +130,36 @@ def test_a_store_without_orders_refreshes_to_nothing(db, writer):
     run = refresh(writer, db, MetricsSpec(as_of=AS_OF))
     assert (run.customers, run.changed) == (0, 0)
     assert _persisted(db) == {}
+
+
+def test_the_worker_refreshes_a_minute_after_new_orders_and_then_daily(db):
+    from kizuna.analytics.subscribers import SUBSCRIBER, TOPIC
+    from kizuna.db import utcnow
+    from kizuna.outbox.models import OutboxDelivery, OutboxMessage
+    from kizuna.outbox.worker import run_once
+
+    def refreshes() -> list[tuple[str, dt.datetime]]:
+        with transaction(db) as s:
+            return list(
+                s.execute(
+                    select(OutboxMessage.payload["reason"].as_string(), OutboxDelivery.available_at)
+                    .join(OutboxDelivery, OutboxDelivery.message_id == OutboxMessage.id)
+                    .where(OutboxMessage.topic == TOPIC, OutboxDelivery.subscriber == SUBSCRIBER,
+                           OutboxDelivery.status == "pending")
+                )
+            )  # fmt: skip
+
+    ids = _shop(db)  # twelve customers' orders: one refresh asked for, not one per order
+    run_once(db, worker="w1", limit=1000)
+    due = refreshes()
+    assert len(due) == 1 and due[0][0] == "order.completed"
+    assert dt.timedelta(seconds=30) < due[0][1] - utcnow() <= dt.timedelta(seconds=60)
+    assert _persisted(db) == {}
+    with transaction(db) as s:  # a minute passes
+        s.execute(update(OutboxDelivery).where(OutboxDelivery.status == "pending").values(available_at=utcnow()))
+    run_once(db, worker="w1", limit=1000)
+    assert set(_persisted(db)) == set(ids)
+    (reason, at), *more = refreshes()
+    assert reason == "daily" and not more
+    local = at.astimezone(JST)
+    assert (local.hour, local.minute) == (3, 0) and at - utcnow() <= dt.timedelta(days=1)
