@@ -349,6 +349,24 @@ class SpendRead(Output):
     average_order_value: MoneyOut | None
 
 
+class CustomerMetricsRead(Output):
+    """The customer's persisted metrics (``analytics.metrics``), as of the refresh that computed them."""
+
+    currency: str
+    rfm_segment: str
+    r: int
+    f: int
+    m: int
+    decile: int = Field(description="1 = the top tenth of customers by spend.")
+    top_category: str | None
+    clv: MoneyOut | None = Field(description="Discounted CLV; null until a CLV run has scored the customer.")
+    p_alive: float | None
+    churn_risk: float | None
+    expected_purchases: float | None
+    computed_at: dt.datetime
+    clv_computed_at: dt.datetime | None
+
+
 class CustomerSummary(Output):
     """The figures at the head of the 360 page; revenue is spend as the analytics count it (``orders/spend.py``)."""
 
@@ -364,6 +382,9 @@ class CustomerSummary(Output):
     owner_name: str | None
     consent: dict[str, str] = Field(
         description="Marketing consent in force per channel: granted, withdrawn, or none (never asked)."
+    )
+    metrics: CustomerMetricsRead | None = Field(
+        default=None, description="RFM segment, decile, CLV and churn risk as last computed; null before."
     )
 
 

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from kizuna.auth import service as auth
 from kizuna.customers import consent, service
 from kizuna.customers.models import Consent
-from kizuna.customers.schemas import Channel, CustomerSummary, SpendRead
+from kizuna.analytics.models import CustomerMetrics
+from kizuna.customers.schemas import Channel, CustomerMetricsRead, CustomerSummary, SpendRead
 from kizuna.customers.timeline import ACTIVITY_KINDS, timeline
 from kizuna.orders.spend import SpendTotal, spend_totals
 
@@ -53,6 +54,7 @@ def customer_summary(
         consents = consent.decisions_in_force(session, customer.id)
     marketing = {c.channel: c.status for c in consents if c.purpose == consent.MARKETING}
     in_force = {channel: marketing.get(channel, NO_DECISION) for channel in CHANNELS}
+    metrics = session.get(CustomerMetrics, customer.id)
     firsts = [t.first_order_at for t in totals if t.first_order_at]
     lasts = [t.last_order_at for t in totals if t.last_order_at]
     return CustomerSummary(
@@ -67,4 +69,5 @@ def customer_summary(
         owner_id=customer.owner_id,
         owner_name=owner_name if customer.owner_id else None,
         consent=in_force,
+        metrics=CustomerMetricsRead.model_validate(metrics) if metrics else None,
     )

@@ -94,3 +94,28 @@ def test_ui_page_shows_what_the_service_read_returns(ui_client, session, person)
         f"#{person['merged']}",
     ):
         assert text in html
+
+
+def test_the_summary_shows_the_persisted_metrics_once_computed(client, ui_client, session, person, db):
+    from decimal import Decimal
+
+    from sqlalchemy import update
+
+    from kizuna.analytics.models import CustomerMetrics
+    from kizuna.analytics.service import refresh_with
+
+    assert client.get(f"/api/v1/customers/{person['id']}/360").json()["summary"]["metrics"] is None
+    assert 'data-testid="summary-metrics"' not in ui_client("viewer").get(f"/customers/{person['id']}").text
+    refresh_with(db)
+    session.execute(
+        update(CustomerMetrics).values(clv=Decimal("12345"), p_alive=0.8, churn_risk=0.2, expected_purchases=1.2)
+    )
+    session.commit()
+    metrics = client.get(f"/api/v1/customers/{person['id']}/360").json()["summary"]["metrics"]
+    # The only customer with an order is the best of every score: R5 F5 is a champion, decile 1.
+    assert (metrics["rfm_segment"], metrics["r"], metrics["f"], metrics["m"], metrics["decile"]) == (
+        "champions", 5, 5, 5, 1
+    )  # fmt: skip
+    assert metrics["clv"] == "12345.00" and metrics["churn_risk"] == 0.2
+    html = ui_client("viewer").get(f"/customers/{person['id']}").text
+    assert 'data-testid="summary-metrics"' in html and "RFMセグメント" in html and "離反リスク 20%" in html
