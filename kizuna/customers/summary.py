@@ -11,10 +11,10 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
+from kizuna.analytics.models import CustomerMetrics
 from kizuna.auth import service as auth
 from kizuna.customers import consent, service
 from kizuna.customers.models import Consent
-from kizuna.analytics.models import CustomerMetrics
 from kizuna.customers.schemas import Channel, CustomerMetricsRead, CustomerSummary, SpendRead
 from kizuna.customers.timeline import ACTIVITY_KINDS, timeline
 from kizuna.orders.spend import SpendTotal, spend_totals
