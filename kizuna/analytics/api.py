@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from kizuna.analytics import service
 from kizuna.analytics.deciles import DecileResult, DecileSpec
+from kizuna.analytics.metrics import MetricsRun
 from kizuna.analytics.rfm import RFMResult, RFMSpec
 from kizuna.web.deps import APIActor, database_url
 
@@ -43,3 +44,9 @@ def deciles(
     """Customers with spend in the period in 10 equal groups (decile 1 spends most)."""
     spec = DecileSpec(start=start, end=end, currency=currency, include_refunds=include_refunds)
     return service.deciles(actor=actor, spec=spec, database_url=database_url(request))
+
+
+@router.post("/refresh", response_model=MetricsRun)
+def refresh(request: Request, actor: APIActor) -> MetricsRun:
+    """Recompute every customer's persisted metrics now (the worker also does it after new data and daily)."""
+    return service.refresh_metrics(actor=actor, database_url=database_url(request))

@@ -13,7 +13,8 @@ from kizuna.analytics.engine import store_session
 from kizuna.analytics.metrics import MetricsSpec
 from kizuna.analytics.models import MetricRun
 from kizuna.auth.permissions import Actor, require
-from kizuna.db import get_engine
+from kizuna.db import get_engine, transaction
+from kizuna.outbox.service import emit
 
 
 def rfm(*, actor: Actor, spec: rfm_analysis.RFMSpec, database_url: str | None = None) -> rfm_analysis.RFMResult:
@@ -50,7 +51,11 @@ def refresh_metrics(
 def refresh_with(engine: Engine, spec: MetricsSpec | None = None) -> metrics.MetricsRun:
     """The refresh on a given engine, without a permission check (the worker's scheduled run)."""
     with store_session(engine.url.render_as_string(hide_password=False), writable=True) as store:
-        return metrics.refresh(store, engine, spec or MetricsSpec())
+        run = metrics.refresh(store, engine, spec or MetricsSpec())
+    # Segments over the metrics (RFM segment, decile, CLV...) re-evaluate on this.
+    with transaction(engine) as session:
+        emit(session, "metrics.refreshed", run.model_dump(mode="json"))
+    return run
 
 
 def last_metrics_run(session: Session) -> MetricRun | None:

@@ -163,3 +163,17 @@ def test_the_worker_refreshes_a_minute_after_new_orders_and_then_daily(db):
     assert reason == "daily" and not more
     local = at.astimezone(JST)
     assert (local.hour, local.minute) == (3, 0) and at - utcnow() <= dt.timedelta(days=1)
+
+
+def test_refresh_over_http_needs_the_refresh_permission_and_tells_segments(client, client_as, db):
+    from kizuna.outbox.models import OutboxMessage
+
+    _shop(db)
+    assert client_as("viewer").post("/api/v1/analytics/refresh").status_code == 403
+    r = client_as("marketer").post("/api/v1/analytics/refresh")
+    assert r.status_code == 200, r.text
+    assert r.json()["customers"] == 12 and r.json()["currency"] == "JPY"
+    assert len(_persisted(db)) == 12
+    with transaction(db) as s:
+        told = s.scalars(select(OutboxMessage.payload).where(OutboxMessage.topic == "metrics.refreshed")).all()
+    assert [m["customers"] for m in told] == [12]
