@@ -77,3 +77,14 @@ def on_message(session: Session, delivery: Delivery) -> None:
     daily = next_daily(utcnow())
     if not _due_before(session, daily, besides=delivery.id):
         emit(session, TOPIC, {"reason": "daily"}, available_at=daily)
+
+
+def waiting_refresh(session: Session) -> dt.datetime | None:
+    """When the next refresh is due, if one is waiting."""
+    return session.scalar(
+        select(OutboxDelivery.available_at)
+        .join(OutboxMessage, OutboxDelivery.message_id == OutboxMessage.id)
+        .where(OutboxMessage.topic == TOPIC, OutboxDelivery.subscriber == SUBSCRIBER, OutboxDelivery.status == "pending")
+        .order_by(OutboxDelivery.available_at)
+        .limit(1)
+    )

@@ -11,17 +11,20 @@ from typing import Any
 
 from fastapi import Request
 from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.orm import Session
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from kizuna.analytics import service
 from kizuna.analytics.deciles import DecileSpec
 from kizuna.analytics.rfm import SEGMENTS, RFMSpec
 from kizuna.errors import KizunaError, ValidationError
-from kizuna.web.deps import database_url
+from kizuna.analytics import subscribers as metrics_schedule
+from kizuna.auth.permissions import require
+from kizuna.web.deps import DB, database_url
 from kizuna.web.forms import translate_error
 from kizuna.web.i18n import translator
-from kizuna.web.session import CurrentViewer, Viewer
-from kizuna.web.ui_base import render, ui_router
+from kizuna.web.session import CurrentViewer, PostingViewer, Viewer
+from kizuna.web.ui_base import render, ui_router, with_notice
 
 router = ui_router()
 
@@ -86,7 +89,7 @@ def _rfm_spec(request: Request) -> RFMSpec:
 
 
 @router.get("/analytics/rfm")
-def rfm_page(request: Request, viewer: CurrentViewer) -> Response:
+def rfm_page(request: Request, viewer: CurrentViewer, session: DB) -> Response:
     t = translator(viewer.lang)
     form = {k: request.query_params.get(k, "") for k in ("as_of", "from", "bins")}
     try:
@@ -122,7 +125,25 @@ def rfm_page(request: Request, viewer: CurrentViewer) -> Response:
         error="",
         chart=chart,
         segment_labels=_segment_labels(t),
+        **_metrics_status(session),
     )
+
+
+def _metrics_status(session: Session) -> dict[str, Any]:
+    """When the persisted per-customer metrics were last computed, and whether a refresh is waiting."""
+    return {
+        "metrics_run": service.last_metrics_run(session),
+        "metrics_waiting": metrics_schedule.waiting_refresh(session),
+    }
+
+
+@router.post("/analytics/refresh")
+def metrics_refresh_now(session: DB, viewer: PostingViewer) -> Response:
+    """Ask the worker to recompute the persisted metrics now (the page shows it waiting until it has run)."""
+    require(viewer.actor, "analytics:refresh")
+    metrics_schedule.request_refresh(session, delay=dt.timedelta(0), reason="ui")
+    session.commit()
+    return with_notice(RedirectResponse("/analytics/rfm", status_code=303), "metrics_refresh_queued")
 
 
 def _segment_labels(t: Any) -> dict[str, tuple[str, str]]:

@@ -124,7 +124,16 @@ env.globals["timeline_kinds"] = TIMELINE_KINDS
 NOTICE_COOKIE = "kizuna_notice"
 # What a page may say after a change succeeded, by key (``notice.<key>`` in the catalogs). Only these keys are
 # read back from the cookie, so nobody can make a page say words of their own choosing.
-NOTICES = ("saved", "created", "deleted", "consent_recorded", "identity_added", "identity_removed", "merged")
+NOTICES = (
+    "saved",
+    "created",
+    "deleted",
+    "consent_recorded",
+    "identity_added",
+    "identity_removed",
+    "merged",
+    "metrics_refresh_queued",
+)
 
 
 def with_notice(response: Response, key: str) -> Response:

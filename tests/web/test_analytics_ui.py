@@ -105,3 +105,23 @@ def test_charts_are_drawn_offline_without_breaking_the_pages_csp(sign_in, live_s
     page.wait_for_selector("[data-drawn=true]")
     assert all(url.startswith(live_server) for url in requests), [u for u in requests if not u.startswith(live_server)]
     assert page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth") <= 0
+
+
+def test_the_rfm_page_says_when_metrics_were_computed_and_queues_a_recompute(ui_client, db):
+    from kizuna.outbox.worker import run_once
+    from tests.web.conftest import csrf_of
+
+    _shop(db)
+    run_once(db, limit=1000)  # the orders ask for a refresh in a minute
+    viewer = ui_client("viewer").get("/analytics/rfm").text
+    assert "顧客指標はまだ計算されていません" in viewer and 'data-testid="metrics-waiting"' in viewer
+    assert 'data-testid="metrics-refresh"' not in viewer  # a viewer may not recompute
+    assert ui_client("viewer").post("/analytics/refresh", data={"csrf_token": csrf_of(viewer)}).status_code == 403
+    marketer = ui_client("marketer")
+    page = marketer.get("/analytics/rfm").text
+    r = marketer.post("/analytics/refresh", data={"csrf_token": csrf_of(page)}, follow_redirects=True)
+    assert r.status_code == 200 and "顧客指標の再計算を受け付けました" in r.text
+    assert marketer.post("/analytics/refresh", data={}).status_code == 403  # no CSRF token
+    run_once(db, limit=1000)
+    page = marketer.get("/analytics/rfm").text
+    assert "最終計算" in page and "(12 人)" in page and 'data-testid="metrics-waiting"' in page  # the daily one
