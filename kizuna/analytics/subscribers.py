@@ -84,7 +84,8 @@ def waiting_refresh(session: Session) -> dt.datetime | None:
     return session.scalar(
         select(OutboxDelivery.available_at)
         .join(OutboxMessage, OutboxDelivery.message_id == OutboxMessage.id)
-        .where(OutboxMessage.topic == TOPIC, OutboxDelivery.subscriber == SUBSCRIBER, OutboxDelivery.status == "pending")
+        .where(OutboxMessage.topic == TOPIC, OutboxDelivery.subscriber == SUBSCRIBER)
+        .where(OutboxDelivery.status == "pending")
         .order_by(OutboxDelivery.available_at)
         .limit(1)
     )

@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from kizuna.analytics import service
+from kizuna.analytics import subscribers as metrics_schedule
 from kizuna.analytics.deciles import DecileSpec
 from kizuna.analytics.rfm import SEGMENTS, RFMSpec
-from kizuna.errors import KizunaError, ValidationError
-from kizuna.analytics import subscribers as metrics_schedule
 from kizuna.auth.permissions import require
+from kizuna.errors import KizunaError, ValidationError
 from kizuna.web.deps import DB, database_url
 from kizuna.web.forms import translate_error
 from kizuna.web.i18n import translator
