@@ -70,7 +70,10 @@ class TooManyAttempts(KizunaError):
 
 
 # Pydantic's context values a translated message may name ({max_length}, {expected} ...).
-_PYDANTIC_CTX_NAMES = ("max_length", "min_length", "expected", "limit", "value", "ge", "le", "gt", "lt", "message")
+_PYDANTIC_CTX_NAMES = (
+    "max_length", "min_length", "expected", "limit", "value", "ge", "le", "gt", "lt", "max_digits", "decimal_places",
+    "message",
+)  # fmt: skip
 
 
 def pydantic_message(error: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
