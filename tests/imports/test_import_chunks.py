@@ -11,8 +11,8 @@ import pytest
 from kizuna.auth.permissions import Actor
 from kizuna.imports import reader, runner
 from kizuna.imports.reader import ByteRange, RangeMisaligned, Record, Source, open_source, range_records, records
-from kizuna.imports.runner import importer_for, run_import
 from kizuna.imports.report import Reason
+from kizuna.imports.runner import importer_for, run_import
 from tests.conftest import clean
 
 SYSTEM = Actor.system("test")
@@ -175,7 +175,9 @@ def test_blank_lines_and_rows_with_too_many_cells(tmp_path):
     path = _write(tmp_path, "\n".join([HEADER, *rows]) + "\n\n\n")
     _assert_same_in_every_size(path)
     expected, errors = _sequential(_source(path))
-    too_wide = Reason("the row has 7 cells but the header has 6", "error.import_too_many_cells", {"cells": 7, "width": 6})
+    too_wide = Reason(
+        "the row has 7 cells but the header has 6", "error.import_too_many_cells", {"cells": 7, "width": 6}
+    )
     assert errors[0] == (5, too_wide)
     assert len(errors) == 20 and len(expected) == 40
 

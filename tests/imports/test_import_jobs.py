@@ -262,7 +262,10 @@ def test_preview_of_orders_names_an_unknown_customer(db: Engine, user: Actor) ->
         shown = preview.preview(s, actor=user, job_id=job_id)
     assert shown.rows[0].errors == []
     reject = shown.rows[1].errors[0]
-    assert "M999" in reject.reason and (reject.key, reject.params) == ("error.import_no_such_customer", {"value": "M999"})
+    assert "M999" in reject.reason and (reject.key, reject.params) == (
+        "error.import_no_such_customer",
+        {"value": "M999"},
+    )
     with transaction(db) as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 0
 
