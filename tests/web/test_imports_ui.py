@@ -310,3 +310,32 @@ def test_an_upload_may_exceed_the_json_body_limit_but_not_the_upload_limit(db: E
         too_big = c.post("/api/v1/imports", data={"kind": "customers"}, files={"file": ("big.csv", data * 2)})
         assert too_big.status_code == 413
         assert c.post("/api/v1/customers", content=b"{" + b" " * 6_000_000 + b"}").status_code == 413
+
+
+def test_every_import_reason_key_is_in_both_catalogs() -> None:
+    """Each key an import reason names (in the importers and the validators they call) has a text in both
+    languages, so no reason reaches the Japanese UI as English."""
+    from pathlib import Path
+
+    from kizuna.web.i18n import catalog
+
+    root = Path(__file__).resolve().parents[2] / "kizuna"
+    sources = [
+        *root.glob("imports/*.py"),
+        *root.glob("*/importer.py"),
+        *root.glob("customers/importer/*.py"),
+        root / "customers/references.py",
+        root / "customers/identities.py",
+        root / "orders/schemas.py",
+        root / "events/schemas.py",
+        root / "catalog/schemas.py",
+        root / "schemas.py",
+    ]
+    keys = set()
+    for path in sources:
+        text = path.read_text(encoding="utf-8")
+        keys |= set(re.findall(r'"(error\.[a-z_]+)"', text))
+        keys |= {f"error.{kind}" for kind in re.findall(r'PydanticCustomError\(\s*"([a-z_]+)"', text)}
+    assert "error.import_no_such_customer" in keys and "error.order_needs_lines" in keys
+    for lang in ("en", "ja"):
+        assert sorted(keys - set(catalog(lang))) == [], lang
