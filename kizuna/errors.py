@@ -7,6 +7,7 @@ the user's language and falls back to the message for errors without one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -66,3 +67,27 @@ class TooManyAttempts(KizunaError):
 
     status_code = 429
     code = "too_many_attempts"
+
+
+# Pydantic's context values a translated message may name ({max_length}, {expected} ...).
+_PYDANTIC_CTX_NAMES = (
+    "max_length", "min_length", "expected", "limit", "value", "ge", "le", "gt", "lt", "max_digits", "decimal_places",
+    "message",
+)  # fmt: skip
+
+
+def pydantic_message(error: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The translation key (``error.<type>``) and params of one of Pydantic's errors.
+
+    The one mapping from Pydantic's error types to catalog keys, for the UI's forms and the import's rejects
+    alike; a type without a text in the catalogs is shown with Pydantic's English message.
+    """
+    kind = str(error.get("type", ""))
+    if kind in ("too_long", "too_short") and isinstance(error.get("input"), str):
+        # A length limit on an annotated text type (Text, Kana) is reported as a sequence's: it is about characters.
+        kind = f"string_{kind}"
+    ctx = error.get("ctx") or {}
+    params = {name: ctx[name] for name in _PYDANTIC_CTX_NAMES if name in ctx}
+    if "value" not in params and isinstance(error.get("input"), (str, int, float)):
+        params["value"] = error["input"]
+    return f"error.{kind}", params

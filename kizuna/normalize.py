@@ -40,7 +40,7 @@ def normalize_text(value: object | None) -> str | None:
     text = " ".join(unicodedata.normalize("NFKC", str(value)).split())
     if "\x00" in text:
         # PostgreSQL cannot store NUL; refusing it here makes it a per-row error, not a failed batch.
-        raise ValidationError("text contains a NUL character")
+        raise ValidationError("text contains a NUL character", key="error.text_nul")
     return text or None
 
 

@@ -224,7 +224,11 @@ def check_money(value: Decimal, what: str) -> Decimal:
     from kizuna.db import MONEY_LIMIT
 
     if abs(value) >= MONEY_LIMIT:
-        raise ValueError(f"{what} {value} is beyond the largest amount stored (less than 10^16)")
+        raise PydanticCustomError(
+            "money_too_large",
+            "{what} {value} is beyond the largest amount stored (less than 10^16)",
+            {"what": what, "value": str(value)},
+        )
     return value
 
 

@@ -23,6 +23,7 @@ from kizuna.imports.importer import (
     ignore_warning,
 )
 from kizuna.imports.reader import Columns, Record
+from kizuna.imports.report import Reason
 from kizuna.imports.values import parse_decimal
 
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -74,7 +75,15 @@ class ProductImporter(PlainImporter):
         for sku, values in wanted.items():
             product = stored.get(sku)
             if product is None and "name" not in values:
-                report.reject(lines[sku], "name", f"name: empty, and SKU '{sku}' is not a known product")
+                report.reject(
+                    lines[sku],
+                    "name",
+                    Reason(
+                        f"name: empty, and SKU '{sku}' is not a known product",
+                        "error.import_new_product_without_name",
+                        {"sku": sku},
+                    ),
+                )
             elif product is None:
                 values.setdefault("currency", currency)
                 session.add(Product(attributes={}, **values))

@@ -54,7 +54,12 @@ def _token(pattern: str, what: str) -> Callable[[str], str | None]:
         if text is None:
             return None
         if not compiled.fullmatch(text):
-            raise ValidationError(f"{text[:40]!r} is not a valid {what}", field="value")
+            raise ValidationError(
+                f"{text[:40]!r} is not a valid {what}",
+                field="value",
+                key="error.identity_invalid",
+                params={"value": text[:40]},
+            )
         return text
 
     return check
@@ -118,7 +123,7 @@ def normalise(kind_name: str, value: object) -> str:
         raise ValidationError("an identity value is text", field="value")
     stored = kind(kind_name).normalise(value)
     if not stored:
-        raise ValidationError(f"an empty {kind_name} is not an identity", field="value")
+        raise ValidationError(f"an empty {kind_name} is not an identity", field="value", key="error.identity_empty")
     return stored
 
 

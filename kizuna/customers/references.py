@@ -16,6 +16,7 @@ from kizuna.customers.models import Customer, CustomerIdentity, in_index_of
 from kizuna.customers.service import resolve_id
 from kizuna.errors import KizunaError
 from kizuna.imports.importer import RowRejected, chunked, field_error
+from kizuna.imports.report import Reason
 from kizuna.imports.values import parse_int
 from kizuna.normalize import normalize_email, normalize_text
 
@@ -49,15 +50,15 @@ def parse_customer_ref(raw: dict[str, Any]) -> tuple[str, Any] | None:
                     return name, parse_int(raw[name])
                 return name, normalize_text(raw[name])
             except (KizunaError, ValueError) as exc:
-                raise RowRejected([field_error(name, getattr(exc, "message", exc))]) from None
+                raise RowRejected([field_error(name, exc)]) from None
     return None
 
 
-def describe_missing(ref: tuple[str, Any]) -> tuple[str, str]:
+def describe_missing(ref: tuple[str, Any]) -> tuple[str, Reason]:
     """(field, reason) for a reference that names no customer."""
     kind, value = ref
     what = "Kizuna id" if kind == "kizuna_customer_id" else kind.removeprefix("customer_")
-    return kind, f"{kind}: no customer with {what} '{value}'"
+    return kind, Reason(f"{kind}: no customer with {what} '{value}'", "error.import_no_such_customer", {"value": value})
 
 
 def resolve_customers(session: Session, refs: set[tuple[str, Any]]) -> dict[tuple[str, Any], int]:

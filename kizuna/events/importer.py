@@ -38,6 +38,7 @@ from kizuna.imports.importer import (
     ignore_warning,
 )
 from kizuna.imports.reader import Columns, Record
+from kizuna.imports.report import Reason
 from kizuna.imports.values import nfkc, parse_datetime
 from kizuna.outbox.service import emit_rows, json_object
 
@@ -92,14 +93,17 @@ class EventImporter(PlainImporter):
 
     def parse(self, record: Record, options: ImportOptions, warn: Warn = ignore_warning) -> EventRow:
         raw = record.values
-        errors: list[tuple[str, str]] = []
+        errors: list[tuple[str, Reason]] = []
         customer = None
         try:
             customer = parse_customer_ref(raw)
         except RowRejected as exc:
             errors.extend(exc.errors)
         if customer is None and not errors and "anonymous_id" not in raw:
-            errors.append(("customer_external_id", "customer_external_id: the row names no customer or anonymous_id"))
+            reason = Reason(
+                "customer_external_id: the row names no customer or anonymous_id", "error.import_no_customer_or_visitor"
+            )
+            errors.append(("customer_external_id", reason))
         values: dict[str, Any] = {}
         for name in ("type", "channel", "anonymous_id", "source"):
             if name in raw:
@@ -112,7 +116,7 @@ class EventImporter(PlainImporter):
             except ValueError as exc:
                 errors.append(field_error("occurred_at", exc))
         else:
-            errors.append(("occurred_at", "occurred_at: empty"))
+            errors.append(("occurred_at", Reason("occurred_at: empty", "error.import_empty")))
         properties: dict[str, Any] = {}
         if "properties" in raw:
             props = raw["properties"]
@@ -122,7 +126,9 @@ class EventImporter(PlainImporter):
                     raise ValueError("must be a JSON object")
                 properties.update(props)
             except (ValueError, RecursionError) as exc:
-                errors.append(field_error("properties", f"not a JSON object ({exc})"))
+                errors.append(
+                    field_error("properties", Reason(f"not a JSON object ({exc})", "error.import_not_json_object"))
+                )
         properties.update((k.strip(), v) for k, v in record.extras.items() if k.strip() not in _BOOKKEEPING)
         values["properties"] = properties
         if errors:

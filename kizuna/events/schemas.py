@@ -4,6 +4,7 @@ import datetime as dt
 from typing import Literal
 
 from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from kizuna.schemas import FreeJSON, Input, Output, StoredJSON, Text, UTCTime
 
@@ -24,7 +25,7 @@ class EventCreate(Input):
     @model_validator(mode="after")
     def _someone(self) -> EventCreate:
         if self.customer_id is None and not self.anonymous_id:
-            raise ValueError("an event needs a customer_id or an anonymous_id")
+            raise PydanticCustomError("event_needs_customer", "an event needs a customer_id or an anonymous_id")
         return self
 
 

@@ -50,7 +50,15 @@ def preview_job(job_id: int, data: MappingChange, session: DB, actor: APIActor) 
     job = jobs.update_mapping(session, actor=actor, job_id=job_id, mapping=data.mapping, encoding=data.encoding)
     session.commit()
     shown = preview.preview(session, actor=actor, job_id=job.id)
-    rows = [PreviewRowRead(line=r.line, values=r.values, errors=r.errors, warnings=r.warnings) for r in shown.rows]
+    rows = [
+        PreviewRowRead(
+            line=r.line,
+            values=r.values,
+            errors=[e.reason for e in r.errors],
+            warnings=[w.reason for w in r.warnings],
+        )
+        for r in shown.rows
+    ]
     return PreviewRead(job=ImportJobRead.of(job), fields=shown.fields, rows=rows, problem=shown.problem)
 
 
@@ -73,7 +81,8 @@ def run(
 
 @router.get("/{job_id}/rejects", response_class=StreamingResponse, responses={200: {"content": {"text/csv": {}}}})
 def rejects(job_id: int, session: DB, actor: APIActor) -> StreamingResponse:
-    """The rejected rows and warnings as CSV (``line,field,reason``); formula-like cells are neutralised."""
+    """The rejected rows and warnings as CSV: ``line,field,reason,reason_code,severity`` and the row's own cells
+    (see ``jobs.rejects_csv``); formula-like cells are neutralised."""
     chunks = jobs.rejects_csv(session, actor=actor, job_id=job_id)
     job = jobs.get_job(session, actor=actor, job_id=job_id)
     return StreamingResponse(chunks, media_type="text/csv; charset=utf-8", headers=download_headers(job))

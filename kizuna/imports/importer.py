@@ -16,8 +16,10 @@ from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from kizuna.auth.permissions import Actor
+from kizuna.errors import KizunaError, pydantic_message
 from kizuna.imports.reader import Columns, Record
-from kizuna.imports.report import ImportReport
+from kizuna.imports.report import ImportReport, Reason
+from kizuna.imports.values import CellError
 
 
 @dataclass(frozen=True)
@@ -57,20 +59,20 @@ class Rejected:
     """A row ``parse`` refused: (field, reason) pairs."""
 
     line: int
-    errors: list[tuple[str, str]]
+    errors: list[tuple[str, Reason]]
 
 
 class RowRejected(Exception):
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
+    def __init__(self, errors: list[tuple[str, Reason]]) -> None:
         super().__init__("; ".join(f"{f}: {r}" for f, r in errors))
         self.errors = errors
 
 
 # Receives (field, reason) for a value ``parse`` left out of a row it otherwise accepted.
-Warn = Callable[[str, str], None]
+Warn = Callable[[str, Reason], None]
 
 
-def ignore_warning(field: str, reason: str) -> None:
+def ignore_warning(field: str, reason: Reason) -> None:
     """The ``warn`` of a caller that does not report warnings (tests that parse rows by hand)."""
 
 
@@ -79,7 +81,7 @@ class Warned:
     """What ``parse`` left out of an accepted row: (field, reason) pairs, reported as warnings."""
 
     line: int
-    warnings: list[tuple[str, str]]
+    warnings: list[tuple[str, Reason]]
 
 
 class Importer(Protocol):
@@ -152,8 +154,9 @@ def chunked(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def errors_from(exc: pydantic.ValidationError) -> list[tuple[str, str]]:
-    """(field, reason) for each problem Pydantic found, with the offending value quoted."""
+def errors_from(exc: pydantic.ValidationError) -> list[tuple[str, Reason]]:
+    """(field, reason) for each problem Pydantic found, with the offending value quoted; the reason's key is the
+    one the UI's forms show for the same error (``kizuna.errors.pydantic_message``)."""
     out = []
     for error in exc.errors():
         field = ".".join(str(p) for p in error["loc"]) or "row"
@@ -161,9 +164,19 @@ def errors_from(exc: pydantic.ValidationError) -> list[tuple[str, str]]:
         value = error.get("input")
         if isinstance(value, str) and value not in message:
             message = f"{message} (got '{value}')"
-        out.append((field, f"{field}: {message}"))
+        key, params = pydantic_message(error)
+        if key != "error.value_error":
+            params.pop("message", None)  # the English message is the text; only value_error's shows it
+        out.append((field, Reason(f"{field}: {message}", key, params)))
     return out
 
 
-def field_error(field: str, exc: Exception | str) -> tuple[str, str]:
-    return field, f"{field}: {exc}"
+def field_error(field: str, exc: Exception | Reason) -> tuple[str, Reason]:
+    """(field, reason) for a value a parser refused: a Reason, a KizunaError or a ValueError of
+    ``kizuna.imports.values`` (each names its key; any other error is shown as its English message)."""
+    if isinstance(exc, Reason):
+        return field, exc.reworded(f"{field}: {exc.text}")
+    if isinstance(exc, KizunaError | CellError) and exc.key:
+        text = exc.message if isinstance(exc, KizunaError) else str(exc)
+        return field, Reason(f"{field}: {text}", exc.key, exc.params)
+    return field, Reason(f"{field}: {exc}", "error.value_error", {"message": str(exc)})

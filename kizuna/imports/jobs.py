@@ -10,11 +10,13 @@ kind of import makes idempotent (see ``tests/imports/test_import_jobs.py``).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime as dt
 import io
+import itertools
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,7 +39,9 @@ from kizuna.imports.reader import (
     detect_encoding,
     map_headers,
     open_source,
+    report_columns,
 )
+from kizuna.imports.report import REPORT_COLUMNS, Reject, ReportEntry, read_report
 from kizuna.imports.runner import KINDS, importer_for
 from kizuna.outbox.service import emit
 
@@ -166,10 +170,14 @@ def propose_mapping(kind: str, headers: list[str], suffix: str = ".csv") -> dict
     except ImportFileError:
         found = {}
     rest = TO_ATTRIBUTES if kind == "events" else IGNORE
+    reported = set(report_columns(headers))
     seen: dict[str, str] = {}
     taken: set[str] = set()
     for header in headers:
         if not header.strip() or header in seen:
+            continue
+        if header in reported:
+            seen[header] = IGNORE  # a corrected reject report: why the row was rejected is no data
             continue
         target = found.get(header)
         # Two headers that name one field (JSON keys may): the first keeps it.
@@ -349,30 +357,74 @@ def is_stalled(job: ImportJob, now: dt.datetime | None = None) -> bool:
 # --- the reject report -----------------------------------------------------------------------------------------
 
 
-def rejects_csv(session: Session, *, actor: Actor, job_id: int) -> Iterator[bytes]:
-    """The job's reject report (``line,field,reason``, UTF-8 with BOM) with every cell a spreadsheet would run
-    as a formula neutralised, as the exports do."""
+# How a reject or warning is shown to the person downloading the report: (field, reason) in their language.
+Describe = Callable[[Reject, bool], tuple[str, str]]
+
+
+def english(reject: Reject, warning: bool) -> tuple[str, str]:
+    """The field and reason as the report file stores them (the API's and the CLI's language)."""
+    return reject.field, f"warning: {reject.reason}" if warning else reject.reason
+
+
+def rejects_csv(session: Session, *, actor: Actor, job_id: int, describe: Describe = english) -> Iterator[bytes]:
+    """The job's reject report as a file to correct and import again (UTF-8 with BOM): one row per rejected or
+    warned line, ``line,field,reason,reason_code,severity`` and then the row's own cells under the file's own
+    header. A line with several problems lists them one per line of text in one cell, codes likewise;
+    ``severity`` is ``error`` when the row was rejected, ``warning`` when it was imported without a value.
+    Reasons are worded by ``describe``; every cell a spreadsheet would run as a formula is neutralised, as the
+    exports do."""
+    headers, entries = read_report(_report_path(session, actor=actor, job_id=job_id))
+    return _report_rows(headers, entries, describe)
+
+
+def report_entries(session: Session, *, actor: Actor, job_id: int, limit: int = 100) -> list[ReportEntry]:
+    """The first ``limit`` rejects and warnings of the job's report, in line order (the job page's list)."""
+    job = get_job(session, actor=actor, job_id=job_id)
+    if not job.report_name or not (path := imports_dir() / Path(job.report_name).name).is_file():
+        return []
+    _, entries = read_report(path)
+    with contextlib.closing(entries):
+        return list(itertools.islice(entries, limit))
+
+
+def _report_path(session: Session, *, actor: Actor, job_id: int) -> Path:
     job = get_job(session, actor=actor, job_id=job_id)
     if not job.report_name:
         raise NotFound(f"import {job.id} has no reject report", key="imports.error.no_report")
     path = imports_dir() / Path(job.report_name).name
     if not path.is_file():
         raise NotFound(f"the reject report of import {job.id} is gone", key="imports.error.no_report")
-    return _neutralised(path)
+    return path
 
 
-def _neutralised(path: Path) -> Iterator[bytes]:
+def _report_rows(headers: list[str], entries: Iterator[ReportEntry], describe: Describe) -> Iterator[bytes]:
     out = io.StringIO()
     writer = csv.writer(out)
     yield codecs.BOM_UTF8
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        for n, row in enumerate(csv.reader(fh)):
-            writer.writerow([neutralize(cell) for cell in row])
-            if n % 1000 == 0:
-                yield out.getvalue().encode()
-                out.seek(0)
-                out.truncate()
+    writer.writerow([neutralize(cell) for cell in (*REPORT_COLUMNS, *headers)])
+    for n, group in enumerate(_by_line(entries)):
+        shown = [describe(e.reject, e.warning) for e in group]
+        row = [
+            str(group[0].reject.line),
+            "\n".join(field for field, _ in shown),
+            "\n".join(reason for _, reason in shown),
+            "\n".join(e.reject.code for e in group),
+            "warning" if all(e.warning for e in group) else "error",
+            *group[0].cells,
+        ]
+        writer.writerow([neutralize(cell) for cell in row])
+        if n % 1000 == 0:
+            yield out.getvalue().encode()
+            out.seek(0)
+            out.truncate()
     yield out.getvalue().encode()
+
+
+def _by_line(entries: Iterator[ReportEntry]) -> Iterator[list[ReportEntry]]:
+    """Consecutive entries of one line together (the report is in line order): a row to fix appears once, so
+    the corrected file imports each row once."""
+    for _, group in itertools.groupby(entries, key=lambda e: e.reject.line):
+        yield list(group)
 
 
 def report_file_name(job: ImportJob) -> str:

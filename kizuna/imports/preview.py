@@ -23,6 +23,7 @@ from kizuna.imports.importer import ImportOptions, RowRejected
 from kizuna.imports.jobs import check, file_path, get_job, options_of
 from kizuna.imports.models import ImportJob
 from kizuna.imports.reader import SPLITTABLE_ENCODINGS, ImportFileError, Source, records
+from kizuna.imports.report import Reason, Reject
 from kizuna.imports.runner import importer_for, run_import
 
 PREVIEW_ROWS = 20
@@ -32,10 +33,13 @@ _SAMPLE_BYTES = 4 << 20
 
 @dataclass
 class PreviewRow:
+    """A row of the preview; its errors and warnings carry their catalog keys, so the page shows them in the
+    viewer's language."""
+
     line: int
     values: dict[str, str]
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    errors: list[Reject] = field(default_factory=list)
+    warnings: list[Reject] = field(default_factory=list)
 
 
 @dataclass
@@ -59,7 +63,7 @@ def preview(session: Session, *, actor: Actor, job_id: int, limit: int = PREVIEW
         return Preview(rows=[], fields=[], problem=exc.message)
     overrides, attributes = options_of(job)
     options = ImportOptions(file_name=job.file_name, extra_to_attributes=attributes)
-    read_errors: list[tuple[int, str]] = []
+    read_errors: list[tuple[int, Reason]] = []
     rows: list[PreviewRow] = []
     next_line: int | None = None
     try:
@@ -67,18 +71,19 @@ def preview(session: Session, *, actor: Actor, job_id: int, limit: int = PREVIEW
             if len(rows) >= limit:
                 next_line = record.line
                 break
-            warnings: list[tuple[str, str]] = []
+            warnings: list[tuple[str, Reason]] = []
             try:
                 parsed = importer.parse(record, options, lambda f, r, w=warnings: w.append((f, r)))
             except RowRejected as exc:
-                rows.append(PreviewRow(record.line, _shown(record.values), [r for _, r in exc.errors]))
+                rows.append(PreviewRow(record.line, _shown(record.values), _rejects(record.line, exc.errors)))
                 continue
-            rows.append(PreviewRow(record.line, _shown(importer.preview_values(parsed)), [], [r for _, r in warnings]))
+            shown = _shown(importer.preview_values(parsed))
+            rows.append(PreviewRow(record.line, shown, [], _rejects(record.line, warnings)))
     except (csv.Error, UnicodeDecodeError) as exc:
         return Preview(rows=rows, fields=[], problem=str(exc))
     for line, reason in read_errors:
         if next_line is None or line < next_line:
-            rows.append(PreviewRow(line, {}, [reason]))
+            rows.append(PreviewRow(line, {}, _rejects(line, [("row", reason)])))
     rows.sort(key=lambda r: r.line)
     rows = rows[:limit]
     _dry_run_sample(session.get_bind(), job, source, rows, next_line, actor, overrides, attributes)
@@ -133,15 +138,19 @@ def _dry_run_sample(
         return
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    errors: dict[int, list[str]] = {}
-    warnings: dict[int, list[str]] = {}
+    errors: dict[int, list[Reject]] = {}
+    warnings: dict[int, list[Reject]] = {}
     for r in report.rejects:
-        errors.setdefault(r.line, []).append(r.reason)
+        errors.setdefault(r.line, []).append(r)
     for w in report.warnings:
-        warnings.setdefault(w.line, []).append(w.reason)
+        warnings.setdefault(w.line, []).append(w)
     for row in rows:
         row.errors = errors.get(row.line, [])
         row.warnings = warnings.get(row.line, [])
+
+
+def _rejects(line: int, problems: list[tuple[str, Reason]]) -> list[Reject]:
+    return [Reject(line, name, r.text, r.key, r.params) for name, r in problems]
 
 
 def _shown(values: Mapping[str, Any]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kizuna.errors import KizunaError
+from kizuna.imports.report import REPORT_COLUMNS, Reason
 
 # Shift_JIS is read as its Windows superset: plain shift_jis fails on ①, ～ and 髙, which Japanese files contain.
 JAPANESE_ENCODINGS = ("cp932", "euc_jp", "iso2022_jp")
@@ -284,6 +285,7 @@ def open_source(
             headers = next(csv.reader(fh), None) or []
         if not any(h.strip() for h in headers):
             raise ImportFileError(f"{path.name}: the file is empty or has no header line")
+        overrides = {**dict.fromkeys(report_columns(headers), "-"), **(overrides or {})}
         mapping = map_headers(headers, columns, overrides)
     unmapped = list(
         dict.fromkeys(h for h in headers if h.strip() and h not in mapping and h.strip() not in (overrides or {}))
@@ -301,6 +303,14 @@ def open_source(
             if header not in mapping:
                 source.key_index.pop(header_key(header), None)
     return source
+
+
+def report_columns(headers: Sequence[str]) -> list[str]:
+    """The reject report's own columns (line, reason ...) when the file is a corrected reject report: they say
+    why the row was rejected, not what it holds, so an import ignores them."""
+    if all(headers.count(name) == 1 for name in REPORT_COLUMNS):
+        return list(REPORT_COLUMNS)
+    return []
 
 
 def _jsonl_keys(path: Path, encoding: str, sample_lines: int = 1000) -> list[str]:
@@ -339,7 +349,7 @@ class RecordStream(Iterator[Record]):
     source to worker processes (``split_csv`` / ``range_records``), reporting read errors as ``errors`` would.
     """
 
-    def __init__(self, source: Source, errors: list[tuple[int, str]] | None) -> None:
+    def __init__(self, source: Source, errors: list[tuple[int, Reason]] | None) -> None:
         self.source = source
         self.errors = errors
         self._rows: Iterator[Record] | None = None
@@ -372,7 +382,7 @@ class RecordStream(Iterator[Record]):
         return _csv_file_records(self.source, start, self.errors)
 
 
-def records(source: Source, *, errors: list[tuple[int, str]] | None = None) -> RecordStream:
+def records(source: Source, *, errors: list[tuple[int, Reason]] | None = None) -> RecordStream:
     """The data rows in file order. Rows that cannot even be read (bad JSON) go to ``errors`` as (line, reason)."""
     return RecordStream(source, errors)
 
@@ -384,7 +394,7 @@ def _range_encoding(source: Source, start: int) -> str:
     return source.encoding
 
 
-def _csv_file_records(source: Source, piece: ByteRange, errors: list[tuple[int, str]] | None) -> Iterator[Record]:
+def _csv_file_records(source: Source, piece: ByteRange, errors: list[tuple[int, Reason]] | None) -> Iterator[Record]:
     with source.path.open("rb") as raw:
         raw.seek(piece.start)
         with io.TextIOWrapper(raw, encoding=_range_encoding(source, piece.start), newline="") as fh:
@@ -399,7 +409,7 @@ def _csv_records(
     *,
     first_line: int,
     skip_header: bool,
-    errors: list[tuple[int, str]] | None,
+    errors: list[tuple[int, Reason]] | None,
     end_marker: str | None = None,
 ) -> Iterator[Record]:
     """CSV lines (split like a file opened with newline="") as Records: the one copy of the reading rules.
@@ -427,7 +437,16 @@ def _csv_records(
             continue
         if len(row) > width and any(cell.strip() for cell in row[width:]):
             if errors is not None:
-                errors.append((line, f"the row has {len(row)} cells but the header has {width}"))
+                errors.append(
+                    (
+                        line,
+                        Reason(
+                            f"the row has {len(row)} cells but the header has {width}",
+                            "error.import_too_many_cells",
+                            {"cells": len(row), "width": width},
+                        ),
+                    )
+                )
             continue
         values: dict[str, Any] = {}
         extra: dict[str, Any] = {}
@@ -493,7 +512,7 @@ def _safe_cut(buf: bytes, floor: int) -> int | None:
     return cut
 
 
-def range_records(source: Source, piece: ByteRange, errors: list[tuple[int, str]]) -> Iterator[Record]:
+def range_records(source: Source, piece: ByteRange, errors: list[tuple[int, Reason]]) -> Iterator[Record]:
     """The Records of one range from ``split_csv``, read exactly as ``records()`` reads them (in a worker).
 
     Raises RangeMisaligned, after whatever it yielded, when the range does not end at a row boundary; those
@@ -526,7 +545,7 @@ def range_records(source: Source, piece: ByteRange, errors: list[tuple[int, str]
         raise RangeMisaligned(str(exc)) from exc
 
 
-def _jsonl_records(source: Source, errors: list[tuple[int, str]] | None) -> Iterator[Record]:
+def _jsonl_records(source: Source, errors: list[tuple[int, Reason]] | None) -> Iterator[Record]:
     index = source.key_index
     with source.path.open(encoding=source.encoding) as fh:
         for line, text in enumerate(fh, start=1):
@@ -536,15 +555,16 @@ def _jsonl_records(source: Source, errors: list[tuple[int, str]] | None) -> Iter
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
                 if errors is not None:
-                    errors.append((line, f"not valid JSON: {exc.msg} at column {exc.colno}"))
+                    reason = f"not valid JSON: {exc.msg} at column {exc.colno}"
+                    errors.append((line, Reason(reason, "error.import_bad_json", {"column": exc.colno})))
                 continue
             except RecursionError:  # nested deeper than Python's parser goes
                 if errors is not None:
-                    errors.append((line, "JSON nested too deep"))
+                    errors.append((line, Reason("JSON nested too deep", "error.import_json_too_deep")))
                 continue
             if not isinstance(obj, dict):
                 if errors is not None:
-                    errors.append((line, "each line must be a JSON object"))
+                    errors.append((line, Reason("each line must be a JSON object", "error.import_not_object")))
                 continue
             values: dict[str, Any] = {}
             extra: dict[str, Any] = {}
@@ -557,3 +577,46 @@ def _jsonl_records(source: Source, errors: list[tuple[int, str]] | None) -> Iter
                 else:
                     extra[key] = value
             yield Record(line, values, extra)
+
+
+def original_rows(source: Source, lines: set[int]) -> tuple[list[str], dict[int, list[str]]]:
+    """The file's own header and the cells of ``lines`` as the file has them (for a reject report a user can
+    correct and import again). Lines are counted as ``records`` counts them; a JSON Lines file's objects are
+    laid out under the union of their keys, with nested values as JSON text."""
+    found: dict[int, list[str]] = {}
+    if not lines:
+        return list(source.headers), found
+    if source.format == "jsonl":
+        objects: dict[int, dict[str, Any]] = {}
+        with source.path.open(encoding=source.encoding) as fh:
+            for line, text in enumerate(fh, start=1):
+                if line in lines:
+                    try:
+                        obj = json.loads(text)
+                    except (ValueError, RecursionError):
+                        obj = None
+                    objects[line] = obj if isinstance(obj, dict) else {}
+                    if len(objects) == len(lines):
+                        break
+        keys = list(dict.fromkeys(k for obj in objects.values() for k in obj))
+        return keys, {line: [_cell_text(obj.get(k)) for k in keys] for line, obj in objects.items()}
+    with source.path.open(encoding=source.encoding, newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        previous_end = reader.line_num
+        for row in reader:
+            line = 1 + previous_end
+            previous_end = reader.line_num
+            if line in lines:
+                found[line] = row
+                if len(found) == len(lines):
+                    break
+    return list(source.headers), found
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)

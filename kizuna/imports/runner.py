@@ -50,11 +50,12 @@ from kizuna.imports.reader import (
     RecordStream,
     Source,
     open_source,
+    original_rows,
     range_records,
     records,
     split_csv,
 )
-from kizuna.imports.report import ImportReport, default_report_path
+from kizuna.imports.report import ImportReport, Reason, default_report_path
 from kizuna.imports.staging import new_stage_dir, remove_stale_stage_dirs
 from kizuna.orders.importer import IMPORTER as ORDERS
 from kizuna.outbox.service import emit
@@ -143,7 +144,7 @@ def run_import(
     for table, _names in importer.bulk_indexes:
         restore_indexes(engine, table)
 
-    read_errors: list[tuple[int, str]] = []
+    read_errors: list[tuple[int, Reason]] = []
     # On SQLite the parser processes hand over big CSV files as staged batches in scratch files of their own.
     staging = not dry_run and engine.dialect.name == "sqlite" and importer.stages and workers > 1
     remove_stale_stage_dirs()  # left by imports killed before they could clean up
@@ -184,7 +185,7 @@ def run_import(
         if stage_dir is not None:
             shutil.rmtree(stage_dir, ignore_errors=True)
         report.seconds = time.perf_counter() - started
-        report.write_csv(report_path or default_report_path(kind))
+        report.write_csv(report_path or default_report_path(kind), lambda lines: original_rows(source, lines))
     return report
 
 
@@ -291,7 +292,7 @@ def _attached(bind: Engine | Connection, batch: Any) -> Iterator[None]:
         batch.path.unlink(missing_ok=True)
 
 
-def _take_read_errors(errors: list[tuple[int, str]], report: ImportReport) -> None:
+def _take_read_errors(errors: list[tuple[int, Reason]], report: ImportReport) -> None:
     for line, reason in errors:
         report.read += 1
         report.reject(line, "row", reason)
@@ -437,7 +438,7 @@ def parse_range(
     sequentially.
     """
     importer = importer_for(kind)
-    read_errors: list[tuple[int, str]] = []
+    read_errors: list[tuple[int, Reason]] = []
     try:
         parsed = _parse_records(importer, range_records(source, piece, read_errors), options, read_errors)
     except RangeMisaligned:
@@ -454,7 +455,10 @@ def parse_range(
 
 
 def _parse_records(
-    importer: Importer, rows: Iterable[Record], options: ImportOptions, read_errors: list[tuple[int, str]] | None = None
+    importer: Importer,
+    rows: Iterable[Record],
+    options: ImportOptions,
+    read_errors: list[tuple[int, Reason]] | None = None,
 ) -> list[Any]:
     out: list[Any] = []
     for record in rows:
@@ -462,7 +466,7 @@ def _parse_records(
         if read_errors:
             out.extend(Rejected(line, [("row", reason)]) for line, reason in read_errors)
             read_errors.clear()
-        warnings: list[tuple[str, str]] = []
+        warnings: list[tuple[str, Reason]] = []
         try:
             parsed = importer.parse(record, options, _collector(warnings))
         except RowRejected as exc:
@@ -477,8 +481,8 @@ def _parse_records(
     return out
 
 
-def _collector(warnings: list[tuple[str, str]]) -> Callable[[str, str], None]:
-    def warn(field: str, reason: str) -> None:
+def _collector(warnings: list[tuple[str, Reason]]) -> Callable[[str, Reason], None]:
+    def warn(field: str, reason: Reason) -> None:
         warnings.append((field, reason))
 
     return warn

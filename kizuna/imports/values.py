@@ -1,7 +1,7 @@
 """Parsing the cell values spreadsheets and shop systems write: Japanese dates, yen amounts, はい/いいえ flags.
 
-Each parser takes the raw cell text and returns a typed value or raises ``ValueError`` with a message a user
-can act on; the importer adds the field name and line number.
+Each parser takes the raw cell text and returns a typed value or raises ``CellError`` (a ``ValueError``) with a
+message a user can act on and the catalog key of its translation; the importer adds the field name and line.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from kizuna.config import get_settings
@@ -26,6 +27,15 @@ _TRUE = frozenset(
 )
 _FALSE = frozenset({"false", "f", "0", "no", "n", "いいえ", "無", "なし", "×", "拒否", "不可", "希望しない", "off"})
 _TAG_SEPARATORS = re.compile(r"[,;、;|]")
+
+
+class CellError(ValueError):
+    """A cell that is not the value its column holds: English message, catalog ``key`` and its ``params``."""
+
+    def __init__(self, message: str, key: str, **params: Any) -> None:
+        super().__init__(message)
+        self.key = key
+        self.params = params
 
 
 def nfkc(raw: object) -> str:
@@ -49,7 +59,11 @@ def parse_datetime(raw: object) -> dt.datetime:
         try:
             value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            raise ValueError(f"'{text}' is not a date and time (use 2024-01-05 13:00 or 2024/1/5 13:00)") from None
+            raise CellError(
+                f"'{text}' is not a date and time (use 2024-01-05 13:00 or 2024/1/5 13:00)",
+                "error.import_not_datetime",
+                value=text,
+            ) from None
     else:
         parts = match.groupdict()
         try:
@@ -63,7 +77,7 @@ def parse_datetime(raw: object) -> dt.datetime:
                 int(round(float(parts["f"]) * 1_000_000)) if parts["f"] else 0,
             )
         except ValueError as exc:
-            raise ValueError(f"'{text}' is not a valid date: {exc}") from None
+            raise CellError(f"'{text}' is not a valid date: {exc}", "error.import_date_invalid", value=text) from None
         if parts["tz"]:
             value = value.replace(tzinfo=dt.datetime.fromisoformat("2000-01-01T00:00" + _offset(parts["tz"])).tzinfo)
     if value.tzinfo is None:
@@ -87,13 +101,19 @@ def parse_date(raw: object) -> dt.date:
     match = _DATE.match(text)
     midnight = match is not None and not any(int(match[p] or 0) for p in ("H", "M", "S")) and not match["tz"]
     if match is None:
-        raise ValueError(f"'{text}' is not a date (use 2024-01-05, 2024/1/5 or 2024年1月5日)")
+        raise CellError(
+            f"'{text}' is not a date (use 2024-01-05, 2024/1/5 or 2024年1月5日)", "error.import_not_date", value=text
+        )
     if (match["H"] is not None and not midnight) or (match["f"] and float(match["f"])):
-        raise ValueError(f"'{text}' has a time of day where a date is expected (use 2024-01-05)")
+        raise CellError(
+            f"'{text}' has a time of day where a date is expected (use 2024-01-05)",
+            "error.import_date_has_time",
+            value=text,
+        )
     try:
         return dt.date(int(match["y"]), int(match["m"]), int(match["d"]))
     except ValueError as exc:
-        raise ValueError(f"'{text}' is not a valid date: {exc}") from None
+        raise CellError(f"'{text}' is not a valid date: {exc}", "error.import_date_invalid", value=text) from None
 
 
 def parse_decimal(raw: object) -> Decimal:
@@ -102,9 +122,9 @@ def parse_decimal(raw: object) -> Decimal:
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise ValueError(f"'{nfkc(raw)}' is not an amount") from None
+        raise CellError(f"'{nfkc(raw)}' is not an amount", "error.import_not_amount", value=nfkc(raw)) from None
     if not value.is_finite():
-        raise ValueError(f"'{nfkc(raw)}' is not an amount")
+        raise CellError(f"'{nfkc(raw)}' is not an amount", "error.import_not_amount", value=nfkc(raw))
     return value
 
 
@@ -113,7 +133,7 @@ def parse_int(raw: object) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ValueError(f"'{text}' is not a whole number") from None
+        raise CellError(f"'{text}' is not a whole number", "error.import_not_whole_number", value=text) from None
 
 
 def parse_bool(raw: object) -> bool:
@@ -123,7 +143,11 @@ def parse_bool(raw: object) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise ValueError(f"'{nfkc(raw)}' is not yes or no (use true/false, 1/0 or はい/いいえ)")
+    raise CellError(
+        f"'{nfkc(raw)}' is not yes or no (use true/false, 1/0 or はい/いいえ)",
+        "error.import_not_yes_no",
+        value=nfkc(raw),
+    )
 
 
 def split_tags(raw: object) -> list[str]:

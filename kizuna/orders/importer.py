@@ -38,6 +38,7 @@ from kizuna.imports.importer import (
     ignore_warning,
 )
 from kizuna.imports.reader import Columns, Record
+from kizuna.imports.report import Reason
 from kizuna.imports.values import nfkc, parse_datetime, parse_decimal, parse_int
 from kizuna.normalize import normalize_text
 from kizuna.orders.models import Order, OrderLine
@@ -142,7 +143,7 @@ class OrderLineRow:
     order_id: str
     header: dict[str, Any] = field(default_factory=dict)
     items: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[tuple[str, str]] = field(default_factory=list)
+    errors: list[tuple[str, Reason]] = field(default_factory=list)
     product_names: dict[str, str] = field(default_factory=dict)
 
 
@@ -160,7 +161,7 @@ class OrderImporter(PlainImporter):
         raw = record.values
         order_id = normalize_text(raw.get("external_id"))
         if not order_id:
-            raise RowRejected([("external_id", "external_id: the order id is empty")])
+            raise RowRejected([("external_id", Reason("external_id: the order id is empty", "error.import_empty"))])
         row = OrderLineRow(record.line, order_id)
         _parse_header(row, raw)
         if "lines" in raw:
@@ -170,7 +171,13 @@ class OrderImporter(PlainImporter):
         elif raw.get("line_type") is not None and nfkc(raw["line_type"]).casefold() not in _PRODUCT_LINE_TYPES:
             pass  # a shipping, fee, discount or tax row: the order's total already holds it
         elif any(name in raw for name in _ITEM_FIELDS):
-            warn("sku", "sku: empty, so the row is not imported as a line item (the rest of the order is)")
+            warn(
+                "sku",
+                Reason(
+                    "sku: empty, so the row is not imported as a line item (the rest of the order is)",
+                    "error.import_line_without_sku",
+                ),
+            )
         return row
 
     def preview_values(self, parsed: OrderLineRow) -> dict[str, Any]:
@@ -304,7 +311,9 @@ def _parse_item(row: OrderLineRow, raw: dict[str, Any]) -> None:
         unit = item["amount"] / item["quantity"] if item.get("quantity") else item["amount"]
         item["unit_price"] = unit.quantize(Decimal("0.01"))
     if "unit_price" not in item and not any(f in ("unit_price", "amount") for f, _ in row.errors):
-        row.errors.append(("unit_price", "unit_price: empty (give unit_price or amount)"))
+        row.errors.append(
+            ("unit_price", Reason("unit_price: empty (give unit_price or amount)", "error.import_no_unit_price"))
+        )
     if "product_name" in raw and "sku" in item:
         row.product_names[item["sku"]] = nfkc(raw["product_name"])
     row.items.append(item)
@@ -317,7 +326,9 @@ def _parse_lines(row: OrderLineRow, cell: Any) -> None:
         if not isinstance(lines, list) or not all(isinstance(x, dict) for x in lines):
             raise ValueError("must be a JSON list of objects")
     except ValueError as exc:
-        row.errors.append(field_error("lines", f"not a list of line items ({exc})"))
+        row.errors.append(
+            field_error("lines", Reason(f"not a list of line items ({exc})", "error.import_not_line_items"))
+        )
         return
     for line in lines:
         row.items.append({k: line[k] for k in ("sku", "product_id", *_ITEM_FIELDS) if line.get(k) is not None})
@@ -339,32 +350,50 @@ def _order_data(
     for row in order.rows:
         for name, value in row.header.items():
             if name in header and header[name] != value:
-                raise RowRejected(
-                    [(name, f"{name}: lines of order {order.order_id} disagree ({header[name]} / {value})")]
-                )
+                reason = f"{name}: lines of order {order.order_id} disagree ({header[name]} / {value})"
+                params = {"order": order.order_id, "first": header[name], "other": value}
+                raise RowRejected([(name, Reason(reason, "error.import_order_lines_disagree", params))])
             header[name] = value
     if "ordered_at" not in header:
-        raise RowRejected([("ordered_at", "ordered_at: empty")])
+        raise RowRejected([("ordered_at", Reason("ordered_at: empty", "error.import_empty"))])
     ref = header.pop("customer", None)
     if ref is None:
-        raise RowRejected([("customer_external_id", "customer_external_id: the order names no customer")])
+        raise RowRejected(
+            [
+                (
+                    "customer_external_id",
+                    Reason("customer_external_id: the order names no customer", "error.import_no_customer"),
+                )
+            ]
+        )
     customer_id = customers.get(ref)
     if customer_id is None:
         raise RowRejected([describe_missing(ref)])
     items = [item for r in order.rows for item in r.items]
     if not items and "total_amount" not in header:
-        raise RowRejected([("total_amount", "total_amount: empty, and the order has no line items")])
+        raise RowRejected(
+            [("total_amount", Reason("total_amount: empty, and the order has no line items", "error.import_no_total"))]
+        )
     unknown = sorted({i["sku"] for i in items if "sku" in i} - set(products))
     if unknown and not ctx.options.create_products:
         raise RowRejected(
             [
-                ("sku", f"sku: unknown product '{sku}' (import products first or use --create-products)")
+                (
+                    "sku",
+                    Reason(
+                        f"sku: unknown product '{sku}' (import products first or use --create-products)",
+                        "error.import_unknown_sku",
+                        {"sku": sku},
+                    ),
+                )
                 for sku in unknown
             ]
         )
     missing_ids = sorted({i["product_id"] for i in items if "sku" not in i and "product_id" in i} - product_ids)
     if missing_ids:
-        raise RowRejected([("lines", f"lines: unknown product_id {', '.join(map(str, missing_ids))}")])
+        listed = ", ".join(map(str, missing_ids))
+        reason = Reason(f"lines: unknown product_id {listed}", "error.import_unknown_product_id", {"ids": listed})
+        raise RowRejected([("lines", reason)])
     try:
         data = OrderCreate(customer_id=customer_id, lines=items, **header)
     except pydantic.ValidationError as exc:
@@ -387,18 +416,28 @@ def _order_data(
     return data
 
 
-def _reject_order(ctx: WriteContext, order: OrderRows, errors: list[tuple[str, str]]) -> None:
+def _reject_order(ctx: WriteContext, order: OrderRows, errors: list[tuple[str, Reason]]) -> None:
     """Every line of the order is reported: the ones at fault with their reason, the rest as rejected with it."""
-    faulty = {r.line for r in order.rows if r.errors}
-    summary = "; ".join(reason for _, reason in errors)
+    faulty = sorted({r.line for r in order.rows if r.errors})
+    summary = "; ".join(reason.text for _, reason in errors)
     for row in order.rows:
         if row.errors:
             for name, reason in row.errors:
-                ctx.report.reject(row.line, name, f"{reason} (order {order.order_id} rejected)")
-        else:
-            where = f" (fault on line {', '.join(map(str, sorted(faulty)))})" if faulty else ""
+                ctx.report.reject(row.line, name, reason.reworded(f"{reason} (order {order.order_id} rejected)"))
+        elif faulty:
+            # Sound itself, rejected with its order: the reason points at the lines at fault.
+            lines = ", ".join(map(str, faulty))
             field_name = errors[0][0] if errors else "row"
-            ctx.report.reject(row.line, field_name, f"order {order.order_id} rejected: {summary}{where}")
+            reason = Reason(
+                f"order {order.order_id} rejected: {summary} (fault on line {lines})",
+                "error.import_order_rejected_elsewhere",
+                {"order": order.order_id, "lines": lines},
+            )
+            ctx.report.reject(row.line, field_name, reason)
+        else:
+            # The fault is the order's (an unknown customer, lines that disagree): each line gets its reasons.
+            for name, reason in errors:
+                ctx.report.reject(row.line, name, reason.reworded(f"order {order.order_id} rejected: {reason}"))
 
 
 def _same(order: Order, header: dict[str, Any], lines: list[dict[str, Any]]) -> bool:

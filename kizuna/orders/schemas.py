@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Literal
 
 from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from kizuna.schemas import Currency, FreeJSON, Input, MoneyIn, MoneyOut, Output, StoredJSON, Text, UTCTime, check_money
 
@@ -21,7 +22,7 @@ class OrderLineIn(Input):
     @model_validator(mode="after")
     def _product_named(self) -> OrderLineIn:
         if self.sku is None and self.product_id is None:
-            raise ValueError("a line needs a sku or a product_id")
+            raise PydanticCustomError("line_needs_product", "a line needs a sku or a product_id")
         check_money(self.line_amount, "quantity × unit_price")
         return self
 
@@ -47,7 +48,7 @@ class OrderCreate(Input):
     @model_validator(mode="after")
     def _lines_or_total(self) -> OrderCreate:
         if not self.lines and self.total_amount is None:
-            raise ValueError("an order needs lines or a total_amount")
+            raise PydanticCustomError("order_needs_lines", "an order needs lines or a total_amount")
         return self
 
     @model_validator(mode="after")

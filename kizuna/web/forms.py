@@ -16,12 +16,8 @@ from typing import Any
 import pydantic
 from starlette.datastructures import FormData
 
-from kizuna.errors import KizunaError
+from kizuna.errors import KizunaError, pydantic_message
 from kizuna.web.i18n import catalog
-
-# Pydantic's own error types that a form can produce, each with a text under ``error.<type>`` in the catalogs.
-# Other types fall back to Pydantic's English message (and say so in a test when a form shows one).
-_CTX_NAMES = ("max_length", "min_length", "expected", "limit", "value", "ge", "le", "gt", "lt", "message")
 
 
 @dataclass
@@ -64,29 +60,27 @@ def read_form(form: FormData | Mapping[str, Any], fields: tuple[str, ...]) -> Fo
     return FormState(values=values)
 
 
-def translate_error(t: Callable[..., str], lang: str, exc: KizunaError) -> str:
-    """The error's text in the user's language when it names a translation, else its (English) message."""
-    if exc.key and exc.key in catalog(lang):
-        return t(exc.key, **exc.params)
-    return exc.message
-
-
-def translate_pydantic(t: Callable[..., str], lang: str, error: Mapping[str, Any]) -> str:
-    kind = str(error.get("type", ""))
-    if kind in ("too_long", "too_short") and isinstance(error.get("input"), str):
-        # A length limit on an annotated text type (Text, Kana) is reported as a sequence's: it is about characters.
-        kind = f"string_{kind}"
-    key = f"error.{kind}"
-    if key in catalog(lang):
-        ctx = error.get("ctx") or {}
-        params = {name: ctx[name] for name in _CTX_NAMES if name in ctx}
-        if "value" not in params and isinstance(error.get("input"), (str, int, float)):
-            params["value"] = error["input"]
+def translate(t: Callable[..., str], lang: str, key: str | None, params: Mapping[str, Any], fallback: str) -> str:
+    """The text of ``key`` in the user's language, or ``fallback`` (English) when the catalog has no such key or
+    the params do not fill its text."""
+    if key and key in catalog(lang):
         try:
             return t(key, **params)
         except (KeyError, IndexError):
             pass
-    return str(error.get("msg", ""))
+    return fallback
+
+
+def translate_error(t: Callable[..., str], lang: str, exc: KizunaError) -> str:
+    """The error's text in the user's language when it names a translation, else its (English) message."""
+    return translate(t, lang, exc.key, exc.params, exc.message)
+
+
+def translate_pydantic(t: Callable[..., str], lang: str, error: Mapping[str, Any]) -> str:
+    # Pydantic's own error types that a form can produce each have a text under ``error.<type>`` in the
+    # catalogs; other types fall back to Pydantic's English message.
+    key, params = pydantic_message(error)
+    return translate(t, lang, key, params, str(error.get("msg", "")))
 
 
 def collect(state: FormState, t: Callable[..., str], lang: str, exc: Exception) -> None:

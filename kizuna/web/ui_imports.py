@@ -11,15 +11,18 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from kizuna.config import get_settings
 from kizuna.imports import job_run, jobs, preview
 from kizuna.imports.api import download_headers
+from kizuna.imports.report import Reject
 from kizuna.imports.runner import KINDS
 from kizuna.imports.schemas import ImportJobRead
 from kizuna.web.deps import DB
-from kizuna.web.forms import FormState, submit
-from kizuna.web.i18n import translator
+from kizuna.web.forms import FormState, submit, translate
+from kizuna.web.i18n import catalog, translator
 from kizuna.web.session import CurrentViewer, PostingViewer, Viewer
 from kizuna.web.ui_base import render, ui_router
 
 router = ui_router()
+# Rejects and warnings listed on a finished job's page (the report holds them all).
+REJECTS_SHOWN = 100
 
 
 async def form_data(request: Request) -> FormData:
@@ -105,6 +108,7 @@ def _mapping_page(
         encodings=encodings,
         preview=shown,
         inline=jobs.runs_inline(job),
+        reasons=Reasons(viewer.lang),
     )
 
 
@@ -115,7 +119,16 @@ def job_page(request: Request, session: DB, viewer: CurrentViewer, job_id: int, 
     if job.status in jobs.EDITABLE and (job.status != "failed" or edit):
         return _mapping_page(request, session, viewer, job_id, FormState())
     who = jobs.uploaders(session, [job]).get(job.user_id or 0)
-    return render(request, "imports/job.html", viewer, job=ImportJobRead.of(job, who))
+    shown = jobs.report_entries(session, actor=viewer.actor, job_id=job_id, limit=REJECTS_SHOWN)
+    return render(
+        request,
+        "imports/job.html",
+        viewer,
+        job=ImportJobRead.of(job, who),
+        rejects=shown,
+        more_rejects=len(shown) >= REJECTS_SHOWN,
+        reasons=Reasons(viewer.lang),
+    )
 
 
 @router.post("/imports/{job_id:int}/mapping")
@@ -171,6 +184,40 @@ def progress(session: DB, viewer: CurrentViewer, job_id: int) -> Response:
 
 @router.get("/imports/{job_id:int}/rejects.csv")
 def rejects(session: DB, viewer: CurrentViewer, job_id: int) -> Response:
-    chunks = jobs.rejects_csv(session, actor=viewer.actor, job_id=job_id)
+    # In the viewer's language; the codes and the rows' own cells are the same in every language.
+    chunks = jobs.rejects_csv(session, actor=viewer.actor, job_id=job_id, describe=Reasons(viewer.lang).for_report)
     job = jobs.get_job(session, actor=viewer.actor, job_id=job_id)
     return StreamingResponse(chunks, media_type="text/csv; charset=utf-8", headers=download_headers(job))
+
+
+class Reasons:
+    """Import rejects and warnings in the viewer's language, read from their catalog keys when shown (the report
+    keeps English text, key and params); a reason without a translation shows its English text."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+        self.t = translator(lang)
+
+    def field(self, reject: Reject) -> str:
+        """The column at fault by its label (``lines.0.quantity`` by the label of ``lines``)."""
+        if reject.field == "row":
+            return self.t("imports.reasons.row")
+        name = reject.field.split(".")[0]
+        key = f"imports.field.{name}"
+        return self.t(key) if key in catalog(self.lang) else reject.field
+
+    def message(self, reject: Reject) -> str:
+        """Why, without the column's name; the English text (which names it) when there is no translation."""
+        return translate(self.t, self.lang, reject.key, reject.params, reject.reason)
+
+    def line(self, reject: Reject) -> str:
+        """Column and reason in one text (the preview's rows)."""
+        message = self.message(reject)
+        if message == reject.reason or reject.field == "row":
+            return message
+        return f"{self.field(reject)}: {message}"
+
+    def for_report(self, reject: Reject, warning: bool) -> tuple[str, str]:
+        """(column, reason) for the downloaded report; a warning's reason says it is one."""
+        message = self.message(reject)
+        return self.field(reject), f"{self.t('imports.reasons.warning_prefix')}{message}" if warning else message

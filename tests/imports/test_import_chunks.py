@@ -11,6 +11,7 @@ import pytest
 from kizuna.auth.permissions import Actor
 from kizuna.imports import reader, runner
 from kizuna.imports.reader import ByteRange, RangeMisaligned, Record, Source, open_source, range_records, records
+from kizuna.imports.report import Reason
 from kizuna.imports.runner import importer_for, run_import
 from tests.conftest import clean
 
@@ -174,7 +175,10 @@ def test_blank_lines_and_rows_with_too_many_cells(tmp_path):
     path = _write(tmp_path, "\n".join([HEADER, *rows]) + "\n\n\n")
     _assert_same_in_every_size(path)
     expected, errors = _sequential(_source(path))
-    assert errors[0] == (5, "the row has 7 cells but the header has 6")
+    too_wide = Reason(
+        "the row has 7 cells but the header has 6", "error.import_too_many_cells", {"cells": 7, "width": 6}
+    )
+    assert errors[0] == (5, too_wide)
     assert len(errors) == 20 and len(expected) == 40
 
 
@@ -266,4 +270,7 @@ def test_parse_range_returns_none_when_misaligned(tmp_path, misaligned):
         assert result is None
     else:
         assert result is not None and len(result) == 5
-        assert result[3] == Rejected(5, [("row", "the row has 7 cells but the header has 6")])
+        too_wide = Reason(
+            "the row has 7 cells but the header has 6", "error.import_too_many_cells", {"cells": 7, "width": 6}
+        )
+        assert result[3] == Rejected(5, [("row", too_wide)])

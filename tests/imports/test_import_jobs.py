@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import subprocess
@@ -108,7 +109,7 @@ def test_preview_shows_stored_values_and_the_errors_each_row_would_get(db: Engin
     assert first.values["full_name"] == "山田 太郎"
     assert first.values["phone"] == "+819012345678"
     assert first.values["attributes"] == '{"メモ": "髙橋さん紹介①"}'
-    assert second.line == 3 and any("email" in e for e in second.errors)
+    assert second.line == 3 and [(e.field, e.key) for e in second.errors] == [("email", "error.email_invalid")]
     assert third.errors == []
     with transaction(db) as s:
         assert s.scalar(select(func.count()).select_from(Customer)) == 0
@@ -139,8 +140,10 @@ def test_a_small_job_runs_and_its_rejects_are_neutralised(db: Engine, user: Acto
     with transaction(db) as s:
         report = b"".join(jobs.rejects_csv(s, actor=user, job_id=job_id)).decode("utf-8-sig")
     lines = report.splitlines()
-    assert lines[0] == "line,field,reason"
-    assert lines[1].startswith("2,email,")
+    # The report's columns, then the row as the file had it (to be corrected and imported again).
+    assert lines[0] == "line,field,reason,reason_code,severity,email,名前"
+    rows = list(csv.reader(io.StringIO(report)))
+    assert rows[1][:2] == ["2", "email"] and rows[1][3:] == ["email_invalid", "error", "'=cmd|' /C calc'!A0", "山田"]
     # Every cell that starts a formula is written with a leading apostrophe.
     assert all(not cell.startswith(("=", "+", "-", "@")) for line in lines for cell in line.split(","))
 
@@ -258,7 +261,11 @@ def test_preview_of_orders_names_an_unknown_customer(db: Engine, user: Actor) ->
     with transaction(db) as s:
         shown = preview.preview(s, actor=user, job_id=job_id)
     assert shown.rows[0].errors == []
-    assert shown.rows[1].errors and "M999" in shown.rows[1].errors[0]
+    reject = shown.rows[1].errors[0]
+    assert "M999" in reject.reason and (reject.key, reject.params) == (
+        "error.import_no_such_customer",
+        {"value": "M999"},
+    )
     with transaction(db) as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 0
 

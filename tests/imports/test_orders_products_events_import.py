@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 from decimal import Decimal
 
@@ -130,12 +131,22 @@ def test_cli_exit_codes_and_report_file(db, csv_file, tmp_path, monkeypatch):
         good = csv_file(["email", "a@example.jp"], name="good.csv")
         result = runner.invoke(imports_app, ["customers", str(good), "--report", str(tmp_path / "good-report.csv")])
         assert result.exit_code == 0, result.output
-        assert (tmp_path / "good-report.csv").read_text(encoding="utf-8-sig").splitlines() == ["line,field,reason"]
+        good_report = (tmp_path / "good-report.csv").read_text(encoding="utf-8-sig").splitlines()
+        assert good_report == ["line,field,reason,reason_code,severity,params"]
 
         bad = csv_file(["email", "b@example.jp", "broken"], name="bad.csv")
         result = runner.invoke(imports_app, ["customers", str(bad), "--report", str(tmp_path / "bad-report.csv")])
         assert result.exit_code == 1
-        assert "3,email," in (tmp_path / "bad-report.csv").read_text(encoding="utf-8-sig")
+        # In English, with the code and the row as the file had it.
+        assert "3,email,email: " in (tmp_path / "bad-report.csv").read_text(encoding="utf-8-sig")
+        with (tmp_path / "bad-report.csv").open(encoding="utf-8-sig", newline="") as fh:
+            (row,) = csv.DictReader(fh)
+        assert (row["reason_code"], row["severity"], row["params"], row["email"]) == (
+            "email_invalid",
+            "error",
+            '{"value": "broken"}',
+            "broken",
+        )
 
         result = runner.invoke(imports_app, ["customers", str(bad), "--map", "email=nonsense"])
         assert result.exit_code == 2 and "unknown field 'nonsense'" in result.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 from pathlib import Path
@@ -62,6 +64,7 @@ def test_import_in_japanese_runs_in_the_worker_with_a_progress_bar_to_100(
     assert page.get_by_label("メモ").input_value() == "+attributes"
     bad = page.get_by_test_id("preview-row-3")
     assert "取り込めません" in bad.inner_text()
+    assert "メールアドレス: 「broken-address」はメールアドレスとして正しくありません。" in bad.inner_text()
     assert "取り込み可" in page.get_by_test_id("preview-row-2").inner_text()
     assert "①優良" in page.get_by_test_id("preview-row-2").inner_text()
     _shot(page, "mapping", size)
@@ -83,6 +86,10 @@ def test_import_in_japanese_runs_in_the_worker_with_a_progress_bar_to_100(
     assert page.get_by_test_id("count-inserted").inner_text() == "2"
     assert page.get_by_test_id("count-rejected").inner_text() == "1"
     assert not re.search(r"\b(done|inserted|rejected|customers)\b", page.locator("main").inner_text())
+    # The rejected row is listed with its reason in Japanese.
+    listed = page.get_by_test_id("reject-3").inner_text()
+    assert "メールアドレス" in listed and "「broken-address」はメールアドレスとして正しくありません。" in listed
+    assert not re.search(r"[A-Za-z]{3,}", listed.replace("broken-address", ""))
     _shot(page, "done", size)
     _no_sideways_scroll(page)
 
@@ -90,8 +97,24 @@ def test_import_in_japanese_runs_in_the_worker_with_a_progress_bar_to_100(
         page.get_by_test_id("download-rejects").click()
     assert download.value.suggested_filename == "会員一覧-rejects.csv"
     text = Path(download.value.path()).read_bytes().decode("utf-8-sig")
-    assert text.splitlines()[0] == "line,field,reason"
-    assert text.splitlines()[1].startswith("3,email,")
+    rows = list(csv.reader(io.StringIO(text)))
+    # In the viewer's language with the reason's code, then the row as the file had it, to correct and re-import.
+    assert rows[0] == [
+        "line",
+        "field",
+        "reason",
+        "reason_code",
+        "severity",
+        "会員番号",
+        "氏名",
+        "メールアドレス",
+        "電話番号",
+        "メモ",
+    ]
+    assert rows[1] == [
+        "3", "メールアドレス", "「broken-address」はメールアドレスとして正しくありません。", "email_invalid", "error",
+        "M002", "山田 花子", "broken-address", "", "",
+    ]  # fmt: skip
 
     page.get_by_role("link", name="インポート一覧へ戻る").click()
     assert "会員一覧.csv" in page.get_by_test_id("import-jobs").inner_text()

@@ -69,10 +69,13 @@ def test_upload_map_preview_run_and_download_rejects_in_japanese(ui_client, db: 
     }
     # The preview: line 3 would be rejected for its e-mail, line 5 for its extra cells; nothing stored yet.
     assert 'data-testid="preview-row-3"' in html and "import-rejected" in html
+    # Each reason in Japanese, read from its key when shown, with the code beside it for scripts and tests.
     row3 = html.split('data-testid="preview-row-3"')[1].split("</tr>")[0]
-    assert "取り込めません" in row3 and "email" in row3
+    assert "取り込めません" in row3 and 'data-code="email_invalid"' in row3
+    assert "メールアドレス: 「broken-address」はメールアドレスとして正しくありません。" in row3
     row5 = html.split('data-testid="preview-row-5"')[1].split("</tr>")[0]
-    assert "取り込めません" in row5
+    assert "取り込めません" in row5 and "この行にはセルが 7 個ありますが、見出しは 5 列です。" in row5
+    assert "is not a valid" not in html and "cells but the header" not in html
     assert "+819012345678" in html  # the phone as it would be stored
     with transaction(db) as s:
         assert s.scalar(select(func.count()).select_from(Customer)) == 0
@@ -93,6 +96,11 @@ def test_upload_map_preview_run_and_download_rejects_in_japanese(ui_client, db: 
     assert re.search(r'data-testid="count-inserted">2<', page)
     assert re.search(r'data-testid="count-rejected">2<', page)
     assert "完了" in page
+    # The finished job lists its rejects in the viewer's language.
+    listed = page.split('data-testid="import-rejects"')[1].split("</table>")[0]
+    assert re.search(r'data-testid="reject-3" data-code="email_invalid">.*?メールアドレス<', listed, re.S)
+    assert "「broken-address」はメールアドレスとして正しくありません。" in listed and "取り込んでいません" in listed
+    assert "この行にはセルが 7 個ありますが、見出しは 5 列です。" in listed and "is not a valid" not in listed
     progress = c.get(f"/imports/{job_id}/progress").json()
     assert (progress["status"], progress["percent"], progress["inserted"]) == ("done", 100, 2)
 
@@ -101,11 +109,63 @@ def test_upload_map_preview_run_and_download_rejects_in_japanese(ui_client, db: 
     assert report.headers["content-type"].startswith("text/csv")
     assert "filename*=UTF-8''" in report.headers["content-disposition"]
     rows = list(csv.reader(io.StringIO(report.content.decode("utf-8-sig"))))
-    assert rows[0] == ["line", "field", "reason"]
-    assert [r[0] for r in rows[1:]] == ["3", "5"]
+    # The reasons in the viewer's language with their codes, then each row as the file had it.
+    assert rows[0] == [
+        "line",
+        "field",
+        "reason",
+        "reason_code",
+        "severity",
+        "会員番号",
+        "氏名",
+        "メールアドレス",
+        "電話番号",
+        "メモ",
+    ]
+    assert rows[1] == [
+        "3", "メールアドレス", "「broken-address」はメールアドレスとして正しくありません。", "email_invalid", "error",
+        "M002", "山田 花子", "broken-address", "", "",
+    ]  # fmt: skip
+    assert rows[2] == [
+        "5", "行全体", "この行にはセルが 7 個ありますが、見出しは 5 列です。", "import_too_many_cells", "error",
+        "M004", "鈴木 四郎", "shiro@example.jp", "", "", "余分", "列",
+    ]  # fmt: skip
     with transaction(db) as s:
         stored = s.scalar(select(Customer).where(Customer.external_id == "M003"))
         assert stored.attributes == {"メモ": '=HYPERLINK("http://x")'}
+
+
+def test_an_english_viewer_reads_the_reasons_in_english_and_the_corrected_report_imports(ui_client, db: Engine) -> None:
+    c = ui_client("marketer")
+    c.cookies.set("kizuna_lang", "en")
+    job_id = _job_id(_upload(c, CP932_FILE))
+    html = c.get(f"/imports/{job_id}").text
+    row3 = html.split('data-testid="preview-row-3"')[1].split("</tr>")[0]
+    assert "E-mail: &#39;broken-address&#39; is not a valid e-mail address." in row3
+    token = csrf_of(html)
+    c.post(f"/imports/{job_id}/mapping", data={"csrf_token": token, "encoding": "cp932", "action": "run"})
+    page = c.get(f"/imports/{job_id}").text
+    listed = page.split('data-testid="import-rejects"')[1].split("</table>")[0]
+    assert "is not a valid e-mail address." in listed and "Not imported" in listed and "メール" not in listed
+    rows = list(csv.reader(io.StringIO(c.get(f"/imports/{job_id}/rejects.csv").content.decode("utf-8-sig"))))
+    assert rows[1][:5] == ["3", "E-mail", "'broken-address' is not a valid e-mail address.", "email_invalid", "error"]
+    assert rows[2][3] == "import_too_many_cells" and rows[2][2] == "The row has 7 cells but the header has 5."
+
+    # Correct the rows in the downloaded report and import it as it is: the report's own columns are ignored.
+    rows[1][7] = "hanako@example.jp"
+    rows[2] = rows[2][:10]
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    again = _job_id(_upload(c, out.getvalue().encode("utf-8-sig"), name="会員一覧-rejects.csv"))
+    html = c.get(f"/imports/{again}").text
+    assert {h: m for h, m in _choices(html).items() if h in ("line", "field", "reason", "reason_code", "severity")} == {
+        "line": "-", "field": "-", "reason": "-", "reason_code": "-", "severity": "-",
+    }  # fmt: skip
+    c.post(f"/imports/{again}/mapping", data={"csrf_token": csrf_of(html), "action": "run"})
+    assert re.search(r'data-testid="count-inserted">2<', c.get(f"/imports/{again}").text)
+    with transaction(db) as s:
+        hanako = s.scalar(select(Customer).where(Customer.external_id == "M002"))
+        assert (hanako.email, hanako.attributes) == ("hanako@example.jp", {})
 
 
 def test_a_formula_in_a_rejected_value_is_neutralised_in_the_download(ui_client) -> None:
@@ -181,7 +241,12 @@ def test_the_api_uploads_previews_runs_and_serves_rejects(client, db: Engine) ->
     assert client.get(f"/api/v1/imports/{job['id']}").json()["percent"] == 100
     assert [j["id"] for j in client.get("/api/v1/imports").json()] == [job["id"]]
     rejects = client.get(f"/api/v1/imports/{job['id']}/rejects")
-    assert rejects.status_code == 200 and rejects.content.decode("utf-8-sig").startswith("line,field,reason")
+    assert rejects.status_code == 200
+    # The API's report is in English, with the same codes and the rows' own cells.
+    api_rows = list(csv.reader(io.StringIO(rejects.content.decode("utf-8-sig"))))
+    assert api_rows[0][:6] == ["line", "field", "reason", "reason_code", "severity", "会員番号"]
+    assert api_rows[1][:2] == ["3", "email"] and api_rows[1][3:6] == ["email_invalid", "error", "M002"]
+    assert "not a valid" in api_rows[1][2] or "invalid email" in api_rows[1][2]
     again = client.post(f"/api/v1/imports/{job['id']}/run")
     assert again.status_code == 409
 
@@ -245,3 +310,32 @@ def test_an_upload_may_exceed_the_json_body_limit_but_not_the_upload_limit(db: E
         too_big = c.post("/api/v1/imports", data={"kind": "customers"}, files={"file": ("big.csv", data * 2)})
         assert too_big.status_code == 413
         assert c.post("/api/v1/customers", content=b"{" + b" " * 6_000_000 + b"}").status_code == 413
+
+
+def test_every_import_reason_key_is_in_both_catalogs() -> None:
+    """Each key an import reason names (in the importers and the validators they call) has a text in both
+    languages, so no reason reaches the Japanese UI as English."""
+    from pathlib import Path
+
+    from kizuna.web.i18n import catalog
+
+    root = Path(__file__).resolve().parents[2] / "kizuna"
+    sources = [
+        *root.glob("imports/*.py"),
+        *root.glob("*/importer.py"),
+        *root.glob("customers/importer/*.py"),
+        root / "customers/references.py",
+        root / "customers/identities.py",
+        root / "orders/schemas.py",
+        root / "events/schemas.py",
+        root / "catalog/schemas.py",
+        root / "schemas.py",
+    ]
+    keys = set()
+    for path in sources:
+        text = path.read_text(encoding="utf-8")
+        keys |= set(re.findall(r'"(error\.[a-z_]+)"', text))
+        keys |= {f"error.{kind}" for kind in re.findall(r'PydanticCustomError\(\s*"([a-z_]+)"', text)}
+    assert "error.import_no_such_customer" in keys and "error.order_needs_lines" in keys
+    for lang in ("en", "ja"):
+        assert sorted(keys - set(catalog(lang))) == [], lang

@@ -22,9 +22,10 @@ from kizuna.customers.identities import MIRRORED as IDENTITY_FIELDS
 from kizuna.customers.importer.columns import COUNTRIES, FIELDS, GENDER, IDENTITY_AT, PREFECTURES, WHOLE_NAMES
 from kizuna.customers.schemas import CustomerCreate
 from kizuna.errors import KizunaError
-from kizuna.imports.importer import ImportOptions, RowRejected, Warn, errors_from, ignore_warning
+from kizuna.imports.importer import ImportOptions, RowRejected, Warn, errors_from, field_error, ignore_warning
 from kizuna.imports.reader import Record
-from kizuna.imports.values import nfkc, parse_bool, parse_date, split_tags
+from kizuna.imports.report import Reason
+from kizuna.imports.values import CellError, nfkc, parse_bool, parse_date, split_tags
 from kizuna.normalize import full_name, split_full_name
 
 
@@ -77,28 +78,43 @@ def parse_row(record: Record, options: ImportOptions, warn: Warn = ignore_warnin
         tags = split_tags(raw.pop("tags"))
         long = [t for t in tags if len(t) > 100]
         if long:
-            warn("tags", f"tags: tag '{long[0][:20]}...' is longer than 100 characters and was left out")
+            warn(
+                "tags",
+                Reason(
+                    f"tags: tag '{long[0][:20]}...' is longer than 100 characters and was left out",
+                    "error.import_tag_too_long",
+                    {"tag": f"{long[0][:20]}..."},
+                ),
+            )
             tags = [t for t in tags if len(t) <= 100]
         if len(tags) > (most := get_settings().max_tags_per_customer):
-            warn("tags", f"tags: {len(tags)} tags; a customer has at most {most}, the first {most} were kept")
+            warn(
+                "tags",
+                Reason(
+                    f"tags: {len(tags)} tags; a customer has at most {most}, the first {most} were kept",
+                    "error.import_too_many_tags",
+                    {"count": len(tags), "limit": most},
+                ),
+            )
             tags = tags[:most]
     if "email_opt_in" in raw:
         try:
             opt_in = parse_bool(raw.pop("email_opt_in"))
         except ValueError as exc:
-            warn("email_opt_in", f"email_opt_in: {exc}; no consent recorded")
+            warn("email_opt_in", Reason(f"email_opt_in: {exc}; no consent recorded", *_no_consent(exc)))
     if "email_opt_out" in raw:
         try:
             opted_out = parse_bool(raw.pop("email_opt_out"))
         except ValueError as exc:
-            warn("email_opt_out", f"email_opt_out: {exc}; no consent recorded")
+            warn("email_opt_out", Reason(f"email_opt_out: {exc}; no consent recorded", *_no_consent(exc)))
         else:
             opt_in = not opted_out if opt_in is None else opt_in
     if "birth_date" in raw:
         try:
             raw["birth_date"] = parse_date(raw["birth_date"])
         except ValueError as exc:
-            warn("birth_date", f"birth_date: {exc}; left out")
+            _, reason = field_error("birth_date", exc)
+            warn("birth_date", reason.reworded(f"{reason.text}; left out"))
             del raw["birth_date"]
     if "gender" in raw:
         raw["gender"] = GENDER.get(nfkc(raw["gender"]).casefold(), raw["gender"])
@@ -125,12 +141,22 @@ def parse_row(record: Record, options: ImportOptions, warn: Warn = ignore_warnin
             if fatal:
                 raise RowRejected(errors) from None
             for name, reason in errors:
-                warn(name, f"{reason}; left out")
+                warn(name, reason.reworded(f"{reason.text}; left out"))
                 raw.pop(name.split(".")[0], None)
         else:
             values = data.model_dump(exclude_none=True, exclude={"tags"})
     if not more_ids and not any(kind in values for kind in IDENTITY_FIELDS):
-        raise RowRejected([("email", "a row needs an email, phone or external_id to recognise the customer")])
+        raise RowRejected(
+            [
+                (
+                    "email",
+                    Reason(
+                        "a row needs an email, phone or external_id to recognise the customer",
+                        "error.import_no_identity",
+                    ),
+                )
+            ]
+        )
     whole = whole_names(values)
     return CustomerRow(
         record.line,
@@ -152,8 +178,18 @@ def _more_identities(record: Record) -> tuple[tuple[str, str], ...]:
         try:
             found.append((kind, identities.normalise(kind, value)))
         except KizunaError as exc:
-            raise RowRejected([(kind, exc.message)]) from None
+            raise RowRejected([(kind, Reason(exc.message, exc.key or "error.value_error", _params(exc)))]) from None
     return tuple(dict.fromkeys(found))
+
+
+def _no_consent(exc: ValueError) -> tuple[str, dict[str, Any]]:
+    """The key and params of a consent flag that is not yes or no (so no consent was recorded)."""
+    value = exc.params.get("value", "") if isinstance(exc, CellError) else ""
+    return "error.import_consent_not_recorded", {"value": value}
+
+
+def _params(exc: KizunaError) -> dict[str, Any]:
+    return exc.params if exc.key else {"message": exc.message}
 
 
 # The per-field checks of CustomerCreate, read from the model itself so its validators (the normalisers) and

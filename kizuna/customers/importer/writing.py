@@ -33,6 +33,7 @@ from kizuna.customers.service import tags_by_name
 from kizuna.db import utcnow
 from kizuna.imports.bulk import insert_rows
 from kizuna.imports.importer import WriteContext, chunked
+from kizuna.imports.report import Reason
 from kizuna.outbox.service import emit_many
 
 
@@ -131,11 +132,13 @@ def _leave_others(person: Person, survivor: int, owners: dict[tuple[str, str], i
     person.owners = [survivor]
 
 
-def _ambiguous(owners: list[int]) -> str:
+def _ambiguous(owners: list[int]) -> Reason:
     listed = ", ".join(str(o) for o in owners)
-    return (
+    return Reason(
         f"matches customers {listed}, who each hold their own identity of the same kind; "
-        "not merged, proposed for review"
+        "not merged, proposed for review",
+        "error.import_ambiguous_customer",
+        {"customers": listed},
     )
 
 
