@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from kizuna.analytics import service
+from kizuna.analytics.cohorts import CohortResult, CohortSpec
 from kizuna.analytics.deciles import DecileResult, DecileSpec
 from kizuna.analytics.rfm import RFMResult, RFMSpec
 from kizuna.web.deps import APIActor, database_url
@@ -43,3 +44,18 @@ def deciles(
     """Customers with spend in the period in 10 equal groups (decile 1 spends most)."""
     spec = DecileSpec(start=start, end=end, currency=currency, include_refunds=include_refunds)
     return service.deciles(actor=actor, spec=spec, database_url=database_url(request))
+
+
+@router.get("/cohorts", response_model=CohortResult)
+def cohorts(
+    request: Request,
+    actor: APIActor,
+    start: Annotated[dt.date | None, Query(alias="from", description="First acquisition day (inclusive).")] = None,
+    end: Annotated[dt.date | None, Query(alias="to", description="Last acquisition day (inclusive).")] = None,
+    currency: str | None = None,
+    months: Annotated[int, Query(ge=1, le=120, description="Month offsets after each cohort's month.")] = 12,
+) -> CohortResult:
+    """Monthly acquisition cohorts and their retention, repeat rate, time between purchases, and second-purchase
+    conversion by first category, for customers whose first counted order falls in the period."""
+    spec = CohortSpec(start=start, end=end, currency=currency, months=months)
+    return service.cohorts(actor=actor, spec=spec, database_url=database_url(request))

@@ -179,9 +179,7 @@ def first_categories(store: Store, orders: ir.Table, customers: ir.Table) -> ir.
     lines = lines.filter(lines.category.notnull() & (lines.category != ""))
     spend = lines.group_by(["customer_id", "category"]).aggregate(spend=lines.amount.sum())
     spend = spend.mutate(
-        rank=ibis.row_number().over(
-            group_by=spend.customer_id, order_by=[spend.spend.desc(), spend.category.asc()]
-        )
+        rank=ibis.row_number().over(group_by=spend.customer_id, order_by=[spend.spend.desc(), spend.category.asc()])
     )
     return spend.filter(spend.rank == 0).select("customer_id", "category")
 
@@ -323,3 +321,53 @@ def _money(value: Any) -> Decimal:
 
 def _rows(expr: ir.Table) -> list[dict[str, Any]]:
     return expr.to_pyarrow().to_pylist()
+
+
+# --- flat rows for CSV (the CLI and the UI's downloads write the same columns) ---
+
+
+def retention_rows(result: CohortResult) -> list[dict[str, Any]]:
+    """One row per cohort and month offset that has happened: the retention matrix in long form."""
+    return [
+        {
+            "cohort": c.month,
+            "cohort_customers": c.customers,
+            "offset": offset,
+            "customers": active,
+            "share": round(share or 0.0, 6),
+            f"revenue_{result.currency}": str(revenue),
+        }
+        for c in result.cohorts
+        for offset, (active, share, revenue) in enumerate(zip(c.active, c.share, c.revenue, strict=True))
+        if active is not None
+    ]
+
+
+def time_between_rows(result: CohortResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "min_days": b.min_days,
+            "max_days": "" if b.max_days is None else b.max_days,
+            "purchases": b.gaps,
+            "share": round(b.share, 6),
+        }
+        for b in result.time_between.buckets
+    ]
+
+
+def category_rows(result: CohortResult) -> list[dict[str, Any]]:
+    """One row per first category; ``category`` is empty for the uncategorised."""
+    rows = []
+    for c in result.categories:
+        row: dict[str, Any] = {
+            "category": c.category or "",
+            "customers": c.customers,
+            "repeat_customers": c.repeat_customers,
+            "repeat_share": round(c.repeat_share, 6),
+        }
+        for w in c.windows:
+            row[f"eligible_{w.days}d"] = w.eligible
+            row[f"converted_{w.days}d"] = w.converted
+            row[f"share_{w.days}d"] = "" if w.share is None else round(w.share, 6)
+        rows.append(row)
+    return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kizuna.analytics import cohorts as cohort_analysis
 from kizuna.analytics import deciles as decile_analysis
 from kizuna.analytics import rfm as rfm_analysis
 from kizuna.analytics.engine import store_session
@@ -28,3 +29,11 @@ def deciles(
     require(actor, "analytics:read")
     with store_session(database_url) as store:
         return decile_analysis.deciles(store, spec)
+
+
+def cohorts(
+    *, actor: Actor, spec: cohort_analysis.CohortSpec, database_url: str | None = None
+) -> cohort_analysis.CohortResult:
+    require(actor, "analytics:read")
+    with store_session(database_url) as store:
+        return cohort_analysis.cohorts(store, spec)

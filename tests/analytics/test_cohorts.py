@@ -104,7 +104,16 @@ def test_time_between_purchases_in_days_between_purchase_days(db, store):
     # A: 31 Jan → 15 Feb → 20 Feb → 10 Apr (15, 5, 50); D: 10 Jan → 9 Apr (90).
     assert between.gaps == 4 and between.median_days == 32.5 and between.mean_days == 40.0
     bars = {(b.min_days, b.max_days): b.gaps for b in between.buckets}
-    assert bars == {(1, 7): 1, (8, 14): 0, (15, 30): 1, (31, 60): 1, (61, 90): 1, (91, 180): 0, (181, 365): 0, (366, None): 0}
+    assert bars == {
+        (1, 7): 1,
+        (8, 14): 0,
+        (15, 30): 1,
+        (31, 60): 1,
+        (61, 90): 1,
+        (91, 180): 0,
+        (181, 365): 0,
+        (366, None): 0,
+    }
     assert sum(b.share for b in between.buckets) == pytest.approx(1.0)
 
 
