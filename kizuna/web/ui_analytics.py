@@ -243,8 +243,11 @@ def _cohort_charts(t: Any, result: CohortResult) -> dict[str, Any]:
                 "y": months,
                 "zmin": 0,
                 "zmax": 100,
+                # plotly's "Blues" runs dark to light; reversed, the cohorts that stay are the dark cells.
                 "colorscale": "Blues",
+                "reversescale": True,
                 "colorbar": {"ticksuffix": "%"},
+                "texttemplate": "%{z:.0f}%",
                 "hovertemplate": t("cohorts.heat_hover") + "<extra></extra>",
             }
         ],
@@ -268,7 +271,9 @@ def _cohort_charts(t: Any, result: CohortResult) -> dict[str, Any]:
         ],
         "layout": {
             "xaxis": {"title": {"text": t("cohorts.days_between")}, "type": "category"},
-            "yaxis": {"title": {"text": t("cohorts.purchases")}},
+            # Counts are whole: no 0.5 ticks on a short axis.
+            "yaxis": {"title": {"text": t("cohorts.purchases")}, "rangemode": "tozero", "tickformat": ",d"}
+            | ({"dtick": 1} if max((b.gaps for b in buckets), default=0) <= 10 else {}),
             "margin": {"t": 10, "r": 10, "b": 70, "l": 50},
             "height": 300,
         },
