@@ -205,3 +205,43 @@ def test_local_day_and_month_follow_the_zones_rules(monkeypatch, zone, instant, 
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+
+
+def test_cohorts_over_http_and_from_the_cli(client, db):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    _shop(db)
+    r = client.get("/api/v1/analytics/cohorts", params={"from": "2024-01-01", "to": "2024-01-31", "months": 3})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [(c["month"], c["customers"], c["active"]) for c in body["cohorts"]] == [("2024-01", 3, [3, 1, 0, 2])]
+    assert body["cohorts"][0]["revenue"][0] == "3200.00" and body["repeat"]["repeat_customers"] == 2
+    assert [c["category"] for c in body["categories"]] == ["coffee", "tea", None]  # one each: by name
+    bad = client.get("/api/v1/analytics/cohorts", params={"from": "2024-12-31", "to": "2024-01-01"})
+    assert bad.status_code == 422 and "after it ends" in bad.json()["error"]["message"]
+    assert client.get("/api/v1/analytics/cohorts", params={"months": 0}).status_code == 422
+
+    env = {**os.environ, "KIZUNA_DATABASE_URL": db.url.render_as_string(hide_password=False), "COLUMNS": "200"}
+
+    def kizuna(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "kizuna", "analytics", "cohorts", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+
+    out = kizuna("--from", "2024-01-01", "--to", "2024-03-31", "--months", "2", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert [c["month"] for c in json.loads(out.stdout)["cohorts"]] == ["2024-01", "2024-02", "2024-03"]
+    out = kizuna("--from", "2024-02-01", "--to", "2024-02-29", "--months", "1", "--format", "csv")
+    assert out.stdout.splitlines() == [
+        "cohort,cohort_customers,offset,customers,share,revenue_JPY",
+        "2024-02,1,0,1,1.0,2100.00",
+        "2024-02,1,1,0,0.0,0.00",
+    ]
+    out = kizuna("--format", "csv", "--part", "categories")
+    assert out.stdout.splitlines()[0].startswith("category,customers,repeat_customers,repeat_share,eligible_30d")
+    out = kizuna("--from", "2024-01-01")
+    assert out.returncode == 0 and "Retention" in out.stdout and "(uncategorised)" in out.stdout
+    out = kizuna("--part", "nope")
+    assert out.returncode == 2 and "unknown part 'nope'" in out.stdout
