@@ -93,17 +93,19 @@ def day_number(day: dt.date) -> int:
 
 
 def month_of_day(day: ir.IntegerValue) -> ir.IntegerValue:
-    """The month of a day number as ``year * 12 + month - 1`` (``month_number`` of the same month): H. Hinnant's
-    civil-from-days, in integers only (days on or after 0000-03-01, all quotients non-negative)."""
-    z = day + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    month = ibis.ifelse(mp < 10, mp + 3, mp - 9)
-    year = yoe + era * 400 + ibis.ifelse(month <= 2, 1, 0)
-    return (year * 12 + month - 1).cast("int64")
+    """The month of a day number as ``year * 12 + month - 1`` (``month_number`` of the same month), for days from
+    1901-03-01 to 2100-02-28, in which every fourth year is a leap year.
+
+    Years are counted from 1 March (1968-03-01 is day -671), so the leap day ends each 4-year cycle of 1461 days
+    and the months from March on have the fixed lengths that ``(5 * d + 2) // 153`` encodes (H. Hinnant's
+    civil-from-days, cut down to that range). Ibis writes a reused subexpression out again wherever it is used,
+    so each is used as few times as possible: the SQL stays a few lines long."""
+    z = day + 671
+    r = z % 1461
+    year_in_cycle = (r - r // 1460) // 365  # 0..3; the leap day (r = 1460) still belongs to the 4th year
+    day_of_year = r - 365 * year_in_cycle  # 0 = 1 March
+    month_from_march = (5 * day_of_year + 2) // 153  # 0 = March .. 11 = February
+    return ((1968 + 4 * (z // 1461) + year_in_cycle) * 12 + 2 + month_from_march).cast("int64")
 
 
 def month_number(day: dt.date) -> int:

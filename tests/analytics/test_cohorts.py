@@ -245,3 +245,16 @@ def test_cohorts_over_http_and_from_the_cli(client, db):
     assert out.returncode == 0 and "Retention" in out.stdout and "(uncategorised)" in out.stdout
     out = kizuna("--part", "nope")
     assert out.returncode == 2 and "unknown part 'nope'" in out.stdout
+
+
+def test_month_of_day_is_right_for_every_day_it_covers_and_its_sql_stays_small():
+    import ibis
+
+    first, last = dt.date(1968, 3, 1), dt.date(2100, 2, 28)
+    days = list(range(periods.day_number(first), periods.day_number(last) + 1))
+    table = ibis.memtable({"d": days})
+    expr = table.mutate(m=periods.month_of_day(table.d)).order_by("d")
+    got = ibis.duckdb.connect().execute(expr)["m"].tolist()
+    assert got == [periods.month_number(first + dt.timedelta(days=i)) for i in range(len(days))]
+    # Ibis writes a reused subexpression out at every use: a formula that reuses much grows to thousands of lines.
+    assert len(ibis.to_sql(expr, dialect="duckdb").splitlines()) < 150
