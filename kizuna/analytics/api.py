@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from kizuna.analytics import service
+from kizuna.analytics.cohorts import CohortResult, CohortSpec
 from kizuna.analytics.deciles import DecileResult, DecileSpec
 from kizuna.analytics.metrics import MetricsRun
 from kizuna.analytics.rfm import RFMResult, RFMSpec
@@ -50,3 +51,18 @@ def deciles(
 def refresh(request: Request, actor: APIActor) -> MetricsRun:
     """Recompute every customer's persisted metrics now (the worker also does it after new data and daily)."""
     return service.refresh_metrics(actor=actor, database_url=database_url(request))
+
+
+@router.get("/cohorts", response_model=CohortResult)
+def cohorts(
+    request: Request,
+    actor: APIActor,
+    start: Annotated[dt.date | None, Query(alias="from", description="First acquisition day (inclusive).")] = None,
+    end: Annotated[dt.date | None, Query(alias="to", description="Last acquisition day (inclusive).")] = None,
+    currency: str | None = None,
+    months: Annotated[int, Query(ge=1, le=120, description="Month offsets after each cohort's month.")] = 12,
+) -> CohortResult:
+    """Monthly acquisition cohorts and their retention, repeat rate, time between purchases, and second-purchase
+    conversion by first category, for customers whose first counted order falls in the period."""
+    spec = CohortSpec(start=start, end=end, currency=currency, months=months)
+    return service.cohorts(actor=actor, spec=spec, database_url=database_url(request))

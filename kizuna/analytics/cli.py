@@ -218,3 +218,87 @@ def refresh_command(
             f"Metrics of {run.customers:,} customers as of {run.as_of} ({run.currency}): "
             f"{run.changed:,} changed, {run.seconds:.1f} s"
         )
+
+
+def _print_rows(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+@analytics_app.command("cohorts")
+def cohorts_command(
+    start: Annotated[
+        dt.datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First acquisition day (inclusive).")
+    ] = None,
+    end: Annotated[
+        dt.datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last acquisition day (inclusive).")
+    ] = None,
+    currency: Annotated[str | None, typer.Option(help="Currency analysed (default: KIZUNA_DEFAULT_CURRENCY).")] = None,
+    months: Annotated[int, typer.Option(help="Month offsets shown after each cohort's month (1-120).")] = 12,
+    part: Annotated[
+        str, typer.Option(help="With --format csv: retention (default), time-between or categories.")
+    ] = "retention",
+    fmt: Format = "table",
+) -> None:
+    """Monthly cohorts of customers by their first order ever (those acquired in the period), with retention,
+    repeat rate, time between purchases and second purchase by first category."""
+    from kizuna.analytics import cohorts as analysis
+    from kizuna.analytics import service
+
+    _check_format(fmt)
+    parts = {
+        "retention": analysis.retention_rows,
+        "time-between": analysis.time_between_rows,
+        "categories": analysis.category_rows,
+    }
+    if part not in parts:
+        console.print(f"[red]error (part):[/red] unknown part '{part}'; use retention, time-between or categories")
+        raise typer.Exit(code=2)
+    try:
+        spec = analysis.CohortSpec(start=_day(start), end=_day(end), currency=currency, months=months)
+        result = service.cohorts(actor=CLI, spec=spec)
+    except (KizunaError, ValidationError) as exc:
+        raise _fail(exc) from exc
+    if fmt == "json":
+        _json(result)
+        return
+    if fmt == "csv":
+        _print_rows(parts[part](result))
+        return
+    retention = Table("cohort", "customers", *[f"+{k}" for k in range(result.months + 1)], title="Retention")
+    for c in result.cohorts:
+        retention.add_row(c.month, f"{c.customers:,}", *[_pct(s) for s in c.share])
+    console.print(retention)
+    r = result.repeat
+    console.print(
+        f"Repeat rate: {r.repeat_rate:.1%} ({r.repeat_customers:,} of {r.customers:,} customers bought on two days"
+        f" or more; {r.multi_order_rate:.1%} placed two orders or more)"
+    )
+    between = result.time_between
+    if between.gaps:
+        console.print(
+            f"Days between purchases: median {between.median_days:g}, mean {between.mean_days:.1f}"
+            f" ({between.gaps:,} repeat purchases)"
+        )
+    categories = Table(
+        "first category",
+        "customers",
+        "second purchase",
+        *[f"within {n} days" for n in analysis.WINDOWS],
+        title="Second purchase by first category",
+    )
+    for c in result.categories:
+        categories.add_row(
+            c.category or "(uncategorised)",
+            f"{c.customers:,}",
+            _pct(c.repeat_share),
+            *[_pct(w.share) for w in c.windows],
+        )
+    console.print(categories)

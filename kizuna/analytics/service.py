@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from kizuna.analytics import cohorts as cohort_analysis
 from kizuna.analytics import deciles as decile_analysis
 from kizuna.analytics import metrics
 from kizuna.analytics import rfm as rfm_analysis
@@ -64,3 +65,11 @@ def last_metrics_run(session: Session) -> MetricRun | None:
         select(MetricRun).where(MetricRun.kind == "scores", MetricRun.finished_at.is_not(None))
         .order_by(MetricRun.id.desc()).limit(1)
     ).first()  # fmt: skip
+
+
+def cohorts(
+    *, actor: Actor, spec: cohort_analysis.CohortSpec, database_url: str | None = None
+) -> cohort_analysis.CohortResult:
+    require(actor, "analytics:read")
+    with store_session(database_url) as store:
+        return cohort_analysis.cohorts(store, spec)

@@ -14,8 +14,10 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy.orm import Session
 from starlette.responses import FileResponse, RedirectResponse, Response
 
+from kizuna.analytics import cohorts as cohort_analysis
 from kizuna.analytics import service
 from kizuna.analytics import subscribers as metrics_schedule
+from kizuna.analytics.cohorts import CohortResult, CohortSpec
 from kizuna.analytics.deciles import DecileSpec
 from kizuna.analytics.rfm import SEGMENTS, RFMSpec
 from kizuna.auth.permissions import require
@@ -225,3 +227,151 @@ def deciles_csv(request: Request, viewer: CurrentViewer) -> Response:
         for d in result.deciles
     ]
     return _csv(rows, "deciles.csv")
+
+
+# --- cohorts and repeat purchases ---
+
+
+def _cohort_spec(request: Request) -> CohortSpec:
+    q = request.query_params
+    months = q.get("months") or "12"
+    if not months.isdigit():
+        raise ValidationError(f"'{months}' is not a whole number", field="months", key="error.int_parsing")
+    try:
+        return CohortSpec(start=_day(q.get("from"), "from"), end=_day(q.get("to"), "to"), months=int(months))
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        raise ValidationError(str(first["msg"]), field=str(first["loc"][0])) from exc
+
+
+def _category_label(t: Any, category: str | None) -> str:
+    return category if category is not None else t("cohorts.uncategorised")
+
+
+def _gap_label(t: Any, low: int, high: int | None) -> str:
+    return t("cohorts.days_range", low=low, high=high) if high is not None else t("cohorts.days_over", low=low - 1)
+
+
+def _cohort_charts(t: Any, result: CohortResult) -> dict[str, Any]:
+    offsets = [t("cohorts.offset_n", n=k) for k in range(result.months + 1)]
+    months = [c.month for c in result.cohorts]
+    heat = {
+        "data": [
+            {
+                "type": "heatmap",
+                "z": [[None if s is None else round(s * 100, 1) for s in c.share] for c in result.cohorts],
+                "x": offsets,
+                "y": months,
+                "zmin": 0,
+                "zmax": 100,
+                # plotly's "Blues" runs dark to light; reversed, the cohorts that stay are the dark cells.
+                "colorscale": "Blues",
+                "reversescale": True,
+                "colorbar": {"ticksuffix": "%"},
+                "texttemplate": "%{z:.0f}%",
+                "hovertemplate": t("cohorts.heat_hover") + "<extra></extra>",
+            }
+        ],
+        "layout": {
+            "xaxis": {"title": {"text": t("cohorts.offset")}, "type": "category"},
+            "yaxis": {"title": {"text": t("cohorts.cohort")}, "type": "category", "autorange": "reversed"},
+            "margin": {"t": 10, "r": 10, "b": 50, "l": 70},
+            "height": max(260, 60 + 26 * len(months)),
+        },
+    }
+    buckets = result.time_between.buckets
+    gaps = {
+        "data": [
+            {
+                "type": "bar",
+                "x": [_gap_label(t, b.min_days, b.max_days) for b in buckets],
+                "y": [b.gaps for b in buckets],
+                "name": t("cohorts.purchases"),
+                "marker": {"color": "#2b5fd9"},
+            }
+        ],
+        "layout": {
+            "xaxis": {"title": {"text": t("cohorts.days_between")}, "type": "category"},
+            # Counts are whole: no 0.5 ticks on a short axis.
+            "yaxis": {"title": {"text": t("cohorts.purchases")}, "rangemode": "tozero", "tickformat": ",d"}
+            | ({"dtick": 1} if max((b.gaps for b in buckets), default=0) <= 10 else {}),
+            "margin": {"t": 10, "r": 10, "b": 70, "l": 50},
+            "height": 300,
+        },
+    }
+    names = [_category_label(t, c.category) for c in result.categories]
+    series = [(t("cohorts.second_purchase"), [c.repeat_share for c in result.categories], "#2b5fd9")]
+    colours = ("#a15c00", "#1b7f5a", "#7a3fb0")
+    for i, days in enumerate(cohort_analysis.WINDOWS):
+        shares = [next(w.share for w in c.windows if w.days == days) for c in result.categories]
+        series.append((t("cohorts.within_n", n=days), shares, colours[i % len(colours)]))
+    categories = {
+        "data": [
+            {
+                "type": "bar",
+                "x": names,
+                "y": [None if s is None else round(s * 100, 1) for s in shares],
+                "name": label,
+                "marker": {"color": colour},
+            }
+            for label, shares, colour in series
+        ],
+        "layout": {
+            "barmode": "group",
+            "xaxis": {"title": {"text": t("cohorts.first_category")}, "type": "category"},
+            "yaxis": {"title": {"text": "%"}, "range": [0, 100]},
+            "margin": {"t": 10, "r": 10, "b": 50, "l": 50},
+            "height": 340,
+            "legend": {"orientation": "h", "y": -0.25},
+        },
+    }
+    return {"heat": heat, "gaps": gaps, "categories": categories}
+
+
+@router.get("/analytics/cohorts")
+def cohorts_page(request: Request, viewer: CurrentViewer) -> Response:
+    t = translator(viewer.lang)
+    form = {k: request.query_params.get(k, "") for k in ("from", "to", "months")}
+    template = "analytics/cohorts.html"
+    try:
+        result = service.cohorts(actor=viewer.actor, spec=_cohort_spec(request), database_url=database_url(request))
+    except KizunaError as exc:
+        if exc.status_code in (401, 403):
+            raise
+        message = translate_error(t, viewer.lang, exc)
+        return render(request, template, viewer, status=422, form=form, result=None, error=message, charts=None)
+    return render(
+        request,
+        template,
+        viewer,
+        form=form,
+        result=result,
+        error="",
+        charts=_cohort_charts(t, result),
+        offsets=[t("cohorts.offset_n", n=k) for k in range(result.months + 1)],
+        category_label=lambda c: _category_label(t, c),
+        gap_label=lambda b: _gap_label(t, b.min_days, b.max_days),
+    )
+
+
+@router.get("/analytics/cohorts.csv")
+def cohorts_csv(request: Request, viewer: CurrentViewer) -> Response:
+    """The page's tables as CSV: ``part=retention`` (default), ``time-between`` or ``categories``."""
+    t = translator(viewer.lang)
+    part = request.query_params.get("part") or "retention"
+    if part not in ("retention", "time-between", "categories"):
+        raise ValidationError(f"unknown part '{part}'", field="part")
+    result = service.cohorts(actor=viewer.actor, spec=_cohort_spec(request), database_url=database_url(request))
+    if part == "retention":
+        rows = cohort_analysis.retention_rows(result)
+    elif part == "time-between":
+        rows = [
+            {"label": _gap_label(t, b.min_days, b.max_days), **row}
+            for b, row in zip(result.time_between.buckets, cohort_analysis.time_between_rows(result), strict=True)
+        ]
+    else:
+        rows = [
+            {**row, "label": _category_label(t, c.category)}
+            for c, row in zip(result.categories, cohort_analysis.category_rows(result), strict=True)
+        ]
+    return _csv(rows, f"cohorts-{part}.csv")

@@ -40,6 +40,7 @@ NOT_PAGES = {
     "plotly_js": "text/javascript",
     "rfm_csv": "text/csv",
     "deciles_csv": "text/csv",
+    "cohorts_csv": "text/csv",
 }
 
 
