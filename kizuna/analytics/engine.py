@@ -97,6 +97,11 @@ class Store:
         t = self.table("order_lines")
         return t.select(order_id=t.order_id, product_id=t.product_id, quantity=t.quantity, amount=self.money(t.amount))
 
+    def products(self) -> ir.Table:
+        """Products: ``id, sku, name, category, taste, brand`` (the last three may be null)."""
+        t = self.table("products")
+        return t.select(id=t.id, sku=t.sku, name=t.name, category=t.category, taste=t.taste, brand=t.brand)
+
 
 def open_store(database_url: str | None = None, analytics_url: str | None = None) -> Store:
     """The store the analytics read: the configured analytics backend, or DuckDB attached to the database."""
