@@ -119,17 +119,25 @@ def ctb_lines(store: Store, spec: CTBSpec) -> tuple[ir.Table, dt.date, str]:
     currency = default_currency(spec.currency)
     start, end = periods.bounds(spec.start, as_of)
     orders = counted_orders(store, SpendRule(currency=currency, start=start, end=end))
-    orders = orders.select(oid=orders.id, customer_id=orders.customer_id, at=orders.at)
     lines = store.order_lines()
-    lines = lines.filter(lines.amount >= 0)
-    joined = orders.join(lines, orders.oid == lines.order_id).drop("oid")
     products = store.products()
-    products = products.select(pid=products.id, category=products.category, taste=products.taste, brand=products.brand)
-    joined = joined.left_join(products, joined.product_id == products.pid).drop("pid")
-    age = ((end - joined.at) // 86400).cast("float64")
+    # One join chain and one projection: every extra layer nests a subquery, and SQLite's parser has a depth
+    # limit that the analyses built on these lines would otherwise reach.
+    chain = orders.join(lines, orders.id == lines.order_id).left_join(products, lines.product_id == products.id)
+    age = ((end - orders.at) // 86400).cast("float64")
     # Empty strings are no better a category than none.
-    blanks = {d: ibis.ifelse(joined[d].strip() == "", ibis.null("string"), joined[d]) for d in DIMENSIONS}
-    joined = joined.mutate(weight=ibis.literal(0.5) ** (age / float(spec.half_life_days)), **blanks)
+    attributes = {d: ibis.ifelse(products[d].strip() == "", ibis.null("string"), products[d]) for d in DIMENSIONS}
+    joined = chain.select(
+        customer_id=orders.customer_id,
+        order_id=orders.id,
+        product_id=lines.product_id,
+        at=orders.at,
+        quantity=lines.quantity,
+        amount=lines.amount,
+        weight=ibis.literal(0.5) ** (age / float(spec.half_life_days)),
+        **attributes,
+    )
+    joined = joined.filter(joined.amount >= 0)
     return joined, as_of, currency
 
 
@@ -150,7 +158,7 @@ def _affinity_expr(lines: ir.Table, dimension: Dimension) -> ir.Table:
         count_share=ibis.ifelse(total_lines > 0, (per.w_lines / total_lines).round(DIGITS), 0.0),
     )
     order = [
-        per.value.isnull().cast("int8"),
+        ibis.ifelse(per.value.isnull(), 1, 0),
         ibis.coalesce(per.spend_share, -1.0).desc(),
         per.count_share.desc(),
         per.value.asc(),
@@ -244,6 +252,15 @@ def check_value(lines: ir.Table, dimension: Dimension, value: str) -> None:
             key="error.ctb_unknown_value",
             params={"dimension": dimension, "value": value},
         )
+
+
+def first(table: ir.Table, order: list[Any], n: int) -> ir.Table:
+    """The first ``n`` rows of ``table`` in ``order``, in that order.
+
+    Not ``order_by(...).limit(n)``: DuckDB 1.4.4 fails with an internal error ("Attempted to access index 0
+    within vector of size 0") when a top-N sits over an inlined CTE that scans SQLite; a row number does not."""
+    ranked = table.mutate(_pos=ibis.row_number().over(order_by=order))
+    return ranked.filter(ranked._pos < n).order_by("_pos").drop("_pos")
 
 
 def _money(row: dict[str, Any], *names: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 
-from kizuna.analytics.ctb import CENT, DIMENSIONS, CTBGroup, CTBSpec, GroupValue, _rows
+from kizuna.analytics.ctb import CENT, DIMENSIONS, CTBGroup, CTBSpec, GroupValue, _rows, first
 
 OTHER = "(other)"
 DESCRIBED = 3  # values named per dimension in a group's description
@@ -31,7 +31,7 @@ MIN_SHARE = 0.05  # a value below this mean share says nothing about the group
 def _top_values(lines: ir.Table, dimension: str, n: int) -> list[str]:
     named = lines.filter(lines[dimension].notnull())
     per = named.group_by(named[dimension].name("value")).aggregate(revenue=named.amount.sum(), lines=named.count())
-    per = per.order_by([per.revenue.desc(), per.lines.desc(), per.value.asc()]).limit(n)
+    per = first(per, [per.revenue.desc(), per.lines.desc(), per.value.asc()], n)
     return [row["value"] for row in _rows(per)]
 
 
@@ -79,7 +79,9 @@ def customer_groups(lines: ir.Table, spec: CTBSpec) -> list[CTBGroup]:
             cells = [(float(centre[index[c]]), c[1]) for c in columns if c[0] == dimension]
             cells.sort(key=lambda cell: (-round(cell[0], 9), cell[1]))
             described[dimension] = [
-                GroupValue(value=value, share=round(share, 9)) for share, value in cells[:DESCRIBED] if share >= MIN_SHARE
+                GroupValue(value=value, share=round(share, 9))
+                for share, value in cells[:DESCRIBED]
+                if share >= MIN_SHARE
             ]
         groups.append(
             CTBGroup(

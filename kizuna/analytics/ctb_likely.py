@@ -18,11 +18,14 @@ from __future__ import annotations
 import datetime as dt
 
 import ibis
+import ibis.expr.types as ir
 from pydantic import BaseModel, Field
 
 from kizuna.analytics import periods
-from kizuna.analytics.ctb import DIGITS, CTBSpec, _affinity_expr, _rows, check_value, ctb_lines
+from kizuna.analytics.ctb import DIGITS, CTBSpec, _affinity_expr, _rows, check_value, ctb_lines, first
 from kizuna.analytics.engine import Store
+
+CO_PURCHASES = 10  # co-purchased values listed to explain the scores
 
 
 class LikelySpec(CTBSpec):
@@ -64,59 +67,53 @@ def likely(store: Store, spec: LikelySpec) -> LikelyResult:
     bought = lines.select("customer_id", value=lines[dimension]).filter(lambda t: t.value.notnull()).distinct()
     target = bought.filter(bought.value == spec.value).select(tid=bought.customer_id)
     both = bought.join(target, bought.customer_id == target.tid)
-    with_target = both.group_by("value").aggregate(both_n=both.count())
-    per_value = bought.group_by("value").aggregate(buyers=bought.count())
-    assoc = per_value.left_join(with_target, per_value.value == with_target.value).select(
-        avalue=per_value.value,
-        buyers=per_value.buyers,
-        probability=(ibis.coalesce(with_target.both_n, 0).cast("float64") / per_value.buyers).round(DIGITS),
-    )
+    with_target = {r["value"]: int(r["n"]) for r in _rows(both.group_by("value").aggregate(n=both.count()))}
+    buyers = {r["value"]: int(r["n"]) for r in _rows(bought.group_by("value").aggregate(n=bought.count()))}
+    # Few values (brands, categories): their probabilities are computed here and go back as one flat CASE,
+    # which keeps the query shallow enough for SQLite's parser.
+    probability = {v: round(with_target[v] / buyers[v], DIGITS) for v in sorted(with_target)}
     affinity = _affinity_expr(lines, dimension)
     share = ibis.coalesce(affinity.spend_share, affinity.count_share)
-    scored = affinity.join(assoc, affinity.value == assoc.avalue).mutate(
-        part=(share * assoc.probability), own=ibis.ifelse(affinity.value == spec.value, share, 0.0)
-    )
-    others = scored.filter(scored.value != spec.value)
-    # The value contributing most, ties by name (a value of no contribution explains nothing).
-    others = others.filter(others.part > 0).mutate(
-        pick=ibis.row_number().over(
-            group_by=others.customer_id, order_by=[others.part.round(DIGITS).desc(), others.value.asc()]
-        )
-    )
-    because = others.filter(others.pick == 0).select(bid=others.customer_id, because=others.value)
+    p = ibis.cases(*[(affinity.value == v, prob) for v, prob in probability.items()], else_=0.0)
+    scored = affinity.mutate(part=share * p, own=ibis.ifelse(affinity.value == spec.value, share, 0.0))
     per = scored.group_by("customer_id").aggregate(score=scored.part.sum().round(DIGITS), affinity=scored.own.sum())
     last = lines.filter(lines[dimension] == spec.value)
-    end_of_day = periods.day_end(as_of)
     last = last.group_by("customer_id").aggregate(last_at=last.at.max())
+    end_of_day = periods.day_end(as_of)
     last = last.select(lid=last.customer_id, days_since_bought=((end_of_day - last.last_at) // 86400).cast("int64"))
     per = per.left_join(last, per.customer_id == last.lid).drop("lid")
-    per = per.left_join(because, per.customer_id == because.bid).drop("bid")
     per = per.filter(per.score > 0)
     if spec.exclude_within_days is not None:
         per = per.filter(per.days_since_bought.isnull() | (per.days_since_bought > spec.exclude_within_days))
-    per = per.order_by([per.score.desc(), per.customer_id.asc()]).limit(spec.limit)
+    ranked = _rows(first(per, [per.score.desc(), per.customer_id.asc()], spec.limit))
+    because = _because(scored, spec.value, [row["customer_id"] for row in ranked])
     customers = [
         LikelyCustomer(
             customer_id=row["customer_id"],
             score=float(row["score"]),
             affinity=round(float(row["affinity"] or 0.0), DIGITS),
             days_since_bought=row["days_since_bought"],
-            because=row["because"],
+            because=because.get(row["customer_id"]),
         )
-        for row in _rows(per)
+        for row in ranked
     ]
-    co = assoc.filter((assoc.avalue != spec.value) & (assoc.probability > 0))
-    co = co.order_by([co.probability.desc(), co.buyers.desc(), co.avalue.asc()]).limit(10)
-    buyers = _rows(assoc.filter(assoc.avalue == spec.value))
+    co = [(v, prob) for v, prob in probability.items() if v != spec.value and prob > 0]
+    co.sort(key=lambda item: (-item[1], -buyers[item[0]], item[0]))
     return LikelyResult(
         spec=spec,
         as_of=as_of,
         currency=currency,
-        buyers=int(buyers[0]["buyers"]) if buyers else 0,
-        co_purchases=[
-            CoPurchase(value=r["avalue"], buyers=int(r["buyers"]), probability=float(r["probability"]))
-            for r in _rows(co)
-        ],
+        buyers=buyers.get(spec.value, 0),
+        co_purchases=[CoPurchase(value=v, buyers=buyers[v], probability=prob) for v, prob in co[:CO_PURCHASES]],
         customers=customers,
     )
 
+
+def _because(scored: ir.Table, value: str, customer_ids: list[int]) -> dict[int, str]:
+    """For each customer, the value other than ``value`` contributing most to the score (ties by name)."""
+    if not customer_ids:
+        return {}
+    others = scored.filter(scored.customer_id.isin(customer_ids) & (scored.value != value) & (scored.part > 0))
+    order = [others.part.round(DIGITS).desc(), others.value.asc()]
+    others = others.mutate(pick=ibis.row_number().over(group_by=others.customer_id, order_by=order))
+    return {r["customer_id"]: r["value"] for r in _rows(others.filter(others.pick == 0))}

@@ -21,7 +21,7 @@ import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel, Field
 
-from kizuna.analytics.ctb import DIGITS, CTBSpec, _rows, ctb_lines
+from kizuna.analytics.ctb import DIGITS, CTBSpec, _rows, ctb_lines, first
 from kizuna.analytics.engine import Store
 
 
@@ -46,7 +46,9 @@ def _active_products(store: Store) -> ir.Table:
     products = store.products()
     # Read beside the shared accessor: only recommending cares whether a product is still sold.
     raw = store.table("products")
-    active = raw.filter(raw.is_active.cast("int64") == 1).select(aid=raw.id)
+    # A boolean on PostgreSQL, an integer 0/1 in SQLite as some engines read it.
+    flag = raw.is_active if raw.is_active.type().is_boolean() else raw.is_active != 0
+    active = raw.filter(flag).select(aid=raw.id)
     return products.join(active, products.id == active.aid).drop("aid")
 
 
@@ -72,7 +74,8 @@ def recommendations(
     b = bought.view()
     buyers_of_mine = a.join(items, a.product_id == items.i).select(ac=a.customer_id, i=items.i)
     pairs = buyers_of_mine.join(b, buyers_of_mine.ac == b.customer_id).select(i=buyers_of_mine.i, j=b.product_id)
-    pairs = pairs.filter(pairs.i != pairs.j).group_by(["i", "j"]).aggregate(nij=pairs.count())
+    pairs = pairs.filter(pairs.i != pairs.j)
+    pairs = pairs.group_by(["i", "j"]).aggregate(nij=pairs.count())
     ni = counts.select(pi=counts.product_id, ni=counts.n)
     nj = counts.select(pj=counts.product_id, nj=counts.n)
     sim = pairs.join(ni, pairs.i == ni.pi).join(nj, pairs.j == nj.pj)
@@ -81,7 +84,8 @@ def recommendations(
     owned = mine.select(oc=mine.cid, oj=mine.i)
     scored = scored.anti_join(owned, (scored.cid == owned.oc) & (scored.j == owned.oj))
     active = _active_products(store)
-    scored = scored.join(active.select(act=active.id), scored.j == ibis._.act).drop("act")
+    active_ids = active.select(act=active.id)
+    scored = scored.join(active_ids, scored.j == active_ids.act).drop("act")
     best_reason = ibis.row_number().over(
         group_by=[scored.cid, scored.j], order_by=[scored.cosine.round(DIGITS).desc(), scored.i.asc()]
     )
@@ -102,7 +106,7 @@ def recommendations(
     if short:
         popular = active.join(counts, active.id == counts.product_id)
         cap = k + max(len(owned_by[cid]) for cid in short)
-        popular = popular.order_by([popular.n.desc(), popular.id.asc()]).limit(cap)
+        popular = first(popular, [popular.n.desc(), popular.id.asc()], cap)
         ranked = _rows(popular)
         for cid in short:
             taken = owned_by[cid] | {r.product_id for r in result[cid]}

@@ -121,7 +121,9 @@ def test_excluded_statuses_currencies_refunds_future_rows_discount_lines_and_los
         _order(s, z, _jst(2024, 3, 7), ("P1", 0))  # a free sample: a line, no spend
         _order(s, z, _jst(2024, 3, 8), ("P2", 600))
         lost = ids["P2"]
-        s.execute(update(OrderLine).where(OrderLine.product_id == lost, OrderLine.unit_price == 600).values(product_id=None))
+        s.execute(
+            update(OrderLine).where(OrderLine.product_id == lost, OrderLine.unit_price == 600).values(product_id=None)
+        )
     result = ctb(store, CTBSpec(end=AS_OF))
     assert (result.customers, result.revenue, result.currency) == (1, Decimal("1600.00"), "JPY")
     values = _by_value(result.values)
