@@ -40,6 +40,9 @@ NOT_PAGES = {
     "plotly_js": "text/javascript",
     "rfm_csv": "text/csv",
     "deciles_csv": "text/csv",
+    "ctb_csv": "text/csv",
+    "ctb_groups_csv": "text/csv",
+    "ctb_likely_csv": "text/csv",
 }
 
 
