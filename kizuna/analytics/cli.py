@@ -302,3 +302,175 @@ def cohorts_command(
             *[_pct(w.share) for w in c.windows],
         )
     console.print(categories)
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+def _ctb_value(value: str | None) -> str:
+    from kizuna.analytics.ctb import UNCATEGORISED
+
+    return UNCATEGORISED if value is None else value
+
+
+@analytics_app.command("ctb")
+def ctb_command(
+    dimension: Annotated[str, typer.Option(help="category, taste or brand.")] = "category",
+    start: Annotated[
+        dt.datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First day (inclusive).")
+    ] = None,
+    end: Annotated[
+        dt.datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day (inclusive) and as-of day.")
+    ] = None,
+    half_life_days: Annotated[float, typer.Option(help="Days after which a purchase weighs half.")] = 180,
+    currency: Annotated[str | None, typer.Option(help="Currency analysed (default: KIZUNA_DEFAULT_CURRENCY).")] = None,
+    groups: Annotated[int, typer.Option(help="Customer groups (k-means) at most.")] = 5,
+    customers: Annotated[
+        bool, typer.Option("--customers", help="Every customer's top category, taste and brand.")
+    ] = False,
+    likely_value: Annotated[
+        str | None, typer.Option("--likely", help="Customers ranked by how likely they buy this value next.")
+    ] = None,
+    exclude_within_days: Annotated[
+        int, typer.Option(help="With --likely: leave out who bought the value this recently (-1: nobody).")
+    ] = 90,
+    limit: Annotated[int, typer.Option(help="With --likely: customers listed at most.")] = 100,
+    fmt: Format = "table",
+) -> None:
+    """CTB: revenue and customers per category, taste or brand, and groups of customers who buy alike."""
+    from kizuna.analytics import service
+    from kizuna.analytics.ctb import CTBSpec
+    from kizuna.analytics.ctb_likely import LikelySpec
+
+    _check_format(fmt)
+    common: dict[str, Any] = {
+        "dimension": dimension,
+        "start": _day(start),
+        "end": _day(end),
+        "half_life_days": half_life_days,
+        "currency": currency,
+        "groups": groups,
+    }
+    try:
+        if likely_value is not None:
+            exclude = None if exclude_within_days < 0 else exclude_within_days
+            spec = LikelySpec(**common, value=likely_value, exclude_within_days=exclude, limit=limit)
+            likely = service.ctb_likely(actor=CLI, spec=spec)
+        elif customers:
+            rows = service.ctb_customers(actor=CLI, spec=CTBSpec(**common))
+        else:
+            result = service.ctb(actor=CLI, spec=CTBSpec(**common))
+    except (KizunaError, ValidationError) as exc:
+        raise _fail(exc) from exc
+    if likely_value is not None:
+        if fmt == "json":
+            _json(likely)
+        elif fmt == "csv":
+            _write_csv(likely.customers)
+        else:
+            title = f"Likely to buy {dimension} {likely_value} ({likely.buyers:,} bought it)"
+            table = Table("customer", "score", "own share", "days since bought", "because", title=title)
+            for r in likely.customers:
+                since = "" if r.days_since_bought is None else str(r.days_since_bought)
+                table.add_row(str(r.customer_id), f"{r.score:.3f}", _share(r.affinity), since, r.because or "")
+            console.print(table)
+        return
+    if customers:
+        if fmt == "json":
+            _json(rows)
+        elif fmt == "csv":
+            _write_csv(rows)
+        else:
+            table = Table("customer", "spend", "lines", "category", "share", "taste", "share", "brand", "share")
+            for c in rows:
+                table.add_row(
+                    str(c.customer_id),
+                    f"{c.spend:,}",
+                    str(c.lines),
+                    c.top_category or "",
+                    _share(c.category_share),
+                    c.top_taste or "",
+                    _share(c.taste_share),
+                    c.top_brand or "",
+                    _share(c.brand_share),
+                )
+            console.print(table)
+        return
+    if fmt == "json":
+        _json(result)
+    elif fmt == "csv":
+        _write_csv(result.values)
+    else:
+        table = Table(
+            dimension,
+            "customers",
+            f"revenue ({result.currency})",
+            "share",
+            "lines",
+            "quantity",
+            "top for",
+            title=f"CTB by {dimension}, as of {result.as_of}",
+        )
+        for v in result.values:
+            table.add_row(
+                _ctb_value(v.value),
+                f"{v.customers:,}",
+                f"{v.revenue:,}",
+                _share(v.share),
+                f"{v.lines:,}",
+                f"{v.quantity:,}",
+                f"{v.top_customers:,}",
+            )
+        table.add_row("total", f"{result.customers:,}", f"{result.revenue:,}", "", "", "", "", style="bold")
+        console.print(table)
+        groups_table = Table("group", "customers", f"revenue ({result.currency})", "category", "taste", "brand")
+        for g in result.groups:
+            described = [
+                ", ".join(f"{v.value} {v.share:.0%}" for v in values) for values in (g.category, g.taste, g.brand)
+            ]
+            groups_table.add_row(str(g.group), f"{g.customers:,}", f"{g.revenue:,}", *described)
+        console.print(groups_table)
+
+
+@analytics_app.command("recommend")
+def recommend_command(
+    customer: Annotated[list[int], typer.Option("--customer", help="Customer id (repeat for several).")],
+    k: Annotated[int, typer.Option("--k", min=1, max=50, help="Products per customer.")] = 5,
+    fmt: Format = "table",
+) -> None:
+    """A few products for each customer, from what customers buy together (best sellers when that is not enough)."""
+    from kizuna.analytics import service
+
+    _check_format(fmt)
+    try:
+        found = service.recommendations(actor=CLI, customer_ids=customer, k=k)
+    except KizunaError as exc:
+        raise _fail(exc) from exc
+    if fmt == "json":
+        _json(found)
+        return
+    rows = [
+        {"customer_id": c.customer_id, "rank": n, **p.model_dump(mode="json")}
+        for c in found
+        for n, p in enumerate(c.products, start=1)
+    ]
+    if fmt == "csv":
+        if rows:
+            writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        return
+    table = Table("customer", "rank", "product", "sku", "category", "brand", "score", "reason")
+    for r in rows:
+        table.add_row(
+            str(r["customer_id"]),
+            str(r["rank"]),
+            r["name"],
+            r["sku"],
+            r["category"] or "",
+            r["brand"] or "",
+            f"{r['score']:.3f}",
+            r["reason"],
+        )
+    console.print(table)

@@ -98,6 +98,7 @@ class Store:
         return t.select(order_id=t.order_id, product_id=t.product_id, quantity=t.quantity, amount=self.money(t.amount))
 
     def products(self) -> ir.Table:
+        """Products: ``id, sku, name, category, taste, brand`` (the last three may be null)."""
         t = self.table("products")
         return t.select(id=t.id, sku=t.sku, name=t.name, category=t.category, taste=t.taste, brand=t.brand)
 

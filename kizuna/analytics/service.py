@@ -7,12 +7,17 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from kizuna.analytics import cohorts as cohort_analysis
+from kizuna.analytics import ctb as ctb_analysis
 from kizuna.analytics import deciles as decile_analysis
 from kizuna.analytics import metrics
 from kizuna.analytics import rfm as rfm_analysis
+from kizuna.analytics.ctb import CTBSpec
+from kizuna.analytics.ctb_likely import LikelyResult, LikelySpec, likely
 from kizuna.analytics.engine import store_session
 from kizuna.analytics.metrics import MetricsSpec
 from kizuna.analytics.models import MetricRun
+from kizuna.analytics.recommend import CustomerRecommendations
+from kizuna.analytics.recommend import recommendations as recommend
 from kizuna.auth.permissions import Actor, require
 from kizuna.db import get_engine, transaction
 from kizuna.outbox.service import emit
@@ -73,3 +78,33 @@ def cohorts(
     require(actor, "analytics:read")
     with store_session(database_url) as store:
         return cohort_analysis.cohorts(store, spec)
+
+
+def ctb(*, actor: Actor, spec: CTBSpec, database_url: str | None = None) -> ctb_analysis.CTBResult:
+    require(actor, "analytics:read")
+    with store_session(database_url) as store:
+        return ctb_analysis.ctb(store, spec)
+
+
+def ctb_customers(
+    *, actor: Actor, spec: CTBSpec, customer_ids: list[int] | None = None, database_url: str | None = None
+) -> list[ctb_analysis.CustomerTop]:
+    require(actor, "analytics:read")
+    with store_session(database_url) as store:
+        return ctb_analysis.customer_tops(store, spec, customer_ids)
+
+
+def ctb_likely(*, actor: Actor, spec: LikelySpec, database_url: str | None = None) -> LikelyResult:
+    require(actor, "analytics:read")
+    with store_session(database_url) as store:
+        return likely(store, spec)
+
+
+def recommendations(
+    *, actor: Actor, customer_ids: list[int], k: int = 5, database_url: str | None = None
+) -> list[CustomerRecommendations]:
+    """Up to ``k`` products for each customer (email templates call this too), in the order of ``customer_ids``."""
+    require(actor, "analytics:read")
+    with store_session(database_url) as store:
+        found = recommend(store, customer_ids, k)
+    return [CustomerRecommendations(customer_id=cid, products=found[cid]) for cid in dict.fromkeys(customer_ids)]

@@ -18,6 +18,9 @@ from kizuna.analytics import cohorts as cohort_analysis
 from kizuna.analytics import service
 from kizuna.analytics import subscribers as metrics_schedule
 from kizuna.analytics.cohorts import CohortResult, CohortSpec
+from kizuna.analytics.ctb import DIMENSIONS, CTBSpec
+from kizuna.analytics.ctb_groups import OTHER
+from kizuna.analytics.ctb_likely import LikelySpec
 from kizuna.analytics.deciles import DecileSpec
 from kizuna.analytics.rfm import SEGMENTS, RFMSpec
 from kizuna.auth.permissions import require
@@ -375,3 +378,142 @@ def cohorts_csv(request: Request, viewer: CurrentViewer) -> Response:
             for c, row in zip(result.categories, cohort_analysis.category_rows(result), strict=True)
         ]
     return _csv(rows, f"cohorts-{part}.csv")
+
+
+# --- CTB (category / taste / brand) -----------------------------------------------------------------------------
+
+CTB_CHART_VALUES = 20  # bars drawn at most; the table beside the chart lists every value
+
+
+def _ctb_spec(request: Request) -> CTBSpec:
+    q = request.query_params
+    dimension = q.get("dimension") or "category"
+    if dimension not in DIMENSIONS:
+        raise ValidationError(f"unknown dimension '{dimension}'", field="dimension", key="error.ctb_dimension")
+    half_life = q.get("half_life_days") or "180"
+    try:
+        days = float(half_life)
+    except ValueError as exc:
+        raise ValidationError(
+            f"'{half_life}' is not a number", field="half_life_days", key="error.float_parsing"
+        ) from exc
+    try:
+        return CTBSpec(
+            dimension=dimension, start=_day(q.get("from"), "from"), end=_day(q.get("to"), "to"), half_life_days=days
+        )
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        raise ValidationError(str(first["msg"]), field=str(first["loc"][0])) from exc
+
+
+def _likely_spec(request: Request, spec: CTBSpec) -> LikelySpec:
+    return LikelySpec(**spec.model_dump(), value=request.query_params.get("likely", ""))
+
+
+def _ctb_label(t: Any, value: str | None) -> str:
+    return t("ctb.uncategorised") if value is None else value
+
+
+def _group_label(t: Any, value: str) -> str:
+    return t("ctb.other") if value == OTHER else value
+
+
+CTB_FORM = ("dimension", "from", "to", "half_life_days")
+
+
+@router.get("/analytics/ctb")
+def ctb_page(request: Request, viewer: CurrentViewer) -> Response:
+    t = translator(viewer.lang)
+    form = {k: request.query_params.get(k, "") for k in CTB_FORM}
+    chosen = request.query_params.get("likely", "")
+    try:
+        spec = _ctb_spec(request)
+        result = service.ctb(actor=viewer.actor, spec=spec, database_url=database_url(request))
+    except KizunaError as exc:
+        return _refused(request, viewer, "analytics/ctb.html", form, exc)
+    likely, likely_error = None, ""
+    if chosen:
+        try:
+            spec_likely = _likely_spec(request, spec)
+            likely = service.ctb_likely(actor=viewer.actor, spec=spec_likely, database_url=database_url(request))
+        except PydanticValidationError as exc:
+            likely_error = str(exc.errors()[0]["msg"])
+        except KizunaError as exc:
+            if exc.status_code in (401, 403):
+                raise
+            likely_error = translate_error(t, viewer.lang, exc)
+    shown = result.values[:CTB_CHART_VALUES]
+    chart = {
+        "data": [
+            {
+                "type": "bar",
+                "x": [_ctb_label(t, v.value) for v in shown],
+                "y": [round(v.share * 100, 2) for v in shown],
+                "name": t("analytics.share"),
+                "marker": {"color": "#2b5fd9"},
+            }
+        ],
+        "layout": {
+            "xaxis": {"title": {"text": t(f"ctb.dimension.{spec.dimension}")}, "type": "category", "automargin": True},
+            "yaxis": {"title": {"text": "%"}, "rangemode": "tozero"},
+            "margin": {"t": 10, "r": 10, "b": 60, "l": 50},
+            "height": 340,
+        },
+    }
+    return render(
+        request,
+        "analytics/ctb.html",
+        viewer,
+        form=form,
+        result=result,
+        error="",
+        chart=chart,
+        chosen=chosen,
+        likely=likely,
+        likely_error=likely_error,
+        label=lambda v: _ctb_label(t, v),
+        group_label=lambda v: _group_label(t, v),
+        dimensions=DIMENSIONS,
+    )
+
+
+@router.get("/analytics/ctb.csv")
+def ctb_csv(request: Request, viewer: CurrentViewer) -> Response:
+    result = service.ctb(actor=viewer.actor, spec=_ctb_spec(request), database_url=database_url(request))
+    rows = [
+        {
+            **v.model_dump(mode="json"),
+            "value": v.value if v.value is not None else "",
+            "share": round(v.share, 6),
+            "dimension": result.spec.dimension,
+            "currency": result.currency,
+        }
+        for v in result.values
+    ]
+    return _csv(rows, f"ctb-{result.spec.dimension}-{result.as_of}.csv")
+
+
+@router.get("/analytics/ctb/groups.csv")
+def ctb_groups_csv(request: Request, viewer: CurrentViewer) -> Response:
+    result = service.ctb(actor=viewer.actor, spec=_ctb_spec(request), database_url=database_url(request))
+    rows = [
+        {
+            "group": g.group,
+            "customers": g.customers,
+            f"revenue_{result.currency}": str(g.revenue),
+            **{d: "; ".join(f"{v.value} {v.share:.4f}" for v in getattr(g, d)) for d in DIMENSIONS},
+        }
+        for g in result.groups
+    ]
+    return _csv(rows, f"ctb-groups-{result.as_of}.csv")
+
+
+@router.get("/analytics/ctb/likely.csv")
+def ctb_likely_csv(request: Request, viewer: CurrentViewer) -> Response:
+    try:
+        spec = _likely_spec(request, _ctb_spec(request))
+    except PydanticValidationError as exc:
+        raise ValidationError(str(exc.errors()[0]["msg"]), field="likely") from exc
+    result = service.ctb_likely(actor=viewer.actor, spec=spec, database_url=database_url(request))
+    rows = [{"rank": n, **c.model_dump(mode="json")} for n, c in enumerate(result.customers, start=1)]
+    return _csv(rows, f"ctb-likely-{spec.dimension}.csv")

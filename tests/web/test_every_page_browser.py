@@ -41,6 +41,9 @@ NOT_PAGES = {
     "rfm_csv": "text/csv",
     "deciles_csv": "text/csv",
     "cohorts_csv": "text/csv",
+    "ctb_csv": "text/csv",
+    "ctb_groups_csv": "text/csv",
+    "ctb_likely_csv": "text/csv",
 }
 
 
