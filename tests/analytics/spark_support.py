@@ -45,7 +45,7 @@ def require_spark() -> None:
     java_home = os.environ.get("JAVA_HOME")
     if not shutil.which("java") and not (java_home and os.path.exists(os.path.join(java_home, "bin", "java"))):
         pytest.fail(
-            "the Spark tests need Java 17 or 21 (apt-get install -y openjdk-17-jre-headless); "
+            "the Spark tests need Java 17 or 21 (apt-get install -y openjdk-17-jre-headless, as scripts/test does); "
             "set KIZUNA_TEST_SPARK=0 to skip them"
         )
     try:
@@ -129,6 +129,9 @@ def spark_store(spark: Store, database_url: str) -> Store:
 
 def start_spark(warehouse: str) -> Store:
     require_spark()
+    # Spark looks its host name up before reading spark.driver.host; on a machine whose name is not loopback it
+    # would warn and announce another address.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     store = open_store(analytics_url=spark_url(warehouse))
     store.con._session.sparkContext.setLogLevel("ERROR")
     return store
