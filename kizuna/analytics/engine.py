@@ -3,7 +3,8 @@
 By default an in-process DuckDB attaches the store itself, read-only, through DuckDB's SQLite or PostgreSQL
 scanner (loaded from the ``duckdb-ext-*`` wheels, so nothing is downloaded at run time). ``KIZUNA_ANALYTICS_URL``
 points the same analyses at another Ibis backend that holds the CRM's tables under their own names (the
-PostgreSQL store itself, a replica, Spark, ClickHouse...).
+PostgreSQL store itself, a replica, Spark, ClickHouse...); Spark URLs (``pyspark://``, ``sc://``) are read by
+``analytics.spark``, which builds the Spark session Ibis then uses.
 
 Every analysis reads the store through ``Store``, which gives the same column types on every backend: money as
 ``decimal(18, 2)`` (SQLite keeps integer cents, see ``db.MoneyType``) and times as seconds since the epoch (UTC),

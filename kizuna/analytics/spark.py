@@ -105,10 +105,10 @@ def _connect(target: SparkTarget) -> Any:
     except Exception as exc:  # Java missing, master unreachable, connect dependencies missing...
         raise SparkUnavailable(f"could not start a Spark session: {exc}") from exc
     backend = ibis.pyspark.connect(session)
-    if target.database:
-        known = {row.namespace for row in session.sql("SHOW DATABASES").collect()}
-        if target.database not in known:
-            raise SparkUnavailable(f"Spark has no database {target.database!r} (known: {', '.join(sorted(known))})")
+    # A mistyped database would otherwise surface later as a missing table; databaseExists also takes catalog.db.
+    if target.database and not session.catalog.databaseExists(target.database):
+        known = sorted(db.name for db in session.catalog.listDatabases())
+        raise SparkUnavailable(f"Spark has no database {target.database!r} (known: {', '.join(known)})")
     return backend
 
 
