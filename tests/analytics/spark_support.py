@@ -5,12 +5,12 @@ An analysis test proves Spark agrees with DuckDB like this (the ``spark`` fixtur
 conftest and starts Spark once per process)::
 
     @pytest.mark.spark
-    @pytest.mark.xdist_group("spark")
+    @pytest.mark.xdist_group("spark")  # scripts/test runs --dist loadgroup: every Spark test on one worker
+    @pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # one store is enough: Spark reads a copy
     def test_cohorts_are_the_same_on_spark(db, spark):
         ...  # write the data through the factories
-        url = db.url.render_as_string(hide_password=False)
-        duck, on_spark = open_store(url, analytics_url=""), spark_store(spark, url)
-        same_results(cohorts(duck, spec), cohorts(on_spark, spec))
+        with duckdb_and_spark(db, spark) as (duck, on_spark):
+            same_results(cohorts(duck, spec), cohorts(on_spark, spec))
 
 A model fitted by maximum likelihood (CLV) is fitted once and the same parameters are given to each engine's
 per-customer expression: the optimiser is not what the engines are compared on.
@@ -23,6 +23,8 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -30,6 +32,7 @@ from urllib.parse import urlencode
 import pytest
 from pydantic import BaseModel
 from sqlalchemy import create_engine, select, types
+from sqlalchemy.engine import Engine
 
 from kizuna.analytics.engine import Store, open_store
 from kizuna.db import Base, MoneyType, UTCDateTime
@@ -125,6 +128,17 @@ def spark_store(spark: Store, database_url: str) -> Store:
     """The analytics' store on Spark holding a copy of the database at ``database_url`` as it is now."""
     copy_store(spark, database_url)
     return spark
+
+
+@contextmanager
+def duckdb_and_spark(db: Engine, spark: Store) -> Iterator[tuple[Store, Store]]:
+    """The analytics' default store (DuckDB reading the database) and Spark holding a copy of it as it is now."""
+    url = db.url.render_as_string(hide_password=False)
+    duck = open_store(url, analytics_url="")
+    try:
+        yield duck, spark_store(spark, url)
+    finally:
+        duck.con.disconnect()
 
 
 def start_spark(warehouse: str) -> Store:

@@ -19,7 +19,7 @@ from kizuna.auth.permissions import Actor
 from kizuna.customers.merge import merge_customers
 from kizuna.db import transaction
 from tests import factories
-from tests.analytics.spark_support import same_results, spark_store, spark_url
+from tests.analytics.spark_support import duckdb_and_spark, same_results, spark_store, spark_url
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 
@@ -60,10 +60,7 @@ def _shop(db: Engine) -> None:
 @pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
 def test_rfm_and_deciles_are_the_same_on_spark_as_on_duckdb(db: Engine, spark: Store):
     _shop(db)
-    url = db.url.render_as_string(hide_password=False)
-    duck = open_store(url, analytics_url="")
-    try:
-        on_spark = spark_store(spark, url)
+    with duckdb_and_spark(db, spark) as (duck, on_spark):
         spec = RFMSpec(as_of=AS_OF)
         expected = customer_scores(duck, spec)
         assert len(expected) > 50  # the data reached both engines
@@ -75,8 +72,6 @@ def test_rfm_and_deciles_are_the_same_on_spark_as_on_duckdb(db: Engine, spark: S
         same_results(deciles(duck, period), deciles(on_spark, period))
         rows = [_rows(customer_deciles(store, period)[0].order_by("customer_id")) for store in (duck, on_spark)]
         same_results(*rows)
-    finally:
-        duck.con.disconnect()
 
 
 @pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
