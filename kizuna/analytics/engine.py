@@ -3,7 +3,8 @@
 By default an in-process DuckDB attaches the store itself, read-only, through DuckDB's SQLite or PostgreSQL
 scanner (loaded from the ``duckdb-ext-*`` wheels, so nothing is downloaded at run time). ``KIZUNA_ANALYTICS_URL``
 points the same analyses at another Ibis backend that holds the CRM's tables under their own names (the
-PostgreSQL store itself, a replica, Spark, ClickHouse...).
+PostgreSQL store itself, a replica, Spark, ClickHouse...); Spark URLs (``pyspark://``, ``sc://``) are read by
+``analytics.spark``, which builds the Spark session Ibis then uses.
 
 Every analysis reads the store through ``Store``, which gives the same column types on every backend: money as
 ``decimal(18, 2)`` (SQLite keeps integer cents, see ``db.MoneyType``) and times as seconds since the epoch (UTC),
@@ -22,6 +23,7 @@ import ibis
 import ibis.expr.types as ir
 from sqlalchemy.engine import make_url
 
+from kizuna.analytics import spark
 from kizuna.config import get_settings
 from kizuna.errors import KizunaError
 
@@ -67,6 +69,8 @@ class Store:
     database: str | None
     money_in_cents: bool
     name: str
+    # A connection kept for the life of the process (a Spark session takes seconds to start): not closed per use.
+    shared: bool = False
 
     def table(self, name: str) -> ir.Table:
         return self.con.table(name, database=self.database) if self.database else self.con.table(name)
@@ -83,7 +87,7 @@ class Store:
         return t.select(
             id=t.id,
             customer_id=t.customer_id,
-            at=t.ordered_at.epoch_seconds(),
+            at=epoch_seconds(t.ordered_at),
             amount=self.money(t.total_amount),
             currency=t.currency,
             status=t.status,
@@ -91,7 +95,7 @@ class Store:
 
     def customers(self) -> ir.Table:
         t = self.table("customers")
-        return t.select(id=t.id, status=t.status, created_at=t.created_at.epoch_seconds())
+        return t.select(id=t.id, status=t.status, created_at=epoch_seconds(t.created_at))
 
     def order_lines(self) -> ir.Table:
         t = self.table("order_lines")
@@ -103,11 +107,22 @@ class Store:
         return t.select(id=t.id, sku=t.sku, name=t.name, category=t.category, taste=t.taste, brand=t.brand)
 
 
+def epoch_seconds(column: ir.TimestampValue) -> ir.IntegerValue:
+    """Whole seconds since the epoch (UTC), rounded down: DuckDB and PostgreSQL keep the fraction of a second and
+    SQLite and Spark drop it, so without the floor a recency or a period boundary could differ by a day."""
+    return column.epoch_seconds().floor().cast("int64")
+
+
 def open_store(database_url: str | None = None, analytics_url: str | None = None, *, writable: bool = False) -> Store:
     """The store the analytics read: the configured analytics backend, or DuckDB attached to the database
     (read-only unless ``writable``: only the metrics refresh writes, and only its own table)."""
     settings = get_settings()
     analytics_url = analytics_url if analytics_url is not None else settings.analytics_url
+    if analytics_url and spark.is_spark_url(analytics_url):
+        target = spark.parse(analytics_url)
+        con = spark.connect(analytics_url)
+        # A user's ETL copies the CRM's tables into Spark with money as decimals (README: the analytics on Spark).
+        return Store(con=con, database=target.database, money_in_cents=False, name="pyspark", shared=True)
     if analytics_url and not analytics_url.startswith("duckdb"):
         con = ibis.connect(analytics_url)
         # Kizuna's SQLite store keeps money as integer cents (db.MoneyType); every other store keeps decimals.
@@ -169,5 +184,5 @@ def store_session(database_url: str | None = None, *, writable: bool = False) ->
         yield store
     finally:
         disconnect = getattr(store.con, "disconnect", None)
-        if disconnect:
+        if disconnect and not store.shared:
             disconnect()

@@ -117,7 +117,8 @@ def scored(store: Store, spec: RFMSpec) -> tuple[ir.Table, dt.date, str]:
     per = orders.group_by("customer_id").aggregate(
         first_at=orders.at.min(), last_at=orders.at.max(), frequency=orders.count(), monetary=orders.amount.sum()
     )
-    per = per.mutate(recency_days=((end - per.last_at) // 86400).cast("int64"))
+    # ``end`` is the first second after the as-of day, so the day's own seconds are end-86400 .. end-1: all 0 days.
+    per = per.mutate(recency_days=((end - 1 - per.last_at) // 86400).cast("int64"))
     bins = spec.bins
     # ntile is 0-based in Ibis: group 0 holds the best customers, who get the top score.
     per = per.mutate(

@@ -147,3 +147,13 @@ def test_rfm_as_of_an_earlier_day_ignores_later_orders(db, store):
         _spend(s, cid, 5000, _jst(2024, 2, 10, 9))
     scores = customer_scores(store, RFMSpec(as_of=dt.date(2024, 1, 31)))
     assert [(r.frequency, r.monetary, r.recency_days) for r in scores] == [(1, Decimal("1000.00"), 21)]
+
+
+def test_rfm_recency_counts_an_order_at_midnight_as_that_day(db, store):
+    with transaction(db) as s:
+        first = factories.customer(s, family_name="零時").id
+        last = factories.customer(s, family_name="前日").id
+        _spend(s, first, 1000, _jst(2024, 1, 31, 0, 0, 0))  # the first second of the as-of day
+        _spend(s, last, 1000, _jst(2024, 1, 30, 23, 59, 59))  # the last second of the day before
+    scores = {r.customer_id: r.recency_days for r in customer_scores(store, RFMSpec(as_of=dt.date(2024, 1, 31)))}
+    assert scores == {first: 0, last: 1}
