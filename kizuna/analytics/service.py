@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kizuna.analytics import clv as clv_analysis
 from kizuna.analytics import deciles as decile_analysis
 from kizuna.analytics import rfm as rfm_analysis
 from kizuna.analytics.engine import store_session
@@ -28,3 +29,18 @@ def deciles(
     require(actor, "analytics:read")
     with store_session(database_url) as store:
         return decile_analysis.deciles(store, spec)
+
+
+def clv(*, actor: Actor, spec: clv_analysis.CLVSpec, database_url: str | None = None) -> clv_analysis.CLVResult:
+    require(actor, "analytics:read")
+    with store_session(database_url) as store:
+        return clv_analysis.clv(store, spec)
+
+
+def clv_customers(
+    *, actor: Actor, spec: clv_analysis.CLVSpec, database_url: str | None = None
+) -> tuple[clv_analysis.CLVParams, list[clv_analysis.CLVRow]]:
+    """The fitted parameters and every customer's CLV row (what a per-customer metrics table stores)."""
+    require(actor, "analytics:read")
+    with store_session(database_url) as store:
+        return clv_analysis.customer_clv(store, spec)
