@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from kizuna.analytics import service
+from kizuna.analytics.clv import CLVResult, CLVSpec, TimeUnit
 from kizuna.analytics.deciles import DecileResult, DecileSpec
 from kizuna.analytics.rfm import RFMResult, RFMSpec
 from kizuna.web.deps import APIActor, database_url
@@ -43,3 +44,28 @@ def deciles(
     """Customers with spend in the period in 10 equal groups (decile 1 spends most)."""
     spec = DecileSpec(start=start, end=end, currency=currency, include_refunds=include_refunds)
     return service.deciles(actor=actor, spec=spec, database_url=database_url(request))
+
+
+@router.get("/clv", response_model=CLVResult)
+def clv(
+    request: Request,
+    actor: APIActor,
+    calibration_end: Annotated[
+        dt.date | None, Query(description="Last day fitted on (inclusive; default today), YYYY-MM-DD.")
+    ] = None,
+    time_unit: Annotated[TimeUnit, Query(description="Unit of recency, age, horizon and α.")] = "week",
+    horizon: Annotated[float | None, Query(gt=0, le=3653, description="Periods of time_unit (default 1 year).")] = None,
+    discount_rate: Annotated[float, Query(ge=0, lt=1, description="Discount rate per month.")] = 0.01,
+    currency: str | None = None,
+    top: Annotated[int, Query(ge=0, le=1000)] = 20,
+) -> CLVResult:
+    """BG/NBD and Gamma-Gamma parameters, CLV by decile, P(alive) distribution and the top customers by CLV."""
+    spec = CLVSpec(
+        calibration_end=calibration_end,
+        time_unit=time_unit,
+        horizon=horizon,
+        discount_rate=discount_rate,
+        currency=currency,
+        top=top,
+    )
+    return service.clv(actor=actor, spec=spec, database_url=database_url(request))
