@@ -33,7 +33,7 @@ from decimal import Decimal
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from kizuna.analytics import clv_models as models
 from kizuna.analytics import periods
@@ -46,6 +46,7 @@ from kizuna.schemas import MoneyOut
 TimeUnit = Literal["day", "week"]
 UNIT_DAYS = {"day": 1, "week": 7}
 YEAR_DAYS = 365
+MAX_HORIZON_DAYS = 3653
 MONTH_DAYS = 365.25 / 12
 MIN_CUSTOMERS = 20
 MIN_REPEAT_CUSTOMERS = 10
@@ -63,11 +64,18 @@ class CLVSpec(BaseModel):
     )
     time_unit: TimeUnit = Field(default="week", description="Unit of recency, age, horizon and the fitted α.")
     horizon: float | None = Field(
-        default=None, gt=0, le=3653, description="Periods (in time_unit) to predict over (default: 365 days)."
+        default=None, gt=0, description="Periods (in time_unit) to predict over (default: 365 days; at most 10 years)."
     )
     discount_rate: float = Field(default=0.01, ge=0, lt=1, description="Discount rate per month.")
     currency: str | None = Field(default=None, description="Currency analysed (default: the configured one).")
     top: int = Field(default=20, ge=0, le=1000, description="Customers listed in the result, highest CLV first.")
+
+    @model_validator(mode="after")
+    def _horizon_within_ten_years(self) -> CLVSpec:
+        # CLV sums month by month; beyond ten years the discounting leaves little and the cost grows.
+        if self.horizon is not None and self.horizon * UNIT_DAYS[self.time_unit] > MAX_HORIZON_DAYS:
+            raise ValueError(f"the horizon is longer than 10 years ({MAX_HORIZON_DAYS} days)")
+        return self
 
 
 class BGNBD(BaseModel):

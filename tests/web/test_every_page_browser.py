@@ -40,6 +40,9 @@ NOT_PAGES = {
     "plotly_js": "text/javascript",
     "rfm_csv": "text/csv",
     "deciles_csv": "text/csv",
+    "clv_csv": "text/csv",
+    "clv_alive_csv": "text/csv",
+    "clv_customers_csv": "text/csv",
 }
 
 
