@@ -120,7 +120,7 @@ def test_cdnow_through_the_store_gives_fader_hardies_summary_and_the_published_f
         assert row.frequency == paper["x"], row
         # The published file rounds weeks to 2 decimals and means half up to cents.
         assert row.recency == pytest.approx(paper["t_x"], abs=0.005)
-        assert row.T == pytest.approx(paper["T"], abs=0.005)
+        assert abs(row.T - paper["T"]) <= 0.005
         assert float(row.monetary) == pytest.approx(paper["zbar"], abs=0.0101)
     b, g = params.bgnbd, params.gamma_gamma
     assert (round(b.r, 3), round(b.alpha, 3), round(b.a, 3), round(b.b, 3)) == (0.243, 4.414, 0.793, 2.426)
@@ -473,14 +473,38 @@ def test_cli_prints_the_fitted_parameters_and_writes_every_customer(db, tmp_path
         s.con.disconnect()
     assert body["bgnbd"] == params.bgnbd.model_dump() and body["gamma_gamma"] == params.gamma_gamma.model_dump()
     lines = out.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "customer_id,frequency,recency,T,monetary,expected_purchases,p_alive,churn_risk,expected_spend,clv"
+    assert (
+        lines[0] == "customer_id,frequency,recency,T,monetary,expected_purchases,p_alive,churn_risk,expected_spend,clv"
+    )
     assert len(lines) == 1 + len(rows) == 301
-    table = _kizuna(db, "analytics", "clv", "--calibration-end", "1997-09-30", "--currency", "USD")
-    assert table.returncode == 0 and "Top customers by CLV" in table.stdout
-    bad = _kizuna(db, "analytics", "clv", "--calibration-end", "1997-09-30", "--time-unit", "month")
-    assert bad.returncode == 2 and "time_unit" in bad.stdout
-    empty = _kizuna(db, "analytics", "clv", "--calibration-end", "1997-09-30")  # nothing in yen
-    assert empty.returncode == 2 and "at least 20 customers" in empty.stdout
+
+
+def test_cli_table_and_bad_options(db, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from kizuna.analytics.cli import analytics_app
+    from kizuna.config import get_settings
+
+    cdnow.import_into(db, tmp_path, customers=300)
+    # In process (the command reads the configured database), so only the test above pays for a new interpreter.
+    monkeypatch.setenv("KIZUNA_DATABASE_URL", db.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        table = runner.invoke(analytics_app, ["clv", "--calibration-end", "1997-09-30", "--currency", "USD"])
+        assert table.exit_code == 0 and "Top customers by CLV" in table.output, table.output
+        assert "300 customers" in table.output
+        rows = runner.invoke(
+            analytics_app, ["clv", "--calibration-end", "1997-09-30", "--currency", "USD", "--format", "csv"]
+        )
+        assert rows.exit_code == 0 and len(rows.output.strip().splitlines()) == 301
+        bad = runner.invoke(analytics_app, ["clv", "--calibration-end", "1997-09-30", "--time-unit", "month"])
+        assert bad.exit_code == 2 and "time_unit" in bad.output
+        empty = runner.invoke(analytics_app, ["clv", "--calibration-end", "1997-09-30"])  # nothing in yen
+        assert empty.exit_code == 2 and "at least 20 customers" in empty.output
+    finally:
+        get_settings.cache_clear()
 
 
 def test_api_gives_parameters_deciles_and_top_customers(client, db, tmp_path):
