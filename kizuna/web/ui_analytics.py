@@ -235,7 +235,9 @@ def _clv_spec(request: Request, top: int = 20) -> CLVSpec:
         )
     except PydanticValidationError as exc:
         first = exc.errors()[0]
-        field = {"discount_rate": "discount"}.get(str(first["loc"][0]), str(first["loc"][0]))
+        # The horizon's limit depends on the unit, so the spec checks it as a whole (an error without a field).
+        name = str(first["loc"][0]) if first["loc"] else "horizon"
+        field = {"discount_rate": "discount"}.get(name, name)
         if first["type"] == "literal_error":
             key, params = "error.literal_error", {"expected": "day, week"}
         else:

@@ -39,8 +39,11 @@ def published_summary() -> dict[int, dict[str, float]]:
         return {int(r["ID"]): {k: float(r[k]) for k in ("x", "t_x", "T", "zbar")} for r in csv.DictReader(f)}
 
 
-def import_into(engine: Engine, folder: Path, customers: int | None = None) -> dict[int, int]:
-    """Import the customers and their orders (USD, completed) with the CSV importers; returns store id → CDNOW id."""
+def import_into(
+    engine: Engine, folder: Path, customers: int | None = None, currency: str = "USD"
+) -> dict[int, int]:
+    """Import the customers and their orders (completed, in dollars unless told) with the CSV importers; returns
+    store id → CDNOW id."""
     rows = transactions(customers)
     ids = sorted({cid for cid, _, _ in rows})
     people = folder / "cdnow-customers.csv"
@@ -48,7 +51,7 @@ def import_into(engine: Engine, folder: Path, customers: int | None = None) -> d
     orders = folder / "cdnow-orders.csv"
     orders.write_text(
         "order_id,customer_id,ordered_at,total,currency\n"
-        + "".join(f"CD-{n},CD{cid},{day},{dollars},USD\n" for n, (cid, day, dollars) in enumerate(rows)),
+        + "".join(f"CD-{n},CD{cid},{day},{dollars},{currency}\n" for n, (cid, day, dollars) in enumerate(rows)),
         encoding="utf-8",
     )
     actor = Actor.system("test")
