@@ -38,7 +38,6 @@ from pydantic import BaseModel, Field, model_validator
 from kizuna.analytics import clv_models as models
 from kizuna.analytics import periods
 from kizuna.analytics.engine import Store
-from kizuna.analytics.rfm import _rows
 from kizuna.analytics.spend import SpendRule, counted_orders, default_currency
 from kizuna.errors import KizunaError, ValidationError
 from kizuna.schemas import MoneyOut
@@ -170,14 +169,15 @@ def calibration_summary(store: Store, spec: CLVSpec) -> tuple[dict[str, np.ndarr
         recency_days=per.last_day - per.first_day,
         age_days=periods.day_number(end_day) - per.first_day,
     ).order_by("customer_id")
-    rows = _rows(per)
+    # Column by column from Arrow: a row of Python objects per customer would cost more than the fit.
+    table = per.to_pyarrow()
     columns = {
-        "customer_id": np.array([r["customer_id"] for r in rows], dtype=np.int64),
-        "frequency": np.array([r["frequency"] for r in rows], dtype=np.int64),
-        "recency_days": np.array([r["recency_days"] for r in rows], dtype=np.int64),
-        "age_days": np.array([r["age_days"] for r in rows], dtype=np.int64),
-        "repeat_spend": np.array([Decimal(r["repeat_spend"] or 0) for r in rows], dtype=object),
+        name: table[name].to_numpy().astype(np.int64)
+        for name in ("customer_id", "frequency", "recency_days", "age_days")
     }
+    columns["repeat_spend"] = np.array(
+        [Decimal(v) if v is not None else Decimal("0") for v in table["repeat_spend"].to_pylist()], dtype=object
+    )
     return columns, end_day, currency
 
 

@@ -39,9 +39,7 @@ def published_summary() -> dict[int, dict[str, float]]:
         return {int(r["ID"]): {k: float(r[k]) for k in ("x", "t_x", "T", "zbar")} for r in csv.DictReader(f)}
 
 
-def import_into(
-    engine: Engine, folder: Path, customers: int | None = None, currency: str = "USD"
-) -> dict[int, int]:
+def import_into(engine: Engine, folder: Path, customers: int | None = None, currency: str = "USD") -> dict[int, int]:
     """Import the customers and their orders (completed, in dollars unless told) with the CSV importers; returns
     store id → CDNOW id."""
     rows = transactions(customers)
