@@ -6,8 +6,10 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from pydantic import ValidationError as PydanticValidationError
 
 from kizuna.analytics import service
+from kizuna.analytics.clv import CLVResult, CLVSpec, TimeUnit
 from kizuna.analytics.cohorts import CohortResult, CohortSpec
 from kizuna.analytics.ctb import CTBResult, CTBSpec, CustomerTop, Dimension
 from kizuna.analytics.ctb_likely import LikelyResult, LikelySpec
@@ -149,3 +151,31 @@ def recommendations(
     if len(customer_id) > 1000:
         raise ValidationError("at most 1,000 customers at once", field="customer_id")
     return service.recommendations(actor=actor, customer_ids=customer_id, k=k, database_url=database_url(request))
+
+
+@router.get("/clv", response_model=CLVResult)
+def clv(
+    request: Request,
+    actor: APIActor,
+    calibration_end: Annotated[
+        dt.date | None, Query(description="Last day fitted on (inclusive; default today), YYYY-MM-DD.")
+    ] = None,
+    time_unit: Annotated[TimeUnit, Query(description="Unit of recency, age, horizon and α.")] = "week",
+    horizon: Annotated[float | None, Query(gt=0, description="Periods of time_unit (default 1 year).")] = None,
+    discount_rate: Annotated[float, Query(ge=0, lt=1, description="Discount rate per month.")] = 0.01,
+    currency: str | None = None,
+    top: Annotated[int, Query(ge=0, le=1000)] = 20,
+) -> CLVResult:
+    """BG/NBD and Gamma-Gamma parameters, CLV by decile, P(alive) distribution and the top customers by CLV."""
+    try:
+        spec = CLVSpec(
+            calibration_end=calibration_end,
+            time_unit=time_unit,
+            horizon=horizon,
+            discount_rate=discount_rate,
+            currency=currency,
+            top=top,
+        )
+    except PydanticValidationError as exc:  # the horizon's limit depends on the unit: checked by the spec
+        raise ValidationError(str(exc.errors()[0]["msg"]), field="horizon") from exc
+    return service.clv(actor=actor, spec=spec, database_url=database_url(request))

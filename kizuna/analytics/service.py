@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from kizuna.analytics import clv as clv_analysis
 from kizuna.analytics import cohorts as cohort_analysis
 from kizuna.analytics import ctb as ctb_analysis
 from kizuna.analytics import deciles as decile_analysis
@@ -108,3 +109,18 @@ def recommendations(
     with store_session(database_url) as store:
         found = recommend(store, customer_ids, k)
     return [CustomerRecommendations(customer_id=cid, products=found[cid]) for cid in dict.fromkeys(customer_ids)]
+
+
+def clv(*, actor: Actor, spec: clv_analysis.CLVSpec, database_url: str | None = None) -> clv_analysis.CLVResult:
+    require(actor, "analytics:read")
+    with store_session(database_url) as store:
+        return clv_analysis.clv(store, spec)
+
+
+def clv_customers(
+    *, actor: Actor, spec: clv_analysis.CLVSpec, database_url: str | None = None
+) -> tuple[clv_analysis.CLVParams, list[clv_analysis.CLVRow]]:
+    """The fitted parameters and every customer's CLV row (what a per-customer metrics table stores)."""
+    require(actor, "analytics:read")
+    with store_session(database_url) as store:
+        return clv_analysis.customer_clv(store, spec)

@@ -17,6 +17,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from kizuna.analytics import cohorts as cohort_analysis
 from kizuna.analytics import service
 from kizuna.analytics import subscribers as metrics_schedule
+from kizuna.analytics.clv import CLVSpec
 from kizuna.analytics.cohorts import CohortResult, CohortSpec
 from kizuna.analytics.ctb import DIMENSIONS, CTBSpec
 from kizuna.analytics.ctb_groups import OTHER
@@ -517,3 +518,124 @@ def ctb_likely_csv(request: Request, viewer: CurrentViewer) -> Response:
     result = service.ctb_likely(actor=viewer.actor, spec=spec, database_url=database_url(request))
     rows = [{"rank": n, **c.model_dump(mode="json")} for n, c in enumerate(result.customers, start=1)]
     return _csv(rows, f"ctb-likely-{spec.dimension}.csv")
+
+
+# --- CLV and churn risk ------------------------------------------------------------------------------------------
+
+CLV_FORM = ("calibration_end", "time_unit", "horizon", "discount")
+
+
+def _number(raw: str | None, field: str) -> float | None:
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValidationError(f"'{raw}' is not a number", field=field, key="error.float_parsing") from exc
+
+
+def _clv_spec(request: Request, top: int = 20) -> CLVSpec:
+    q = request.query_params
+    # The page asks for the monthly discount in percent (1 = 1%), as marketers quote it.
+    discount = _number(q.get("discount"), "discount")
+    try:
+        return CLVSpec(
+            calibration_end=_day(q.get("calibration_end"), "calibration_end"),
+            time_unit=q.get("time_unit") or "week",
+            horizon=_number(q.get("horizon"), "horizon"),
+            discount_rate=discount / 100 if discount is not None else 0.01,
+            top=top,
+        )
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        # The horizon's limit depends on the unit, so the spec checks it as a whole (an error without a field).
+        name = str(first["loc"][0]) if first["loc"] else "horizon"
+        field = {"discount_rate": "discount"}.get(name, name)
+        if first["type"] == "literal_error":
+            key, params = "error.literal_error", {"expected": "day, week"}
+        else:
+            key, params = "error.clv_out_of_range", {}
+        raise ValidationError(str(first["msg"]), field=field, key=key, params=params) from exc
+
+
+@router.get("/analytics/clv")
+def clv_page(request: Request, viewer: CurrentViewer) -> Response:
+    t = translator(viewer.lang)
+    form = {k: request.query_params.get(k, "") for k in CLV_FORM}
+    try:
+        result = service.clv(actor=viewer.actor, spec=_clv_spec(request), database_url=database_url(request))
+    except KizunaError as exc:
+        return _refused(request, viewer, "analytics/clv.html", form, exc)
+    names = [str(d.decile) for d in result.deciles]
+    decile_chart = {
+        "data": [
+            {
+                "type": "bar",
+                "x": names,
+                "y": [float(d.clv) for d in result.deciles],
+                "name": t("clv.total_clv"),
+                "marker": {"color": "#2b5fd9"},
+            }
+        ],
+        "layout": {
+            "xaxis": {"title": {"text": t("analytics.decile")}, "type": "category"},
+            "yaxis": {"title": {"text": f"{t('clv.total_clv')} ({result.currency})"}, "rangemode": "tozero"},
+            "margin": {"t": 10, "r": 10, "b": 50, "l": 70},
+            "height": 320,
+        },
+    }
+    alive_chart = {
+        "data": [
+            {
+                "type": "bar",
+                "x": [f"{b.lower:.1f}–{b.upper:.1f}" for b in result.p_alive_bins],
+                "y": [b.customers for b in result.p_alive_bins],
+                "name": t("analytics.customers"),
+                "marker": {"color": "#a15c00"},
+            }
+        ],
+        "layout": {
+            "xaxis": {"title": {"text": t("clv.p_alive")}, "type": "category"},
+            "yaxis": {"title": {"text": t("analytics.customers")}, "rangemode": "tozero"},
+            "margin": {"t": 10, "r": 10, "b": 60, "l": 60},
+            "height": 320,
+        },
+    }
+    return render(
+        request,
+        "analytics/clv.html",
+        viewer,
+        form=form,
+        result=result,
+        error="",
+        chart=decile_chart,
+        alive_chart=alive_chart,
+    )
+
+
+@router.get("/analytics/clv.csv")
+def clv_csv(request: Request, viewer: CurrentViewer) -> Response:
+    """The CLV-by-decile chart's numbers."""
+    result = service.clv(actor=viewer.actor, spec=_clv_spec(request), database_url=database_url(request))
+    rows = [
+        {**d.model_dump(mode="json"), "average_p_alive": round(d.average_p_alive, 6), "currency": result.currency}
+        for d in result.deciles
+    ]
+    return _csv(rows, f"clv-deciles-{result.calibration_end}.csv")
+
+
+@router.get("/analytics/clv-alive.csv")
+def clv_alive_csv(request: Request, viewer: CurrentViewer) -> Response:
+    """The P(alive) chart's numbers."""
+    result = service.clv(actor=viewer.actor, spec=_clv_spec(request), database_url=database_url(request))
+    return _csv([b.model_dump(mode="json") for b in result.p_alive_bins], f"clv-p-alive-{result.calibration_end}.csv")
+
+
+@router.get("/analytics/clv-customers.csv")
+def clv_customers_csv(request: Request, viewer: CurrentViewer) -> Response:
+    """Every customer's row (expected purchases, P(alive), churn risk, expected spend, CLV)."""
+    params, rows = service.clv_customers(
+        actor=viewer.actor, spec=_clv_spec(request), database_url=database_url(request)
+    )
+    out = [{**r.model_dump(mode="json"), "currency": params.currency} for r in rows]
+    return _csv(out, f"clv-customers-{params.calibration_end}.csv")

@@ -44,6 +44,9 @@ NOT_PAGES = {
     "ctb_csv": "text/csv",
     "ctb_groups_csv": "text/csv",
     "ctb_likely_csv": "text/csv",
+    "clv_csv": "text/csv",
+    "clv_alive_csv": "text/csv",
+    "clv_customers_csv": "text/csv",
 }
 
 
