@@ -489,11 +489,19 @@ def clv_command(
     discount_rate: Annotated[float, typer.Option("--discount-rate", help="Discount rate per month.")] = 0.01,
     currency: Annotated[str | None, typer.Option(help="Currency analysed (default: KIZUNA_DEFAULT_CURRENCY).")] = None,
     output: Annotated[str | None, typer.Option("--output", help="Write every customer's row to this CSV file.")] = None,
+    save: Annotated[
+        bool | None,
+        typer.Option(
+            "--save/--no-save",
+            help="Store each customer's prediction in the saved customer metrics (default: when fitted up to today; "
+            "a back-test with an earlier --calibration-end is not saved unless asked).",
+        ),
+    ] = None,
     fmt: Format = "table",
 ) -> None:
     """BG/NBD + Gamma-Gamma fitted up to the calibration end: the parameters (json: {"bgnbd": ..., "gamma_gamma":
     ...}), and per customer expected purchases, P(alive), churn risk, expected spend and discounted CLV
-    (--output FILE.csv, or --format csv on stdout)."""
+    (--output FILE.csv, or --format csv on stdout; stored in the saved customer metrics, see --save)."""
     from kizuna.analytics import service
     from kizuna.analytics.clv import CLVSpec
 
@@ -506,7 +514,17 @@ def clv_command(
             discount_rate=discount_rate,
             currency=currency,
         )
-        params, rows = service.clv_customers(actor=CLI, spec=spec)
+        from kizuna.analytics import periods
+
+        if save is None:
+            save = spec.calibration_end in (None, periods.today())
+        if save:
+            from kizuna.db import ready_engine
+
+            ready_engine()
+            params, rows, _ = service.save_clv(actor=CLI, spec=spec)
+        else:
+            params, rows = service.clv_customers(actor=CLI, spec=spec)
     except (KizunaError, ValidationError) as exc:
         raise _fail(exc) from exc
     if output:

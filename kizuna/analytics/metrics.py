@@ -30,7 +30,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 from pydantic import BaseModel, Field
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from kizuna.analytics import rfm as rfm_analysis
@@ -284,3 +284,50 @@ def _write_through_python(engine: Engine, table: ir.Table, currency: str, now: d
         if values:
             session.execute(insert(CustomerMetrics), values)
     return len(values), changed
+
+
+def save_clv(engine: Engine, params: Any, rows: list[Any], *, seconds: float = 0.0) -> MetricsRun:
+    """Write a CLV run's per-customer predictions into the persisted metrics (rows that exist: customers with a
+    counted order at the last score refresh) and record the run with its fitted parameters."""
+    started_at = utcnow()
+    values = [
+        {
+            "cid": row.customer_id,
+            "expected_purchases": row.expected_purchases,
+            "p_alive": row.p_alive,
+            "churn_risk": row.churn_risk,
+            "clv": row.clv,
+            "clv_computed_at": started_at,
+        }
+        for row in rows
+    ]
+    table = CustomerMetrics.__table__
+    with transaction(engine) as session:
+        if values:
+            session.execute(
+                update(table).where(table.c.customer_id == bindparam("cid")),
+                values,
+                execution_options={"synchronize_session": False},
+            )
+        saved = session.scalar(select(func.count()).where(CustomerMetrics.clv_computed_at == started_at)) or 0
+        run = MetricRun(
+            kind="clv",
+            started_at=started_at,
+            finished_at=utcnow(),
+            customers=saved,
+            changed=saved,
+            seconds=seconds,
+            details=params.model_dump(mode="json"),
+        )
+        session.add(run)
+        session.flush()
+        return MetricsRun(
+            id=run.id,
+            kind="clv",
+            as_of=params.calibration_end,
+            currency=params.currency,
+            customers=saved,
+            changed=saved,
+            seconds=seconds,
+            finished_at=run.finished_at or started_at,
+        )

@@ -19,8 +19,10 @@ from kizuna.analytics.metrics import MetricsSpec
 from kizuna.analytics.models import MetricRun
 from kizuna.analytics.recommend import CustomerRecommendations
 from kizuna.analytics.recommend import recommendations as recommend
+from kizuna.analytics.spend import default_currency
 from kizuna.auth.permissions import Actor, require
-from kizuna.db import get_engine, transaction
+from kizuna.db import get_engine, new_session, transaction
+from kizuna.errors import ValidationError
 from kizuna.outbox.service import emit
 
 
@@ -124,3 +126,39 @@ def clv_customers(
     require(actor, "analytics:read")
     with store_session(database_url) as store:
         return clv_analysis.customer_clv(store, spec)
+
+
+def save_clv(
+    *, actor: Actor, spec: clv_analysis.CLVSpec | None = None, database_url: str | None = None
+) -> tuple[clv_analysis.CLVParams, list[clv_analysis.CLVRow], metrics.MetricsRun]:
+    """Fit CLV as of today and store every customer's prediction in the persisted metrics (scores are refreshed
+    first when they never were, so there are rows to write into)."""
+    require(actor, "analytics:refresh")
+    return save_clv_with(get_engine(database_url), spec)
+
+
+def save_clv_with(
+    engine: Engine, spec: clv_analysis.CLVSpec | None = None
+) -> tuple[clv_analysis.CLVParams, list[clv_analysis.CLVRow], metrics.MetricsRun]:
+    """``save_clv`` without a permission check (the worker's daily run)."""
+    import time
+
+    with new_session(engine) as session:
+        last = last_metrics_run(session)
+    if last is None:
+        refresh_with(engine)
+    spec = spec or clv_analysis.CLVSpec()
+    scores_currency = (last.details.get("currency") if last else None) or default_currency(None)
+    if default_currency(spec.currency) != scores_currency:
+        raise ValidationError(
+            f"the saved metrics are in {scores_currency}; CLV in {default_currency(spec.currency)} cannot be saved "
+            "beside them (run it with --no-save, or refresh the metrics in that currency first)",
+            field="currency",
+        )
+    started = time.perf_counter()
+    with store_session(engine.url.render_as_string(hide_password=False)) as store:
+        params, rows = clv_analysis.customer_clv(store, spec)
+    run = metrics.save_clv(engine, params, rows, seconds=time.perf_counter() - started)
+    with transaction(engine) as session:
+        emit(session, "metrics.refreshed", run.model_dump(mode="json"))
+    return params, rows, run

@@ -3,12 +3,14 @@ day (recency moves with the calendar even when nothing new arrives).
 
 New orders, imports, merges and deletions ask for a refresh ``DEBOUNCE`` later unless one is already due, so a
 burst of orders costs one refresh. Each refresh, however it was asked for, makes sure the next daily one is
-due (at ``DAILY_AT`` in ``KIZUNA_DEFAULT_TIMEZONE``). A refresh is a full recomputation, so one that runs twice
+due (at ``DAILY_AT`` in ``KIZUNA_DEFAULT_TIMEZONE``); the daily one also fits CLV and saves its
+predictions. A refresh is a full recomputation, so one that runs twice
 (two workers racing to ask) writes the same rows twice and nothing else.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 from sqlalchemy import exists, select
@@ -74,6 +76,8 @@ def on_message(session: Session, delivery: Delivery) -> None:
     session.rollback()
     renew_lease(engine, delivery=delivery)
     refresh_with(engine)
+    if delivery.payload.get("reason") == "daily":
+        _daily_clv(engine, delivery)
     daily = next_daily(utcnow())
     if not _due_before(session, daily, besides=delivery.id):
         emit(session, TOPIC, {"reason": "daily"}, available_at=daily)
@@ -89,3 +93,16 @@ def waiting_refresh(session: Session) -> dt.datetime | None:
         .order_by(OutboxDelivery.available_at)
         .limit(1)
     )
+
+
+def _daily_clv(engine: Engine, delivery: Delivery) -> None:
+    """Once a day, CLV and churn risk too (a fit takes longer than the scores, and moves slowly)."""
+    from kizuna.analytics.clv import NotEnoughData
+    from kizuna.analytics.clv_models import ModelFitError
+    from kizuna.analytics.service import save_clv_with
+
+    renew_lease(engine, delivery=delivery)
+    # Too few repeat buyers yet (or a fit that did not converge): the CLV page says why when asked; the scores
+    # are saved all the same.
+    with contextlib.suppress(NotEnoughData, ModelFitError):
+        save_clv_with(engine)

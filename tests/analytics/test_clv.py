@@ -521,3 +521,39 @@ def test_api_gives_parameters_deciles_and_top_customers(client, db, tmp_path):
     assert few.status_code == 422 and "at least 20 customers" in few.json()["error"]["message"]
     long = client.get("/api/v1/analytics/clv", params={"calibration_end": "1997-09-30", "horizon": 600})
     assert long.status_code == 422 and "10 years" in long.json()["error"]["message"]
+
+
+def test_cli_saves_the_predictions_into_the_customer_metrics(db, tmp_path):
+    from sqlalchemy import func, select
+
+    from kizuna.analytics.models import CustomerMetrics, MetricRun
+
+    cdnow.import_into(db, tmp_path, customers=300)
+    env = {"KIZUNA_DEFAULT_CURRENCY": "USD"}
+    args = ("analytics", "clv", "--calibration-end", "1997-09-30", "--format", "json")
+    # A back-test (calibration before today) is not saved unless asked.
+    r = subprocess.run(
+        [sys.executable, "-m", "kizuna", *args], capture_output=True, text=True, timeout=120,
+        env={**os.environ, **env, "KIZUNA_DATABASE_URL": db.url.render_as_string(hide_password=False)},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr + r.stdout
+    with transaction(db) as s:
+        assert s.scalar(select(func.count()).select_from(MetricRun)) == 0
+    r = subprocess.run(
+        [sys.executable, "-m", "kizuna", *args, "--save"], capture_output=True, text=True, timeout=120,
+        env={**os.environ, **env, "KIZUNA_DATABASE_URL": db.url.render_as_string(hide_password=False)},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr + r.stdout
+    body = json.loads(r.stdout)
+    with transaction(db) as s:
+        runs = {run.kind: run for run in s.scalars(select(MetricRun))}
+        assert set(runs) == {"scores", "clv"}  # the scores were computed first: the CLV needs rows to go in
+        assert runs["clv"].details["bgnbd"] == body["bgnbd"]
+        saved = s.scalars(select(CustomerMetrics).where(CustomerMetrics.clv.is_not(None))).all()
+        assert runs["clv"].customers == len(saved) == 300
+        for m in saved:
+            assert 0 <= m.p_alive <= 1 and m.churn_risk == pytest.approx(1 - m.p_alive)
+            assert m.clv >= 0 and m.clv_computed_at is not None
+    # The metrics are in USD here: a CLV in another currency is not saved beside them.
+    r = _kizuna(db, *args, "--save", "--currency", "JPY")
+    assert r.returncode == 2 and "USD" in r.stdout
