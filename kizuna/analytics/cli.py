@@ -193,6 +193,10 @@ def refresh_command(
     currency: Annotated[
         str | None, typer.Option(help="Currency of the metrics (default: KIZUNA_DEFAULT_CURRENCY).")
     ] = None,
+    categories: Annotated[
+        bool,
+        typer.Option("--categories/--no-categories", help="Also each customer's top category (reads every line)."),
+    ] = True,
     fmt: Format = "table",
 ) -> None:
     """Recompute every customer's persisted metrics (RFM, decile, order totals, top category) now.
@@ -206,7 +210,8 @@ def refresh_command(
     ready_engine()
     try:
         with console.status("Computing customer metrics…"):
-            run = service.refresh_metrics(actor=CLI, spec=MetricsSpec(as_of=_day(as_of), currency=currency))
+            spec = MetricsSpec(as_of=_day(as_of), currency=currency, categories=categories)
+            run = service.refresh_metrics(actor=CLI, spec=spec)
     except (KizunaError, ValidationError) as exc:
         raise _fail(exc) from exc
     if fmt == "json":

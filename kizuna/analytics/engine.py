@@ -113,9 +113,9 @@ def epoch_seconds(column: ir.TimestampValue) -> ir.IntegerValue:
     return column.epoch_seconds().floor().cast("int64")
 
 
-def open_store(database_url: str | None = None, analytics_url: str | None = None, *, writable: bool = False) -> Store:
-    """The store the analytics read: the configured analytics backend, or DuckDB attached to the database
-    (read-only unless ``writable``: only the metrics refresh writes, and only its own table)."""
+def open_store(database_url: str | None = None, analytics_url: str | None = None) -> Store:
+    """The store the analytics read: the configured analytics backend, or DuckDB attached to the database,
+    read-only (what the analytics write back, the per-customer metrics, goes through our own connections)."""
     settings = get_settings()
     analytics_url = analytics_url if analytics_url is not None else settings.analytics_url
     if analytics_url and spark.is_spark_url(analytics_url):
@@ -130,7 +130,6 @@ def open_store(database_url: str | None = None, analytics_url: str | None = None
     url = database_url or settings.resolved_database_url
     con = ibis.duckdb.connect(analytics_url.removeprefix("duckdb://") if analytics_url else ":memory:")
     raw = con.con
-    mode = "" if writable else ", READ_ONLY"
     if url.startswith("sqlite"):
         path = make_url(url).database
         raw.execute(f"LOAD '{_extension('sqlite')}'")
@@ -140,7 +139,7 @@ def open_store(database_url: str | None = None, analytics_url: str | None = None
         return Store(con=con, database="store", money_in_cents=True, name="duckdb+sqlite")
     if url.startswith("postgresql"):
         raw.execute(f"LOAD '{_extension('postgres')}'")
-        raw.execute(f"ATTACH '{_quote(_libpq(url))}' AS store (TYPE postgres{mode})")
+        raw.execute(f"ATTACH '{_quote(_libpq(url))}' AS store (TYPE postgres, READ_ONLY)")
         schema = _search_path(url)
         return Store(
             con=con,
@@ -177,9 +176,9 @@ def _search_path(url: str) -> str | None:
 
 
 @contextmanager
-def store_session(database_url: str | None = None, *, writable: bool = False) -> Iterator[Store]:
+def store_session(database_url: str | None = None) -> Iterator[Store]:
     """A store for the length of a block (the DuckDB connection is closed at the end)."""
-    store = open_store(database_url, writable=writable)
+    store = open_store(database_url)
     try:
         yield store
     finally:

@@ -59,7 +59,7 @@ def refresh_metrics(
 
 def refresh_with(engine: Engine, spec: MetricsSpec | None = None) -> metrics.MetricsRun:
     """The refresh on a given engine, without a permission check (the worker's scheduled run)."""
-    with store_session(engine.url.render_as_string(hide_password=False), writable=True) as store:
+    with store_session(engine.url.render_as_string(hide_password=False)) as store:
         run = metrics.refresh(store, engine, spec or MetricsSpec())
     # Segments over the metrics (RFM segment, decile, CLV...) re-evaluate on this.
     with transaction(engine) as session:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from kizuna.analytics import periods
+from kizuna.analytics.metrics import MetricsSpec
 from kizuna.db import utcnow
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
 from kizuna.outbox.registry import Delivery, declare
@@ -75,8 +76,10 @@ def on_message(session: Session, delivery: Delivery) -> None:
     # End the delivery's transaction first: on SQLite it would hold the write lock the refresh needs.
     session.rollback()
     renew_lease(engine, delivery=delivery)
-    refresh_with(engine)
-    if delivery.payload.get("reason") == "daily":
+    daily_run = delivery.payload.get("reason") == "daily"
+    # Top categories read every order line: the daily run refreshes them, a refresh after new orders does not.
+    refresh_with(engine, MetricsSpec(categories=daily_run))
+    if daily_run:
         _daily_clv(engine, delivery)
     daily = next_daily(utcnow())
     if not _due_before(session, daily, besides=delivery.id):

@@ -363,7 +363,10 @@ class CustomerMetricsRead(Output):
     p_alive: float | None
     churn_risk: float | None
     expected_purchases: float | None
-    computed_at: dt.datetime
+    computed_at: dt.datetime = Field(description="When these values were last written (a change).")
+    checked_at: dt.datetime | None = Field(
+        default=None, description="When the latest refresh recomputed every customer (and found these values)."
+    )
     clv_computed_at: dt.datetime | None
 
 

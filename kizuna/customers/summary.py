@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kizuna.analytics.models import CustomerMetrics
+from kizuna.analytics.models import CustomerMetrics, MetricRun
 from kizuna.auth import service as auth
 from kizuna.customers import consent, service
 from kizuna.customers.models import Consent
@@ -69,5 +70,13 @@ def customer_summary(
         owner_id=customer.owner_id,
         owner_name=owner_name if customer.owner_id else None,
         consent=in_force,
-        metrics=CustomerMetricsRead.model_validate(metrics) if metrics else None,
+        metrics=_metrics(session, metrics) if metrics else None,
     )
+
+
+def _metrics(session: Session, row: CustomerMetrics) -> CustomerMetricsRead:
+    read = CustomerMetricsRead.model_validate(row)
+    last = session.scalar(
+        select(MetricRun.finished_at).where(MetricRun.kind == "scores").order_by(MetricRun.id.desc()).limit(1)
+    )
+    return read.model_copy(update={"checked_at": last})

@@ -26,7 +26,7 @@ AS_OF = dt.date(2024, 12, 31)
 @pytest.fixture(params=["duckdb", "native"])
 def writer(db: Engine, request: pytest.FixtureRequest):  # noqa: ANN201
     url = db.url.render_as_string(hide_password=False)
-    s = open_store(url, analytics_url="" if request.param == "duckdb" else ibis_url(url), writable=True)
+    s = open_store(url, analytics_url="" if request.param == "duckdb" else ibis_url(url))
     yield s
     s.con.disconnect()
 
@@ -177,3 +177,25 @@ def test_refresh_over_http_needs_the_refresh_permission_and_tells_segments(clien
     with transaction(db) as s:
         told = s.scalars(select(OutboxMessage.payload).where(OutboxMessage.topic == "metrics.refreshed")).all()
     assert [m["customers"] for m in told] == [12]
+
+
+def test_a_refresh_writes_only_what_changed(db, writer):
+    ids = _shop(db)
+    refresh(writer, db, MetricsSpec(as_of=AS_OF))
+    before = _persisted(db)
+    again = refresh(writer, db, MetricsSpec(as_of=AS_OF))
+    assert (again.customers, again.changed) == (12, 0)
+    assert {c: m.computed_at for c, m in _persisted(db).items()} == {c: m.computed_at for c, m in before.items()}
+    # One more order for the top customer, earlier on the day of their last one: they stay first on every score,
+    # so only their own row changes.
+    top = ids[11]
+    with transaction(db) as s:
+        factories.order(s, customer_id=top, ordered_at=dt.datetime(2024, 12, 1, 9, tzinfo=JST), total_amount=100,
+                        lines=[{"sku": "TEA-1", "unit_price": 100}])  # fmt: skip
+    third = refresh(writer, db, MetricsSpec(as_of=AS_OF, categories=False))
+    after = _persisted(db)
+    assert third.changed == 1 and after[top].order_count == 13
+    assert after[top].total_spend == before[top].total_spend + 100
+    assert after[top].computed_at > before[top].computed_at
+    assert after[top].top_category == before[top].top_category  # kept: categories were not computed this time
+    assert all(after[c].computed_at == before[c].computed_at for c in ids if c != top)
