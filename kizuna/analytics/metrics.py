@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from decimal import Decimal
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, Field
-from sqlalchemy import bindparam, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Engine
 
 from kizuna.analytics import periods
@@ -135,9 +135,11 @@ def refresh(store: Store, engine: Engine, spec: MetricsSpec) -> MetricsRun:
     if spec.categories:
         top = top_categories(store, currency, as_of)
         table = table.left_join(top, table.customer_id == top.customer_id).drop("customer_id_right")
-    changes = _changes(store, table, categories=spec.categories)
-    customers = int(store.con.execute(table.count()))
-    changed = _write(engine, changes, currency, started_at, categories=spec.categories)
+    # Computed once, then counted and compared with the stored rows (an expression would be recomputed per use).
+    with table.cache() as computed:
+        customers = int(computed.count().execute())
+        changed_rows, removed = _changes(store, computed, categories=spec.categories)
+    changed = _write(engine, changed_rows, removed, currency, started_at)
     seconds = time.perf_counter() - started
     with transaction(engine) as session:
         run = MetricRun(
@@ -163,7 +165,7 @@ def refresh(store: Store, engine: Engine, spec: MetricsSpec) -> MetricsRun:
         )
 
 
-def _changes(store: Store, table: ir.Table, *, categories: bool) -> tuple[list[dict[str, Any]], list[int]]:
+def _changes(store: Store, table: ir.Table, *, categories: bool) -> tuple[pa.Table, list[int]]:
     """The computed rows that differ from the stored ones, and the ids of stored rows no longer computed.
 
     Compared by the engine (both sides are expressions on the same backend), so only changes leave it."""
@@ -173,55 +175,56 @@ def _changes(store: Store, table: ir.Table, *, categories: bool) -> tuple[list[d
     differs = ibis.or_(*(~joined[c].identical_to(joined[f"{c}_right"]) for c in columns))
     changed = joined.filter(joined.customer_id_right.isnull() | differs).select("customer_id", *columns)
     gone = old.anti_join(table, old.customer_id == table.customer_id).select("customer_id")
-    rows = changed.to_pyarrow().to_pylist()
-    removed = [r["customer_id"] for r in gone.to_pyarrow().to_pylist()]
-    return rows, removed
+    return changed.to_pyarrow(), gone.to_pyarrow().column("customer_id").to_pylist()
 
 
-def _write(
-    engine: Engine,
-    changes: tuple[list[dict[str, Any]], list[int]],
-    currency: str,
-    now: dt.datetime,
-    *,
-    categories: bool,
-) -> int:
-    """Upsert the changed rows and delete the gone ones, in one transaction of the store (CLV columns, and the
-    top category unless computed, are left as they are)."""
-    rows, removed = changes
-    if not rows and not removed:
+def _write(engine: Engine, rows: pa.Table, removed: list[int], currency: str, now: dt.datetime) -> int:
+    """Upsert the changed rows and delete the gone ones, in one transaction of the store (the CLV columns, and
+    the top category unless computed, are left as they are).
+
+    A first refresh writes every customer, so the rows go to the driver in bulk, in the store's own formats
+    (what ``db.MoneyType`` and ``db.UTCDateTime`` would bind), not one ORM parameter set at a time."""
+    if rows.num_rows == 0 and not removed:
         return 0
-    values = [
-        {
-            "customer_id": row["customer_id"],
-            "currency": currency,
-            "order_count": row["order_count"],
-            "total_spend": Decimal(row["total_spend"]),
-            "first_order_at": dt.datetime.fromtimestamp(row["first_at"], dt.UTC),
-            "last_order_at": dt.datetime.fromtimestamp(row["last_at"], dt.UTC),
-            "r": row["r"],
-            "f": row["f"],
-            "m": row["m"],
-            "rfm_segment": row["rfm_segment"],
-            "decile": row["decile"],
-            "computed_at": now,
-            **({"top_category": row["top_category"]} if categories else {}),
-        }
-        for row in rows
-    ]
-    table = CustomerMetrics.__table__
-    with transaction(engine) as session:
+    names = [c for c in rows.column_names if c not in ("first_at", "last_at", "total_spend")]
+    columns = [*names, "total_spend", "first_order_at", "last_order_at", "currency", "computed_at"]
+    sqlite_store = engine.dialect.name == "sqlite"
+    spend = rows.column("total_spend").cast(pa.decimal128(18, 2))
+    stamps = [pc.multiply(rows.column(c).cast(pa.int64()), 1_000_000).cast(pa.timestamp("us", tz="UTC"))
+              for c in ("first_at", "last_at")]  # fmt: skip
+    if sqlite_store:
+        money = pc.multiply(spend, pa.scalar(100, pa.int64())).cast(pa.int64())
+        stamps = [pc.strftime(s.cast(pa.timestamp("us")), format="%Y-%m-%d %H:%M:%S") for s in stamps]
+        now_value: Any = f"{now.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S.%f}"
+    else:
+        money = spend
+        now_value = now
+    data = [rows.column(c).to_pylist() for c in names] + [money.to_pylist()] + [s.to_pylist() for s in stamps]
+    values = [(*row, currency, now_value) for row in zip(*data, strict=True)]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "customer_id")
+    upsert = (
+        f"INSERT INTO customer_metrics ({', '.join(columns)}) SELECT {', '.join(columns)} FROM {{source}} "
+        f"WHERE true ON CONFLICT (customer_id) DO UPDATE SET {updates}"
+    )
+    with engine.begin() as conn:
+        cursor = conn.connection.driver_connection.cursor()
+        placeholder = "?" if sqlite_store else "%s"
         if removed:
-            for chunk in range(0, len(removed), 10_000):
-                session.execute(delete(table).where(table.c.customer_id.in_(removed[chunk : chunk + 10_000])))
+            cursor.executemany(
+                f"DELETE FROM customer_metrics WHERE customer_id = {placeholder}", [(i,) for i in removed]
+            )
         if values:
-            dialect = engine.dialect.name
-            insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
-            updated = {c: insert.excluded[c] for c in values[0] if c != "customer_id"}
-            statement = insert.on_conflict_do_update(index_elements=["customer_id"], set_=updated)
-            for chunk in range(0, len(values), 50_000):
-                session.execute(statement, values[chunk : chunk + 50_000])
-    return len(rows) + len(removed)
+            cursor.execute("CREATE TEMP TABLE kz_metrics_new AS SELECT * FROM customer_metrics WHERE false")
+            if sqlite_store:
+                marks = ", ".join("?" * len(columns))
+                cursor.executemany(f"INSERT INTO kz_metrics_new ({', '.join(columns)}) VALUES ({marks})", values)
+            else:
+                with cursor.copy(f"COPY kz_metrics_new ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in values:
+                        copy.write_row(row)
+            cursor.execute(upsert.format(source="kz_metrics_new"))
+            cursor.execute("DROP TABLE kz_metrics_new")
+    return rows.num_rows + len(removed)
 
 
 def save_clv(engine: Engine, params: Any, rows: list[Any], *, seconds: float = 0.0) -> MetricsRun:
