@@ -11,8 +11,9 @@ ROLES = ("admin", "manager", "marketer", "sales", "support", "viewer")
 # Domains whose records follow the read/write/delete pattern.
 DOMAINS = ("customers", "companies", "products", "orders", "events", "notes", "consents")
 
-# Analyses show aggregates of what every role may already read, so every role may run them.
-_READ_ALL = {f"{d}:read" for d in DOMAINS} | {"analytics:read"}
+# Analyses show aggregates of what every role may already read, so every role may run them; segments too
+# (who is in which segment), and a segment's members are customers every role may read.
+_READ_ALL = {f"{d}:read" for d in DOMAINS} | {"analytics:read", "segments:read"}
 
 
 def _grant(*domains: str, verbs: tuple[str, ...] = ("write",)) -> set[str]:
@@ -24,20 +25,22 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "support": frozenset(_READ_ALL | _grant("customers", "notes", "events", "consents")),
     "sales": frozenset(_READ_ALL | _grant("customers", "companies", "notes", "events", "orders")),
     "marketer": frozenset(
-        _READ_ALL | _grant("customers", "events", "consents", "notes") | {"data:export", "data:import"}
+        _READ_ALL
+        | _grant("customers", "events", "consents", "notes")
+        | {"data:export", "data:import", "segments:write"}
     ),
     "manager": frozenset(
         _READ_ALL
         | _grant(*DOMAINS)
         | _grant(*DOMAINS, verbs=("delete",))
-        | {"data:export", "data:import", "customers:merge"}
+        | {"data:export", "data:import", "customers:merge", "segments:write"}
     ),
     "admin": frozenset(
         _READ_ALL
         | _grant(*DOMAINS)
         | _grant(*DOMAINS, verbs=("delete",))
         | {"data:export", "data:import", "customers:merge", "users:manage", "audit:read", "tokens:manage"}
-        | {"outbox:manage"}
+        | {"outbox:manage", "segments:write"}
     ),
 }
 

@@ -23,7 +23,11 @@ from kizuna.config import get_settings
 
 # Built-in subscriber modules; each declares its subscribers at import. Later capabilities add theirs here
 # (journeys, webhooks, ...), so that nothing depends on which module happened to be imported first.
-SUBSCRIBER_MODULES: tuple[str, ...] = ("kizuna.imports.subscribers", "kizuna.customers.duplicate_scan")
+SUBSCRIBER_MODULES: tuple[str, ...] = (
+    "kizuna.imports.subscribers",
+    "kizuna.customers.duplicate_scan",
+    "kizuna.segments.schedule",
+)
 
 _KEY_NAMESPACE = uuid.UUID("6f1c1a52-4b8e-4d7a-9a51-6b697a756e61")
 
