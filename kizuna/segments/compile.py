@@ -61,9 +61,9 @@ class _Compiler:
 
     def node(self, node: Any, path: str) -> ColumnElement[bool]:
         if isinstance(node, r.All):
-            return and_(*(self.node(c, f"{path}all[{i}]") for i, c in enumerate(node.all)))
+            return and_(*(self.node(c, f"{path}all[{i}].") for i, c in enumerate(node.all)))
         if isinstance(node, r.Any_):
-            return or_(*(self.node(c, f"{path}any[{i}]") for i, c in enumerate(node.any)))
+            return or_(*(self.node(c, f"{path}any[{i}].") for i, c in enumerate(node.any)))
         if isinstance(node, r.Not):
             return not_(self.node(node.not_, f"{path}not."))
         handler: Callable[[Any, str], ColumnElement[bool]] = getattr(self, "_" + type(node).__name__.lower())
