@@ -68,14 +68,29 @@ def world(db: Engine) -> dict[str, int]:
         factories.consent(s, customer_id=ben.id, channel="email", status="withdrawn")
         for n in (1, 2, 3):
             factories.event(
-                s, customer_id=aki.id, type="page_view", channel="web", occurred_at=days_ago(n), properties={"path": "/sale"}
+                s,
+                customer_id=aki.id,
+                type="page_view",
+                channel="web",
+                occurred_at=days_ago(n),
+                properties={"path": "/sale"},
             )
         factories.event(
-            s, customer_id=ben.id, type="page_view", channel="web", occurred_at=days_ago(5), properties={"path": "/sale"}
+            s,
+            customer_id=ben.id,
+            type="page_view",
+            channel="web",
+            occurred_at=days_ago(5),
+            properties={"path": "/sale"},
         )
         for n in (60, 61, 62):
             factories.event(
-                s, customer_id=chie.id, type="page_view", channel="web", occurred_at=days_ago(n), properties={"path": "/"}
+                s,
+                customer_id=chie.id,
+                type="page_view",
+                channel="web",
+                occurred_at=days_ago(n),
+                properties={"path": "/"},
             )
         line = {"product_id": tea.id, "unit_price": 5000, "quantity": 1}
         factories.order(s, customer_id=aki.id, ordered_at=days_ago(10), lines=[line])
@@ -88,7 +103,6 @@ def world(db: Engine) -> dict[str, int]:
         metrics(s, ben.id, rfm_segment="Lost", decile=10, clv=Decimal("100"), churn_risk=0.9, p_alive=0.1)
         s.flush()
         from kizuna.customers import merge  # noqa: F401 - the merge service marks eve as merged
-
         from kizuna.customers.models import Customer
 
         s.get(Customer, eve.id).status = "merged"

@@ -24,8 +24,10 @@ CASES = [
     ({"attribute": "email", "op": "eq", "value": "DAN@example.com"}, {"dan"}),
     ({"attribute": "created_at", "op": "gte", "value": {"days_ago": 1}}, {"aki", "ben", "chie", "dan"}),
     ({"attribute": "created_at", "op": "lt", "value": {"relative": "-1d"}}, set()),
-    ({"attribute": "created_at", "op": "between", "value": [{"relative": "-1d"}, {"relative": "today"}]},
-     {"aki", "ben", "chie", "dan"}),
+    (
+        {"attribute": "created_at", "op": "between", "value": [{"relative": "-1d"}, {"relative": "today"}]},
+        {"aki", "ben", "chie", "dan"},
+    ),
     ({"attribute": "birth_date", "op": "is_empty"}, {"aki", "ben", "chie", "dan"}),
     ({"tag": "VIP"}, {"aki"}),
     ({"tag": "nobody"}, set()),
@@ -57,8 +59,15 @@ CASES = [
     ({"metric": "clv", "op": "gte", "value": 1000}, {"aki"}),
     ({"metric": "churn_risk", "op": "gt", "value": 0.5}, {"ben"}),
     ({"metric": "p_alive", "op": "is_empty"}, {"chie", "dan"}),
-    ({"all": [{"attribute": "prefecture", "op": "eq", "value": "東京都"}, {"event": "page_view", "within_days": 30}]},
-     {"aki"}),
+    (
+        {
+            "all": [
+                {"attribute": "prefecture", "op": "eq", "value": "東京都"},
+                {"event": "page_view", "within_days": 30},
+            ]
+        },
+        {"aki"},
+    ),
     ({"any": [{"tag": "VIP"}, {"attribute": "prefecture", "op": "eq", "value": "京都府"}]}, {"aki", "dan"}),
     ({"not": {"any": [{"tag": "VIP"}, {"event": "page_view"}]}}, {"dan"}),
 ]

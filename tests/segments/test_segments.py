@@ -25,16 +25,26 @@ TOKYO = {"attribute": "prefecture", "op": "eq", "value": "東京都"}
 @pytest.mark.parametrize(
     ("raw", "path", "problem"),
     [
-        ('{"all": [{"tag": "VIP"}, {"tag": "x"}, {"event": "page_view", "within_days": -3}]}',
-         "all[2].event.within_days", "must be a positive integer"),
+        (
+            '{"all": [{"tag": "VIP"}, {"tag": "x"}, {"event": "page_view", "within_days": -3}]}',
+            "all[2].event.within_days",
+            "must be a positive integer",
+        ),
         ('{"all": [{"tag": "VIP", "colour": "red"}]}', "all[0].tag.colour", "unknown field"),
         ('{"event": "x", "min_count": "3"}', "event.min_count", "must be an integer"),
-        ('{"any": [{"orders": {"metric": "spend", "op": "gt", "value": 1}}]}', "any[0].orders.metric", "must be one of"),
+        (
+            '{"any": [{"orders": {"metric": "spend", "op": "gt", "value": 1}}]}',
+            "any[0].orders.metric",
+            "must be one of",
+        ),
         ('{"not": {"bogus": 1}}', "not", "not a condition"),
         ('{"all": [}', "", "is not valid JSON at line 1"),
         ('{"all": []}', "all", "at least 1 item"),
-        ('{"attribute": "created_at", "op": "gte", "value": {"relative": "-3x"}}', "attribute.value.relative",
-         "must look like -30d"),
+        (
+            '{"attribute": "created_at", "op": "gte", "value": {"relative": "-3x"}}',
+            "attribute.value.relative",
+            "must look like -30d",
+        ),
         ('{"attribute": "prefecture", "op": "in", "value": "東京都"}', "attribute", "needs a non-empty list"),
         ('{"bought": {"category": "tea", "brand": "x"}}', "bought", "exactly one of"),
         ('{"event": "x", "properties": {"a b": 1}}', "event.properties", "property name"),
