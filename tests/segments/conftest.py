@@ -46,6 +46,10 @@ def metrics(session: Any, customer_id: int, **fields: Any) -> None:
 
 @pytest.fixture
 def world(db: Engine) -> dict[str, int]:
+    return build_world(db)
+
+
+def build_world(db: Engine) -> dict[str, int]:
     """Five customers:
 
     - aki: Tokyo, VIP, email consent, 3 page_views of /sale in the last week, 2 completed orders (total 15,000)

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import json
 
-from tests.segments.conftest import world  # noqa: F401 - the fixture
+import pytest
+
+from tests.segments.conftest import build_world
 from tests.web.conftest import csrf_of
+
+
+@pytest.fixture
+def world(db):  # noqa: ANN001, ANN201
+    return build_world(db)
+
 
 TOKYO = {"all": [{"attribute": "prefecture", "op": "eq", "value": "東京都"}]}
 
