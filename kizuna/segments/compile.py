@@ -185,6 +185,15 @@ class _Compiler:
         def parse(value: Any) -> Any:
             return _parse(None, node.metric, kind, value, f"{where}.value")
 
+        if node.metric == "rfm_segment" and node.op in ("eq", "ne", "in", "not_in"):
+            from kizuna.analytics.rfm import SEGMENTS
+
+            given = node.value if isinstance(node.value, list) else [node.value]
+            unknown = [v for v in given if v not in SEGMENTS]
+            if unknown:
+                raise SegmentRuleError(
+                    f"{where}.value", f"'{unknown[0]}' is not an RFM segment; one of {', '.join(SEGMENTS)}"
+                )
         test = comparison(column, kind, node.op, node.value, parse)
         # A customer without a metrics row (no counted order yet) has every metric empty.
         if node.op in ("ne", "not_in", "is_empty"):

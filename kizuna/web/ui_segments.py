@@ -38,7 +38,7 @@ BUILDER_FIELDS: list[tuple[str, str]] = [
     *((f"orders:{m}", "days" if m == "last_order_date" else "number") for m in ORDER_METRICS),
     ("bought:category", "bought"),
     ("bought:brand", "bought"),
-    ("metric:rfm_segment", "text"),
+    ("metric:rfm_segment", "rfm"),
     ("metric:decile", "number"),
     ("metric:clv", "number"),
     ("metric:churn_risk", "number"),
@@ -47,6 +47,7 @@ OPS = {
     "text": ["eq", "ne", "contains", "starts_with", "is_empty", "is_not_empty"],
     "number": ["gte", "gt", "lte", "lt", "eq", "ne"],
     "days": ["within", "before"],
+    "rfm": ["eq", "ne"],
     "tag": ["has", "has_not"],
     "consent": ["has", "has_not"],
     "event": ["did", "did_not"],
@@ -55,8 +56,12 @@ OPS = {
 
 
 def _builder(viewer: Viewer) -> dict[str, Any]:
+    from kizuna.analytics.rfm import SEGMENTS
+
     t = translator(viewer.lang)
     return {
+        # RFM segments are stored by code; the builder shows their names in the user's language.
+        "rfm": [{"value": code, "label": t(f"analytics.segment.{code}")} for code in SEGMENTS],
         "fields": [
             {"value": v, "kind": k, "label": t(f"segments.field.{v.replace(':', '_')}")} for v, k in BUILDER_FIELDS
         ],

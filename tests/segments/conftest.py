@@ -36,7 +36,7 @@ def metrics(session: Any, customer_id: int, **fields: Any) -> None:
         "r": 3,
         "f": 3,
         "m": 3,
-        "rfm_segment": "Need Attention",
+        "rfm_segment": "need_attention",
         "decile": 5,
         "computed_at": now,
     }
@@ -103,8 +103,8 @@ def build_world(db: Engine) -> dict[str, int]:
         factories.order(
             s, customer_id=chie.id, ordered_at=days_ago(200), lines=[{"product_id": coffee.id, "unit_price": 3000}]
         )
-        metrics(s, aki.id, rfm_segment="Champions", decile=1, clv=Decimal("90000"), churn_risk=0.1, p_alive=0.9)
-        metrics(s, ben.id, rfm_segment="Lost", decile=10, clv=Decimal("100"), churn_risk=0.9, p_alive=0.1)
+        metrics(s, aki.id, rfm_segment="champions", decile=1, clv=Decimal("90000"), churn_risk=0.1, p_alive=0.9)
+        metrics(s, ben.id, rfm_segment="lost", decile=10, clv=Decimal("100"), churn_risk=0.9, p_alive=0.1)
         s.flush()
         from kizuna.customers import merge  # noqa: F401 - the merge service marks eve as merged
         from kizuna.customers.models import Customer

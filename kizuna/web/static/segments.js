@@ -41,6 +41,8 @@
     var kind = kinds[row.field.value];
     row.op.textContent = "";
     builder.ops[kind].forEach(function (o) { row.op.appendChild(option(o.value, o.label)); });
+    var rfm = kind === "rfm";
+    row.choiceLabel.hidden = !rfm;
     var numeric = kind === "number" || kind === "days";
     row.value.type = numeric ? "number" : "text";
     row.value.step = kind === "number" ? "any" : "1";
@@ -50,7 +52,8 @@
   }
 
   function showValue(row) {
-    var empty = row.op.value === "is_empty" || row.op.value === "is_not_empty" || kinds[row.field.value] === "consent";
+    var kind = kinds[row.field.value];
+    var empty = row.op.value === "is_empty" || row.op.value === "is_not_empty" || kind === "consent" || kind === "rfm";
     row.value.hidden = empty;
     row.valueLabel.hidden = empty;
   }
@@ -69,6 +72,9 @@
     row.op.setAttribute("data-testid", "condition-op");
     row.value = document.createElement("input");
     row.value.setAttribute("data-testid", "condition-value");
+    row.choice = document.createElement("select");
+    row.choice.setAttribute("data-testid", "condition-choice");
+    builder.rfm.forEach(function (o) { row.choice.appendChild(option(o.value, o.label)); });
     row.days = document.createElement("input");
     row.days.type = "number";
     row.days.min = "1";
@@ -81,6 +87,8 @@
     el.appendChild(labelled(builder.text.op, row.op));
     row.valueLabel = labelled(builder.text.value, row.value);
     el.appendChild(row.valueLabel);
+    row.choiceLabel = labelled(builder.text.value, row.choice);
+    el.appendChild(row.choiceLabel);
     row.daysLabel = labelled(builder.text.days, row.days);
     el.appendChild(row.daysLabel);
     el.appendChild(remove);
@@ -88,6 +96,7 @@
     row.op.addEventListener("change", function () { showValue(row); changed(); });
     row.value.addEventListener("input", changed);
     row.days.addEventListener("input", changed);
+    row.choice.addEventListener("change", changed);
     remove.addEventListener("click", function () {
       rows.splice(rows.indexOf(row), 1);
       el.remove();
@@ -134,7 +143,9 @@
       return op === "did_not" ? { not: { bought: spec } } : { bought: spec };
     }
     var cmp = { op: op };
-    if (kind === "days") {
+    if (kind === "rfm") {
+      cmp.value = row.choice.value;
+    } else if (kind === "days") {
       cmp.op = op === "within" ? "gte" : "lt";
       cmp.value = { days_ago: parseInt(value, 10) || 0 };
     } else if (op !== "is_empty" && op !== "is_not_empty") {
