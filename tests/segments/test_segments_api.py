@@ -73,5 +73,8 @@ def test_cli_create_refresh_members_show_delete(db, world, tmp_path, monkeypatch
         assert json.loads(runner.invoke(app, ["segments", "show", str(sid)]).output)["rule"]["all"][1] == {"tag": "VIP"}
         assert runner.invoke(app, ["segments", "delete", str(sid)]).exit_code == 0
     finally:
+        # Settings and engine are cached per process: forget the ones this test pointed at its database, after
+        # the environment is back, so later tests do not inherit them.
+        monkeypatch.undo()
         get_settings.cache_clear()
         get_engine.cache_clear()
