@@ -29,6 +29,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.orders.api import router as orders_router
     from kizuna.outbox import registry
     from kizuna.outbox.api import router as outbox_router
+    from kizuna.segments.api import router as segments_router
     from kizuna.web.ui import router as ui_router
 
     app = FastAPI(
@@ -62,6 +63,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         outbox_router,
         saved_views_router,
         analytics_router,
+        segments_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(ui_router)

@@ -16,6 +16,7 @@ from kizuna.customers.cli import duplicates_app
 from kizuna.errors import KizunaError
 from kizuna.imports.cli import imports_app
 from kizuna.outbox.cli import outbox_app
+from kizuna.segments.cli import segments_app
 
 app = typer.Typer(help="Kizuna (絆) CRM.", no_args_is_help=True, pretty_exceptions_show_locals=False)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -26,6 +27,7 @@ app.add_typer(imports_app, name="import")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(duplicates_app, name="duplicates")
 app.add_typer(analytics_app, name="analytics")
+app.add_typer(segments_app, name="segments")
 console = Console()
 CLI = Actor.system("cli", origin="cli")
 

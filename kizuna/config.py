@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     extra_subscribers: str = Field(
         default="", description="Comma-separated modules declaring more outbox subscribers (plugins)."
     )
+    segment_refresh_minutes: int = Field(
+        default=5, ge=1, description="Minutes between the worker's incremental refreshes of dynamic segments."
+    )
     analytics_url: str = Field(
         default="",
         description="Ibis backend the analytics run on; empty means DuckDB in process, reading the database itself "

@@ -21,6 +21,7 @@ from kizuna.events.models import Event
 from kizuna.imports.models import ImportJob
 from kizuna.orders.models import Order, OrderLine
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
+from kizuna.segments.models import Segment, SegmentMembership
 
 never_reuse_ids(Base.metadata)
 
@@ -47,6 +48,8 @@ __all__ = [
     "OutboxDelivery",
     "OutboxMessage",
     "Product",
+    "Segment",
+    "SegmentMembership",
     "Tag",
     "UiSession",
     "User",

@@ -11,8 +11,9 @@ ROLES = ("admin", "manager", "marketer", "sales", "support", "viewer")
 # Domains whose records follow the read/write/delete pattern.
 DOMAINS = ("customers", "companies", "products", "orders", "events", "notes", "consents")
 
-# Analyses show aggregates of what every role may already read, so every role may run them.
-_READ_ALL = {f"{d}:read" for d in DOMAINS} | {"analytics:read"}
+# Analyses show aggregates of what every role may already read, so every role may run them; segments too
+# (who is in which segment), and a segment's members are customers every role may read.
+_READ_ALL = {f"{d}:read" for d in DOMAINS} | {"analytics:read", "segments:read"}
 
 
 def _grant(*domains: str, verbs: tuple[str, ...] = ("write",)) -> set[str]:
@@ -26,20 +27,20 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "marketer": frozenset(
         _READ_ALL
         | _grant("customers", "events", "consents", "notes")
-        | {"data:export", "data:import", "analytics:refresh"}
+        | {"data:export", "data:import", "analytics:refresh", "segments:write"}
     ),
     "manager": frozenset(
         _READ_ALL
         | _grant(*DOMAINS)
         | _grant(*DOMAINS, verbs=("delete",))
-        | {"data:export", "data:import", "customers:merge", "analytics:refresh"}
+        | {"data:export", "data:import", "customers:merge", "analytics:refresh", "segments:write"}
     ),
     "admin": frozenset(
         _READ_ALL
         | _grant(*DOMAINS)
         | _grant(*DOMAINS, verbs=("delete",))
         | {"data:export", "data:import", "customers:merge", "users:manage", "audit:read", "tokens:manage"}
-        | {"outbox:manage", "analytics:refresh"}
+        | {"outbox:manage", "analytics:refresh", "segments:write"}
     ),
 }
 

@@ -84,6 +84,43 @@ def _consent(channel: str):  # noqa: ANN202 - returns a clause builder
     return build
 
 
+def _metric(column: Any):  # noqa: ANN202 - returns a clause builder
+    """A filter on a ``customer_metrics`` column. A customer without a metrics row (no counted order yet) has
+    every metric empty: ``ne`` and ``isnull=true`` include them, the other operators do not."""
+    from kizuna.analytics.models import CustomerMetrics
+    from kizuna.listing import _compare
+
+    def row(test: ColumnElement[bool]) -> ColumnElement[bool]:
+        return exists(select(CustomerMetrics.customer_id).where(CustomerMetrics.customer_id == Customer.id, test))
+
+    def build(op: str, value: Any) -> ColumnElement[bool]:
+        if op == "ne":
+            return ~row(column == value)
+        if op == "isnull":
+            return ~row(column.is_not(None)) if value else row(column.is_not(None))
+        return row(_compare(column, op, value))
+
+    return build
+
+
+def _metric_ids(column: Any):  # noqa: ANN202 - returns an id-set builder
+    from kizuna.analytics.models import CustomerMetrics
+
+    def ids(op: str, value: Any) -> Select[Any]:
+        test = column.in_(value) if op == "in" else column == value
+        return select(CustomerMetrics.customer_id).where(test)
+
+    return ids
+
+
+def _metric_filter(name: str, kind: str, ops: tuple[str, ...], normalize: Any = None) -> Filter:
+    from kizuna.analytics.models import CustomerMetrics
+
+    column = getattr(CustomerMetrics, name)
+    # Float columns take floats: SQLite's driver cannot bind a Decimal.
+    return Filter(kind=kind, ops=ops, build=_metric(column), ids=_metric_ids(column), normalize=normalize)
+
+
 CUSTOMER_FILTERS = FilterSet(
     model=Customer,
     fields={
@@ -110,6 +147,17 @@ CUSTOMER_FILTERS = FilterSet(
         "email_consent": Filter(kind="bool", ops=("eq", "ne"), build=_consent("email")),
         "line_consent": Filter(kind="bool", ops=("eq", "ne"), build=_consent("line")),
         "sms_consent": Filter(kind="bool", ops=("eq", "ne"), build=_consent("sms")),
+        # The persisted per-customer metrics (customer_metrics, filled by ``kizuna analytics refresh``): the
+        # same numbers the 360 page and segments read.
+        "rfm_segment": _metric_filter("rfm_segment", "str", ("eq", "ne", "in", "isnull")),
+        "decile": _metric_filter("decile", "int", ORDERED),
+        "clv": _metric_filter("clv", "decimal", ORDERED),
+        "churn_risk": _metric_filter("churn_risk", "decimal", ORDERED, normalize=float),
+        "p_alive": _metric_filter("p_alive", "decimal", ORDERED, normalize=float),
+        "order_count": _metric_filter("order_count", "int", ORDERED),
+        "total_spend": _metric_filter("total_spend", "decimal", ORDERED),
+        "last_order_at": _metric_filter("last_order_at", "datetime", ORDERED),
+        "top_category": _metric_filter("top_category", "str", ("eq", "ne", "in", "isnull")),
     },
     sorts={
         "id": Customer.id,

@@ -12,7 +12,11 @@ class Event(Base):
     """A touchpoint (web, email, store, call, SNS...). Append-only: events are recorded, never edited."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_customer_occurred", "customer_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_events_customer_occurred", "customer_id", "occurred_at"),
+        # Segment rules over everyone read one type's recent events (migration 0014).
+        Index("ix_events_type_occurred", "type", "occurred_at", "customer_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     external_id: Mapped[str | None] = mapped_column(String(128), unique=True)

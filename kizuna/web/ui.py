@@ -21,6 +21,7 @@ from kizuna.web import (
     ui_imports,
     ui_lists,
     ui_outbox,
+    ui_segments,
     ui_users,
 )
 from kizuna.web.deps import DB, SESSION_COOKIE, client_address
@@ -134,3 +135,4 @@ router.include_router(ui_users.router)
 router.include_router(ui_analytics.router)
 router.include_router(ui_outbox.router)
 router.include_router(ui_imports.router)
+router.include_router(ui_segments.router)

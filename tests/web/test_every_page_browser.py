@@ -85,12 +85,21 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
         twin = factories.customer(s, family_name="佐藤", given_name="花子", email="hanako.sato@example.com")
         pair = duplicates.propose(s, customer_id, twin.id, "same name_phone")
         s.flush()
+        from kizuna.segments import service as segments
+        from kizuna.segments.schemas import SegmentCreate
+
+        rule = {"any": [{"attribute": "prefecture", "op": "eq", "value": "東京都"}, {"tag": "VIP"}]}
+        segment = segments.create_segment(
+            s, actor=factories.SYSTEM, data=SegmentCreate(name="東京都またはVIPのお客様（長い名前の例）", rule=rule)
+        )
+        segments.refresh(s, segment.id, actor=factories.SYSTEM)
     return {
         "customer_id": customer_id,
         "company_id": company.id,
         "user_id": other.id,
         "job_id": job.id,
         "pair_id": pair.id,
+        "segment_id": segment.id,
     }
 
 
