@@ -13,6 +13,7 @@ which every backend computes the same way and compares without time-zone rules o
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -185,3 +186,76 @@ def store_session(database_url: str | None = None) -> Iterator[Store]:
         disconnect = getattr(store.con, "disconnect", None)
         if disconnect and not store.shared:
             disconnect()
+
+
+# --- one SQLite library per process ---------------------------------------------------------------------------
+# DuckDB reads a SQLite store through its own copy of the SQLite library. POSIX file locks belong to a process,
+# not to a connection, and a close() of any descriptor of the file drops all of them: when DuckDB's copy closes
+# the file, the locks our own connections (SQLAlchemy's sqlite3) hold on it are gone, and another process (the
+# worker, the server) may then reset the WAL index under them, so each side stops seeing the other's commits.
+# So in a process that uses the store through SQLAlchemy, DuckDB reads a SQLite store only in a child process of
+# its own, which holds no other connection to it; results come back pickled.
+
+_CHILD: Any = None
+_CHILD_LOCK = __import__("threading").Lock()
+
+
+def needs_child(database_url: str | None = None, analytics_url: str | None = None) -> bool:
+    """The analytics would read a SQLite store through DuckDB's SQLite library."""
+    settings = get_settings()
+    analytics_url = analytics_url if analytics_url is not None else settings.analytics_url
+    if analytics_url and not analytics_url.startswith("duckdb"):
+        return False
+    return (database_url or settings.resolved_database_url).startswith("sqlite")
+
+
+def _child_pool() -> Any:
+    global _CHILD
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with _CHILD_LOCK:
+        if _CHILD is None:
+            _CHILD = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            # Stopped before the interpreter tears down the modules its own clean-up would need.
+            atexit.register(_CHILD.shutdown, wait=False, cancel_futures=True)
+        return _CHILD
+
+
+def _settings_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k.startswith("KIZUNA_")}
+
+
+def _in_child(fn: Any, args: tuple[Any, ...], database_url: str, env: dict[str, str]) -> Any:
+    import os
+
+    for key in [k for k in os.environ if k.startswith("KIZUNA_")]:
+        os.environ.pop(key)
+    os.environ.update(env)
+    get_settings.cache_clear()
+    with store_session(database_url) as store:
+        return fn(store, *args)
+
+
+def run_on_store(fn: Any, *args: Any, database_url: str | None = None) -> Any:
+    """``fn(store, *args)`` on the analytics store: here, or for a SQLite store read by DuckDB in the child
+    process (``fn`` and its arguments and result must pickle: module-level functions, Pydantic models, Arrow)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    url = database_url or get_settings().resolved_database_url
+    if not needs_child(url):
+        with store_session(url) as store:
+            return fn(store, *args)
+    global _CHILD
+    for attempt in (1, 2):
+        try:
+            return _child_pool().submit(_in_child, fn, args, url, _settings_env()).result()
+        except BrokenProcessPool:
+            # The child died (killed, out of memory): start another once.
+            with _CHILD_LOCK:
+                _CHILD = None
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import ibis
@@ -127,10 +128,19 @@ def top_categories(store: Store, currency: str, as_of: dt.date) -> ir.Table:
     return best.select(customer_id=best.customer_id, top_category=best.category)
 
 
-def refresh(store: Store, engine: Engine, spec: MetricsSpec) -> MetricsRun:
-    """Compute the metrics, write the rows that changed in one transaction, and record the run."""
-    started = time.perf_counter()
-    started_at = utcnow()
+@dataclass
+class Computed:
+    """What a refresh computed, ready to write: it travels back from the analytics' child process (engine.py)."""
+
+    as_of: dt.date
+    currency: str
+    customers: int
+    rows: pa.Table
+    removed: list[int]
+
+
+def compute(store: Store, spec: MetricsSpec) -> Computed:
+    """The metrics as they should be, compared with the stored ones: the rows to write and the rows to drop."""
     table, as_of, currency = metrics_table(store, spec)
     if spec.categories:
         top = top_categories(store, currency, as_of)
@@ -138,9 +148,34 @@ def refresh(store: Store, engine: Engine, spec: MetricsSpec) -> MetricsRun:
     # Computed once, then counted and compared with the stored rows (an expression would be recomputed per use).
     with table.cache() as computed:
         customers = int(computed.count().execute())
-        changed_rows, removed = _changes(store, computed, categories=spec.categories)
-    changed = _write(engine, changed_rows, removed, currency, started_at)
+        rows, removed = _changes(store, computed, categories=spec.categories)
+    return Computed(as_of=as_of, currency=currency, customers=customers, rows=rows, removed=removed)
+
+
+def refresh(store: Store, engine: Engine, spec: MetricsSpec) -> MetricsRun:
+    """Compute the metrics on ``store``, write the rows that changed in one transaction, and record the run."""
+    started = time.perf_counter()
+    started_at = utcnow()
+    return apply(engine, compute(store, spec), spec, started_at=started_at, started=started)
+
+
+def refresh_on(engine: Engine, spec: MetricsSpec) -> MetricsRun:
+    """``refresh`` of the metrics of the store behind ``engine`` (computed in the analytics' child process when
+    DuckDB reads a SQLite store: see ``engine.run_on_store``)."""
+    from kizuna.analytics.engine import run_on_store
+
+    started = time.perf_counter()
+    started_at = utcnow()
+    computed = run_on_store(compute, spec, database_url=engine.url.render_as_string(hide_password=False))
+    return apply(engine, computed, spec, started_at=started_at, started=started)
+
+
+def apply(
+    engine: Engine, computed: Computed, spec: MetricsSpec, *, started_at: dt.datetime, started: float
+) -> MetricsRun:
+    changed = _write(engine, computed.rows, computed.removed, computed.currency, started_at)
     seconds = time.perf_counter() - started
+    as_of, currency, customers = computed.as_of, computed.currency, computed.customers
     with transaction(engine) as session:
         run = MetricRun(
             kind="scores",

@@ -14,7 +14,7 @@ from kizuna.analytics import metrics
 from kizuna.analytics import rfm as rfm_analysis
 from kizuna.analytics.ctb import CTBSpec
 from kizuna.analytics.ctb_likely import LikelyResult, LikelySpec, likely
-from kizuna.analytics.engine import store_session
+from kizuna.analytics.engine import run_on_store
 from kizuna.analytics.metrics import MetricsSpec
 from kizuna.analytics.models import MetricRun
 from kizuna.analytics.recommend import CustomerRecommendations
@@ -28,24 +28,21 @@ from kizuna.outbox.service import emit
 
 def rfm(*, actor: Actor, spec: rfm_analysis.RFMSpec, database_url: str | None = None) -> rfm_analysis.RFMResult:
     require(actor, "analytics:read")
-    with store_session(database_url) as store:
-        return rfm_analysis.rfm(store, spec)
+    return run_on_store(rfm_analysis.rfm, spec, database_url=database_url)
 
 
 def rfm_scores(
     *, actor: Actor, spec: rfm_analysis.RFMSpec, database_url: str | None = None
 ) -> list[rfm_analysis.RFMScore]:
     require(actor, "analytics:read")
-    with store_session(database_url) as store:
-        return rfm_analysis.customer_scores(store, spec)
+    return run_on_store(rfm_analysis.customer_scores, spec, database_url=database_url)
 
 
 def deciles(
     *, actor: Actor, spec: decile_analysis.DecileSpec, database_url: str | None = None
 ) -> decile_analysis.DecileResult:
     require(actor, "analytics:read")
-    with store_session(database_url) as store:
-        return decile_analysis.deciles(store, spec)
+    return run_on_store(decile_analysis.deciles, spec, database_url=database_url)
 
 
 def refresh_metrics(
@@ -59,8 +56,7 @@ def refresh_metrics(
 
 def refresh_with(engine: Engine, spec: MetricsSpec | None = None) -> metrics.MetricsRun:
     """The refresh on a given engine, without a permission check (the worker's scheduled run)."""
-    with store_session(engine.url.render_as_string(hide_password=False)) as store:
-        run = metrics.refresh(store, engine, spec or MetricsSpec())
+    run = metrics.refresh_on(engine, spec or MetricsSpec())
     # Segments over the metrics (RFM segment, decile, CLV...) re-evaluate on this.
     with transaction(engine) as session:
         emit(session, "metrics.refreshed", run.model_dump(mode="json"))
@@ -79,28 +75,24 @@ def cohorts(
     *, actor: Actor, spec: cohort_analysis.CohortSpec, database_url: str | None = None
 ) -> cohort_analysis.CohortResult:
     require(actor, "analytics:read")
-    with store_session(database_url) as store:
-        return cohort_analysis.cohorts(store, spec)
+    return run_on_store(cohort_analysis.cohorts, spec, database_url=database_url)
 
 
 def ctb(*, actor: Actor, spec: CTBSpec, database_url: str | None = None) -> ctb_analysis.CTBResult:
     require(actor, "analytics:read")
-    with store_session(database_url) as store:
-        return ctb_analysis.ctb(store, spec)
+    return run_on_store(ctb_analysis.ctb, spec, database_url=database_url)
 
 
 def ctb_customers(
     *, actor: Actor, spec: CTBSpec, customer_ids: list[int] | None = None, database_url: str | None = None
 ) -> list[ctb_analysis.CustomerTop]:
     require(actor, "analytics:read")
-    with store_session(database_url) as store:
-        return ctb_analysis.customer_tops(store, spec, customer_ids)
+    return run_on_store(ctb_analysis.customer_tops, spec, customer_ids, database_url=database_url)
 
 
 def ctb_likely(*, actor: Actor, spec: LikelySpec, database_url: str | None = None) -> LikelyResult:
     require(actor, "analytics:read")
-    with store_session(database_url) as store:
-        return likely(store, spec)
+    return run_on_store(likely, spec, database_url=database_url)
 
 
 def recommendations(
@@ -108,15 +100,13 @@ def recommendations(
 ) -> list[CustomerRecommendations]:
     """Up to ``k`` products for each customer (email templates call this too), in the order of ``customer_ids``."""
     require(actor, "analytics:read")
-    with store_session(database_url) as store:
-        found = recommend(store, customer_ids, k)
+    found = run_on_store(recommend, customer_ids, k, database_url=database_url)
     return [CustomerRecommendations(customer_id=cid, products=found[cid]) for cid in dict.fromkeys(customer_ids)]
 
 
 def clv(*, actor: Actor, spec: clv_analysis.CLVSpec, database_url: str | None = None) -> clv_analysis.CLVResult:
     require(actor, "analytics:read")
-    with store_session(database_url) as store:
-        return clv_analysis.clv(store, spec)
+    return run_on_store(clv_analysis.clv, spec, database_url=database_url)
 
 
 def clv_customers(
@@ -124,8 +114,7 @@ def clv_customers(
 ) -> tuple[clv_analysis.CLVParams, list[clv_analysis.CLVRow]]:
     """The fitted parameters and every customer's CLV row (what a per-customer metrics table stores)."""
     require(actor, "analytics:read")
-    with store_session(database_url) as store:
-        return clv_analysis.customer_clv(store, spec)
+    return run_on_store(clv_analysis.customer_clv, spec, database_url=database_url)
 
 
 def save_clv(
@@ -156,8 +145,9 @@ def save_clv_with(
             field="currency",
         )
     started = time.perf_counter()
-    with store_session(engine.url.render_as_string(hide_password=False)) as store:
-        params, rows = clv_analysis.customer_clv(store, spec)
+    params, rows = run_on_store(
+        clv_analysis.customer_clv, spec, database_url=engine.url.render_as_string(hide_password=False)
+    )
     run = metrics.save_clv(engine, params, rows, seconds=time.perf_counter() - started)
     with transaction(engine) as session:
         emit(session, "metrics.refreshed", run.model_dump(mode="json"))
