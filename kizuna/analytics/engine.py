@@ -198,6 +198,8 @@ def store_session(database_url: str | None = None) -> Iterator[Store]:
 
 _CHILD: Any = None
 _CHILD_LOCK = __import__("threading").Lock()
+# Off only in tests that hand DuckDB a SQLite file of their own, read by nothing else in their process.
+CHILD_FOR_SQLITE = True
 
 
 def needs_child(database_url: str | None = None, analytics_url: str | None = None) -> bool:
@@ -206,7 +208,7 @@ def needs_child(database_url: str | None = None, analytics_url: str | None = Non
     analytics_url = analytics_url if analytics_url is not None else settings.analytics_url
     if analytics_url and not analytics_url.startswith("duckdb"):
         return False
-    return (database_url or settings.resolved_database_url).startswith("sqlite")
+    return CHILD_FOR_SQLITE and (database_url or settings.resolved_database_url).startswith("sqlite")
 
 
 def _child_pool() -> Any:

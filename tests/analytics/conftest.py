@@ -22,6 +22,15 @@ def _own_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     eng.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _duckdb_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests build Ibis expressions on a store opened here, so the service calls in them run here too
+    (not in the child process the application uses): every DuckDB reading their file lives in this process."""
+    from kizuna.analytics import engine
+
+    monkeypatch.setattr(engine, "CHILD_FOR_SQLITE", False)
+
+
 @pytest.fixture
 def db(engine: Engine, request: pytest.FixtureRequest) -> Engine:
     """On SQLite, the analytics tests' own file. These tests open DuckDB on the store in this process, and
@@ -29,6 +38,9 @@ def db(engine: Engine, request: pytest.FixtureRequest) -> Engine:
     run_on_store`` says why the application never does that): on a file of their own, no later test meets it."""
     if engine.dialect.name == "sqlite":
         engine = request.getfixturevalue("_own_sqlite")
+        # Fresh connections each test: a CLI run in a subprocess may have checkpointed the WAL away under
+        # connections whose locks DuckDB dropped in an earlier test.
+        engine.dispose()
     clean(engine)
     return engine
 

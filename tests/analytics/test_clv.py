@@ -46,8 +46,10 @@ def store(db: Engine, request: pytest.FixtureRequest):  # noqa: ANN201
 
 
 @pytest.fixture(scope="module")
-def cdnow_fits(engine: Engine, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def cdnow_fits(engine: Engine, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):  # noqa: ANN201
     """CDNOW imported through the importers once per backend, fitted by both stores; the tables are emptied after."""
+    if engine.dialect.name == "sqlite":
+        engine = request.getfixturevalue("_own_sqlite")  # the analytics tests' file (tests/analytics/conftest.py)
     clean(engine)
     cdnow_id = cdnow.import_into(engine, tmp_path_factory.mktemp("cdnow"))
     fits = {}
