@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from kizuna.analytics.cli import analytics_app
-from kizuna.auth.permissions import Actor
+from kizuna.cli_support import CLI, console
+from kizuna.cli_support import fail as _fail
 from kizuna.config import get_settings
 from kizuna.customers.cli import duplicates_app
 from kizuna.errors import KizunaError
@@ -28,14 +28,6 @@ app.add_typer(outbox_app, name="outbox")
 app.add_typer(duplicates_app, name="duplicates")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(segments_app, name="segments")
-console = Console()
-CLI = Actor.system("cli", origin="cli")
-
-
-def _fail(exc: KizunaError) -> typer.Exit:
-    where = f" ({exc.field})" if exc.field else ""
-    console.print(f"[red]error{where}:[/red] {exc.message}")
-    return typer.Exit(code=2)
 
 
 def _engine():  # noqa: ANN202

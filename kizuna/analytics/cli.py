@@ -10,15 +10,14 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel, ValidationError
-from rich.console import Console
 from rich.table import Table
 
-from kizuna.auth.permissions import Actor
+from kizuna.cli_support import CLI, console
+from kizuna.cli_support import fail as _fail
 from kizuna.errors import KizunaError
 
 analytics_app = typer.Typer(help="Analyse customers and orders: RFM, deciles, CLV.", no_args_is_help=True)
-console = Console()
-CLI = Actor.system("cli", origin="cli")
+
 Format = Annotated[str, typer.Option("--format", help="table (default), json or csv.")]
 Day = Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])]
 
@@ -31,17 +30,6 @@ def _check_format(fmt: str) -> None:
     if fmt not in ("table", "json", "csv"):
         console.print(f"[red]error (format):[/red] unknown format '{fmt}'; use table, json or csv")
         raise typer.Exit(code=2)
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    if isinstance(exc, ValidationError):
-        message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        console.print(f"[red]error:[/red] {message}")
-    else:
-        assert isinstance(exc, KizunaError)
-        where = f" ({exc.field})" if exc.field else ""
-        console.print(f"[red]error{where}:[/red] {exc.message}")
-    return typer.Exit(code=2)
 
 
 def _write_csv(rows: list[BaseModel]) -> None:

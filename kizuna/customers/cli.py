@@ -6,16 +6,13 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kizuna.auth.permissions import Actor
+from kizuna.cli_support import CLI, console
 from kizuna.errors import KizunaError
 
 duplicates_app = typer.Typer(help="Find likely duplicate customers and list the pairs to review.", no_args_is_help=True)
-console = Console()
-CLI = Actor.system("cli", origin="cli")
 
 
 def _engine():  # noqa: ANN202

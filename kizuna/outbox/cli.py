@@ -6,16 +6,13 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from kizuna.auth.permissions import Actor
+from kizuna.cli_support import CLI, console
 from kizuna.db import transaction
 from kizuna.errors import KizunaError
 
 outbox_app = typer.Typer(help="Inspect and retry outbox deliveries.", no_args_is_help=True)
-console = Console()
-CLI = Actor.system("cli", origin="cli")
 
 
 def _engine():  # noqa: ANN202

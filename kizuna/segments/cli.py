@@ -7,21 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from kizuna.auth.permissions import Actor
+from kizuna.cli_support import CLI, console
+from kizuna.cli_support import fail as _fail
 from kizuna.errors import KizunaError
 
 segments_app = typer.Typer(help="Segments: dynamic (a rule) and static (a list).", no_args_is_help=True)
-console = Console()
-CLI = Actor.system("cli", origin="cli")
-
-
-def _fail(exc: KizunaError) -> typer.Exit:
-    where = f" ({exc.field})" if exc.field else ""
-    console.print(f"[red]error{where}:[/red] {exc.message}")
-    return typer.Exit(code=2)
 
 
 def _session():  # noqa: ANN202
