@@ -144,7 +144,11 @@ def _headers(path: Path, encoding: str) -> list[str]:
     with path.open(encoding=encoding, newline="") as fh:
         headers = next(csv.reader(fh), None) or []
     if not any(h.strip() for h in headers):
-        raise ImportFileError(f"{path.name}: the file is empty or has no header line")
+        raise ImportFileError(
+            f"{path.name}: the file is empty or has no header line",
+            key="error.import_empty_file",
+            params={"file": path.name},
+        )
     return headers
 
 

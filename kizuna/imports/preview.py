@@ -48,8 +48,11 @@ class Preview:
 
     rows: list[PreviewRow]
     fields: list[str]
-    # Why the file cannot be imported with this mapping (a required column missing ...), or None.
+    # Why the file cannot be imported with this mapping (a required column missing ...), or None; with the
+    # catalog key and params the page words it in the viewer's language.
     problem: str | None = None
+    problem_key: str = ""
+    problem_params: dict[str, Any] = field(default_factory=dict)
 
 
 def preview(session: Session, *, actor: Actor, job_id: int, limit: int = PREVIEW_ROWS) -> Preview:
@@ -60,7 +63,7 @@ def preview(session: Session, *, actor: Actor, job_id: int, limit: int = PREVIEW
     try:
         source = check(job)
     except ImportFileError as exc:
-        return Preview(rows=[], fields=[], problem=exc.message)
+        return Preview(rows=[], fields=[], problem=exc.message, problem_key=exc.key or "", problem_params=exc.params)
     overrides, attributes = options_of(job)
     options = ImportOptions(file_name=job.file_name, extra_to_attributes=attributes)
     read_errors: list[tuple[int, Reason]] = []

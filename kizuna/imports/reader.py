@@ -124,7 +124,9 @@ def detect_encoding(path: Path) -> tuple[str, int]:
             return best.encoding, lines
     raise ImportFileError(
         f"{path.name}: cannot tell the file's encoding (tried UTF-8, CP932/Shift_JIS, EUC-JP, ISO-2022-JP); "
-        "save it as UTF-8 and import again"
+        "save it as UTF-8 and import again",
+        key="error.import_unknown_encoding",
+        params={"file": path.name},
     )
 
 
@@ -201,7 +203,9 @@ def map_headers(
         if header.strip() in seen and (key in alias_index or key in fallback_keys or key in override_keys):
             raise ImportFileError(
                 f"duplicate header '{header.strip()}' (columns {seen[header.strip()]} and {index}); "
-                "rename one of them or remove it"
+                "rename one of them or remove it",
+                key="error.import_duplicate_header",
+                params={"header": header.strip(), "first": seen[header.strip()], "second": index},
             )
         # Two columns of one name that Kizuna does not read (EC-CUBE's order export has two 送料) are ignored.
         seen.setdefault(header.strip(), index)
@@ -232,7 +236,9 @@ def map_headers(
         if target in by_field and not synonyms_ok:
             raise ImportFileError(
                 f"columns '{by_field[target]}' and '{header}' both map to field '{target}'; "
-                f'choose one with --map "{header}=-"'
+                f'choose one with --map "{header}=-"',
+                key="error.import_two_columns_one_field",
+                params={"first": by_field[target], "second": header, "field": target},
             )
         by_field[target] = header
     for target, aliases in columns.fallbacks.items():
@@ -249,7 +255,15 @@ def map_headers(
         missing = []
     if missing:
         described = "; ".join(_describe_group(group, columns) for group in missing)
-        raise ImportFileError(f"missing required column: {described}")
+        # The UI names the missing field by the header a Japanese file would use for it (its first alias).
+        headers_for = " / ".join(
+            "・".join(next(iter(columns.aliases.get(f, ())), f) for f in group) for group in missing
+        )
+        raise ImportFileError(
+            f"missing required column: {described}",
+            key="error.import_missing_column",
+            params={"fields": " / ".join(" or ".join(g) for g in missing), "headers": headers_for},
+        )
     return mapping
 
 
@@ -284,7 +298,11 @@ def open_source(
         with path.open(encoding=encoding, newline="") as fh:
             headers = next(csv.reader(fh), None) or []
         if not any(h.strip() for h in headers):
-            raise ImportFileError(f"{path.name}: the file is empty or has no header line")
+            raise ImportFileError(
+                f"{path.name}: the file is empty or has no header line",
+                key="error.import_empty_file",
+                params={"file": path.name},
+            )
         overrides = {**dict.fromkeys(report_columns(headers), "-"), **(overrides or {})}
         mapping = map_headers(headers, columns, overrides)
     unmapped = list(

@@ -199,6 +199,8 @@ def test_a_missing_required_column_blocks_the_run_with_the_reason(ui_client, db:
     assert refused.status_code == 422
     assert "この対応付けでは取り込めません" in refused.text
     assert 'data-testid="preview-problem"' in refused.text
+    # Why, in Japanese too: the missing field by the header a Japanese file would use for it.
+    assert "必須の列がありません" in refused.text and "missing required column" not in refused.text
     with transaction(db) as s:
         assert s.get(ImportJob, job_id).status != "queued"
 
