@@ -47,6 +47,8 @@ def test_every_literal_key_in_templates_is_in_the_catalog():
     used = set()
     for path in TEMPLATES.rglob("*.html"):
         used |= set(re.findall(r"""\bt\(\s*["']([a-z0-9_]+\.[a-z0-9_.]+)["']""", path.read_text(encoding="utf-8")))
+    # t("analytics.segment." ~ code) joins a prefix to a code: the tests of each code list check those keys.
+    used = {key for key in used if not key.endswith(".")}
     assert used, "no t() calls found"
     assert sorted(used - set(en)) == []
 
