@@ -86,8 +86,8 @@ def load_demo(
     end = dt.datetime.combine(as_of or dt.date.today(), dt.time(), tzinfo=dt.UTC)
     start = end - dt.timedelta(days=730)
 
-    def moment(after: dt.datetime) -> dt.datetime:
-        span = max(1, int((end - after).total_seconds()))
+    def moment(after: dt.datetime, until: dt.datetime | None = None) -> dt.datetime:
+        span = max(1, int(((until or end) - after).total_seconds()))
         return after + dt.timedelta(seconds=rng.randrange(span))
 
     with transaction(engine) as session, Progress(console=console, transient=True) as bar:
@@ -252,8 +252,10 @@ def load_demo(
             # A heavy tail: most customers buy once or twice, a few are regulars.
             n_orders = min(40, int(rng.paretovariate(1.3))) if rng.random() < 0.85 else 0
             favourite = rng.choice(list(CATALOG))
+            # Most customers stop buying at some point (what CLV's churn model learns from); some stay active.
+            active_until = end if rng.random() < 0.35 else moment(c.created_at)
             for _ in range(n_orders):
-                ordered = moment(c.created_at)
+                ordered = moment(c.created_at, active_until)
                 order = Order(
                     customer_id=c.id,
                     ordered_at=ordered,
@@ -342,4 +344,19 @@ def load_demo(
             f"{orders:,} orders, {len(events):,} events, {len(consents):,} consent records (seed {seed})"
         )
         audit.record(session, actor=ACTOR, action="demo.load", entity_type="database", summary=summary)
+    _compute_metrics(engine)
     return summary
+
+
+def _compute_metrics(engine: Engine) -> None:
+    """RFM, deciles, top categories and CLV for the demo's customers, as the worker's daily run would leave
+    them, so the 360 pages and segments show them at once (the rows above were written without events)."""
+    import contextlib
+
+    from kizuna.analytics.clv import NotEnoughData
+    from kizuna.analytics.clv_models import ModelFitError
+    from kizuna.analytics.service import refresh_with, save_clv_with
+
+    refresh_with(engine)
+    with contextlib.suppress(NotEnoughData, ModelFitError):
+        save_clv_with(engine)

@@ -53,7 +53,14 @@ def test_demo_loads_reproducible_data_and_prints_admin_login(home, tmp_path):
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(OrderLine)) > 100
         channels = set(conn.scalars(select(Event.channel).distinct()))
+        # The per-customer metrics are computed before the demo serves: RFM for every buyer, top categories.
+        from kizuna.analytics.models import CustomerMetrics
+
+        metrics = conn.execute(
+            select(func.count(), func.count(CustomerMetrics.top_category)).select_from(CustomerMetrics)
+        ).one()
     assert {"web", "email", "store", "call"} <= channels
+    assert metrics[0] > 60 and metrics[1] == metrics[0]
     engine.dispose()
 
 
