@@ -111,7 +111,9 @@ def rfm_page(request: Request, viewer: CurrentViewer, session: DB) -> Response:
                 "z": result.grid,
                 "x": labels,
                 "y": labels,
+                # plotly's "Blues" runs dark to light: reversed, the crowded cells are the dark ones.
                 "colorscale": "Blues",
+                "reversescale": True,
                 "hovertemplate": t("analytics.heat_hover") + "<extra></extra>",
             }
         ],
