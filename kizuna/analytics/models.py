@@ -24,6 +24,7 @@ class CustomerMetrics(Base):
     __table_args__ = (
         Index("ix_customer_metrics_segment", "rfm_segment"),
         Index("ix_customer_metrics_decile", "decile"),
+        Index("ix_customer_metrics_computed_at", "computed_at"),
     )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
