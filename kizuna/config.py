@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     segment_refresh_minutes: int = Field(
         default=5, ge=1, description="Minutes between the worker's incremental refreshes of dynamic segments."
     )
+    secret_key: str = Field(
+        default="",
+        description="The one secret every signing key (tracking links, unsubscribe tokens, webhook signatures) and the "
+        "encryption of stored credentials derive from; empty means a random key generated once into "
+        "$KIZUNA_HOME/secret_key. Keep it secret and back it up: changing it breaks links already sent and "
+        "makes stored credentials unreadable.",
+    )
     analytics_url: str = Field(
         default="",
         description="Ibis backend the analytics run on; empty means DuckDB in process, reading the database itself "

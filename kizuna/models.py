@@ -19,6 +19,7 @@ from kizuna.customers.models import (
 from kizuna.db import Base, never_reuse_ids
 from kizuna.events.models import Event
 from kizuna.imports.models import ImportJob
+from kizuna.messaging.models import Message, MessageEvent, Suppression, Template
 from kizuna.orders.models import Order, OrderLine
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
 from kizuna.segments.models import Segment, SegmentMembership
@@ -40,6 +41,8 @@ __all__ = [
     "CustomerMerge",
     "Event",
     "ImportJob",
+    "Message",
+    "MessageEvent",
     "MetricRun",
     "Note",
     "SavedView",
@@ -50,7 +53,9 @@ __all__ = [
     "Product",
     "Segment",
     "SegmentMembership",
+    "Suppression",
     "Tag",
+    "Template",
     "UiSession",
     "User",
 ]

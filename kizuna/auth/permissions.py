@@ -14,6 +14,11 @@ DOMAINS = ("customers", "companies", "products", "orders", "events", "notes", "c
 # Analyses show aggregates of what every role may already read, so every role may run them; segments too
 # (who is in which segment), and a segment's members are customers every role may read.
 _READ_ALL = {f"{d}:read" for d in DOMAINS} | {"analytics:read", "segments:read"}
+# Journeys, campaigns, templates and the message log: every role may see what the team sends to customers.
+_READ_ALL |= {"journeys:read", "campaigns:read", "templates:read", "messages:read"}
+# Building and sending marketing: marketers, managers and admins. Suppressions (an unsubscribe asked for by phone,
+# a bounce) are also kept by support. Channel credentials, sender identity and the webhook allow-list: admins.
+_MARKETING = {"journeys:write", "campaigns:write", "templates:write", "suppressions:write"}
 
 
 def _grant(*domains: str, verbs: tuple[str, ...] = ("write",)) -> set[str]:
@@ -22,18 +27,20 @@ def _grant(*domains: str, verbs: tuple[str, ...] = ("write",)) -> set[str]:
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset(_READ_ALL),
-    "support": frozenset(_READ_ALL | _grant("customers", "notes", "events", "consents")),
+    "support": frozenset(_READ_ALL | _grant("customers", "notes", "events", "consents") | {"suppressions:write"}),
     "sales": frozenset(_READ_ALL | _grant("customers", "companies", "notes", "events", "orders")),
     "marketer": frozenset(
         _READ_ALL
         | _grant("customers", "events", "consents", "notes")
         | {"data:export", "data:import", "analytics:refresh", "segments:write"}
+        | _MARKETING
     ),
     "manager": frozenset(
         _READ_ALL
         | _grant(*DOMAINS)
         | _grant(*DOMAINS, verbs=("delete",))
         | {"data:export", "data:import", "customers:merge", "analytics:refresh", "segments:write"}
+        | _MARKETING
     ),
     "admin": frozenset(
         _READ_ALL
@@ -41,6 +48,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         | _grant(*DOMAINS, verbs=("delete",))
         | {"data:export", "data:import", "customers:merge", "users:manage", "audit:read", "tokens:manage"}
         | {"outbox:manage", "analytics:refresh", "segments:write"}
+        | _MARKETING
+        | {"channels:manage"}
     ),
 }
 

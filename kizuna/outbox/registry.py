@@ -92,6 +92,17 @@ class Subscriber:
         return any(t.endswith(".*") and topic.startswith(t[:-1]) for t in self.topics)
 
 
+class Pump(Protocol):
+    """Work a worker does besides outbox deliveries, in batches it claims itself (the sender, the journey engine).
+
+    Called with the engine and the worker's name; returns how many items it handled, 0 when nothing was due (a
+    worker sleeps only when every pump and the outbox had nothing to do).
+    """
+
+    def __call__(self, engine: Any, worker: str) -> int: ...
+
+
+_PUMPS: dict[str, Pump] = {}
 _SUBSCRIBERS: dict[str, Subscriber] = {}
 _LOADED = False
 _LOCK = threading.Lock()
@@ -126,6 +137,24 @@ def register(subscriber: Subscriber) -> None:
         where = f"{known.declared_in}, {subscriber.declared_in}"
         raise ValueError(f"two subscribers are named {subscriber.name!r} ({where})")
     _SUBSCRIBERS[subscriber.name] = subscriber
+
+
+def declare_pump(name: str) -> Callable[[Pump], Pump]:
+    """Decorator for a module-level pump, declared in one of the subscriber modules so every worker loads it."""
+
+    def wrap(pump: Pump) -> Pump:
+        known = _PUMPS.get(name)
+        if known is not None and known is not pump:
+            raise ValueError(f"two pumps are named {name!r}")
+        _PUMPS[name] = pump
+        return pump
+
+    return wrap
+
+
+def pumps() -> list[tuple[str, Pump]]:
+    load()
+    return sorted(_PUMPS.items())
 
 
 def unregister(name: str) -> None:

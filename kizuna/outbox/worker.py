@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -12,6 +13,8 @@ from sqlalchemy.engine import Engine
 from kizuna.db import get_engine, new_session
 from kizuna.outbox import registry, service
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Tally:
@@ -19,6 +22,8 @@ class Tally:
     failed: int = 0
     dead: int = 0
     lost: int = 0
+    # Items the pumps (sender, journey engine) handled.
+    pumped: int = 0
     errors: list[str] = field(default_factory=list)
 
     def add(self, outcome: service.Outcome) -> None:
@@ -41,7 +46,21 @@ def run_once(engine: Engine | None = None, *, worker: str | None = None, limit: 
     tally = Tally()
     for delivery_id in ids:
         tally.add(service.deliver(engine, worker=worker, delivery_id=delivery_id))
+    tally.pumped = run_pumps(engine, worker)
     return tally
+
+
+def run_pumps(engine: Engine, worker: str, stop: threading.Event | None = None) -> int:
+    """One batch of every pump; a pump that raises is logged and the others still run (its items stay due)."""
+    handled = 0
+    for name, pump in registry.pumps():
+        if stop is not None and stop.is_set():
+            break
+        try:
+            handled += pump(engine, worker)
+        except Exception:  # noqa: BLE001 - one broken pump must not stop deliveries and the other pumps
+            log.exception("pump %s failed; its work stays due and is retried", name)
+    return handled
 
 
 def run_forever(
@@ -78,7 +97,8 @@ def run_forever(
                 _release(engine, worker, ids[n:])
                 break
             service.deliver(engine, worker=worker, delivery_id=delivery_id)
-        if not ids:
+        pumped = run_pumps(engine, worker, stop)
+        if not ids and not pumped:
             stop.wait(poll_seconds)
 
 
