@@ -2,6 +2,7 @@
 
 from kizuna.analytics.models import CustomerMetrics, MetricRun
 from kizuna.auth.models import ApiToken, AuditEntry, UiSession, User
+from kizuna.campaigns.models import Campaign
 from kizuna.catalog.models import Product
 from kizuna.customers.models import (
     Company,
@@ -30,6 +31,7 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "Campaign",
     "Company",
     "Consent",
     "Customer",

@@ -21,9 +21,10 @@ KINDS = ("marketing", "service")
 SOURCES = ("journey", "campaign", "manual", "system")
 # queued: waiting to be sent (or delayed by quiet hours); sending: claimed by a sender under a lease;
 # sent: the receiving server accepted it; skipped: deliberately not sent (no consent, suppressed, capped ...);
-# failed: gave up (permanent refusal, render error, attempts used up). Opens, clicks, bounces and complaints
+# failed: gave up (permanent refusal, render error, attempts used up); held: not due until released (a paused
+# campaign's messages, the remainder of an A/B test waiting for its winner). Opens, clicks, bounces and complaints
 # are stamped on the row and recorded as message events; they do not change the status.
-STATUSES = ("queued", "sending", "sent", "skipped", "failed")
+STATUSES = ("queued", "sending", "sent", "skipped", "failed", "held")
 
 
 class Message(Base):

@@ -37,6 +37,8 @@ class NewMessage:
     content: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
     due_at: dt.datetime | None = None
+    # Written held (not due until released): the remainder of an A/B test waiting for its winner.
+    held: bool = False
 
     def check(self) -> None:
         if self.channel not in CHANNELS:
@@ -92,7 +94,7 @@ def queue_many(session: Session, messages: list[NewMessage]) -> list[Message]:
                 template_id=m.template_id,
                 content=m.content,
                 context=m.context,
-                status="queued",
+                status="held" if m.held else "queued",
                 due_at=m.due_at or now,
                 created_at=now,
             )
