@@ -19,6 +19,7 @@ API_PREFIX = "/api/v1"
 def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.analytics.api import router as analytics_router
     from kizuna.auth.api import router as auth_router
+    from kizuna.campaigns.api import router as campaigns_router
     from kizuna.catalog.api import router as catalog_router
     from kizuna.customers.api import companies as companies_router
     from kizuna.customers.api import router as customers_router
@@ -64,6 +65,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         saved_views_router,
         analytics_router,
         segments_router,
+        campaigns_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(ui_router)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from kizuna.analytics.cli import analytics_app
+from kizuna.campaigns.cli import campaigns_app
 from kizuna.cli_support import CLI, console
 from kizuna.cli_support import fail as _fail
 from kizuna.config import get_settings
@@ -28,6 +29,7 @@ app.add_typer(outbox_app, name="outbox")
 app.add_typer(duplicates_app, name="duplicates")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(segments_app, name="segments")
+app.add_typer(campaigns_app, name="campaigns")
 
 
 def _engine():  # noqa: ANN202

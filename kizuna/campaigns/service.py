@@ -552,7 +552,9 @@ def stats(session: Session, campaign_id: int, *, actor: Actor) -> CampaignStats:
         n(and_(m.status == "sent", converted)),
     ]
     where = (m.source == "campaign", m.source_id == campaign.id)
-    per = session.execute(select(m.variant, *columns).where(*where).group_by(m.variant).order_by(m.variant)).all()
+    per = session.execute(
+        select(m.variant, *columns).where(*where).group_by(m.variant).order_by(m.variant.nulls_last())
+    ).all()
     total = session.execute(select(*columns).where(*where)).one()
     reasons = dict(
         session.execute(select(m.reason, func.count()).where(*where, m.status == "skipped").group_by(m.reason)).all()

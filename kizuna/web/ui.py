@@ -14,6 +14,7 @@ from kizuna.errors import NotAuthenticated, TooManyAttempts
 from kizuna.web import (
     ui_admin,
     ui_analytics,
+    ui_campaigns,
     ui_companies,
     ui_customer_forms,
     ui_customers,
@@ -136,3 +137,4 @@ router.include_router(ui_analytics.router)
 router.include_router(ui_outbox.router)
 router.include_router(ui_imports.router)
 router.include_router(ui_segments.router)
+router.include_router(ui_campaigns.router)

@@ -47,6 +47,7 @@ NOT_PAGES = {
     "clv_csv": "text/csv",
     "clv_alive_csv": "text/csv",
     "clv_customers_csv": "text/csv",
+    "campaign_csv": "text/csv",
 }
 
 
@@ -93,6 +94,7 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
             s, actor=factories.SYSTEM, data=SegmentCreate(name="東京都またはVIPのお客様（長い名前の例）", rule=rule)
         )
         segments.refresh(s, segment.id, actor=factories.SYSTEM)
+        campaign_id = demo_campaign(s, segment.id)
     return {
         "customer_id": customer_id,
         "company_id": company.id,
@@ -100,7 +102,26 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
         "job_id": job.id,
         "pair_id": pair.id,
         "segment_id": segment.id,
+        "campaign_id": campaign_id,
     }
+
+
+def demo_campaign(s: Any, segment_id: int) -> int:
+    """A launched campaign with an A/B test on subjects, so its page has variants, a chart and numbers."""
+    from kizuna.campaigns import service as campaigns
+    from kizuna.campaigns.schemas import ABTest, CampaignCreate, Variant
+    from kizuna.messaging.models import Template
+
+    template = Template(name="冬のセールのご案内", channel="email", subject="冬のセール", html="<p>Hi</p>", text="Hi")
+    s.add(template)
+    s.flush()
+    ab = ABTest(variants=[Variant(name="A", subject="冬のセール開催中"), Variant(name="B", subject="最大50%オフ")])
+    data = CampaignCreate(name="冬のセール（A/Bテスト）", segment_id=segment_id, template_id=template.id, ab_test=ab)
+    campaign = campaigns.create_campaign(s, actor=factories.SYSTEM, data=data)
+    campaigns.schedule(s, campaign.id, actor=factories.SYSTEM)
+    s.flush()
+    campaigns.launch(s, campaign.id, actor=factories.SYSTEM)
+    return campaign.id
 
 
 def ui_get_routes(router: Any = None) -> list[UIRoute]:
