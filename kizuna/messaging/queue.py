@@ -59,45 +59,57 @@ def new_delivery_key() -> str:
 
 def queue(session: Session, message: NewMessage) -> Message | None:
     """Write one message; ``None`` when a message with this key already exists (nothing is added)."""
-    return (queue_many(session, [message]) or [None])[0]
+    if not queue_many(session, [message]):
+        return None
+    return session.scalar(select(Message).where(Message.key == message.key))
 
 
-def queue_many(session: Session, messages: list[NewMessage]) -> list[Message]:
-    """Write many messages in the caller's transaction, skipping keys that exist already; returns the new rows."""
+def queue_many(session: Session, messages: list[NewMessage]) -> list[str]:
+    """Write many messages in the caller's transaction, skipping keys that exist already; returns the new keys.
+
+    One executemany for the lot (a campaign's whole audience, a journey step's batch), no ORM object per row.
+    """
     if not messages:
         return []
+    from kizuna.imports.bulk import insert_rows  # the bulk writer lives with the importers
+
     for m in messages:
         m.check()
     keys = [m.key for m in messages]
     existing: set[str] = set()
+    column = Message.__table__.c.key  # Core, not the ORM entity: no ORM machinery for 100,000 keys
     for start in range(0, len(keys), 5000):
-        existing.update(session.scalars(select(Message.key).where(Message.key.in_(keys[start : start + 5000]))))
+        found = session.execute(select(column).where(column.in_(keys[start : start + 5000])))
+        existing.update(found.scalars())
     now = utcnow()
-    rows = []
+    rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for m in messages:
         if m.key in existing or m.key in seen:
             continue
         seen.add(m.key)
         rows.append(
-            Message(
-                key=m.key,
-                delivery_key=new_delivery_key(),
-                customer_id=m.customer_id,
-                channel=m.channel,
-                kind=m.kind,
-                source=m.source,
-                source_id=m.source_id,
-                source_step=m.source_step,
-                variant=m.variant,
-                enrollment_id=m.enrollment_id,
-                template_id=m.template_id,
-                content=m.content,
-                context=m.context,
-                status="held" if m.held else "queued",
-                due_at=m.due_at or now,
-                created_at=now,
-            )
+            {
+                "key": m.key,
+                "delivery_key": new_delivery_key(),
+                "customer_id": m.customer_id,
+                "channel": m.channel,
+                "kind": m.kind,
+                "source": m.source,
+                "source_id": m.source_id,
+                "source_step": m.source_step,
+                "variant": m.variant,
+                "enrollment_id": m.enrollment_id,
+                "template_id": m.template_id,
+                "content": m.content,
+                "context": m.context,
+                "status": "held" if m.held else "queued",
+                "attempts": 0,
+                "due_at": m.due_at or now,
+                "created_at": now,
+            }
         )
-    session.add_all(rows)
-    return rows
+    if rows:
+        session.flush()  # rows the ORM still holds (a template just added) go first: ours may refer to them
+        insert_rows(session, Message.__table__, rows)
+    return [r["key"] for r in rows]
