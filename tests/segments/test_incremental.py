@@ -9,8 +9,10 @@ least one segment, so a case whose change the rules cannot see would fail instea
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,6 +137,23 @@ def order_deleted(db: Engine, w: dict[str, int], ids: Segments) -> None:
         orders.delete_order(s, actor=factories.SYSTEM, order_id=order_id, expected_version=None)
 
 
+def order_cancelled_by_import(db: Engine, w: dict[str, int], ids: Segments, tmp_path: Path) -> None:
+    """An order file adds dan's order of 12,000 (he enters "spent 10k"), the segments are refreshed, then the
+    next file cancels it (he leaves) and adds chie's order of 12,000 (she enters)."""
+    from kizuna.imports.runner import run_import
+
+    def load(name: str, *rows: str) -> None:
+        path = tmp_path / name
+        path.write_text("\n".join(["external_id,kizuna_customer_id,ordered_at,total_amount,status", *rows]) + "\n")
+        report = run_import(db, "orders", path, actor=factories.SYSTEM)
+        assert report.rejected == 0
+
+    day = days_ago(1).date().isoformat()
+    load("first.csv", f"O-1,{w['dan']},{day},12000,completed")
+    _refresh_all(db, ids)
+    load("second.csv", f"O-1,{w['dan']},{day},12000,cancelled", f"O-2,{w['chie']},{day},12000,completed")
+
+
 def metrics_recomputed(db: Engine, w: dict[str, int], ids: Segments) -> None:
     """The real score refresh over the world's orders: aki and chie get computed rows, ben's hand-made row
     goes (his only order is cancelled), and the RFM segments change."""
@@ -242,11 +261,12 @@ def new_customer(db: Engine, w: dict[str, int], ids: Segments) -> None:
         factories.customer(s, family_name="新", prefecture="東京都", tags=["VIP"])
 
 
-CHANGES: list[Callable[[Engine, dict[str, int], Segments], None]] = [
+CHANGES: list[Callable[..., None]] = [
     new_events,
     new_order,
     order_cancelled,
     order_deleted,
+    order_cancelled_by_import,
     metrics_recomputed,
     metrics_recomputed_after_cancel,
     clv_saved,
@@ -270,10 +290,13 @@ def _refresh_all(db: Engine, ids: Segments) -> dict[tuple[str, str], service.Ref
 
 
 @pytest.mark.parametrize("change", CHANGES, ids=lambda c: c.__name__)
-def test_an_incremental_refresh_ends_where_a_full_one_does(db: Engine, world, change):
+def test_an_incremental_refresh_ends_where_a_full_one_does(db: Engine, world, change, tmp_path):
     ids = _segments(db)
     before = {key: _current(db, segment_id) for key, segment_id in ids.items()}
-    change(db, world, ids)
+    if "tmp_path" in inspect.signature(change).parameters:
+        change(db, world, ids, tmp_path)
+    else:
+        change(db, world, ids)
     results = _refresh_all(db, ids)
     names = [*RULES, NESTED]
     moved = [n for n in names if _current(db, ids[n, "full"]) != before[n, "full"]]
