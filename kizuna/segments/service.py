@@ -370,7 +370,9 @@ def _matching_candidates(rule: Any) -> Select[Any]:
     customer = select(Customer.id).where(
         Customer.id == c.customer_id, Customer.status == "active", compiler.condition(rule, correlate=True)
     )
-    return select(c.customer_id).where(exists(customer))
+    # OFFSET 0 keeps PostgreSQL from flattening the EXISTS into joins, which it then planned as the whole rule
+    # over every customer, hashed against the candidates (0.9 s of a 1.2 s refresh on the benchmark).
+    return select(c.customer_id).where(exists(customer.offset(0)))
 
 
 def refresh(session: Session, segment_id: int, *, actor: Actor, full: bool | None = None) -> RefreshResult:
