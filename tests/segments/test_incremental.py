@@ -154,6 +154,39 @@ def order_cancelled_by_import(db: Engine, w: dict[str, int], ids: Segments, tmp_
     load("second.csv", f"O-1,{w['dan']},{day},12000,cancelled", f"O-2,{w['chie']},{day},12000,completed")
 
 
+def tagged_by_import(db: Engine, w: dict[str, int], ids: Segments, tmp_path: Path) -> None:
+    """A customer file that only adds a tag to dan (found by e-mail): he enters "vip"."""
+    from kizuna.imports.runner import run_import
+
+    path = tmp_path / "customers.csv"
+    path.write_text("email,tags\ndan@example.com,VIP\n")
+    report = run_import(db, "customers", path, actor=factories.SYSTEM)
+    assert report.rejected == 0
+
+
+def product_recategorised(db: Engine, w: dict[str, int], ids: Segments) -> None:
+    """Coffee becomes tea: chie, who bought it 200 days ago, enters "tea buyers"."""
+    from kizuna.catalog import service as catalog
+    from kizuna.catalog.models import Product
+    from kizuna.catalog.schemas import ProductUpdate
+
+    with transaction(db) as s:
+        coffee = s.scalar(select(Product.id).where(Product.sku == "COF-1"))
+        catalog.update_product(
+            s, actor=factories.SYSTEM, product_id=coffee, data=ProductUpdate(category="tea"), expected_version=None
+        )
+
+
+def product_deleted(db: Engine, w: dict[str, int], ids: Segments) -> None:
+    """The tea product goes: its lines keep no product, and aki leaves "tea buyers"."""
+    from kizuna.catalog import service as catalog
+    from kizuna.catalog.models import Product
+
+    with transaction(db) as s:
+        tea = s.scalar(select(Product.id).where(Product.sku == "TEA-1"))
+        catalog.delete_product(s, actor=factories.SYSTEM, product_id=tea, expected_version=None)
+
+
 def metrics_recomputed(db: Engine, w: dict[str, int], ids: Segments) -> None:
     """The real score refresh over the world's orders: aki and chie get computed rows, ben's hand-made row
     goes (his only order is cancelled), and the RFM segments change."""
@@ -267,12 +300,15 @@ CHANGES: list[Callable[..., None]] = [
     order_cancelled,
     order_deleted,
     order_cancelled_by_import,
+    product_recategorised,
+    product_deleted,
     metrics_recomputed,
     metrics_recomputed_after_cancel,
     clv_saved,
     consent_granted,
     consent_withdrawn,
     tags_changed,
+    tagged_by_import,
     attribute_changed,
     merged,
     merged_both_members,
