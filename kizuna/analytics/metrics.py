@@ -19,6 +19,9 @@ Only rows whose values changed are written: a refresh compares what it computed 
 and updates those rows (``computed_at`` is when a row's values were last written) and deletes the rows of
 customers who no longer qualify (merged, deleted, every order cancelled); the run itself (``metric_runs``) says
 when the whole table was last checked. The CLV columns are written by the CLV run and kept by the others.
+Each run ends with a ``metrics.refreshed`` outbox message, and each removed row with a ``metrics.removed``
+message naming its customer, in the transaction that records the run: incremental segment refreshes follow
+them (segments/changes.py).
 """
 
 from __future__ import annotations
@@ -42,11 +45,15 @@ from kizuna.analytics.engine import Store, epoch_seconds
 from kizuna.analytics.models import CustomerMetrics, MetricRun
 from kizuna.analytics.spend import SpendRule, counted_orders
 from kizuna.db import transaction, utcnow
+from kizuna.outbox.service import emit, emit_many
 
 DECILES = 10
 # The columns a score refresh computes (times as epoch seconds, money as decimal), in this order.
 VALUES = ("order_count", "total_spend", "first_at", "last_at", "r", "f", "m", "rfm_segment", "decile")
 CLV_COLUMNS = ("expected_purchases", "p_alive", "churn_risk", "clv", "clv_computed_at")
+# Outbox topics: a run finished (its MetricsRun as payload); a customer's row was removed by a run.
+REFRESHED = "metrics.refreshed"
+REMOVED = "metrics.removed"
 
 
 class MetricsSpec(BaseModel):
@@ -188,7 +195,7 @@ def apply(
         )
         session.add(run)
         session.flush()
-        return MetricsRun(
+        result = MetricsRun(
             id=run.id,
             kind=run.kind,
             as_of=as_of,
@@ -198,6 +205,16 @@ def apply(
             seconds=seconds,
             finished_at=run.finished_at or started_at,
         )
+        # Segments over the metrics re-evaluate on these: the rows this run wrote (computed_at from its start,
+        # announced once) and, one message each, the customers whose row it removed (nothing left to find).
+        emit_many(
+            session,
+            REMOVED,
+            [({"customer_id": i, "run_id": run.id}, i, None) for i in computed.removed],
+            origin="system",
+        )
+        emit(session, REFRESHED, result.model_dump(mode="json"))
+        return result
 
 
 def _changes(store: Store, table: ir.Table, *, categories: bool) -> tuple[pa.Table, list[int]]:
@@ -297,7 +314,7 @@ def save_clv(engine: Engine, params: Any, rows: list[Any], *, seconds: float = 0
         )
         session.add(run)
         session.flush()
-        return MetricsRun(
+        result = MetricsRun(
             id=run.id,
             kind="clv",
             as_of=params.calibration_end,
@@ -307,3 +324,5 @@ def save_clv(engine: Engine, params: Any, rows: list[Any], *, seconds: float = 0
             seconds=seconds,
             finished_at=run.finished_at or started_at,
         )
+        emit(session, REFRESHED, result.model_dump(mode="json"))
+        return result

@@ -21,9 +21,8 @@ from kizuna.analytics.recommend import CustomerRecommendations
 from kizuna.analytics.recommend import recommendations as recommend
 from kizuna.analytics.spend import default_currency
 from kizuna.auth.permissions import Actor, require
-from kizuna.db import get_engine, new_session, transaction
+from kizuna.db import get_engine, new_session
 from kizuna.errors import ValidationError
-from kizuna.outbox.service import emit
 
 
 def rfm(*, actor: Actor, spec: rfm_analysis.RFMSpec, database_url: str | None = None) -> rfm_analysis.RFMResult:
@@ -56,11 +55,7 @@ def refresh_metrics(
 
 def refresh_with(engine: Engine, spec: MetricsSpec | None = None) -> metrics.MetricsRun:
     """The refresh on a given engine, without a permission check (the worker's scheduled run)."""
-    run = metrics.refresh_on(engine, spec or MetricsSpec())
-    # Segments over the metrics (RFM segment, decile, CLV...) re-evaluate on this.
-    with transaction(engine) as session:
-        emit(session, "metrics.refreshed", run.model_dump(mode="json"))
-    return run
+    return metrics.refresh_on(engine, spec or MetricsSpec())
 
 
 def last_metrics_run(session: Session) -> MetricRun | None:
@@ -149,6 +144,4 @@ def save_clv_with(
         clv_analysis.customer_clv, spec, database_url=engine.url.render_as_string(hide_password=False)
     )
     run = metrics.save_clv(engine, params, rows, seconds=time.perf_counter() - started)
-    with transaction(engine) as session:
-        emit(session, "metrics.refreshed", run.model_dump(mode="json"))
     return params, rows, run

@@ -28,7 +28,14 @@ TOPIC = "metrics.refresh"
 SUBSCRIBER = "analytics-metrics"
 DEBOUNCE = dt.timedelta(seconds=60)
 DAILY_AT = dt.time(3, 0)
-DATA_TOPICS = ("order.completed", "import.completed", "customer.merged", "customer.deleted")
+DATA_TOPICS = (
+    "order.completed",
+    "order.updated",
+    "order.deleted",
+    "import.completed",
+    "customer.merged",
+    "customer.deleted",
+)
 
 
 def _due_before(session: Session, when: dt.datetime, *, besides: int | None = None) -> bool:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from kizuna.catalog.models import Product
 from kizuna.catalog.schemas import ProductCreate, ProductUpdate
+from kizuna.catalog.service import UPDATED
 from kizuna.config import get_settings
 from kizuna.imports.importer import (
     ImportOptions,
@@ -25,6 +26,7 @@ from kizuna.imports.importer import (
 from kizuna.imports.reader import Columns, Record
 from kizuna.imports.report import Reason
 from kizuna.imports.values import parse_decimal
+from kizuna.outbox.service import emit_many
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "sku": ("商品コード", "品番", "商品ID", "商品番号", "JANコード", "product code", "item code", "product id"),
@@ -69,6 +71,7 @@ class ProductImporter(PlainImporter):
             wanted.setdefault(values["sku"], {}).update(values)
             lines[values["sku"]] = line
         stored: dict[str, Product] = {}
+        updated: list[tuple[Product, list[str]]] = []
         for chunk in chunked(list(wanted), 5000):
             stored.update((p.sku, p) for p in session.scalars(select(Product).where(Product.sku.in_(chunk))))
         currency = get_settings().default_currency
@@ -94,9 +97,17 @@ class ProductImporter(PlainImporter):
                 setattr(product, name, value)
             if changed:
                 report.updated += 1
+                updated.append((product, sorted(changed)))
             else:
                 report.unchanged += 1
         session.flush()
+        # As update_product: segments over what customers bought follow these.
+        emit_many(
+            session,
+            UPDATED,
+            [({"product_id": product.id, "fields": fields}, None, None) for product, fields in updated],
+            origin=ctx.actor.origin,
+        )
 
 
 IMPORTER = ProductImporter()

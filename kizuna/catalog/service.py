@@ -12,6 +12,11 @@ from kizuna.catalog.schemas import ProductCreate, ProductUpdate
 from kizuna.config import get_settings
 from kizuna.db import check_version
 from kizuna.errors import Conflict, NotFound, ValidationError
+from kizuna.outbox.service import emit
+
+# Outbox topics (no customer: a product's change reaches everyone who bought it).
+UPDATED = "product.updated"
+DELETED = "product.deleted"
 
 
 def get_product(session: Session, product_id: int) -> Product:
@@ -58,7 +63,10 @@ def update_product(
             raise ValidationError(f"{required} cannot be empty", field=required)
     if "sku" in changes:
         _sku_free(session, changes["sku"], product.id)
-    audit.apply_changes(session, product, changes, actor=actor, entity_type="product")
+    diff = audit.apply_changes(session, product, changes, actor=actor, entity_type="product")
+    if diff:
+        # What a product is (its category, brand, SKU) decides who "bought" it: segments follow this.
+        emit(session, UPDATED, {"product_id": product.id, "fields": sorted(diff)}, origin=actor.origin)
     return product
 
 
@@ -69,6 +77,7 @@ def delete_product(session: Session, *, actor: Actor, product_id: int, expected_
     audit.record(
         session, actor=actor, action="product.delete", entity_type="product", entity_id=product.id, summary=product.sku
     )
+    emit(session, DELETED, {"product_id": product.id, "sku": product.sku}, origin=actor.origin)
     session.delete(product)
 
 

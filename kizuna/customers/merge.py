@@ -27,6 +27,10 @@ NOT_MOVED = {
     "outbox": "messages already emitted describe the past; their payloads name the ids of the time",
     "customer_import_marks": "one row per customer (its primary key); the survivor keeps its own import marks",
     "customer_duplicates": "pairs are decided, not moved: the pair of the two closes as merged (duplicates.py)",
+    "segment_memberships": "a stay is the history of the record that was in the segment: the merged record "
+    "leaves its segments at their next refresh (segment.exited) and the survivor enters the ones it now matches",
+    "customer_metrics": "computed from the orders, one row per customer: the refresh a merge triggers recomputes "
+    "the survivor's row and removes the merged record's (moving it would collide with the survivor's own)",
 }
 # References to customers under another name, and what a merge does with them (merge_customers, below).
 OTHER_REFERENCES = {

@@ -220,6 +220,7 @@ class OrderImporter(PlainImporter):
             )
         default_currency = get_settings().default_currency
         completed: list[Order] = []  # inserted as completed, or moved to completed: what the API announces
+        updated: list[tuple[Order, int]] = []  # changed orders, each with the customer it belonged to before
         for order in orders:
             try:
                 data = _order_data(session, order, customers, products, product_ids, default_currency, ctx)
@@ -261,6 +262,7 @@ class OrderImporter(PlainImporter):
             else:
                 if header["status"] == "completed" and existing.status != "completed":
                     completed.append(existing)
+                updated.append((existing, existing.customer_id))
                 for name, value in header.items():
                     if getattr(existing, name) != value:
                         setattr(existing, name, value)
@@ -272,6 +274,18 @@ class OrderImporter(PlainImporter):
             session,
             "order.completed",
             [({"order_id": o.id, "customer_id": o.customer_id}, o.customer_id, o.ordered_at) for o in completed],
+            origin=ctx.actor.origin,
+        )
+        # As update_order: a changed order (a cancellation) changes its customer's spend; an order moved to
+        # another customer changes both.
+        emit_many(
+            session,
+            "order.updated",
+            [
+                ({"order_id": o.id, "customer_id": customer_id}, customer_id, None)
+                for o, before in updated
+                for customer_id in dict.fromkeys((o.customer_id, before))
+            ],
             origin=ctx.actor.origin,
         )
 

@@ -135,6 +135,15 @@ def update_order(
     if "status" in changes and changes["status"] is None:
         raise ValidationError("status cannot be empty", field="status")
     diff = audit.apply_changes(session, order, changes, actor=actor, entity_type="order", customer_id=order.customer_id)
+    if diff:
+        # Any change may move the customer's spend (a cancellation) and so their segments and metrics.
+        emit(
+            session,
+            "order.updated",
+            {"order_id": order.id, "customer_id": order.customer_id, "fields": sorted(diff)},
+            customer_id=order.customer_id,
+            origin=actor.origin,
+        )
     if "status" in diff and order.status == "completed":
         emit(
             session,
@@ -158,5 +167,12 @@ def delete_order(session: Session, *, actor: Actor, order_id: int, expected_vers
         entity_type="order",
         entity_id=order.id,
         customer_id=order.customer_id,
+    )
+    emit(
+        session,
+        "order.deleted",
+        {"order_id": order.id, "customer_id": order.customer_id},
+        customer_id=order.customer_id,
+        origin=actor.origin,
     )
     session.delete(order)

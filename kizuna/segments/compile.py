@@ -20,7 +20,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, not_, or_, select, true
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from kizuna.analytics.models import CustomerMetrics
 from kizuna.analytics.periods import zone
@@ -116,7 +118,11 @@ class _Compiler:
         )
 
     def _eventcondition(self, node: r.EventCondition, path: str) -> ColumnElement[bool]:
-        where: list[Any] = [Event.type == node.event]
+        # Per customer, SQLite must read the customer's events (ix_events_customer_occurred); left free, it took
+        # the covering (type, occurred_at, customer_id) index and walked every event of that type in the window
+        # for each customer.
+        kind = _not_indexed(Event.type) if self.correlate else Event.type
+        where: list[Any] = [kind == node.event]
         if node.within_days is not None:
             where.append(Event.occurred_at >= since(node.within_days))
         for name, value in node.properties.items():
@@ -206,6 +212,26 @@ class _Compiler:
             SegmentMembership.segment_id == node.segment,
             SegmentMembership.exited_at.is_(None),
         )
+
+
+class _not_indexed(FunctionElement[Any]):  # noqa: N801 - reads as a function in the expressions it wraps
+    """A column the SQLite planner may not use an index for (SQLite's unary ``+``); the column itself elsewhere."""
+
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(_not_indexed)
+def _plain(element: _not_indexed, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(_not_indexed, "sqlite")
+def _unary_plus(element: _not_indexed, compiler: Any, **kw: Any) -> str:
+    return "+" + compiler.process(element.clauses, **kw)
 
 
 def since(days: int) -> dt.datetime:

@@ -32,7 +32,7 @@ class Segment(Timestamped, Base):
     refreshed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     full_refreshed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # The last outbox message id the segment has seen: an incremental refresh re-evaluates only the customers
-    # named by messages after it (see service.touched_since).
+    # named by messages after it (see changes.py).
     watermark: Mapped[int] = mapped_column(BigInteger, default=0)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 

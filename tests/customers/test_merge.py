@@ -84,3 +84,24 @@ def test_merge_into_itself_is_refused(client, session):
     session.commit()
     r = client.post(f"/api/v1/customers/{a.id}/merge", json={"merge_id": a.id})
     assert r.status_code == 422 and r.json()["error"]["field"] == "merge_id"
+
+
+def test_two_customers_with_metrics_rows_merge_and_the_next_refresh_recomputes_them(db, session):
+    """The metrics rows stay where they are (moving the merged one onto the survivor's collided with its own);
+    the next metrics refresh counts the survivor's orders, both records', and removes the merged record's row."""
+    from kizuna.analytics.models import CustomerMetrics
+    from kizuna.analytics.service import refresh_with
+
+    a = factories.customer(session, family_name="一")
+    b = factories.customer(session, family_name="二")
+    for customer, amount in ((a, 1000), (b, 3000)):
+        factories.order(
+            session, customer_id=customer.id, ordered_at=factories.at("2025-01-05"), total_amount=amount, lines=[]
+        )
+    session.commit()
+    refresh_with(db)
+    merge.merge_customers(session, actor=factories.SYSTEM, survivor_id=a.id, merged_id=b.id, reason="same person")
+    session.commit()
+    refresh_with(db)
+    rows = {m.customer_id: (m.order_count, m.total_spend) for m in session.scalars(select(CustomerMetrics))}
+    assert rows == {a.id: (2, 4000)}

@@ -8,6 +8,7 @@ inserted with one, and only values that really change are written and versioned.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +104,7 @@ def write_people(session: Session, rows: list[CustomerRow], ctx: WriteContext) -
     _add_identities(session, people, owners, hints, now)
     pairs.update(_shared_hints(people, hints))
     report.note("possible duplicates proposed", duplicates.propose_many(session, pairs))
-    report.note("tags added", add_tags(session, people))
+    report.note("tags added", add_tags(session, people, announce={p.customer_id for p in existing}, origin=origin))
     report.note("consents recorded", record_consents(session, people, ctx, now))
 
 
@@ -386,7 +387,10 @@ def _add_identities(
     insert_rows(session, CustomerIdentity.__table__, rows)
 
 
-def add_tags(session: Session, people: list[Person]) -> int:
+def add_tags(session: Session, people: list[Person], *, announce: Collection[int] = (), origin: str = "import") -> int:
+    """Give people the tags their rows name (never removing one); returns how many were added. Customers in
+    ``announce`` (those that existed before this import) get a ``customer.updated`` message naming the tags,
+    as the API's update writes: segments over tags follow the outbox."""
     tagged = [p for p in people if p.tags]
     if not tagged:
         return 0
@@ -402,6 +406,10 @@ def add_tags(session: Session, people: list[Person]) -> int:
     missing = sorted(wanted - have)
     if missing:
         session.execute(insert(customer_tags), [{"customer_id": c, "tag_id": t} for c, t in missing])
+        known = set(announce)
+        retagged = sorted({c for c, _ in missing if c in known})
+        messages = [({"customer_id": c, "fields": ["tags"]}, c, None) for c in retagged]
+        emit_many(session, "customer.updated", messages, origin=origin)
     return len(missing)
 
 
