@@ -103,6 +103,16 @@ class FakeLine:
             return 400, {}, {"message": "The property, 'to', in the request body is invalid (line: -, column: -)"}
         if multicast and len(recipients) > 500:
             return 400, {}, {"message": "Size must be between 0 and 500", "details": [{"property": "to"}]}
+        for number, message in enumerate(payload.get("messages") or []):
+            if message.get("type") == "text" and not message.get("text"):
+                return (
+                    400,
+                    {},
+                    {
+                        "message": "The request body has 1 error(s)",
+                        "details": [{"message": "May not be empty", "property": f"messages[{number}].text"}],
+                    },
+                )
         request_id = uuid.uuid4().hex
         with self.lock:
             if key is not None and key in self.accepted:
@@ -216,3 +226,29 @@ def receiver6() -> Iterator[Receiver]:
     server.shutdown()
     server.server_close()
     thread.join(5)
+
+
+SECRET = "test-channel-secret-abcdef"
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Set ``KIZUNA_*`` variables for one test: ``settings_env(line_api_base=..., ...)``; cleared afterwards."""
+    from kizuna.config import get_settings
+
+    with monkeypatch.context() as m:
+
+        def apply(**values: Any) -> None:
+            for name, value in values.items():
+                m.setenv(f"KIZUNA_{name.upper()}", str(value))
+            get_settings.cache_clear()
+
+        yield apply
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def line_env(settings_env: Any, fake_line: FakeLine) -> FakeLine:
+    """The LINE channel pointed at the fake LINE server, with its token and a channel secret."""
+    settings_env(line_api_base=fake_line.url, line_channel_token=TOKEN, line_channel_secret=SECRET)
+    return fake_line

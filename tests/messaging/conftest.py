@@ -1,0 +1,3 @@
+"""Fixtures of the messaging tests: real local HTTP servers for LINE and webhook receivers (``http_fakes.py``)."""
+
+from tests.messaging.http_fakes import fake_line, line_env, receiver, receiver6, settings_env  # noqa: F401
