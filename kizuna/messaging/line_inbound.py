@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 from collections import Counter
 from typing import Any
 
@@ -31,7 +32,7 @@ from kizuna.customers import identities
 from kizuna.customers.schemas import ConsentCreate, CustomerCreate
 from kizuna.customers.service import create_customer, get_customer, record_consent
 from kizuna.db import take_write_lock
-from kizuna.errors import NotAuthenticated, ValidationError
+from kizuna.errors import KizunaError, NotAuthenticated, ValidationError
 from kizuna.messaging import linking
 from kizuna.messaging.line import BLOCK_METHOD, CONSENT_CHANNEL, FOLLOW_METHOD, IDENTITY_KIND, load_config
 from kizuna.messaging.line_models import LineWebhookEvent
@@ -39,6 +40,7 @@ from kizuna.outbox.service import emit
 
 # Changes made for LINE's webhook: live activity from outside (journeys react to it), done by the system.
 ACTOR = Actor.system("line", origin="api")
+log = logging.getLogger("kizuna.line")
 SIGNATURE_HEADER = "x-line-signature"
 
 
@@ -88,10 +90,13 @@ def _first_time(session: Session, event: dict[str, Any]) -> bool:
         "redelivery": bool((event.get("deliveryContext") or {}).get("isRedelivery")),
     }
     statement = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = session.execute(
-        statement(LineWebhookEvent).values(**values).on_conflict_do_nothing(index_elements=["webhook_event_id"])
+    inserted = session.scalar(
+        statement(LineWebhookEvent)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["webhook_event_id"])
+        .returning(LineWebhookEvent.id)
     )
-    return result.rowcount == 1
+    return inserted is not None
 
 
 def _when(event: dict[str, Any]) -> dt.datetime | None:
@@ -102,8 +107,9 @@ def _when(event: dict[str, Any]) -> dt.datetime | None:
 
 
 def _user_id(event: dict[str, Any]) -> str | None:
+    # Only one-to-one chats: a follow, a block or a link code comes from the user themselves, never a group.
     source = event.get("source") or {}
-    user_id = source.get("userId") if isinstance(source, dict) else None
+    user_id = source.get("userId") if isinstance(source, dict) and source.get("type") == "user" else None
     try:
         return identities.normalise(IDENTITY_KIND, user_id) if user_id else None
     except ValidationError:
@@ -125,18 +131,30 @@ def handle_event(session: Session, event: dict[str, Any]) -> str:
         return "followed"
     if kind == "unfollow":
         return "unfollowed" if unfollow(session, user_id=user_id, at=_when(event)) else "ignored"
+    if kind in ("accountLink", "message"):
+        try:
+            # A link that cannot be made (the LINE user belongs to another known customer) is undone alone.
+            with session.begin_nested():
+                return "linked" if _link(session, kind, event, user_id) else "ignored"
+        except KizunaError as exc:
+            log.warning("LINE link from %s refused: %s", user_id, exc.message)
+            return "refused"
+    return "ignored"
+
+
+def _link(session: Session, kind: str, event: dict[str, Any], user_id: str) -> bool:
     if kind == "accountLink":
         link = event.get("link") or {}
         if link.get("result") == "ok" and isinstance(link.get("nonce"), str):
-            done = linking.complete_account_link(session, actor=ACTOR, nonce=link["nonce"], line_user_id=user_id)
-            return "linked" if done else "ignored"
-        return "ignored"
-    if kind == "message":
-        message = event.get("message") or {}
-        if message.get("type") == "text" and isinstance(message.get("text"), str):
-            done = linking.link_with_code(session, actor=ACTOR, text=message["text"], line_user_id=user_id)
-            return "linked" if done else "ignored"
-    return "ignored"
+            return (
+                linking.complete_account_link(session, actor=ACTOR, nonce=link["nonce"], line_user_id=user_id)
+                is not None
+            )
+        return False
+    message = event.get("message") or {}
+    if message.get("type") == "text" and isinstance(message.get("text"), str):
+        return linking.link_with_code(session, actor=ACTOR, text=message["text"], line_user_id=user_id) is not None
+    return False
 
 
 def follow(session: Session, *, user_id: str, at: dt.datetime | None = None, unblocked: bool = False) -> int:
