@@ -178,3 +178,114 @@ def test_the_allow_list_page_entries_count_as_much_as_the_setting(session, admin
     with CHANNEL.connect(session) as conn:
         assert conn.send(outgoing({"url": url, "payload": PAYLOAD}))["status"] == 200
     assert len(receiver.requests) == 1
+
+
+def _certificates(tmp_path, name: str):  # noqa: ANN001, ANN202
+    """A CA and a server certificate for ``name`` signed by it (files: ca.pem, server.pem, server.key)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Kizuna test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "server.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "server.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return tmp_path / "ca.pem", tmp_path / "server.pem", tmp_path / "server.key"
+
+
+@pytest.mark.parametrize("certified", ["hooks.test", "other.test"])
+def test_https_goes_to_the_checked_address_and_verifies_the_name(
+    session, settings_env, monkeypatch, tmp_path, certified
+):
+    """The connection goes to the address that was checked, yet TLS checks the certificate against the name."""
+    import socket
+    import ssl
+    import threading
+
+    import certifi
+
+    from tests.messaging.http_fakes import Receiver, _handler_for, _Server
+
+    ca, cert, key = _certificates(tmp_path, certified)
+    target = Receiver()
+    server = _Server(("127.0.0.1", 0), _handler_for(target))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if host == "hooks.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    monkeypatch.setattr(certifi, "where", lambda: str(ca))  # trust the test CA (httpx reads it per client)
+    settings_env(webhook_allow="127.0.0.1")
+    try:
+        message = outgoing({"url": f"https://hooks.test:{port}/in", "payload": PAYLOAD})
+        if certified == "hooks.test":
+            with CHANNEL.connect(session) as conn:
+                assert conn.send(message) == {
+                    "status": 200,
+                    "url": f"https://hooks.test:{port}/in",
+                    "address": "127.0.0.1",
+                    "endpoint": None,
+                }
+            assert target.requests[0].headers["host"] == f"hooks.test:{port}"
+        else:  # a certificate for another name is not accepted although the address is the same
+            with CHANNEL.connect(session) as conn, pytest.raises(TemporaryFailure, match="certificate|hostname"):
+                conn.send(message)
+            assert target.requests == []
+    finally:
+        server.shutdown()
+        server.server_close()
