@@ -6,7 +6,6 @@ import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 
 from kizuna.auth.permissions import require
-from kizuna.customers.service import get_customer
 from kizuna.db import new_session
 from kizuna.messaging import line, line_inbound, linking, webhook_admin
 from kizuna.messaging.line_schemas import (
@@ -99,7 +98,6 @@ def link_token(session: DB, actor: APIActor, data: LinkTokenRequest) -> LinkToke
 @router.post("/account-link", response_model=AccountLinkRead, status_code=201)
 def account_link(session: DB, actor: APIActor, data: AccountLinkRequest) -> AccountLinkRead:
     """Step 2, for a site that knows the customer: where to send the LINE user (LINE's page, with a nonce)."""
-    get_customer(session, data.customer_id)
     url = linking.start_account_link(session, actor=actor, customer_id=data.customer_id, link_token=data.link_token)
     session.commit()
     return AccountLinkRead(redirect_url=url)

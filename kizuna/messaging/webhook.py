@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from kizuna.config import get_settings
 from kizuna.db import get_engine, new_session
-from kizuna.keys import decrypt, derive
+from kizuna.keys import BadToken, decrypt, derive
 from kizuna.messaging import channels, ssrf
 from kizuna.messaging.channels import Outgoing, PermanentFailure, TemporaryFailure
 from kizuna.messaging.webhook_models import WebhookAllow, WebhookEndpoint
@@ -79,12 +79,19 @@ def allowlist(session: Session) -> ssrf.Allowlist:
     return ssrf.Allowlist.parse(entries)
 
 
-def active_endpoints(session: Session) -> dict[str, tuple[str, str]]:
-    """Endpoint name -> (url, secret) for the active endpoints."""
+def active_endpoints(session: Session) -> dict[str, tuple[str, str | None]]:
+    """Endpoint name -> (url, secret) for the active endpoints; the secret is None when it cannot be decrypted."""
     rows = session.execute(
         select(WebhookEndpoint.name, WebhookEndpoint.url, WebhookEndpoint.secret).where(WebhookEndpoint.active)
     )
-    return {name: (url, decrypt(secret)) for name, url, secret in rows}
+    return {name: (url, _readable(secret)) for name, url, secret in rows}
+
+
+def _readable(stored: str) -> str | None:
+    try:
+        return decrypt(stored)
+    except BadToken:
+        return None
 
 
 def payload_of(outgoing: Outgoing) -> Any:
@@ -102,7 +109,7 @@ def payload_of(outgoing: Outgoing) -> Any:
 class WebhookConnection:
     """Posts for one batch of the sender; one HTTP client per checked address, closed with the batch."""
 
-    def __init__(self, endpoints: dict[str, tuple[str, str]], allow: ssrf.Allowlist) -> None:
+    def __init__(self, endpoints: dict[str, tuple[str, str | None]], allow: ssrf.Allowlist) -> None:
         self.endpoints = endpoints
         self.allow = allow
         settings = get_settings()
@@ -118,6 +125,12 @@ class WebhookConnection:
             if name not in self.endpoints:
                 raise PermanentFailure(f"no active webhook endpoint named {name!r}", reason="unknown_endpoint")
             url, secret = self.endpoints[name]
+            if secret is None:
+                raise PermanentFailure(
+                    f"the signing secret of endpoint {name!r} cannot be read (KIZUNA_SECRET_KEY changed since it was "
+                    "made): make a new one on the webhooks page",
+                    reason="endpoint_secret_unreadable",
+                )
             return url, secret, name
         url = outgoing.rendered.get("url") or outgoing.address
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):

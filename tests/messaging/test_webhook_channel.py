@@ -289,3 +289,16 @@ def test_https_goes_to_the_checked_address_and_verifies_the_name(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_an_endpoint_whose_secret_cannot_be_read_fails_with_the_fix(session, admin, receiver, allow_loopback):
+    from cryptography.fernet import Fernet
+
+    endpoint, _ = create_endpoint(session, actor=admin, name="old", url=receiver.url())
+    # As if saved under another KIZUNA_SECRET_KEY.
+    endpoint.secret = Fernet(Fernet.generate_key()).encrypt(b"whsec_old").decode()
+    session.commit()
+    with CHANNEL.connect(session) as conn, pytest.raises(PermanentFailure) as failed:
+        conn.send(outgoing({"endpoint": "old", "payload": PAYLOAD}))
+    assert failed.value.reason == "endpoint_secret_unreadable" and "KIZUNA_SECRET_KEY" in str(failed.value)
+    assert receiver.requests == []
