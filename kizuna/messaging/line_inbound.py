@@ -23,12 +23,14 @@ import logging
 from collections import Counter
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from kizuna.auth.permissions import Actor
 from kizuna.customers import identities
+from kizuna.customers.models import Consent
 from kizuna.customers.schemas import ConsentCreate, CustomerCreate
 from kizuna.customers.service import create_customer, get_customer, record_consent
 from kizuna.db import take_write_lock
@@ -125,12 +127,12 @@ def handle_event(session: Session, event: dict[str, Any]) -> str:
     if user_id is None:
         return "ignored"
     if kind == "follow":
-        follow(
-            session, user_id=user_id, at=_when(event), unblocked=bool((event.get("follow") or {}).get("isUnblocked"))
-        )
-        return "followed"
+        unblocked = bool((event.get("follow") or {}).get("isUnblocked"))
+        return "followed" if follow(session, user_id=user_id, at=_when(event), unblocked=unblocked) else "outdated"
     if kind == "unfollow":
-        return "unfollowed" if unfollow(session, user_id=user_id, at=_when(event)) else "ignored"
+        if identities.owner(session, IDENTITY_KIND, user_id) is None:
+            return "ignored"
+        return "unfollowed" if unfollow(session, user_id=user_id, at=_when(event)) else "outdated"
     if kind in ("accountLink", "message"):
         try:
             # A link that cannot be made (the LINE user belongs to another known customer) is undone alone.
@@ -157,8 +159,28 @@ def _link(session: Session, kind: str, event: dict[str, Any], user_id: str) -> b
     return False
 
 
-def follow(session: Session, *, user_id: str, at: dt.datetime | None = None, unblocked: bool = False) -> int:
-    """The LINE user follows (or unblocks) the account: their profile, made anonymous if new, gets consent."""
+def _outdated(session: Session, customer_id: int, at: dt.datetime | None) -> bool:
+    """A follow or block that happened before the newest one on record (a redelivery arriving late) is not news.
+
+    Decisions are in force by the order they are recorded, so recording it would undo the newer one.
+    """
+    if at is None:
+        return False
+    newest = session.scalar(
+        select(func.max(Consent.recorded_at)).where(
+            Consent.customer_id == customer_id,
+            Consent.channel == CONSENT_CHANNEL,
+            Consent.method.in_((FOLLOW_METHOD, BLOCK_METHOD)),
+        )
+    )
+    return newest is not None and newest > at
+
+
+def follow(session: Session, *, user_id: str, at: dt.datetime | None = None, unblocked: bool = False) -> int | None:
+    """The LINE user follows (or unblocks) the account: their profile, made anonymous if new, gets consent.
+
+    The customer's id; None when the follow is older than the newest follow or block on record.
+    """
     owner = identities.owner(session, IDENTITY_KIND, user_id)
     if owner is None:
         customer = create_customer(
@@ -172,6 +194,8 @@ def follow(session: Session, *, user_id: str, at: dt.datetime | None = None, unb
         identity.source = FOLLOW_METHOD
     else:
         customer = get_customer(session, owner)
+        if _outdated(session, customer.id, at):
+            return None
     decision = ConsentCreate(
         channel=CONSENT_CHANNEL, status="granted", method=FOLLOW_METHOD, source="LINE follow", recorded_at=at
     )
@@ -182,11 +206,16 @@ def follow(session: Session, *, user_id: str, at: dt.datetime | None = None, unb
 
 
 def unfollow(session: Session, *, user_id: str, at: dt.datetime | None = None) -> int | None:
-    """The LINE user blocked the account: a consent withdrawal (``line_block``); None for an unknown user."""
+    """The LINE user blocked the account: a consent withdrawal (``line_block``).
+
+    The customer's id; None for an unknown user, or a block older than the newest follow or block on record.
+    """
     owner = identities.owner(session, IDENTITY_KIND, user_id)
     if owner is None:
         return None
     customer = get_customer(session, owner)
+    if _outdated(session, customer.id, at):
+        return None
     decision = ConsentCreate(
         channel=CONSENT_CHANNEL, status="withdrawn", method=BLOCK_METHOD, source="LINE block", recorded_at=at
     )

@@ -26,11 +26,19 @@ def uid(n: int) -> str:
     return "U" + f"{n:032x}"
 
 
-def event(kind: str, user: str, *, event_id: str | None = None, redelivery: bool = False, **extra) -> dict:  # noqa: ANN003
+def event(
+    kind: str,
+    user: str,
+    *,
+    event_id: str | None = None,
+    redelivery: bool = False,
+    at: int = 1764000000000,
+    **extra,  # noqa: ANN003
+) -> dict:
     return {
         "type": kind,
         "mode": "active",
-        "timestamp": 1764000000000,
+        "timestamp": at,
         "source": {"type": "user", "userId": user},
         "webhookEventId": event_id or uuid.uuid4().hex.upper()[:26],
         "deliveryContext": {"isRedelivery": redelivery},
@@ -130,6 +138,20 @@ def test_a_redelivered_event_is_handled_once(web, db):
     assert deliver(web, other, other).json() == {"handled": {"unfollowed": 1, "duplicate": 1}}
     assert count(db, Customer) == 1
     assert count(db, Consent) == 2
+
+
+def test_a_late_redelivery_does_not_undo_a_newer_follow_or_block(web, db):
+    deliver(web, event("follow", uid(11), at=1764000000000))
+    deliver(web, event("unfollow", uid(11), at=1764000600000))
+    # LINE redelivers a follow from before the block only now.
+    late = deliver(web, event("follow", uid(11), at=1764000300000, redelivery=True))
+    assert late.json() == {"handled": {"outdated": 1}}
+    with new_session(db) as s:
+        customer_id = s.scalar(select(Customer.id))
+        assert CHANNEL.addresses(s, [customer_id]) == {}
+    deliver(web, event("follow", uid(11), at=1764000900000))
+    with new_session(db) as s:
+        assert CHANNEL.addresses(s, [customer_id]) == {customer_id: uid(11)}
 
 
 def test_a_forged_signature_is_refused_and_changes_nothing(web, db):
