@@ -27,6 +27,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.events.api import router as events_router
     from kizuna.exports.api import router as exports_router
     from kizuna.imports.api import router as imports_router
+    from kizuna.messaging.api_line import router as line_router
+    from kizuna.messaging.api_line import webhooks as webhooks_router
     from kizuna.orders.api import router as orders_router
     from kizuna.outbox import registry
     from kizuna.outbox.api import router as outbox_router
@@ -66,6 +68,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         analytics_router,
         segments_router,
         campaigns_router,
+        line_router,
+        webhooks_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(ui_router)

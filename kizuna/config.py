@@ -79,6 +79,35 @@ class Settings(BaseSettings):
         "$KIZUNA_HOME/secret_key. Keep it secret and back it up: changing it breaks links already sent and "
         "makes stored credentials unreadable.",
     )
+    line_api_base: str = Field(
+        default="https://api.line.me",
+        description="Base URL of the LINE Messaging API (a stand-in server in tests); the LINE settings page "
+        "overrides it.",
+    )
+    line_channel_token: str = Field(
+        default="",
+        description="LINE channel access token, when not saved (encrypted) on the LINE settings page.",
+    )
+    line_channel_secret: str = Field(
+        default="",
+        description="LINE channel secret (verifies the x-line-signature of LINE's webhooks), when not saved on the "
+        "LINE settings page.",
+    )
+    line_timeout_seconds: float = Field(default=10.0, gt=0, description="Longest wait for an answer from LINE.")
+    line_link_days: int = Field(
+        default=7, ge=1, description="Days a signed LINE link (sent to a customer to link their LINE account) works."
+    )
+    webhook_allow: str = Field(
+        default="",
+        description="Comma-separated hosts, addresses or networks webhooks may reach although they are not public "
+        "(e.g. hooks.intranet,10.0.0.0/8); admins can also allow-list them on the webhooks page.",
+    )
+    webhook_connect_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="Longest wait to connect to a webhook receiver."
+    )
+    webhook_read_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Longest wait for a webhook receiver's answer once connected."
+    )
     analytics_url: str = Field(
         default="",
         description="Ibis backend the analytics run on; empty means DuckDB in process, reading the database itself "

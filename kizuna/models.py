@@ -20,7 +20,9 @@ from kizuna.customers.models import (
 from kizuna.db import Base, never_reuse_ids
 from kizuna.events.models import Event
 from kizuna.imports.models import ImportJob
+from kizuna.messaging.line_models import LineLink, LineSettings, LineWebhookEvent
 from kizuna.messaging.models import Message, MessageEvent, Suppression, Template
+from kizuna.messaging.webhook_models import WebhookAllow, WebhookEndpoint
 from kizuna.orders.models import Order, OrderLine
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
 from kizuna.segments.models import Segment, SegmentMembership
@@ -43,6 +45,9 @@ __all__ = [
     "CustomerMerge",
     "Event",
     "ImportJob",
+    "LineLink",
+    "LineSettings",
+    "LineWebhookEvent",
     "Message",
     "MessageEvent",
     "MetricRun",
@@ -60,4 +65,6 @@ __all__ = [
     "Template",
     "UiSession",
     "User",
+    "WebhookAllow",
+    "WebhookEndpoint",
 ]

@@ -21,6 +21,7 @@ from kizuna.customers import service as customers
 from kizuna.customers.schemas import CompanyCreate, CustomerUpdate, NoteCreate
 from kizuna.db import transaction
 from kizuna.imports import jobs as import_jobs
+from kizuna.messaging.linking import make_token
 from kizuna.web.ui_base import UIRoute
 from tests import factories
 from tests.web.test_ui_browser import seed_customer_360
@@ -103,6 +104,8 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
         "pair_id": pair.id,
         "segment_id": segment.id,
         "campaign_id": campaign_id,
+        # The public page a customer's signed LINE link opens.
+        "token": make_token(customer_id),
     }
 
 
