@@ -19,6 +19,7 @@ from kizuna.customers.models import (
 from kizuna.db import Base, never_reuse_ids
 from kizuna.events.models import Event
 from kizuna.imports.models import ImportJob
+from kizuna.journeys.models import Journey, JourneyEnrollment, JourneyStep, JourneyVersion
 from kizuna.messaging.models import Message, MessageEvent, Suppression, Template
 from kizuna.orders.models import Order, OrderLine
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
@@ -41,6 +42,10 @@ __all__ = [
     "CustomerMerge",
     "Event",
     "ImportJob",
+    "Journey",
+    "JourneyEnrollment",
+    "JourneyStep",
+    "JourneyVersion",
     "Message",
     "MessageEvent",
     "MetricRun",
