@@ -17,7 +17,9 @@ MARKETER = Actor(label="marketer@example.com", role="marketer", user_id=None, or
 
 
 def template(session: Session, name: str = "welcome-mail", channel: str = "email") -> Template:
-    found = Template(name=name, channel=channel, subject="ようこそ {{ customer.full_name }}", text="こんにちは", html="")
+    found = Template(
+        name=name, channel=channel, subject="ようこそ", text="こんにちは {{ customer.full_name }}", html=""
+    )
     session.add(found)
     session.flush()
     return found
