@@ -15,6 +15,7 @@ journey goes on for everyone else.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -40,21 +41,23 @@ MAX_ATTEMPTS = 5
 # that never lets go; an enrollment still going is left due and continues in the next pass.
 MAX_HOPS = 100
 ACTOR = Actor.system("journeys", origin="worker")
-_DEFINITIONS: dict[int, Definition] = {}
+_DEFINITIONS: dict[str, Definition] = {}
 E = JourneyEnrollment
 
 
 def definition_of(session: Session, version_id: int) -> Definition:
-    """A published version's definition, parsed once per process (versions never change)."""
-    found = _DEFINITIONS.get(version_id)
+    """A published version's definition, parsed once per process for each distinct text (versions never change,
+    but a cache by id alone could outlive a database that reuses ids: a test's, or a restored backup)."""
+    raw = session.scalar(select(JourneyVersion.definition).where(JourneyVersion.id == version_id))
+    if raw is None:
+        raise LookupError(f"journey version {version_id} does not exist")
+    key = json.dumps(raw, sort_keys=True, ensure_ascii=False)
+    found = _DEFINITIONS.get(key)
     if found is None:
-        raw = session.scalar(select(JourneyVersion.definition).where(JourneyVersion.id == version_id))
-        if raw is None:
-            raise LookupError(f"journey version {version_id} does not exist")
         found = parse_definition(raw)
         if len(_DEFINITIONS) > 500:
             _DEFINITIONS.clear()
-        _DEFINITIONS[version_id] = found
+        _DEFINITIONS[key] = found
     return found
 
 
@@ -128,7 +131,7 @@ def process(engine: Engine, worker: str, ids: list[int], *, now: dt.datetime | N
             query = query.with_for_update(of=E)
         runs = [Run(*row) for row in session.execute(query)]
         journeys = select(Journey.id, Journey.name).where(Journey.id.in_({r.journey_id for r in runs}))
-        names = dict(session.execute(journeys).tuples().all())
+        names: dict[int, str] = {i: n for i, n in session.execute(journeys)}
         by_version: dict[int, list[Run]] = defaultdict(list)
         for run in runs:
             by_version[run.version_id].append(run)

@@ -17,7 +17,7 @@ import datetime as dt
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import bindparam, case, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from kizuna.db import UTCDateTime, utcnow
@@ -161,7 +161,8 @@ def convert(session: Session, deliveries: list[Delivery]) -> None:
         return
     e = JourneyEnrollment.__table__.c
     at, since, stamp = (bindparam(n, type_=UTCDateTime()) for n in ("at", "since", "now"))
-    still_open = e.status.in_(OPEN_STATUSES)
+    # Literal values: an expanding IN cannot be part of an executemany.
+    still_open = e.status.in_([literal_column(f"'{s}'") for s in OPEN_STATUSES])
     # Core, not ORM: an executemany of an ORM update() would be taken for a bulk update by primary key.
     session.execute(
         update(JourneyEnrollment.__table__)
