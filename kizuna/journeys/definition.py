@@ -10,6 +10,7 @@ reached from the start, and every loop passes a wait (a loop without one would s
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -347,10 +348,23 @@ def _loop_without_wait(steps: dict[str, StepModel]) -> list[str]:
     return []
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true and false. YAML 1.1 (PyYAML's default) reads ``yes:`` / ``no:`` as booleans,
+    which would turn a branch's ``yes`` and ``no`` keys into True and False."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
 def load_yaml(text: str) -> dict[str, Any]:
     """A definition written as YAML (the same structure as the JSON)."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader with YAML 1.2 booleans
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -26,6 +27,8 @@ def template(session: Session, name: str = "welcome-mail", channel: str = "email
 
 
 def definition(steps: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    """A definition around ``steps`` (copied: a test may change its copy), entered by hand unless told."""
+    steps = copy.deepcopy(steps)
     out: dict[str, Any] = {
         "name": "Welcome",
         "trigger": {"type": "manual"},
