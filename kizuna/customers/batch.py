@@ -1,5 +1,6 @@
 """Changes to many customers at once (a journey's tag and attribute steps), set-based but with every side effect
-``update_customer`` has: the version bump, one audit entry per changed customer with its before and after values,
+``update_customer`` has: the version bump (not for tags, which live in their own table: ``update_customer`` leaves
+the customer row alone for them too), one audit entry per changed customer with its before and after values,
 and one ``customer.updated`` outbox message per changed customer (segments and webhooks read those). Customers
 whose values are already as asked are left alone, as ``update_customer`` leaves them.
 """
@@ -82,7 +83,8 @@ def change_tags(
     if new_links:
         session.execute(customer_tags.insert(), new_links)
     diffs = {i: {"tags": [sorted(before[i]), sorted(after[i])]} for i in changed}
-    _touch(session, actor, changed, diffs)
+    # As update_customer: tags live in their own table, so the customer row (and its version) is not touched.
+    _record(session, actor, changed, diffs)
     return changed
 
 
@@ -136,6 +138,11 @@ def _touch(session: Session, actor: Actor, changed: list[int], diffs: dict[int, 
     table = Customer.__table__
     for chunk in _chunks(changed):
         session.execute(update(table).where(table.c.id.in_(chunk)).values(version=table.c.version + 1, updated_at=now))
+    _record(session, actor, changed, diffs)
+
+
+def _record(session: Session, actor: Actor, changed: list[int], diffs: dict[int, dict[str, list[Any]]]) -> None:
+    """One audit entry and one ``customer.updated`` message per changed customer."""
     audit.record_many(
         session,
         actor=actor,
