@@ -41,7 +41,7 @@ def starter(name: str) -> dict[str, Any]:
         "trigger": {"type": "manual"},
         "start": "exit",
         "steps": [{"id": "exit", "type": "exit"}],
-        "layout": {"exit": {"x": 40, "y": 140}},
+        "layout": {"__trigger": {"x": 20, "y": 40}, "exit": {"x": 260, "y": 40}},
     }
 
 

@@ -137,9 +137,13 @@ def step_type(type_name: str) -> StepType | None:
     return _TYPES.get(type_name)
 
 
+# The order the builder offers the built-in types in; types registered later follow, by name.
+_ORDER = ("wait", "branch", "split", "send", "tag", "attribute", "exit")
+
+
 def step_types() -> list[str]:
     _load_builtins()
-    return sorted(_TYPES)
+    return sorted(_TYPES, key=lambda name: (_ORDER.index(name) if name in _ORDER else len(_ORDER), name))
 
 
 def _load_builtins() -> None:

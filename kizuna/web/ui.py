@@ -19,6 +19,7 @@ from kizuna.web import (
     ui_customers,
     ui_duplicates,
     ui_imports,
+    ui_journeys,
     ui_lists,
     ui_outbox,
     ui_segments,
@@ -136,3 +137,4 @@ router.include_router(ui_analytics.router)
 router.include_router(ui_outbox.router)
 router.include_router(ui_imports.router)
 router.include_router(ui_segments.router)
+router.include_router(ui_journeys.router)
