@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -62,7 +62,7 @@ def enroll(
                 "entry_key": first[i].entry_key,
                 "status": "active",
                 "step": definition.start,
-                "next_at": max(first[i].start_at or now, now),
+                "next_at": now if first[i].start_at is None or first[i].start_at < now else first[i].start_at,
                 "attempts": 0,
                 "holdout": False,
                 "entered_at": now,
@@ -72,18 +72,11 @@ def enroll(
         ]
         if not rows:
             continue
-        session.execute(_insert_ignoring_duplicates(session), rows)
-        # Counted, not taken from rowcount (executemany with ON CONFLICT reports it unreliably).
-        enrolled += int(
-            session.scalar(
-                select(func.count()).where(
-                    JourneyEnrollment.journey_id == journey_id,
-                    JourneyEnrollment.customer_id.in_([r["customer_id"] for r in rows]),
-                    JourneyEnrollment.entered_at == now,
-                )
-            )
-            or 0
+        # RETURNING names the rows written (a duplicate entry or a racing worker's is skipped, and not counted).
+        inserted = session.connection().execute(
+            _insert_ignoring_duplicates(session).returning(JourneyEnrollment.__table__.c.id), rows
         )
+        enrolled += len(inserted.all())
     return enrolled
 
 

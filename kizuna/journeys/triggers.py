@@ -92,6 +92,7 @@ def enter(session: Session, deliveries: list[Delivery]) -> int:
     wanted: dict[tuple[int, int], list[Entry]] = defaultdict(list)
     needs_facts: list[Delivery] = []
     candidates: list[tuple[Delivery, int, int, Definition]] = []
+    parsed: dict[int, Definition] = {}
     for delivery in deliveries:
         customer_id = _customer(delivery)
         if customer_id is None:
@@ -105,7 +106,9 @@ def enter(session: Session, deliveries: list[Delivery]) -> int:
                 continue
             key = ("event", name)
         for journey_id, version_id in by_key.get(key, []):
-            definition = definition_of(session, version_id)
+            if version_id not in parsed:
+                parsed[version_id] = definition_of(session, version_id)
+            definition = parsed[version_id]
             trigger = definition.trigger
             if isinstance(trigger, EventTrigger):
                 if delivery.origin in BACKFILL_ORIGINS and not trigger.include_backfill:

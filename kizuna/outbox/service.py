@@ -347,35 +347,51 @@ def deliver_batch(engine: Engine, *, worker: str, delivery_ids: list[int]) -> li
     session = new_session(engine)
     try:
         _begin(session)
+        d, m = OutboxDelivery, OutboxMessage
+        # Columns, not ORM objects: a batch is hundreds of rows, read once and never changed through the ORM.
         query = (
-            select(OutboxDelivery, OutboxMessage)
-            .join(OutboxMessage, OutboxMessage.id == OutboxDelivery.message_id)
-            .where(
-                OutboxDelivery.id.in_(delivery_ids),
-                OutboxDelivery.locked_by == worker,
-                OutboxDelivery.status == "pending",
+            select(
+                d.id, d.attempts, d.last_error, d.subscriber, d.target, m.id.label("message_id"), m.topic, m.payload,
+                m.customer_id, m.origin, m.occurred_at,
             )
-            .order_by(OutboxDelivery.id)
-        )
+            .join(m, m.id == d.message_id)
+            .where(d.id.in_(delivery_ids), d.locked_by == worker, d.status == "pending")
+            .order_by(d.id)
+        )  # fmt: skip
         if not _is_sqlite(session):
             query = query.with_for_update(of=OutboxDelivery)
         rows = session.execute(query).all()
-        found = {record.id for record, _ in rows}
+        found = {row.id for row in rows}
         outcomes = [Outcome(i, "lost") for i in delivery_ids if i not in found]
-        names = {record.subscriber for record, _ in rows}
+        names = {row.subscriber for row in rows}
         if len(names) > 1:
             raise ValueError(f"a batch holds deliveries of several subscribers: {', '.join(sorted(names))}")
         subscriber = registry.get(names.pop()) if names else None
         todo: list[Delivery] = []
-        for record, message in rows:
-            if record.attempts > _max_attempts(subscriber):
-                _finish(session, record.id, worker, status="dead", error=record.last_error or _no_report(record))
-                outcomes.append(Outcome(record.id, "dead", record.last_error))
+        for row in rows:
+            if row.attempts > _max_attempts(subscriber):
+                error = row.last_error or _no_report(row)  # type: ignore[arg-type]
+                _finish(session, row.id, worker, status="dead", error=error)
+                outcomes.append(Outcome(row.id, "dead", row.last_error))
             else:
-                todo.append(_delivery(record, message, worker))
+                todo.append(
+                    Delivery(
+                        id=row.id,
+                        message_id=row.message_id,
+                        topic=row.topic,
+                        payload=row.payload or {},
+                        customer_id=row.customer_id,
+                        origin=row.origin,
+                        occurred_at=row.occurred_at,
+                        subscriber=row.subscriber,
+                        target=row.target,
+                        attempt=row.attempts,
+                        worker=worker,
+                    )
+                )
         if todo:
             if subscriber is None or not subscriber.batch:
-                raise LookupError(f"no batch subscriber named {rows[0][0].subscriber!r} is declared in this worker")
+                raise LookupError(f"no batch subscriber named {rows[0].subscriber!r} is declared in this worker")
             subscriber.handle(session, todo)  # type: ignore[arg-type,call-arg]
             session.execute(
                 update(OutboxDelivery)
