@@ -55,6 +55,12 @@ def test_step_counts_message_outcomes_variants_and_uplift(session, db):
     session.execute(update(Message).where(Message.id == a[0].id).values(clicked_at=now))
     session.execute(update(Message).where(Message.id == a[4].id).values(bounced_at=now))
     session.execute(update(Message).where(Message.id == a[5].id).values(status="skipped", reason="no_consent"))
+    # A template that fails to render is the sender's failure, recorded on its message; the journey goes on.
+    session.execute(
+        update(Message)
+        .where(Message.id == a[6].id)
+        .values(status="failed", reason="render_error", error="'coupon' is undefined")
+    )
     session.commit()
     # Conversions: 3 in A, 1 in B, 1 in the holdout.
     for customer_id in groups["A"][:3] + groups["B"][:1] + groups["holdout"][:1]:
@@ -74,13 +80,14 @@ def test_step_counts_message_outcomes_variants_and_uplift(session, db):
     assert by_step["wait"].entered == treated and by_step["wait"].converted == 4
     assert by_step["wait"].waiting == treated - 4 and by_step["end"].entered == 0
     assert by_step["mail_a"].messages == {
-        "queued": len(groups["A"]) - 6, "sent": 5, "delivered": 4, "opened": 3, "clicked": 1, "unsubscribed": 0,
-        "failed": 0, "skipped": 1,
+        "queued": len(groups["A"]) - 7, "sent": 5, "delivered": 4, "opened": 3, "clicked": 1, "unsubscribed": 0,
+        "failed": 1, "skipped": 1,
     }  # fmt: skip
     assert by_step["mail_b"].messages["queued"] == len(groups["B"])
+    a_count, b_count = len(groups["A"]), len(groups["B"])
     assert sorted(found.links) == sorted(
-        [("split", "mail_a", len(groups["A"])), ("split", "mail_b", len(groups["B"])), ("mail_a", "wait", len(groups["A"])),
-         ("mail_b", "wait", len(groups["B"]))]
+        [("split", "mail_a", a_count), ("split", "mail_b", b_count), ("mail_a", "wait", a_count),
+         ("mail_b", "wait", b_count)]
     )  # fmt: skip
     assert found.metric == "converted"
     va, vb = found.variants

@@ -88,7 +88,8 @@ def test_build_a_journey_on_the_diagram_publish_it_and_see_the_funnel_fill(sign_
     assert "cannot be reached" in panel.get_by_test_id("step-problem").inner_text()
     panel.get_by_test_id("delete-step").click()
     page.get_by_test_id("validate").click()
-    page.wait_for_function("() => document.querySelector('[data-testid=builder-status]').textContent.includes('No problems')")
+    status = "() => document.querySelector('[data-testid=builder-status]').textContent.includes('No problems')"
+    page.wait_for_function(status)
     page.get_by_test_id("publish").click()
     page.wait_for_function("() => document.querySelector('[data-testid=journey-status]').textContent.trim() === 'Live'")
     assert page.url == url
@@ -99,9 +100,8 @@ def test_build_a_journey_on_the_diagram_publish_it_and_see_the_funnel_fill(sign_
     while run_once(db, worker="browser-test").pumped:
         pass
     # The diagram polls its counts: the send step fills without a reload.
-    page.wait_for_function(
-        "() => document.querySelector(\"[data-testid='counts-send1']\").textContent.startsWith('Entered 3')", timeout=15_000
-    )
+    filled = "() => document.querySelector(\"[data-testid='counts-send1']\").textContent.startsWith('Entered 3')"
+    page.wait_for_function(filled, timeout=15_000)
     assert page.locator("[data-step-row=send1] [data-count=entered]").inner_text() == "3"
     shot(page, "builder-counts")
 
