@@ -56,8 +56,7 @@ def test_two_workers_racing_run_each_step_once_per_customer(session, db):
     rows = enrollments(session, journey_id)
     assert {e.status for e in rows} == {"completed"}
     per_step = Counter(
-        (enrollment, step)
-        for enrollment, step in session.execute(select(JourneyStep.enrollment_id, JourneyStep.step))
+        (enrollment, step) for enrollment, step in session.execute(select(JourneyStep.enrollment_id, JourneyStep.step))
     )
     assert set(per_step.values()) == {1}
     assert len(per_step) == 300 * 4 + 300 * 3
