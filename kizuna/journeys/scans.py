@@ -39,6 +39,7 @@ EVERY = dt.timedelta(hours=1)
 HORIZON = dt.timedelta(minutes=65)
 LOOKBACK = dt.timedelta(days=1)
 DORMANT_WINDOW = dt.timedelta(days=7)
+SCANNED = ("date", "dormancy")
 
 
 def ensure_scheduled(session: Session, *, exclude_delivery: int | None = None) -> None:
@@ -57,14 +58,20 @@ def ensure_scheduled(session: Session, *, exclude_delivery: int | None = None) -
     emit(session, TOPIC, {}, available_at=due)
 
 
+def wanted(session: Session) -> bool:
+    """Whether a live journey has a date or dormancy trigger (the hourly scan has something to do)."""
+    return (
+        session.scalar(select(Journey.id).where(Journey.status == "live", Journey.trigger_type.in_(SCANNED)).limit(1))
+        is not None
+    )
+
+
 def scan(session: Session, *, now: dt.datetime | None = None) -> int:
     """Enrol whom the live date and dormancy journeys trigger now; returns how many were enrolled."""
     now = now or utcnow()
     total = 0
     live = session.execute(
-        select(Journey.id, Journey.live_version_id).where(
-            Journey.status == "live", Journey.trigger_type.in_(("date", "dormancy"))
-        )
+        select(Journey.id, Journey.live_version_id).where(Journey.status == "live", Journey.trigger_type.in_(SCANNED))
     ).all()
     for journey_id, version_id in live:
         definition = definition_of(session, version_id)

@@ -227,6 +227,10 @@ def _set_status(session: Session, journey_id: int, *, actor: Actor, status: str,
     version = live_version(session, journey)
     topic = {"paused": "journey.paused", "live": "journey.resumed", "archived": "journey.archived"}[status]
     _announce(session, journey, topic, actor, version.version if version else None)
+    if status == "live" and journey.trigger_type in ("date", "dormancy"):
+        from kizuna.journeys.scans import ensure_scheduled
+
+        ensure_scheduled(session)
     return journey
 
 

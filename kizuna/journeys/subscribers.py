@@ -23,8 +23,10 @@ def on_messages(session: Session, deliveries: list[Delivery]) -> None:
 
 @declare(scans.SUBSCRIBER, scans.TOPIC)
 def on_scan(session: Session, delivery: Delivery) -> None:
+    """Scan, and queue the next scan while a live journey needs one (publishing or resuming one starts it again)."""
     scans.scan(session)
-    scans.ensure_scheduled(session, exclude_delivery=delivery.id)
+    if scans.wanted(session):
+        scans.ensure_scheduled(session, exclude_delivery=delivery.id)
 
 
 @declare_pump("journeys.engine")

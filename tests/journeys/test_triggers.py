@@ -223,7 +223,7 @@ def test_dormancy_enrols_customers_whose_last_order_just_turned_n_days_old(sessi
 
 
 def test_publishing_a_scanned_journey_schedules_the_hourly_scan_which_reschedules_itself(session, db):
-    publish(session, definition(TAG_AND_EXIT, trigger={"type": "dormancy", "days": 90}))
+    journey_id = publish(session, definition(TAG_AND_EXIT, trigger={"type": "dormancy", "days": 90}))
     due = session.scalars(select(OutboxMessage).where(OutboxMessage.topic == scans.TOPIC)).all()
     assert len(due) == 1 and due[0].available_at.minute == 0 and due[0].available_at > utcnow()
     session.execute(update(OutboxMessage).values(available_at=utcnow()))
@@ -234,6 +234,16 @@ def test_publishing_a_scanned_journey_schedules_the_hourly_scan_which_reschedule
     run_once(db, worker="w")
     session.expire_all()
     assert len(session.scalars(select(OutboxMessage).where(OutboxMessage.topic == scans.TOPIC)).all()) == 2
+    # Once no live journey needs it, the chain stops; resuming one starts it again.
+    service.pause(session, journey_id, actor=MARKETER)
+    session.execute(update(OutboxDelivery).where(OutboxDelivery.status == "pending").values(available_at=utcnow()))
+    session.commit()
+    run_once(db, worker="w")
+    session.expire_all()
+    assert len(session.scalars(select(OutboxMessage).where(OutboxMessage.topic == scans.TOPIC)).all()) == 2
+    service.resume(session, journey_id, actor=MARKETER)
+    session.commit()
+    assert len(session.scalars(select(OutboxMessage).where(OutboxMessage.topic == scans.TOPIC)).all()) == 3
 
 
 def test_the_engine_does_not_claim_a_journeys_future_entries_before_their_time(session, db):
