@@ -179,7 +179,7 @@ def main() -> None:
             actor=actor,
             data=SegmentCreate(name="bench: everyone", rule={"attribute": "locale", "op": "eq", "value": "ja"}),
         )
-        trigger = {"type": "segment_entered", "segment": segment.id}
+        trigger = {"type": "segment_entered", "segment": segment.id, "include_initial": True}
         applied = service.apply(s, actor=actor, definition={**definition, "name": "bench: trigger", "trigger": trigger})
         second, version_id = applied.journey.id, applied.version.id
     started = time.perf_counter()

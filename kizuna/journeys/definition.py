@@ -84,6 +84,9 @@ class EventTrigger(_Part):
 class SegmentTrigger(_Part):
     type: Literal["segment_entered", "segment_exited"]
     segment: PositiveInt
+    # The first refresh of a new segment "enters" every customer it finds: a fact about the segment, not
+    # something the customers did, so it enrols nobody unless asked.
+    include_initial: bool = False
 
 
 class DateTrigger(_Part):

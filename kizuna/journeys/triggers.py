@@ -4,7 +4,8 @@ Triggers: ``event.recorded`` (an event type such as ``page_view``), ``order.comp
 ``segment.exited`` enrol the message's customer into each live journey whose trigger names them, when the
 trigger's property filters match (an event's properties and channel; an order's channel, store, currency,
 status and attributes). A message whose origin is an import is history, not something the customer just did: it
-enrols nobody unless the trigger says ``include_backfill``.
+enrols nobody unless the trigger says ``include_backfill``; likewise the entries of a new segment's first refresh
+(``refresh: initial``) unless the trigger says ``include_initial``.
 
 Goals: the same messages end the open enrollments of journeys whose goal names them as ``converted``, when the
 goal happened within ``within_days`` of the entry; an enrollment that has already finished gets ``converted_at``
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from kizuna.db import UTCDateTime, utcnow
 from kizuna.events.models import Event
-from kizuna.journeys.definition import Definition, EventTrigger
+from kizuna.journeys.definition import Definition, EventTrigger, SegmentTrigger
 from kizuna.journeys.engine import definition_of
 from kizuna.journeys.enroll import Entry, enroll
 from kizuna.journeys.models import OPEN_STATUSES, Journey, JourneyEnrollment, JourneyVersion
@@ -115,6 +116,12 @@ def enter(session: Session, deliveries: list[Delivery]) -> int:
                     continue
                 if trigger.properties:
                     needs_facts.append(delivery)
+            elif (
+                isinstance(trigger, SegmentTrigger)
+                and delivery.payload.get("refresh") == "initial"
+                and not trigger.include_initial
+            ):
+                continue
             candidates.append((delivery, journey_id, version_id, definition))
     facts = _facts(session, needs_facts) if needs_facts else {}
     definitions: dict[tuple[int, int], Definition] = {}

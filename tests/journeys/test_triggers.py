@@ -54,19 +54,29 @@ def test_customers_entering_a_segment_enter_the_journey_once(session, db):
     )
     session.commit()
     trigger = {"type": "segment_entered", "segment": segment.id}
-    journey_id = publish(session, definition(TAG_AND_EXIT, trigger=trigger))
+    newcomers = publish(session, definition(TAG_AND_EXIT, name="newcomers", trigger=trigger))
+    everyone = publish(session, definition(TAG_AND_EXIT, name="everyone", trigger={**trigger, "include_initial": True}))
+    # The new segment's first refresh finds its first members: only the journey that asks for them takes them.
     segments.refresh(session, segment.id, actor=factories.SYSTEM)
     session.commit()
     drain(db)
-    rows = enrollments(session, journey_id)
-    assert sorted(e.customer_id for e in rows) == tokyo
-    assert {e.status for e in rows} == {"completed"}
+    assert enrollments(session, newcomers) == []
+    rows = enrollments(session, everyone)
+    assert sorted(e.customer_id for e in rows) == tokyo and {e.status for e in rows} == {"completed"}
     entered = {
         m.customer_id: m.id
         for m in session.scalars(select(OutboxMessage).where(OutboxMessage.topic == "segment.entered"))
     }
     assert {e.customer_id: e.entry_key for e in rows} == {c: f"m:{entered[c]}" for c in tokyo}
-    # Leaving and entering again: "never" keeps them out.
+    # A customer who enters later enters both.
+    late = factories.customer(session, email="late@example.jp", prefecture="東京都").id
+    session.commit()
+    segments.refresh(session, segment.id, actor=factories.SYSTEM)
+    session.commit()
+    drain(db)
+    assert [e.customer_id for e in enrollments(session, newcomers)] == [late]
+    assert len(enrollments(session, everyone)) == 4
+    # Leaving and entering again: "never" keeps out whom a journey had; the newcomers' journey never had them.
     from kizuna.customers.models import Customer
 
     session.execute(update(Customer).where(Customer.id == tokyo[0]).values(prefecture="大阪府"))
@@ -77,7 +87,8 @@ def test_customers_entering_a_segment_enter_the_journey_once(session, db):
     segments.refresh(session, segment.id, actor=factories.SYSTEM, full=True)
     session.commit()
     drain(db)
-    assert len(enrollments(session, journey_id)) == 3
+    assert sorted(e.customer_id for e in enrollments(session, newcomers)) == [tokyo[0], late]
+    assert len(enrollments(session, everyone)) == 4
 
 
 def test_an_event_trigger_filters_on_properties_and_ignores_imported_history(session, db):

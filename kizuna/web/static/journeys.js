@@ -451,6 +451,9 @@
     } else if (tr.type === "segment_entered" || tr.type === "segment_exited") {
       var segs = [["", T.none]].concat(data.choices.segments.map(function (s) { return [String(s.id), s.name]; }));
       onChange(field(T.segment, choice(segs, tr.segment), "field-segment"), function (c) { tr.segment = Number(c.value) || 0; });
+      var initial = input("", "checkbox");
+      initial.checked = !!tr.include_initial;
+      onChange(field(T.include_initial, initial, "field-initial"), function (c) { tr.include_initial = c.checked; });
     } else if (tr.type === "date") {
       onChange(field(T.attribute, input(tr.attribute || "birth_date"), "field-attribute"), function (c) { tr.attribute = c.value.trim(); });
       tr.attribute = tr.attribute || "birth_date";
