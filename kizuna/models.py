@@ -20,6 +20,7 @@ from kizuna.customers.models import (
 from kizuna.db import Base, never_reuse_ids
 from kizuna.events.models import Event
 from kizuna.imports.models import ImportJob
+from kizuna.journeys.models import Journey, JourneyEnrollment, JourneyStep, JourneyVersion
 from kizuna.messaging.line_models import LineLink, LineSettings, LineWebhookEvent
 from kizuna.messaging.models import Message, MessageEvent, Suppression, Template
 from kizuna.messaging.webhook_models import WebhookAllow, WebhookEndpoint
@@ -48,6 +49,10 @@ __all__ = [
     "LineLink",
     "LineSettings",
     "LineWebhookEvent",
+    "Journey",
+    "JourneyEnrollment",
+    "JourneyStep",
+    "JourneyVersion",
     "Message",
     "MessageEvent",
     "MetricRun",

@@ -29,6 +29,7 @@ SUBSCRIBER_MODULES: tuple[str, ...] = (
     "kizuna.analytics.subscribers",
     "kizuna.segments.schedule",
     "kizuna.campaigns.schedule",
+    "kizuna.journeys.subscribers",
 )
 
 _KEY_NAMESPACE = uuid.UUID("6f1c1a52-4b8e-4d7a-9a51-6b697a756e61")
@@ -67,6 +68,12 @@ class Handler(Protocol):
     def __call__(self, session: Session, delivery: Delivery) -> None: ...
 
 
+class BatchHandler(Protocol):
+    """A batch subscriber's handler: many deliveries of one subscriber, handled in one transaction."""
+
+    def __call__(self, session: Session, deliveries: list[Delivery]) -> None: ...
+
+
 class Targets(Protocol):
     def __call__(self, session: Session, delivery: Delivery) -> Iterable[str]: ...
 
@@ -78,14 +85,19 @@ class Subscriber:
     With ``targets`` the subscriber fans out: its own delivery lists the targets configured at run time (the
     webhooks subscribed to the topic, the journeys it triggers ...) and each target gets a delivery of its own,
     handled by ``handle`` with ``delivery.target`` set, so one failing target retries alone.
+
+    With ``batch`` (above 0) ``handle`` is a ``BatchHandler``: it gets up to ``batch`` deliveries at once,
+    handled in one transaction and marked done together; when that transaction fails, each delivery is handled
+    again alone (a list of one), so one bad delivery retries alone and the rest go through.
     """
 
     name: str
     topics: frozenset[str]
-    handle: Handler
+    handle: Handler | BatchHandler
     targets: Targets | None = None
     max_attempts: int | None = None  # None: KIZUNA_OUTBOX_MAX_ATTEMPTS
     declared_in: str = field(default="", compare=False)
+    batch: int = 0
 
     def wants(self, topic: str) -> bool:
         if "*" in self.topics or topic in self.topics:
@@ -130,9 +142,32 @@ def declare(
     return wrap
 
 
+def declare_batch(
+    name: str, *topics: str, batch: int = 500, max_attempts: int | None = None
+) -> Callable[[BatchHandler], BatchHandler]:
+    """Decorator for a handler of many deliveries at once: ``@declare_batch("journeys", "x", batch=500)``."""
+
+    def wrap(handle: BatchHandler) -> BatchHandler:
+        register(
+            Subscriber(
+                name=name,
+                topics=frozenset(topics),
+                handle=handle,
+                max_attempts=max_attempts,
+                declared_in=getattr(handle, "__module__", ""),
+                batch=batch,
+            )
+        )
+        return handle
+
+    return wrap
+
+
 def register(subscriber: Subscriber) -> None:
     if not subscriber.topics:
         raise ValueError(f"subscriber {subscriber.name!r} names no topic")
+    if subscriber.batch and subscriber.targets is not None:
+        raise ValueError(f"subscriber {subscriber.name!r}: a batch subscriber cannot fan out to targets")
     known = _SUBSCRIBERS.get(subscriber.name)
     if known is not None and known != subscriber:
         where = f"{known.declared_in}, {subscriber.declared_in}"

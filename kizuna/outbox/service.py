@@ -18,6 +18,7 @@ import datetime as dt
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -206,8 +207,16 @@ def _begin(session: Session) -> None:
     take_write_lock(session.connection())
 
 
-def claim(session: Session, *, worker: str, limit: int = 100, lease_seconds: int | None = None) -> list[int]:
-    """Lease up to ``limit`` due deliveries to ``worker`` in one statement; returns their ids.
+def claim(
+    session: Session,
+    *,
+    worker: str,
+    limit: int = 100,
+    lease_seconds: int | None = None,
+    subscriber: str | None = None,
+) -> list[int]:
+    """Lease up to ``limit`` due deliveries (of one ``subscriber`` when given) to ``worker`` in one statement;
+    returns their ids.
 
     Call it on a session with no transaction open; the caller commits. The attempt is counted here, at the
     claim, so that a delivery whose handler kills the worker every time still ends up dead.
@@ -224,6 +233,8 @@ def claim(session: Session, *, worker: str, limit: int = 100, lease_seconds: int
         .order_by(OutboxDelivery.available_at, OutboxDelivery.id)
         .limit(limit)
     )
+    if subscriber is not None:
+        due = due.where(OutboxDelivery.subscriber == subscriber)
     # Look before taking the write lock: an idle worker polling every second must not compete with the web
     # process for SQLite's single writer (a reader never blocks one).
     if session.scalar(due.limit(1)) is None:
@@ -297,19 +308,7 @@ def deliver(engine: Engine, *, worker: str, delivery_id: int) -> Outcome:
             return Outcome(delivery_id, "dead", record.last_error)
         if subscriber is None:
             raise LookupError(f"no subscriber named {record.subscriber!r} is declared in this worker")
-        delivery = Delivery(
-            id=record.id,
-            message_id=message.id,
-            topic=message.topic,
-            payload=message.payload or {},
-            customer_id=message.customer_id,
-            origin=message.origin,
-            occurred_at=message.occurred_at,
-            subscriber=record.subscriber,
-            target=record.target,
-            attempt=record.attempts,
-            worker=worker,
-        )
+        delivery = _delivery(record, message, worker)
         _run(session, subscriber, delivery, record)
         if not _finish(session, delivery_id, worker, status="done"):
             session.rollback()
@@ -319,6 +318,166 @@ def deliver(engine: Engine, *, worker: str, delivery_id: int) -> Outcome:
     except Exception as exc:  # noqa: BLE001 - a failing handler is recorded on its delivery, never fatal
         session.rollback()
         return _record_failure(session, delivery_id, worker, f"{type(exc).__name__}: {exc}")
+    finally:
+        session.close()
+
+
+def _delivery(record: OutboxDelivery, message: OutboxMessage, worker: str) -> Delivery:
+    return Delivery(
+        id=record.id,
+        message_id=message.id,
+        topic=message.topic,
+        payload=message.payload or {},
+        customer_id=message.customer_id,
+        origin=message.origin,
+        occurred_at=message.occurred_at,
+        subscriber=record.subscriber,
+        target=record.target,
+        attempt=record.attempts,
+        worker=worker,
+    )
+
+
+def deliver_batch(engine: Engine, *, worker: str, delivery_ids: list[int]) -> list[Outcome]:
+    """Run claimed deliveries of one batch subscriber in one transaction and mark them done together.
+
+    When the batch fails, each delivery is run again alone (``deliver``), so one bad delivery is retried alone
+    and the others go through.
+    """
+    session = new_session(engine)
+    try:
+        _begin(session)
+        d, m = OutboxDelivery, OutboxMessage
+        # Columns, not ORM objects: a batch is hundreds of rows, read once and never changed through the ORM.
+        query = (
+            select(
+                d.id, d.attempts, d.last_error, d.subscriber, d.target, m.id.label("message_id"), m.topic, m.payload,
+                m.customer_id, m.origin, m.occurred_at,
+            )
+            .join(m, m.id == d.message_id)
+            .where(d.id.in_(delivery_ids), d.locked_by == worker, d.status == "pending")
+            .order_by(d.id)
+        )  # fmt: skip
+        if not _is_sqlite(session):
+            query = query.with_for_update(of=OutboxDelivery)
+        rows = session.execute(query).all()
+        found = {row.id for row in rows}
+        outcomes = [Outcome(i, "lost") for i in delivery_ids if i not in found]
+        names = {row.subscriber for row in rows}
+        if len(names) > 1:
+            raise ValueError(f"a batch holds deliveries of several subscribers: {', '.join(sorted(names))}")
+        subscriber = registry.get(names.pop()) if names else None
+        todo: list[Delivery] = []
+        for row in rows:
+            if row.attempts > _max_attempts(subscriber):
+                error = row.last_error or _no_report(row)  # type: ignore[arg-type]
+                _finish(session, row.id, worker, status="dead", error=error)
+                outcomes.append(Outcome(row.id, "dead", row.last_error))
+            else:
+                todo.append(
+                    Delivery(
+                        id=row.id,
+                        message_id=row.message_id,
+                        topic=row.topic,
+                        payload=row.payload or {},
+                        customer_id=row.customer_id,
+                        origin=row.origin,
+                        occurred_at=row.occurred_at,
+                        subscriber=row.subscriber,
+                        target=row.target,
+                        attempt=row.attempts,
+                        worker=worker,
+                    )
+                )
+        if todo:
+            if subscriber is None or not subscriber.batch:
+                raise LookupError(f"no batch subscriber named {rows[0].subscriber!r} is declared in this worker")
+            subscriber.handle(session, todo)  # type: ignore[arg-type,call-arg]
+            session.execute(
+                update(OutboxDelivery)
+                .where(OutboxDelivery.id.in_([d.id for d in todo]), OutboxDelivery.locked_by == worker)
+                .values(status="done", finished_at=utcnow(), locked_by=None, locked_until=None)
+                .execution_options(synchronize_session=False)
+            )
+        session.commit()
+        return outcomes + [Outcome(d.id, "done") for d in todo]
+    except Exception:  # noqa: BLE001 - the batch failed: each delivery is tried alone below
+        session.rollback()
+    finally:
+        session.close()
+    return [deliver(engine, worker=worker, delivery_id=i) for i in delivery_ids]
+
+
+def deliver_claimed(
+    engine: Engine, *, worker: str, delivery_ids: list[int], stop: threading.Event | None = None
+) -> list[Outcome]:
+    """Run claimed deliveries: one by one, and those of batch subscribers in batches (topped up with more of
+    that subscriber's due deliveries, up to its batch size). With ``stop`` set midway, the rest are released."""
+    single, batched = _split_batched(engine, delivery_ids)
+    outcomes: list[Outcome] = []
+    for n, delivery_id in enumerate(single):
+        if stop is not None and stop.is_set():
+            _release_rest(engine, worker, single[n:] + [i for ids in batched.values() for i in ids])
+            return outcomes
+        outcomes.append(deliver(engine, worker=worker, delivery_id=delivery_id))
+    names = list(batched)
+    for n, name in enumerate(names):
+        if stop is not None and stop.is_set():
+            _release_rest(engine, worker, [i for rest in names[n:] for i in batched[rest]])
+            return outcomes
+        subscriber = registry.get(name)
+        assert subscriber is not None
+        ids = batched[name] + _top_up(engine, worker, subscriber, len(batched[name]))
+        for first in range(0, len(ids), subscriber.batch):
+            outcomes.extend(deliver_batch(engine, worker=worker, delivery_ids=ids[first : first + subscriber.batch]))
+    return outcomes
+
+
+def _split_batched(engine: Engine, delivery_ids: list[int]) -> tuple[list[int], dict[str, list[int]]]:
+    """The claimed ids to run alone, and those of each batch subscriber."""
+    if not delivery_ids or not any(s.batch for s in registry.subscribers()):
+        return list(delivery_ids), {}
+    session = new_session(engine)
+    try:
+        owner = dict(
+            session.execute(
+                select(OutboxDelivery.id, OutboxDelivery.subscriber).where(OutboxDelivery.id.in_(delivery_ids))
+            ).all()
+        )
+        session.rollback()
+    finally:
+        session.close()
+    single: list[int] = []
+    batched: dict[str, list[int]] = {}
+    for delivery_id in delivery_ids:
+        subscriber = registry.get(owner.get(delivery_id, ""))
+        if subscriber is not None and subscriber.batch:
+            batched.setdefault(subscriber.name, []).append(delivery_id)
+        else:
+            single.append(delivery_id)
+    return single, batched
+
+
+def _top_up(engine: Engine, worker: str, subscriber: Subscriber, have: int) -> list[int]:
+    """More due deliveries of ``subscriber`` so that its last batch is full (a claim of 100 deliveries should
+    not cut 100,000 segment entries into batches of 100)."""
+    want = subscriber.batch - have % subscriber.batch if have % subscriber.batch else 0
+    if not want:
+        return []
+    session = new_session(engine)
+    try:
+        ids = claim(session, worker=worker, limit=want, subscriber=subscriber.name)
+        session.commit()
+        return ids
+    finally:
+        session.close()
+
+
+def _release_rest(engine: Engine, worker: str, ids: list[int]) -> None:
+    session = new_session(engine)
+    try:
+        release(session, worker=worker, delivery_ids=ids)
+        session.commit()
     finally:
         session.close()
 
@@ -341,7 +500,10 @@ def _run(session: Session, subscriber: Subscriber, delivery: Delivery, record: O
             for t in targets
         )
         return
-    subscriber.handle(session, delivery)
+    if subscriber.batch:
+        subscriber.handle(session, [delivery])  # type: ignore[arg-type]
+    else:
+        subscriber.handle(session, delivery)  # type: ignore[arg-type]
 
 
 def renew_lease(engine: Engine, *, delivery: Delivery, seconds: int | None = None) -> bool:

@@ -44,8 +44,8 @@ def run_once(engine: Engine | None = None, *, worker: str | None = None, limit: 
     finally:
         session.close()
     tally = Tally()
-    for delivery_id in ids:
-        tally.add(service.deliver(engine, worker=worker, delivery_id=delivery_id))
+    for outcome in service.deliver_claimed(engine, worker=worker, delivery_ids=ids):
+        tally.add(outcome)
     tally.pumped = run_pumps(engine, worker)
     return tally
 
@@ -92,20 +92,7 @@ def run_forever(
             session.commit()
         finally:
             session.close()
-        for n, delivery_id in enumerate(ids):
-            if stop.is_set():
-                _release(engine, worker, ids[n:])
-                break
-            service.deliver(engine, worker=worker, delivery_id=delivery_id)
+        service.deliver_claimed(engine, worker=worker, delivery_ids=ids, stop=stop)
         pumped = run_pumps(engine, worker, stop)
         if not ids and not pumped:
             stop.wait(poll_seconds)
-
-
-def _release(engine: Engine, worker: str, ids: list[int]) -> None:
-    session = new_session(engine)
-    try:
-        service.release(session, worker=worker, delivery_ids=ids)
-        session.commit()
-    finally:
-        session.close()

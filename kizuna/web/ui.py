@@ -20,6 +20,7 @@ from kizuna.web import (
     ui_customers,
     ui_duplicates,
     ui_imports,
+    ui_journeys,
     ui_line,
     ui_lists,
     ui_outbox,
@@ -140,3 +141,4 @@ router.include_router(ui_imports.router)
 router.include_router(ui_segments.router)
 router.include_router(ui_campaigns.router)
 router.include_router(ui_line.router)
+router.include_router(ui_journeys.router)

@@ -133,6 +133,9 @@ NOTICES = (
     "identity_removed",
     "merged",
     "metrics_refresh_queued",
+    "journey_published",
+    "journey_enrolled",
+    "journey_status",
 )
 
 

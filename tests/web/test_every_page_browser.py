@@ -49,6 +49,10 @@ NOT_PAGES = {
     "clv_alive_csv": "text/csv",
     "clv_customers_csv": "text/csv",
     "campaign_csv": "text/csv",
+    "journey_counts": "application/json",
+    "journey_steps_csv": "text/csv",
+    "journey_paths_csv": "text/csv",
+    "journey_variants_csv": "text/csv",
 }
 
 
@@ -96,6 +100,10 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
         )
         segments.refresh(s, segment.id, actor=factories.SYSTEM)
         campaign_id = demo_campaign(s, segment.id)
+        journey_id = _demo_journey(s, customer_id)
+    from kizuna.journeys import engine as journey_engine
+
+    journey_engine.run_until_idle(engine)
     return {
         "customer_id": customer_id,
         "company_id": company.id,
@@ -106,6 +114,7 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
         "campaign_id": campaign_id,
         # The public page a customer's signed LINE link opens.
         "token": make_token(customer_id),
+        "journey_id": journey_id,
     }
 
 
@@ -125,6 +134,32 @@ def demo_campaign(s: Any, segment_id: int) -> int:
     s.flush()
     campaigns.launch(s, campaign.id, actor=factories.SYSTEM)
     return campaign.id
+
+
+def _demo_journey(session: Any, customer_id: int) -> int:
+    """A live journey with a split, a send and a holdout, one customer in it (the builder and its numbers)."""
+    from kizuna.journeys import service as journeys
+    from kizuna.messaging.models import Template
+
+    session.add(Template(name="ようこそメール", channel="email", subject="ようこそ", text="こんにちは"))
+    session.flush()
+    definition = {
+        "name": "新規のお客様へのウェルカムシナリオ（長い名前の例）",
+        "trigger": {"type": "manual"},
+        "goal": {"event": "order.completed", "within_days": 30},
+        "start": "wait",
+        "steps": [
+            {"id": "wait", "type": "wait", "duration": "P0D", "next": "split"},
+            {"id": "split", "type": "split", "holdout": 10, "variants": [
+                {"name": "A", "weight": 50, "next": "mail"}, {"name": "B", "weight": 50, "next": "tag"}]},
+            {"id": "mail", "type": "send", "template": "ようこそメール", "next": "end"},
+            {"id": "tag", "type": "tag", "add": ["ウェルカム"], "next": "end"},
+            {"id": "end", "type": "exit"},
+        ],
+    }  # fmt: skip
+    applied = journeys.apply(session, actor=factories.SYSTEM, definition=definition)
+    journeys.enroll_customers(session, applied.journey.id, actor=factories.SYSTEM, customer_ids=[customer_id])
+    return applied.journey.id
 
 
 def ui_get_routes(router: Any = None) -> list[UIRoute]:
