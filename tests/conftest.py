@@ -54,8 +54,10 @@ def _ensure_database(url: str) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     # Settings are read once per process; point them at a scratch home before anything imports them.
-    default = Path(config.rootpath) / ".pytest-home" / (WORKER or "main")
-    home = Path(os.environ.setdefault("KIZUNA_HOME", str(default)))
+    # One home per process: the controller sets KIZUNA_HOME before it starts the xdist workers, and a worker that
+    # inherited it would share the controller's import folder and secret with every other worker.
+    home = Path(config.rootpath) / ".pytest-home" / (WORKER or "main")
+    os.environ["KIZUNA_HOME"] = str(home)
     home.mkdir(parents=True, exist_ok=True)
 
 
