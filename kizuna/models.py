@@ -20,6 +20,7 @@ from kizuna.db import Base, never_reuse_ids
 from kizuna.events.models import Event
 from kizuna.imports.models import ImportJob
 from kizuna.messaging.models import Message, MessageEvent, Suppression, Template
+from kizuna.messaging.settings import ChannelSettings
 from kizuna.orders.models import Order, OrderLine
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
 from kizuna.segments.models import Segment, SegmentMembership
@@ -28,6 +29,7 @@ never_reuse_ids(Base.metadata)
 
 __all__ = [
     "ApiToken",
+    "ChannelSettings",
     "AuditEntry",
     "Base",
     "Company",

@@ -28,6 +28,7 @@ SUBSCRIBER_MODULES: tuple[str, ...] = (
     "kizuna.customers.duplicate_scan",
     "kizuna.analytics.subscribers",
     "kizuna.segments.schedule",
+    "kizuna.messaging.sender",
 )
 
 _KEY_NAMESPACE = uuid.UUID("6f1c1a52-4b8e-4d7a-9a51-6b697a756e61")
