@@ -26,6 +26,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.events.api import router as events_router
     from kizuna.exports.api import router as exports_router
     from kizuna.imports.api import router as imports_router
+    from kizuna.messaging.api import router as messaging_router
     from kizuna.orders.api import router as orders_router
     from kizuna.outbox import registry
     from kizuna.outbox.api import router as outbox_router
@@ -64,6 +65,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         saved_views_router,
         analytics_router,
         segments_router,
+        messaging_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(ui_router)

@@ -3,8 +3,9 @@
 Checked in this order, each failing check recorded on the message as a reason code:
 
 1. The customer: deleted customers' messages are gone with them (cascade); an inactive one is ``inactive``. A
-   customer merged into another is followed to the survivor, who gets the message unless the survivor already has
-   the same message from the same journey step or campaign (``duplicate``): the person gets it once.
+   merge moves the merged customer's messages to the survivor (one merged while its message was being claimed is
+   followed to the survivor here), so the survivor may hold the same message twice, from the same campaign or
+   journey enrollment step: the older one goes, the other is skipped as ``duplicate``; the person gets it once.
 2. The address for the channel (``no_address``); ``content["to"]`` names it for a message without a customer
    (a test mail) or a fixed receiver. A marketing message needs a customer (``no_customer``).
 3. The suppression list (``suppressed``): hard bounces, complaints and manual entries stop every message to the
@@ -26,6 +27,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, or_, select
@@ -114,7 +116,7 @@ def check(session: Session, messages: list[Message], *, worker: str, now: dt.dat
         if d.action == "send" and explicit:
             d.address = str(explicit).strip()
         decisions.append(d)
-    _duplicates(session, [d for d in decisions if d.action == "send" and d.customer_id != d.message.customer_id])
+    _duplicates(session, decisions)
     by_channel: dict[str, list[Decision]] = {}
     for d in decisions:
         if d.action == "send":
@@ -133,25 +135,37 @@ def _skip(d: Decision, reason: str, detail: str) -> None:
     d.action, d.reason, d.detail = "skip", reason, detail
 
 
-def _duplicates(session: Session, moved: list[Decision]) -> None:
-    """A message re-pointed at a merge survivor who already has the same one (same source and step) is skipped."""
-    for d in moved:
-        m = d.message
-        if m.source_id is None:
-            continue
-        other = session.scalar(
-            select(Message.id).where(
-                Message.customer_id == d.customer_id,
-                Message.channel == m.channel,
-                Message.source == m.source,
-                Message.source_id == m.source_id,
-                Message.source_step.is_(None) if m.source_step is None else Message.source_step == m.source_step,
-                Message.status.not_in(("skipped", "failed")),
-                Message.id != m.id,
+def _duplicates(session: Session, group: list[Decision]) -> None:
+    """The same campaign or journey-step message twice for one person (a merge moved the merged customer's
+    messages to the survivor): the older one goes, the other is skipped."""
+    live = [d for d in group if d.action == "send" and d.message.source_id is not None and d.customer_id is not None]
+    if not live:
+        return
+
+    def same(m: Message | Any, customer_id: int | None) -> tuple[Any, ...]:
+        return (customer_id, m.channel, m.source, m.source_id, m.source_step, m.enrollment_id)
+
+    customers = sorted({d.customer_id for d in live})  # type: ignore[type-var]
+    sources = sorted({d.message.source_id for d in live})  # type: ignore[type-var]
+    earliest: dict[tuple[Any, ...], int] = {}
+    for start in range(0, len(customers), 5000):
+        rows = session.execute(
+            select(
+                Message.id, Message.customer_id, Message.channel, Message.source, Message.source_id,
+                Message.source_step, Message.enrollment_id,
+            ).where(
+                Message.customer_id.in_(customers[start : start + 5000]),
+                Message.source_id.in_(sources),
+                Message.status.in_(("queued", "sending", "sent")),
             )
-        )
-        if other is not None:
-            _skip(d, "duplicate", f"customer {m.customer_id} was merged into {d.customer_id}, who has message {other}")
+        )  # fmt: skip
+        for row in rows:
+            key = same(row, row.customer_id)
+            earliest[key] = min(earliest.get(key, row.id), row.id)
+    for d in live:
+        first = earliest.get(same(d.message, d.customer_id))
+        if first is not None and first < d.message.id:
+            _skip(d, "duplicate", f"customer {d.customer_id} already has message {first} of this {d.message.source}")
 
 
 def _addresses(session: Session, channel_name: str, group: list[Decision]) -> None:

@@ -154,7 +154,9 @@ class BounceBatch(Input):
 class BounceResult(Output):
     recorded: int
     suppressed: int
-    unmatched: list[int] = Field(description="Indexes of reports that matched no message nor address.")
+    unmatched: list[int] = Field(
+        description="Indexes of reports that matched no message (an address they name is still suppressed)."
+    )
 
 
 class ComplaintRateRead(Output):

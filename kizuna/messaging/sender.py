@@ -289,6 +289,7 @@ def _prepare(
             else:
                 live.append(m)
         decisions = gate.check(session, live, worker=worker, now=now)
+        delays: list[MessageEvent] = []
         sendable = [d for d in decisions if d.action == "send"]
         for d in decisions:
             if d.action == "skip":
@@ -308,7 +309,7 @@ def _prepare(
                 outcomes.append(
                     (d.message, {"status": "queued", "due_at": d.until, "attempts": d.message.attempts - 1})
                 )
-                session.add(
+                delays.append(
                     MessageEvent(
                         message_id=d.message.id,
                         customer_id=d.customer_id,
@@ -319,7 +320,9 @@ def _prepare(
                 )
         setups: dict[str, ChannelBatch] = {}
         ready = _render(session, sendable, outcomes, setups)
+        # Everything above only read: SQLite's write lock is taken for the writes alone.
         take_write_lock(session.connection())
+        session.add_all(delays)
         for message, values in outcomes:
             session.execute(
                 update(Message.__table__)

@@ -176,14 +176,17 @@ def template_by_name(session: Session, name: str) -> Template | None:
     return session.scalars(select(Template).where(Template.name == name)).first()
 
 
-def _check_customer(session: Session, customer_id: int | None) -> dict[str, Any]:
-    """The variables of the customer a template is checked against: the one named, else the newest active one."""
+def default_preview_customer(session: Session) -> int | None:
+    """The customer a template is checked and previewed against unless one is named: the newest active one."""
     from kizuna.customers.models import Customer
 
+    return session.scalar(select(Customer.id).where(Customer.status == "active").order_by(Customer.id.desc()).limit(1))
+
+
+def _check_customer(session: Session, customer_id: int | None) -> dict[str, Any]:
+    """The variables of the customer a template is checked against: the one named, else the newest active one."""
     if customer_id is None:
-        customer_id = session.scalar(
-            select(Customer.id).where(Customer.status == "active").order_by(Customer.id.desc()).limit(1)
-        )
+        customer_id = default_preview_customer(session)
         if customer_id is None:
             return templates.sample_variables()
     found = templates.customer_variables(session, [customer_id])

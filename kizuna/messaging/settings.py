@@ -154,3 +154,57 @@ def save(
         summary=f"{channel} settings saved",
     )
     return row
+
+
+# --- the email settings page and API ---------------------------------------------------------------------------
+
+EMAIL_SECRETS = ("smtp_password", "dkim_private_key")
+
+
+def read_email(session: Session, *, actor: Actor) -> Any:
+    """The email settings as the page and the API show them: values, which credentials are set, where mail goes."""
+    from kizuna.config import get_settings
+    from kizuna.messaging.email import smtp_config
+    from kizuna.messaging.schemas import EmailSettingsRead
+
+    require(actor, "channels:manage")
+    try:
+        smtp = smtp_config(session)
+        shown = smtp.shown if smtp else None
+    except ValidationError as exc:
+        shown = f"invalid: {exc.message}"
+    return EmailSettingsRead(
+        values=load(session, "email"),
+        secrets_set=sorted(secrets_set(session, "email")),
+        smtp=shown,
+        public_url=get_settings().public_url,
+    )
+
+
+def save_email(session: Session, *, actor: Actor, data: Any) -> ChannelSettings:
+    """Save the email settings (``EmailSettingsIn``): a credential given as None is kept, ``""`` removes it."""
+    import dkim.crypto
+
+    values = data.model_dump(exclude=set(EMAIL_SECRETS))
+    for name in ("quiet_start", "quiet_end"):
+        parsed = parse_time(values[name], field=name)
+        values[name] = parsed.strftime("%H:%M") if parsed else ""
+    if bool(values["quiet_start"]) != bool(values["quiet_end"]):
+        raise ValidationError("quiet hours need both a start and an end", field="quiet_end")
+    for name in ("from_address", "reply_to"):
+        if values[name] and "@" not in values[name]:
+            raise ValidationError(f"{name} must be an email address", field=name)
+    key = data.dkim_private_key
+    if key:
+        try:
+            dkim.crypto.parse_pem_private_key(key.encode())
+        except Exception as exc:  # noqa: BLE001 - dkimpy raises several kinds for a key it cannot read
+            raise ValidationError(
+                "the DKIM private key is not a PEM RSA private key", field="dkim_private_key"
+            ) from exc
+    changes: dict[str, str | None] = {}
+    for name in EMAIL_SECRETS:
+        value = getattr(data, name)
+        if value is not None:  # None keeps the saved credential; "" removes it
+            changes[name] = value or None
+    return save(session, actor=actor, channel="email", values=values, secrets=changes)

@@ -147,3 +147,21 @@ def record(
         extra = {"url": url} if url else {}
         emit(session, TOPICS[kind], payload(message, **extra), customer_id=message.customer_id, origin=origin)
     return first
+
+
+def opened(session: Session, token: str) -> None:
+    """An open pixel was fetched: record it (``keys.BadToken`` for a forged one)."""
+    message = session.get(Message, read_open(token))
+    if message is not None:
+        record(session, message, "open")
+
+
+def clicked(session: Session, token: str) -> str:
+    """A tracked link was followed: record it and return where it goes (a URL that was in the mail)."""
+    message_id, url = read_click(token)
+    message = session.get(Message, message_id)
+    if message is not None:
+        if message.opened_at is None:  # the mail was read, whether or not its images were loaded
+            record(session, message, "open", details={"implied_by": "click"})
+        record(session, message, "click", url=url, emit_repeats=True)
+    return url

@@ -20,7 +20,9 @@ from kizuna.web import (
     ui_duplicates,
     ui_imports,
     ui_lists,
+    ui_messaging,
     ui_outbox,
+    ui_recipient,
     ui_segments,
     ui_users,
 )
@@ -136,3 +138,5 @@ router.include_router(ui_analytics.router)
 router.include_router(ui_outbox.router)
 router.include_router(ui_imports.router)
 router.include_router(ui_segments.router)
+router.include_router(ui_messaging.router)
+router.include_router(ui_recipient.router)
