@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     )
     send_batch_size: int = Field(default=200, ge=1, description="Messages the sender claims at a time.")
     send_lease_seconds: int = Field(
-        default=120, ge=5, description="How long the sender holds the messages it claimed before another may take them."
+        default=120, ge=1, description="How long the sender holds the messages it claimed before another may take them."
     )
     send_max_attempts: int = Field(
         default=8, ge=1, description="Attempts after which a message that keeps failing fails."

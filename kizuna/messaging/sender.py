@@ -217,20 +217,28 @@ def send_due(engine: Engine, *, worker: str, limit: int | None = None) -> int:
     claimed = claim(engine, worker=worker, limit=limit or config.send_batch_size, lease_seconds=lease)
     if not claimed:
         return 0
-    started = time.monotonic()
     ready, setups = _prepare(engine, worker, [c.id for c in claimed], config.send_max_attempts)
     by_channel: dict[str, list[Ready]] = {}
     for r in ready:
         by_channel.setdefault(r.message.channel, []).append(r)
+    if not ready:
+        return len(claimed)
     with engine.connect() as conn:
+        # A fresh lease for the sending (rendering took some of the first), which also says which messages are
+        # still this worker's; and the "sent" statement is compiled now, not between an acceptance and its record.
+        held = _renew(conn, worker, lease, warm=True)
+        renewed = time.monotonic()
         for name, items in by_channel.items():
             setup = setups.get(name)
             connect = setup.connect if setup is not None else channels.get(name).connect
             with connect() as connection:
                 for r in items:
-                    if time.monotonic() - started > lease / 2:
-                        _renew(conn, worker, lease)
-                        started = time.monotonic()
+                    if time.monotonic() - renewed > lease / 2:
+                        held = _renew(conn, worker, lease)
+                        renewed = time.monotonic()
+                    if r.message.id not in held:
+                        log.warning("message %s is no longer this worker's (its lease ran out): not sent", r.message.id)
+                        continue
                     _send_one(conn, connection, r, worker, config.send_max_attempts)
     return len(claimed)
 
@@ -260,14 +268,21 @@ def _send_one(conn: DBConnection, connection: Any, r: Ready, worker: str, max_at
         )
 
 
-def _renew(conn: DBConnection, worker: str, lease: int) -> None:
+def _renew(conn: DBConnection, worker: str, lease: int, *, warm: bool = False) -> set[int]:
+    """Extend the lease on every message this worker is sending; returns their ids."""
     take_write_lock(conn)
-    conn.execute(
-        update(Message.__table__)
-        .where(_m.locked_by == worker, _m.status == "sending")
-        .values(locked_until=utcnow() + dt.timedelta(seconds=lease))
+    held = set(
+        conn.scalars(
+            update(Message.__table__)
+            .where(_m.locked_by == worker, _m.status == "sending")
+            .values(locked_until=utcnow() + dt.timedelta(seconds=lease))
+            .returning(_m.id)
+        )
     )
+    if warm:
+        conn.execute(_SENT, {"mid": 0, "worker": worker, "now": utcnow(), "address": None, "cid": None})
     conn.commit()
+    return held
 
 
 def _prepare(
