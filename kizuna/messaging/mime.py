@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from email.header import Header
 from email.utils import format_datetime, formataddr
 
 CRLF = b"\r\n"
@@ -20,15 +19,30 @@ def _clean(value: str) -> str:
 
 
 def encode_header(value: str) -> str:
-    """ASCII stays as is; anything else becomes RFC 2047 encoded words, folded with CRLF."""
+    """ASCII stays as is; anything else becomes RFC 2047 encoded words (UTF-8, base64), folded with CRLF."""
     value = _clean(value)
     if value.isascii():
         return value
-    return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+    data = value.encode("utf-8")
+    words = []
+    start = 0
+    while start < len(data):
+        # 45 bytes -> 60 base64 characters: each encoded word stays under RFC 2047's 75, and no character is cut
+        # in two (a cut never falls on a UTF-8 continuation byte).
+        end = min(start + 45, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:
+            end -= 1
+        words.append(f"=?utf-8?b?{base64.b64encode(data[start:end]).decode()}?=")
+        start = end
+    return "\r\n ".join(words)
 
 
 def address(name: str | None, addr: str) -> str:
-    return formataddr((_clean(name), _clean(addr)), charset="utf-8") if name else _clean(addr)
+    if not name:
+        return _clean(addr)
+    if _clean(name).isascii():
+        return formataddr((_clean(name), _clean(addr)))
+    return f"{encode_header(name)} <{_clean(addr)}>"
 
 
 def _part(content_type: str, body: str) -> bytes:

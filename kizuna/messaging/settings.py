@@ -164,8 +164,8 @@ EMAIL_SECRETS = ("smtp_password", "dkim_private_key")
 def read_email(session: Session, *, actor: Actor) -> Any:
     """The email settings as the page and the API show them: values, which credentials are set, where mail goes."""
     from kizuna.config import get_settings
-    from kizuna.messaging.email import smtp_config
     from kizuna.messaging.schemas import EmailSettingsRead
+    from kizuna.messaging.smtp import smtp_config
 
     require(actor, "channels:manage")
     try:

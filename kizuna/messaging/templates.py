@@ -140,8 +140,18 @@ def blanked(values: Mapping[str, Any], names: Iterable[str], prefix: str) -> dic
     out: dict[str, Any] = {}
     for name in names:
         value = values.get(name)
-        out[name] = Blank(name=f"{prefix}.{name}") if value is None or value == "" else value
+        out[name] = _blank(prefix, name) if value is None or value == "" else value
     return out
+
+
+@lru_cache(maxsize=256)
+def _blank(prefix: str, name: str) -> Blank:
+    # One per field, shared: a Blank holds nothing of the customer, and building thousands per batch showed.
+    return Blank(name=f"{prefix}.{name}")
+
+
+# A customer without metrics (no counted order yet): every field blank, one shared read-only dict.
+_NO_METRICS = blanked({}, METRIC_FIELDS, "metrics")
 
 
 def customer_variables(session: Session, customer_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -172,7 +182,7 @@ def customer_variables(session: Session, customer_ids: list[int]) -> dict[int, d
         ):
             tags.setdefault(cid, []).append(name)
         metrics = {
-            row.customer_id: row._mapping
+            row.customer_id: blanked(row._mapping, METRIC_FIELDS, "metrics")
             for row in session.execute(
                 select(m.customer_id, *[m[n] for n in METRIC_FIELDS]).where(m.customer_id.in_(chunk))
             )
@@ -184,7 +194,7 @@ def customer_variables(session: Session, customer_ids: list[int]) -> dict[int, d
             customer["tags"] = tags.get(row.id, [])
             out[row.id] = {
                 "customer": customer,
-                "metrics": blanked(metrics.get(row.id, {}), METRIC_FIELDS, "metrics"),
+                "metrics": metrics.get(row.id) or _NO_METRICS,
             }
     return out
 

@@ -16,9 +16,9 @@ from sqlalchemy import select, update
 from kizuna.db import transaction, utcnow
 from kizuna.errors import ValidationError
 from kizuna.messaging import settings
-from kizuna.messaging.email import SmtpConfig
 from kizuna.messaging.models import Message
 from kizuna.messaging.schemas import EmailSettingsIn
+from kizuna.messaging.smtp import SmtpConfig
 from tests.conftest import free_port
 from tests.messaging.conftest import ADMIN, IDENTITY, Sink, _Handler, consented_customer, queue_mail, send_all
 
