@@ -15,6 +15,7 @@ from kizuna.config import get_settings
 from kizuna.customers.cli import duplicates_app
 from kizuna.errors import KizunaError
 from kizuna.imports.cli import imports_app
+from kizuna.messaging.cli import messages_app
 from kizuna.outbox.cli import outbox_app
 from kizuna.segments.cli import segments_app
 
@@ -28,6 +29,7 @@ app.add_typer(outbox_app, name="outbox")
 app.add_typer(duplicates_app, name="duplicates")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(segments_app, name="segments")
+app.add_typer(messages_app, name="messages")
 
 
 def _engine():  # noqa: ANN202

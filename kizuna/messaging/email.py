@@ -13,8 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kizuna.config import get_settings
+from kizuna.errors import ValidationError
 from kizuna.messaging import channels, footer, mime, settings, smtp, tracking, unsubscribe
-from kizuna.messaging.channels import Outgoing, PermanentFailure
+from kizuna.messaging.channels import Outgoing, PermanentFailure, TemporaryFailure
 from kizuna.messaging.models import Message
 
 CHANNEL = "email"
@@ -181,3 +182,53 @@ def preview_extras(session: Session, *, kind: str, locale: Any) -> tuple[dict[st
         }
 
     return extras, finish
+
+
+TEST_CONTENT = {
+    "subject": "Kizuna test mail / テストメール",
+    "text": "This is a test mail from Kizuna. / Kizuna からのテストメールです。\n",
+}
+
+
+def send_test(
+    session: Session, *, actor: Any, to: str, template_id: int | None = None, customer_id: int | None = None
+) -> str:
+    """Render a template (or a short test text) for a customer and send it to ``to`` at once, outside the queue:
+    a check of the SMTP settings, the sender identity and DKIM. Nothing is recorded on a message; tracking is
+    off. Returns where it went."""
+    import uuid
+
+    from kizuna.auth.permissions import require
+    from kizuna.messaging import service, templates
+    from kizuna.messaging.models import Template
+
+    require(actor, "templates:write")
+    batch = EmailBatch(session)
+    batch.track = False
+    template = session.get(Template, template_id) if template_id is not None else None
+    if template_id is not None and template is None:
+        raise ValidationError(f"template {template_id} not found", field="template")
+    kind = template.kind if template else "service"
+    probe = Message(id=0, kind=kind, delivery_key=f"test{uuid.uuid4().hex}", channel=CHANNEL)
+    refusal = batch.refusal(probe)
+    if refusal is not None:
+        raise ValidationError(str(refusal), field="settings")
+    if customer_id is None:
+        customer_id = service.default_preview_customer(session)
+    values = templates.customer_variables(session, [customer_id]).get(customer_id) if customer_id else None
+    variables = {**(values or templates.sample_variables()), "context": {}, **batch.variables(probe)}
+    variables["recommendations"] = templates.recommendations_for([])
+    try:
+        content = templates.render(templates.Parts.of(template or TEST_CONTENT), variables)
+    except templates.RenderError as exc:
+        raise ValidationError(exc.message, field=exc.field) from exc
+    content["subject"] = f"[TEST] {content['subject']}"
+    rendered = batch.finish(probe, to, content, None)
+    outgoing = Outgoing(0, probe.delivery_key, customer_id, kind, to, rendered)
+    with batch.connect() as connection:
+        try:
+            connection.send(outgoing)
+        except (TemporaryFailure, PermanentFailure) as exc:
+            raise ValidationError(f"not sent: {exc}", field="smtp") from exc
+    server = batch.server.shown if batch.server else "?"
+    return f"{to} via {server}, Message-ID {message_id(probe.delivery_key, batch.identity.domain)}"
