@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from kizuna.auth.permissions import require
 from kizuna.errors import KizunaError
 from kizuna.messaging import service, settings, templates
 from kizuna.messaging.schemas import EmailSettingsIn, SuppressionCreate, TemplateCreate, TemplateUpdate
@@ -41,7 +42,7 @@ def _template_page(
         viewer,
         status=status,
         form=form,
-        template=template,
+        saved=template,
         preview=preview,
         preview_customer=preview_customer,
         preview_error=preview_error,
@@ -62,6 +63,7 @@ def template_new(request: Request, viewer: CurrentViewer) -> Response:
 
 @router.post("/messaging/templates/new")
 async def template_create(request: Request, viewer: PostingViewer, session: DB) -> Response:
+    require(viewer.actor, "templates:write")
     form = read_form(await request.form(), TEMPLATE_FIELDS)
     t = translator(viewer.lang)
     values = {k: form.value(k) for k in ("name", "channel", "kind", "subject", "html", "text")}
@@ -127,6 +129,7 @@ def template_preview_html(viewer: CurrentViewer, session: DB, template_id: int, 
 
 @router.post("/messaging/templates/{template_id}")
 async def template_save(request: Request, viewer: PostingViewer, session: DB, template_id: int) -> Response:
+    require(viewer.actor, "templates:write")
     template = service.get_template(session, template_id, actor=viewer.actor)
     form = read_form(await request.form(), TEMPLATE_FIELDS)
     t = translator(viewer.lang)
@@ -169,6 +172,7 @@ def suppressions_list(request: Request, viewer: CurrentViewer, session: DB, q: s
 
 @router.post("/messaging/suppressions")
 async def suppression_add(request: Request, viewer: PostingViewer, session: DB) -> Response:
+    require(viewer.actor, "suppressions:write")
     form = read_form(await request.form(), ("channel", "address", "note"))
     values = {
         "channel": form.value("channel") or "email",
@@ -229,7 +233,7 @@ def messages_list(
         rows=rows,
         next_before=next_before,
         customer_id=customer_id or "",
-        status=status,
+        chosen=status,
         statuses=STATUSES,
     )
 
@@ -260,6 +264,7 @@ def email_settings(request: Request, viewer: CurrentViewer, session: DB) -> Resp
 
 @router.post("/admin/channels/email")
 async def email_settings_save(request: Request, viewer: PostingViewer, session: DB) -> Response:
+    require(viewer.actor, "channels:manage")
     raw = await request.form()
     form = read_form(
         raw, (*SETTINGS_FIELDS, *settings.EMAIL_SECRETS, "remove_smtp_password", "remove_dkim_private_key")

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from kizuna.auth.permissions import Actor
 from kizuna.db import transaction
 from tests.conftest import free_port
+from tests.web.conftest import make_user, ui_client  # noqa: F401 - the UI's signed-in clients, for the pages' tests
 
 ADMIN = Actor.system("test")
 PUBLIC_URL = "https://crm.example.com"
