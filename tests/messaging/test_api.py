@@ -198,3 +198,33 @@ def test_message_log_and_email_settings(db, client, client_as, mail_ready):
         audit_rows = list(s.scalars(select(AuditEntry).where(AuditEntry.entity_type == "channel_settings")))
     assert "hunter2" not in str([a.details for a in audit_rows])
     assert [a.details["secrets"] for a in audit_rows[1:3]] == [["smtp_password set"], []]
+
+
+def test_recommendations_in_a_mail_come_from_what_customers_buy_together(db, client, mail_ready):
+    def line(sku: str) -> dict:
+        return {"sku": sku, "quantity": 1, "unit_price": 1000}
+
+    with transaction(db) as s:
+        for sku, name in (("TEA", "抹茶"), ("CUP", "湯呑み"), ("PAN", "急須")):
+            factories.product(s, sku=sku, name=name)
+        buyer = consented_customer(s, "buyer@example.jp")
+        others = [factories.customer(s, email=f"o{n}@example.jp") for n in range(3)]
+        for other in others:
+            factories.order(
+                s, customer_id=other.id, ordered_at=factories.at("2026-01-10"), lines=[line("TEA"), line("CUP")]
+            )
+        factories.order(s, customer_id=others[0].id, ordered_at=factories.at("2026-01-11"), lines=[line("PAN")])
+        factories.order(s, customer_id=buyer.id, ordered_at=factories.at("2026-01-12"), lines=[line("TEA")])
+    template = {
+        "name": "recs",
+        "subject": "おすすめ",
+        "html": "{% for p in recommendations(1) %}<p>{{ p.name }}</p>{% endfor %}",
+    }
+    created = client.post(f"{API}/templates", json=template).json()
+    shown = client.post(f"{API}/templates/{created['id']}/preview", params={"customer_id": buyer.id}).json()
+    assert "<p>湯呑み</p>" in shown["html"]  # bought with matcha by everyone who bought matcha; matcha is owned
+    with transaction(db) as s:
+        queue_mail(s, buyer.id, "recs", template_id=created["id"])
+    send_all(db)
+    [got] = mail_ready.received
+    assert "湯呑み" in got.part("html") and "急須" not in got.part("html")

@@ -136,3 +136,32 @@ def test_workers_killed_in_a_loop_lose_no_mail_and_repeat_only_what_they_logged_
         "the server, then the worker died before recording it), "
         f"{sum(received.values())} mails received"
     )
+
+
+def test_two_workers_at_once_send_every_mail_exactly_once(db, tmp_path, mail_ready):
+    sink = Sink(host="127.0.0.1", port=free_port())
+    controller = Controller(SlowHandler(sink), hostname=sink.host, port=sink.port)
+    controller.start()
+    workers = []
+    try:
+        workers = [start_worker(db, tmp_path, sink, n) for n in range(2)]
+        for proc, out, err in workers:
+            wait_running(proc, out, err)  # both are polling before the messages commit: a real race
+        with transaction(db) as s:
+            for n in range(120):
+                c = consented_customer(s, f"w{n}@example.jp")
+                queue_mail(s, c.id, f"campaign:2:customer:{c.id}", source="campaign", source_id=2)
+        deadline = time.monotonic() + 120
+        while unsent(db):
+            assert time.monotonic() < deadline, "messages were still unsent after two minutes"
+            time.sleep(0.2)
+    finally:
+        for proc, _, _ in workers:
+            proc.send_signal(signal.SIGTERM)
+        for proc, _, _ in workers:
+            proc.wait(20)
+        controller.stop()
+    received = Counter(r.message_id for r in sink.received)
+    assert len(received) == 120 and set(received.values()) == {1}
+    with transaction(db) as s:
+        assert s.scalar(select(func.count()).select_from(MessageEvent).where(MessageEvent.kind == "recovered")) == 0
