@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from kizuna.db import take_write_lock
 from kizuna.messaging import tracking, unsubscribe
 from kizuna.web.deps import DB
-from kizuna.web.i18n import LANGUAGES, translator
+from kizuna.web.i18n import LANG_COOKIE, LANGUAGES, translator
 from kizuna.web.ui_base import env, ui_router
 
 router = ui_router()
@@ -28,11 +28,17 @@ def _page(template: str, lang: str, *, status: int = 200, **context: object) -> 
     return HTMLResponse(html, status_code=status)
 
 
+def _lang(request: Request, locale: str) -> str:
+    """The language the visitor picked on this site, else the customer's own."""
+    chosen = request.cookies.get(LANG_COOKIE)
+    return chosen if chosen in LANGUAGES else locale
+
+
 @router.get("/u/{token}")
-def unsubscribe_page(session: DB, token: str) -> Response:
+def unsubscribe_page(request: Request, session: DB, token: str) -> Response:
     """Asks to confirm; changes nothing."""
     _, target = unsubscribe.find(session, token)
-    return _page("messaging/unsubscribe.html", target.locale, token=token, target=target, done=False)
+    return _page("messaging/unsubscribe.html", _lang(request, target.locale), token=token, target=target, done=False)
 
 
 @router.post("/u/{token}")
@@ -44,7 +50,7 @@ async def unsubscribe_now(request: Request, session: DB, token: str) -> Response
     take_write_lock(session.connection())
     target = unsubscribe.unsubscribe(session, token, how=how)
     session.commit()
-    return _page("messaging/unsubscribe.html", target.locale, token=token, target=target, done=True)
+    return _page("messaging/unsubscribe.html", _lang(request, target.locale), token=token, target=target, done=True)
 
 
 @router.get("/t/o/{token}")

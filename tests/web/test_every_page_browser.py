@@ -47,6 +47,10 @@ NOT_PAGES = {
     "clv_csv": "text/csv",
     "clv_alive_csv": "text/csv",
     "clv_customers_csv": "text/csv",
+    "suppressions_csv": "text/csv",
+    "template_preview_html": "text/html",
+    "open_pixel": "image/gif",
+    "click": "redirect",
 }
 
 
@@ -93,6 +97,21 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
             s, actor=factories.SYSTEM, data=SegmentCreate(name="東京都またはVIPのお客様（長い名前の例）", rule=rule)
         )
         segments.refresh(s, segment.id, actor=factories.SYSTEM)
+        from kizuna.messaging import service as messaging
+        from kizuna.messaging import unsubscribe
+        from kizuna.messaging.schemas import TemplateCreate
+
+        template = messaging.create_template(
+            s,
+            actor=factories.SYSTEM,
+            data=TemplateCreate(
+                name="春のセールのお知らせ",
+                subject="{{ customer.given_name | default('お客様') }}さんへ",
+                html="<p>{{ customer.family_name }}様</p>",
+            ),
+        )
+        message = factories.message(s, customer_id=customer_id, key="every-page", template_id=template.id)
+        s.flush()
     return {
         "customer_id": customer_id,
         "company_id": company.id,
@@ -100,6 +119,9 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
         "job_id": job.id,
         "pair_id": pair.id,
         "segment_id": segment.id,
+        "template_id": template.id,
+        "message_id": message.id,
+        "token": unsubscribe.token(message.id),
     }
 
 
