@@ -88,7 +88,11 @@ class EmailBatch:
     def __init__(self, session: Session) -> None:
         values = settings.load(session, CHANNEL)
         self.identity = footer.SenderIdentity.of(values)
-        self.server = smtp.smtp_config(session)
+        self.server_problem: str | None = None
+        try:
+            self.server = smtp.smtp_config(session)
+        except ValidationError as exc:  # retried like an outage: the setting is fixed without touching messages
+            self.server, self.server_problem = None, exc.message
         self.dkim = dkim_key(session)
         self.public_url = get_settings().public_url.rstrip("/")
         self.track = values.get("tracking", True) is not False
@@ -150,7 +154,7 @@ class EmailBatch:
         return {"envelope_from": self.identity.address, "raw": raw}
 
     def connect(self) -> Any:
-        return smtp.connection(self.server)
+        return smtp.connection(self.server, self.server_problem)
 
     def send(self, connection: Any, outgoing: Outgoing, meanwhile: Any) -> None:
         connection.send(outgoing, meanwhile)

@@ -91,10 +91,11 @@ class SmtpConnection:
     """One SMTP session for a batch, opened at the first send; once the server cannot be reached, every later
     send of the batch fails the same way at once instead of trying again per message."""
 
-    def __init__(self, config: SmtpConfig | None) -> None:
+    def __init__(self, config: SmtpConfig | None, problem: str | None = None) -> None:
         self.config = config
         self._smtp: smtplib.SMTP | None = None
-        self._down: TemporaryFailure | None = None
+        # A configuration that cannot be used (a malformed KIZUNA_SMTP_URL) fails every send the same way.
+        self._down = TemporaryFailure(problem, reason="smtp_config") if problem else None
 
     def _open(self) -> smtplib.SMTP:
         config = self.config
@@ -200,8 +201,8 @@ def _answer(code: int, text: bytes | str, what: str) -> TemporaryFailure | Perma
 
 
 @contextmanager
-def connection(config: SmtpConfig | None) -> Iterator[SmtpConnection]:
-    smtp = SmtpConnection(config)
+def connection(config: SmtpConfig | None, problem: str | None = None) -> Iterator[SmtpConnection]:
+    smtp = SmtpConnection(config, problem)
     try:
         yield smtp
     finally:

@@ -211,3 +211,13 @@ def test_smtp_login(db, mail_ready, configure):
         assert by_key(db)["m"].status == "sent" and len(sink.received) == 1
     finally:
         controller.stop()
+
+
+def test_a_malformed_smtp_url_is_a_recorded_temporary_failure(db, mail_ready, configure):
+    configure(smtp_url="smtp:/nohost")
+    with transaction(db) as s:
+        c = consented_customer(s, "x@example.jp")
+        queue_mail(s, c.id, "m")
+    send_all(db)
+    m = by_key(db)["m"]
+    assert (m.status, m.reason) == ("queued", "smtp_config") and "KIZUNA_SMTP_URL" in m.error
