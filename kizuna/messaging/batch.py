@@ -43,8 +43,12 @@ class ChannelBatch(Protocol):
 
     def connect(self) -> AbstractContextManager[Any]: ...
 
-    def send(self, connection: Any, outgoing: Outgoing, meanwhile: Callable[[], None] | None) -> None:
-        """Send over the batch's connection; ``meanwhile`` may be called while the receiver works on something
+    def begin_send(self, connection: Any, outgoing: Outgoing) -> None:
+        """Start sending: what the receiver can work on before the sender is ready for its answer."""
+        ...
+
+    def complete_send(self, connection: Any, outgoing: Outgoing, meanwhile: Callable[[], None] | None) -> None:
+        """Finish what ``begin_send`` started; ``meanwhile`` may be called while the receiver works on something
         that is not yet the message's acceptance (never between the acceptance and the return)."""
         ...
 

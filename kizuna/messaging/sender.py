@@ -156,43 +156,74 @@ def send_due(engine: Engine, *, worker: str, limit: int | None = None) -> int:
         for name, jobs in by_channel.items():
             setup = setups.get(name)
             with setup.connect() if setup is not None else channels.get(name).connect() as connection:
+                sending = _Sending(recorder, setup, connection, config.send_max_attempts)
                 for n, job in enumerate(jobs):
+                    m = job.item.message
                     if time.monotonic() - renewed > lease / 2:
+                        sending.flush()
                         held = recorder.renew(lease)
                         renewed = time.monotonic()
-                    job.complete()
-                    m = job.item.message
+                    if not job.done:
+                        sending.flush()  # an acceptance is recorded before any rendering
+                        job.complete()
                     if m.id not in held:
+                        sending.flush()
                         log.warning("message %s is no longer this worker's (its lease ran out): not sent", m.id)
                         continue
                     if job.failure is not None:
+                        sending.flush()
                         reason, error = job.failure
                         recorder.finish(m.id, {"status": "failed", "reason": reason, "error": error})
                         continue
                     # The next message renders while the server works on this one's envelope.
-                    following = jobs[n + 1].step if n + 1 < len(jobs) else None
-                    _send_one(recorder, setup, connection, job, following, config.send_max_attempts)
+                    sending.send(job, jobs[n + 1].step if n + 1 < len(jobs) else None)
+                sending.flush()
     return len(claimed)
 
 
-def _send_one(recorder: Recorder, setup: Any, connection: Any, job: Job, meanwhile: Any, max_attempts: int) -> None:
-    m, outgoing = job.item.message, job.outgoing
-    assert outgoing is not None
-    try:
-        if setup is not None:
-            setup.send(connection, outgoing, meanwhile)
-        else:
-            connection.send(outgoing)
-    except SendFailure as failure:
-        recorder.finish(m.id, failure_values(m, failure, max_attempts, utcnow()))
-        return
-    except Exception as exc:  # noqa: BLE001 - a bug in a channel is one message's temporary failure, not the batch's
-        log.exception("sending message %s failed unexpectedly", m.id)
-        failure = TemporaryFailure(f"{type(exc).__name__}: {exc}", reason="error")
-        recorder.finish(m.id, failure_values(m, failure, max_attempts, utcnow()))
-        return
-    # Accepted: record it before anything else.
-    if not recorder.sent(m.id, outgoing.address, job.item.customer_id):
-        log.warning(
-            "message %s was accepted after this worker's lease on it ran out; another sender may send it again", m.id
-        )
+class _Sending:
+    """Sends a channel's messages of a batch one after the other over its connection, recording each outcome.
+
+    An acceptance is recorded right after the server's answer. With a channel that can start a send before it
+    needs the previous answer recorded (SMTP: the next MAIL FROM is a few bytes on the wire), the record is
+    committed while the server works on that command; nothing else comes first, and never more than one
+    accepted message is unrecorded at a time.
+    """
+
+    def __init__(self, recorder: Recorder, setup: Any, connection: Any, max_attempts: int) -> None:
+        self.recorder, self.setup, self.connection, self.max_attempts = recorder, setup, connection, max_attempts
+        self._accepted: Job | None = None
+
+    def flush(self) -> None:
+        """Record the last acceptance, if not yet recorded."""
+        job, self._accepted = self._accepted, None
+        if job is not None and job.outgoing is not None:
+            m = job.item.message
+            if not self.recorder.sent(m.id, job.outgoing.address, job.item.customer_id):
+                log.warning(
+                    "message %s was accepted after this worker's lease on it ran out; another sender may send it again",
+                    m.id,
+                )
+
+    def send(self, job: Job, meanwhile: Any) -> None:
+        m, outgoing = job.item.message, job.outgoing
+        assert outgoing is not None
+        try:
+            try:
+                if self.setup is not None:
+                    self.setup.begin_send(self.connection, outgoing)
+            finally:
+                self.flush()
+            if self.setup is not None:
+                self.setup.complete_send(self.connection, outgoing, meanwhile)
+            else:
+                self.connection.send(outgoing)
+        except SendFailure as failure:
+            self.recorder.finish(m.id, failure_values(m, failure, self.max_attempts, utcnow()))
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug in a channel is one message's temporary failure
+            log.exception("sending message %s failed unexpectedly", m.id)
+            failure = TemporaryFailure(f"{type(exc).__name__}: {exc}", reason="error")
+            self.recorder.finish(m.id, failure_values(m, failure, self.max_attempts, utcnow()))
+            return
+        self._accepted = job

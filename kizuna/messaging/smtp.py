@@ -2,14 +2,17 @@
 and one connection per batch.
 
 The server's answer decides what happens to a message: 250 accepted (the sender records it at once), 4xx and
-connection trouble temporary (retried with back-off), 5xx permanent (failed, with the server's words). A send
-may be given ``meanwhile``, work to do while the server handles the envelope (MAIL FROM, RCPT TO): the sender
-renders the next message then. Nothing runs between the server's final answer and the return, so that the
-sender records an acceptance as soon as it can.
+connection trouble temporary (retried with back-off), 5xx permanent (failed, with the server's words).
+
+A send is ``begin`` (MAIL FROM written) then ``complete`` (the rest), so that the sender can commit the previous
+mail's acceptance while the server answers the next MAIL FROM; and ``complete`` takes ``meanwhile``, work to do
+while the server handles RCPT TO and DATA (the sender renders the next message then). Nothing runs between the
+server's final answer and the return, so that the sender records an acceptance as soon as it can.
 """
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from collections.abc import Callable, Iterator
@@ -24,6 +27,9 @@ from kizuna.config import get_settings
 from kizuna.errors import ValidationError
 from kizuna.messaging import settings
 from kizuna.messaging.channels import Outgoing, PermanentFailure, SendFailure, TemporaryFailure
+
+# A line starting with "." is sent as ".." (RFC 5321 4.5.2), as smtplib's own data() does.
+_LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ class SmtpConnection:
         self._smtp: smtplib.SMTP | None = None
         # A configuration that cannot be used (a malformed KIZUNA_SMTP_URL) fails every send the same way.
         self._down = TemporaryFailure(problem, reason="smtp_config") if problem else None
+        self._begun = False
 
     def _open(self) -> smtplib.SMTP:
         config = self.config
@@ -127,6 +134,11 @@ class SmtpConnection:
 
     def send(self, outgoing: Outgoing, meanwhile: Callable[[], None] | None = None) -> dict[str, Any]:
         """Send one mail (``rendered``: ``envelope_from`` and ``raw`` bytes); returns on the server's 250."""
+        self.begin(outgoing)
+        return self.complete(outgoing, meanwhile)
+
+    def begin(self, outgoing: Outgoing) -> None:
+        """Write the envelope's first command (MAIL FROM); the server answers it while the caller works on."""
         if self._down is not None:
             raise self._down
         if self._smtp is None:
@@ -135,11 +147,23 @@ class SmtpConnection:
             except TemporaryFailure as exc:
                 self._down = exc
                 raise
-        smtp, rendered = self._smtp, outgoing.rendered
         try:
-            smtp.putcmd("mail", "FROM:" + smtplib.quoteaddr(rendered["envelope_from"]))
-            if meanwhile is not None:
-                meanwhile()
+            self._smtp.putcmd("mail", "FROM:" + smtplib.quoteaddr(outgoing.rendered["envelope_from"]))
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._lost(exc) from exc
+        self._begun = True
+
+    def complete(self, outgoing: Outgoing, meanwhile: Callable[[], None] | None = None) -> dict[str, Any]:
+        """The rest of the dialogue for a mail ``begin`` started; returns on the server's 250 for the mail.
+
+        ``meanwhile`` runs while the server handles RCPT TO and DATA, never while it handles the mail itself.
+        """
+        if not self._begun:
+            self.begin(outgoing)
+        self._begun = False
+        smtp = self._smtp
+        assert smtp is not None
+        try:
             code, text = smtp.getreply()
             if code != 250:
                 raise self._refused(code, text, "sender refused")
@@ -149,19 +173,26 @@ class SmtpConnection:
             code, text = smtp.getreply()
             if code not in (250, 251):
                 raise self._refused(code, text, "recipient refused")
-            code, text = smtp.data(rendered["raw"])
+            smtp.putcmd("data")
+            if meanwhile is not None:
+                meanwhile()
+            code, text = smtp.getreply()
+            if code != 354:
+                raise self._refused(code, text, "refused the data")
+            body = _LEADING_DOT.sub(b"..", outgoing.rendered["raw"])
+            smtp.send(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+            code, text = smtp.getreply()
             if code != 250:
                 raise self._refused(code, text, "refused")
         except SendFailure:
             raise
-        except smtplib.SMTPResponseException as exc:  # DATA refused before the mail was sent
-            raise self._refused(exc.smtp_code, exc.smtp_error, "refused") from exc
         except (smtplib.SMTPException, OSError) as exc:  # disconnected, timed out, reset
-            self._drop()
-            raise TemporaryFailure(
-                f"SMTP connection lost: {type(exc).__name__}: {exc}", reason="smtp_disconnected"
-            ) from exc
+            raise self._lost(exc) from exc
         return {"smtp": self.config.shown if self.config else ""}
+
+    def _lost(self, exc: Exception) -> TemporaryFailure:
+        self._drop()
+        return TemporaryFailure(f"SMTP connection lost: {type(exc).__name__}: {exc}", reason="smtp_disconnected")
 
     def _refused(self, code: int, text: bytes | str, what: str) -> SendFailure:
         """The failure for a refusal; the session is reset for the next mail (or dropped after a 421)."""
@@ -175,6 +206,7 @@ class SmtpConnection:
         return _answer(code, text, what)
 
     def _drop(self) -> None:
+        self._begun = False
         smtp, self._smtp = self._smtp, None
         if smtp is not None:
             with suppress(OSError):
