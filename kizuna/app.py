@@ -28,6 +28,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.exports.api import router as exports_router
     from kizuna.imports.api import router as imports_router
     from kizuna.journeys.api import router as journeys_router
+    from kizuna.messaging.api import router as messaging_router
     from kizuna.messaging.api_line import router as line_router
     from kizuna.messaging.api_line import webhooks as webhooks_router
     from kizuna.orders.api import router as orders_router
@@ -72,6 +73,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         line_router,
         webhooks_router,
         journeys_router,
+        messaging_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(ui_router)

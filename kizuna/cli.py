@@ -17,6 +17,7 @@ from kizuna.customers.cli import duplicates_app
 from kizuna.errors import KizunaError
 from kizuna.imports.cli import imports_app
 from kizuna.journeys.cli import journeys_app
+from kizuna.messaging.cli import messages_app
 from kizuna.outbox.cli import outbox_app
 from kizuna.segments.cli import segments_app
 
@@ -32,6 +33,7 @@ app.add_typer(analytics_app, name="analytics")
 app.add_typer(segments_app, name="segments")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(journeys_app, name="journeys")
+app.add_typer(messages_app, name="messages")
 
 
 def _engine():  # noqa: ANN202

@@ -108,6 +108,29 @@ class Settings(BaseSettings):
     webhook_read_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Longest wait for a webhook receiver's answer once connected."
     )
+    smtp_url: str = Field(
+        default="",
+        description="SMTP server for email, e.g. smtp://user:pass@host:587?starttls=1 or smtps://user:pass@host:465; "
+        "an SMTP server saved on the email settings page takes precedence.",
+    )
+    public_url: str = Field(
+        default="",
+        description="The address customers reach this Kizuna at (https://crm.example.com): the base of unsubscribe, "
+        "open-tracking and click links in mails. Marketing mail is refused while it is empty.",
+    )
+    send_batch_size: int = Field(default=200, ge=1, description="Messages the sender claims at a time.")
+    send_lease_seconds: int = Field(
+        default=120, ge=1, description="How long the sender holds the messages it claimed before another may take them."
+    )
+    send_max_attempts: int = Field(
+        default=8, ge=1, description="Attempts after which a message that keeps failing fails."
+    )
+    send_retry_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="Wait before the first retry of a temporary failure; doubles each time (up to 6 h).",
+    )
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, description="How long an SMTP answer is waited for.")
     analytics_url: str = Field(
         default="",
         description="Ibis backend the analytics run on; empty means DuckDB in process, reading the database itself "

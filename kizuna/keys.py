@@ -39,7 +39,14 @@ def secret_key() -> bytes:
     configured = get_settings().secret_key
     if configured:
         return configured.encode()
-    return _home_secret(get_settings().home.resolve())
+    return _home_secret_in(get_settings().home, os.getcwd())
+
+
+@lru_cache(maxsize=8)
+def _home_secret_in(home: Path, cwd: str) -> bytes:
+    # Resolving the path is a few system calls: ~80 µs, paid once here rather than on every token signed (a mail
+    # carries one per link).
+    return _home_secret((Path(cwd) / home).resolve())
 
 
 @lru_cache(maxsize=8)

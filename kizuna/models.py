@@ -23,6 +23,7 @@ from kizuna.imports.models import ImportJob
 from kizuna.journeys.models import Journey, JourneyEnrollment, JourneyStep, JourneyVersion
 from kizuna.messaging.line_models import LineLink, LineSettings, LineWebhookEvent
 from kizuna.messaging.models import Message, MessageEvent, Suppression, Template
+from kizuna.messaging.settings import ChannelSettings
 from kizuna.messaging.webhook_models import WebhookAllow, WebhookEndpoint
 from kizuna.orders.models import Order, OrderLine
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
@@ -32,6 +33,7 @@ never_reuse_ids(Base.metadata)
 
 __all__ = [
     "ApiToken",
+    "ChannelSettings",
     "AuditEntry",
     "Base",
     "Campaign",

@@ -72,3 +72,11 @@ def consent(session: Session, *, customer_id: int, channel: str, status: str = "
     fields.setdefault("method", "web_form")
     data = ConsentCreate(channel=channel, status=status, **fields)
     return customers.record_consent(session, actor=SYSTEM, customer_id=customer_id, data=data)
+
+
+def message(session: Session, *, customer_id: int, key: str, kind: str = "marketing", **fields: Any) -> Any:
+    """A queued email (what a journey or campaign writes through ``messaging.queue``)."""
+    from kizuna.messaging.queue import NewMessage, queue
+
+    fields.setdefault("content", {"subject": "お知らせ", "text": "本文"})
+    return queue(session, NewMessage(key=key, customer_id=customer_id, channel="email", kind=kind, **fields))

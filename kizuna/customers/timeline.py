@@ -25,6 +25,7 @@ from kizuna.customers.models import Consent, CustomerMerge, Note
 from kizuna.customers.schemas import TimelineItem
 from kizuna.errors import ValidationError
 from kizuna.events.models import Event
+from kizuna.messaging.models import Message
 from kizuna.orders.models import Order, OrderLine
 
 
@@ -124,6 +125,29 @@ def _consent(c: Consent) -> TimelineItem:
     )
 
 
+def _message(m: Message) -> TimelineItem:
+    return TimelineItem(
+        kind="message",
+        id=m.id,
+        occurred_at=m.created_at,
+        channel=m.channel,
+        title=f"{m.channel} {m.kind} {m.status}",
+        data={
+            "kind": m.kind,
+            "status": m.status,
+            "reason": m.reason,
+            "source": m.source,
+            "source_id": m.source_id,
+            "source_step": m.source_step,
+            "sent_at": m.sent_at.isoformat() if m.sent_at else None,
+            "opened_at": m.opened_at.isoformat() if m.opened_at else None,
+            "clicked_at": m.clicked_at.isoformat() if m.clicked_at else None,
+            "unsubscribed_at": m.unsubscribed_at.isoformat() if m.unsubscribed_at else None,
+            "bounced_at": m.bounced_at.isoformat() if m.bounced_at else None,
+        },
+    )
+
+
 def _merge(m: CustomerMerge) -> TimelineItem:
     return TimelineItem(
         kind="merge",
@@ -146,6 +170,11 @@ SOURCES: Sequence[TimelineSource] = (
     TimelineSource(
         "merge", CustomerMerge, CustomerMerge.merged_at, CustomerMerge.survivor_id, _merge, icon="⇄",
         columns=("merged_at", "merged_id", "reason", "actor"),
+    ),
+    TimelineSource(
+        "message", Message, Message.created_at, Message.customer_id, _message, icon="✉",
+        columns=("created_at", "channel", "kind", "status", "reason", "source", "source_id", "source_step", "sent_at",
+                 "opened_at", "clicked_at", "unsubscribed_at", "bounced_at"),
     ),
     TimelineSource(
         "note", Note, Note.created_at, Note.customer_id, _note, icon="✎",

@@ -30,6 +30,7 @@ SUBSCRIBER_MODULES: tuple[str, ...] = (
     "kizuna.segments.schedule",
     "kizuna.campaigns.schedule",
     "kizuna.journeys.subscribers",
+    "kizuna.messaging.sender",
 )
 
 _KEY_NAMESPACE = uuid.UUID("6f1c1a52-4b8e-4d7a-9a51-6b697a756e61")

@@ -23,7 +23,9 @@ from kizuna.web import (
     ui_journeys,
     ui_line,
     ui_lists,
+    ui_messaging,
     ui_outbox,
+    ui_recipient,
     ui_segments,
     ui_users,
 )
@@ -142,3 +144,5 @@ router.include_router(ui_segments.router)
 router.include_router(ui_campaigns.router)
 router.include_router(ui_line.router)
 router.include_router(ui_journeys.router)
+router.include_router(ui_messaging.router)
+router.include_router(ui_recipient.router)

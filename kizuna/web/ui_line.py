@@ -168,9 +168,10 @@ def remove_allowed(session: DB, viewer: PostingViewer, allow_id: int) -> Respons
 # --- a customer's LINE link ------------------------------------------------------------------------------
 
 
-@router.get("/line/link/{token}")
-def link_page(request: Request, session: DB, token: str) -> Response:
+@router.get("/line/link/{link_token}")
+def link_page(request: Request, session: DB, link_token: str) -> Response:
     """Public: the customer opened their signed link. It shows the code to send, never who the customer is."""
+    token = link_token  # named apart from the unsubscribe page's ``token``: one name, one meaning per path
     try:
         linking.read_token(token)
     except BadToken as exc:

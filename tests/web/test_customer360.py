@@ -38,6 +38,7 @@ def person(session) -> dict[str, int]:
         session, customer_id=c.id, type="store_visit", channel="store", occurred_at=factories.at("2024-03-01")
     )
     customers.add_note(session, actor=auth.actor_for(author), customer_id=c.id, data=NoteCreate(body="電話した"))
+    factories.message(session, customer_id=c.id, key="welcome")
     merge.merge_customers(session, actor=factories.SYSTEM, survivor_id=c.id, merged_id=dup.id, reason="same person")
     session.commit()
     return {"id": c.id, "merged": dup.id}

@@ -53,6 +53,10 @@ NOT_PAGES = {
     "journey_steps_csv": "text/csv",
     "journey_paths_csv": "text/csv",
     "journey_variants_csv": "text/csv",
+    "suppressions_csv": "text/csv",
+    "template_preview_html": "text/html",
+    "open_pixel": "image/gif",
+    "click": "redirect",
 }
 
 
@@ -99,6 +103,21 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
             s, actor=factories.SYSTEM, data=SegmentCreate(name="東京都またはVIPのお客様（長い名前の例）", rule=rule)
         )
         segments.refresh(s, segment.id, actor=factories.SYSTEM)
+        from kizuna.messaging import service as messaging
+        from kizuna.messaging import unsubscribe
+        from kizuna.messaging.schemas import TemplateCreate
+
+        template = messaging.create_template(
+            s,
+            actor=factories.SYSTEM,
+            data=TemplateCreate(
+                name="春のセールのお知らせ",
+                subject="{{ customer.given_name | default('お客様') }}さんへ",
+                html="<p>{{ customer.family_name }}様</p>",
+            ),
+        )
+        message = factories.message(s, customer_id=customer_id, key="every-page", template_id=template.id)
+        s.flush()
         campaign_id = demo_campaign(s, segment.id)
         journey_id = _demo_journey(s, customer_id)
     from kizuna.journeys import engine as journey_engine
@@ -113,8 +132,11 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
         "segment_id": segment.id,
         "campaign_id": campaign_id,
         # The public page a customer's signed LINE link opens.
-        "token": make_token(customer_id),
+        "link_token": make_token(customer_id),
         "journey_id": journey_id,
+        "template_id": template.id,
+        "message_id": message.id,
+        "token": unsubscribe.token(message.id),
     }
 
 

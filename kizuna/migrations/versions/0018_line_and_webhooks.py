@@ -1,7 +1,7 @@
 """line settings, webhook events and links; webhook endpoints and allow-list
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 Create Date: 2026-11-27 21:08:27.321555
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 revision: str = "0018"
 # "0017" (the email helper's revision) once both are merged; the lead re-chains it.
-down_revision: str | Sequence[str] | None = "0016"
+down_revision: str | Sequence[str] | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
