@@ -60,8 +60,9 @@ class Channel(Protocol):
         """The address to use for each customer that has one (email, LINE user id); missing ones are skipped."""
         ...
 
-    def connect(self) -> AbstractContextManager[Connection]:
-        """A connection for a batch of sends (opened lazily is fine); closed when the batch ends."""
+    def connect(self, session: Session | None = None) -> AbstractContextManager[Connection]:
+        """A connection for a batch of sends (opened lazily is fine); closed when the batch ends. Settings stored
+        in the database (credentials, endpoints) are read through ``session``: the sender's own database."""
         ...
 
 

@@ -71,11 +71,13 @@ class EmailChannel:
             found.update({cid: email.strip() for cid, email in session.execute(query)})
         return found
 
-    def connect(self) -> Any:
+    def connect(self, session: Any = None) -> Any:
         from kizuna.db import new_session
 
-        with new_session() as session:
-            config = smtp.smtp_config(session)
+        if session is not None:
+            return smtp.connection(smtp.smtp_config(session))
+        with new_session() as own:
+            config = smtp.smtp_config(own)
         return smtp.connection(config)
 
 

@@ -21,6 +21,8 @@ import datetime as dt
 import importlib
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from kizuna.config import get_settings
-from kizuna.db import take_write_lock, utcnow
+from kizuna.db import new_session, take_write_lock, utcnow
 from kizuna.messaging import channels
 from kizuna.messaging.batch import Job, prepare
 from kizuna.messaging.channels import SendFailure, TemporaryFailure
@@ -155,7 +157,7 @@ def send_due(engine: Engine, *, worker: str, limit: int | None = None) -> int:
         renewed = time.monotonic()
         for name, jobs in by_channel.items():
             setup = setups.get(name)
-            with setup.connect() if setup is not None else channels.get(name).connect() as connection:
+            with setup.connect() if setup is not None else _connect(engine, name) as connection:
                 sending = _Sending(recorder, setup, connection, config.send_max_attempts)
                 for n, job in enumerate(jobs):
                     m = job.item.message
@@ -179,6 +181,13 @@ def send_due(engine: Engine, *, worker: str, limit: int | None = None) -> int:
                     sending.send(job, jobs[n + 1].step if n + 1 < len(jobs) else None)
                 sending.flush()
     return len(claimed)
+
+
+@contextmanager
+def _connect(engine: Engine, name: str) -> Iterator[Any]:
+    """A channel's connection with its stored settings read from the sender's own database."""
+    with new_session(engine) as session, channels.get(name).connect(session) as connection:
+        yield connection
 
 
 class _Sending:
