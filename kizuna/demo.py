@@ -20,6 +20,7 @@ from kizuna.customers.models import Company, Consent, Customer, CustomerIdentity
 from kizuna.db import transaction
 from kizuna.errors import ValidationError
 from kizuna.events.models import Event
+from kizuna.messaging.models import Template
 from kizuna.normalize import full_name, normalize_email, normalize_phone
 from kizuna.orders.models import Order, OrderLine
 
@@ -345,7 +346,67 @@ def load_demo(
         )
         audit.record(session, actor=ACTOR, action="demo.load", entity_type="database", summary=summary)
     _compute_metrics(engine)
+    _marketing_examples(engine)
     return summary
+
+
+def _marketing_examples(engine: Engine) -> None:
+    """A segment, templates, a live welcome journey and a draft A/B campaign, so the marketing pages show how
+    they work. Nothing is sent until SMTP is configured (KIZUNA_SMTP_URL or the email settings page)."""
+    from kizuna.campaigns import service as campaigns
+    from kizuna.campaigns.schemas import ABTest, CampaignCreate, Variant
+    from kizuna.journeys import service as journeys
+    from kizuna.messaging import service as messaging
+    from kizuna.messaging.schemas import TemplateCreate
+    from kizuna.segments import service as segments
+    from kizuna.segments.schemas import SegmentCreate
+
+    with transaction(engine) as session:
+        rule = {"attribute": "prefecture", "op": "eq", "value": "東京都"}
+        tokyo = segments.create_segment(
+            session, actor=ACTOR, data=SegmentCreate(name="東京都のお客様", description="デモ", rule=rule)
+        )
+        segments.refresh(session, tokyo.id, actor=ACTOR)
+        welcome = TemplateCreate(
+            name="ようこそメール",
+            subject="{{ customer.family_name | default('お客様') }}様、ご登録ありがとうございます",
+            html="<p>{{ customer.family_name | default('お客様') }}様</p><p>絆ストアへようこそ。"
+            '<a href="https://shop.example.com/new">新商品はこちら</a></p>',
+        )
+        sale = TemplateCreate(
+            name="冬のセールのご案内",
+            subject="冬のセール開催中",
+            html="<p>{{ customer.family_name | default('お客様') }}様</p><p>冬のセールを開催中です。"
+            '<a href="https://shop.example.com/sale">セール会場へ</a></p>',
+        )
+        for data in (welcome, sale):
+            messaging.create_template(session, actor=ACTOR, data=data)
+        session.flush()
+        definition = {
+            "name": "ようこそシリーズ",
+            "description": "東京都のセグメントに入ったお客様へ、1日後にようこそメール(同意のある方のみ)",
+            "trigger": {"type": "segment_entered", "segment": tokyo.id},
+            "start": "wait",
+            "steps": [
+                {"id": "wait", "type": "wait", "duration": {"days": 1}, "next": "consent"},
+                {"id": "consent", "type": "branch", "condition": {"consent": {"channel": "email"}},
+                 "yes": "mail", "no": "done"},
+                {"id": "mail", "type": "send", "channel": "email", "template": "ようこそメール", "next": "tag"},
+                {"id": "tag", "type": "tag", "add": ["welcomed"], "next": "done"},
+                {"id": "done", "type": "exit"},
+            ],
+            "goal": {"event": "order.completed", "within_days": 30},
+            "layout": {"wait": {"x": 240, "y": 20}, "consent": {"x": 240, "y": 120}, "mail": {"x": 240, "y": 220},
+                       "tag": {"x": 240, "y": 320}, "done": {"x": 240, "y": 420}},
+        }  # fmt: skip
+        journeys.apply(session, actor=ACTOR, definition=definition)
+        template_id = session.scalar(select(Template.id).where(Template.name == "冬のセールのご案内"))
+        ab = ABTest(variants=[Variant(name="A", subject="冬のセール開催中"), Variant(name="B", subject="最大30%オフ")])
+        campaigns.create_campaign(
+            session,
+            actor=ACTOR,
+            data=CampaignCreate(name="冬のセール", segment_id=tokyo.id, template_id=template_id, ab_test=ab),
+        )
 
 
 def _compute_metrics(engine: Engine) -> None:
