@@ -10,7 +10,8 @@ Goal (issue 14, "Speed"): steps that send nothing (waits, branches, tags) run at
    messages the tags write.
 2. Triggers: a segment refresh writes 100,000 ``segment.entered`` messages; the worker's outbox loop (claims of
    100, the journeys subscriber topping them up to batches of 500) turns them into 100,000 enrollments. Floor:
-   one bare ``executemany`` of the same 100,000 enrollment rows.
+   one bare ``executemany`` of the same 100,000 enrollment rows. Beside it, a tenth of the customers through
+   one delivery per transaction, as the outbox delivered before batch subscribers.
 
     .venv/bin/python benchmarks/journey_steps.py
     .venv/bin/python benchmarks/journey_steps.py --customers 20000
@@ -173,6 +174,35 @@ def main() -> None:
           f"{'PASS' if rate >= 5000 else 'FAIL'}", flush=True)  # fmt: skip
 
     # --- 2. the trigger path: segment.entered messages -> enrollments ---
+    # What it cost before batch delivery, on a tenth of the customers: each delivery in its own transaction.
+    tenth = max(1, args.customers // 10)
+    with transaction(engine) as s:
+        few = segments.create_segment(
+            s,
+            actor=actor,
+            data=SegmentCreate(name="bench: a tenth", rule={"attribute": "id", "op": "lte", "value": tenth}),
+        )
+        trigger = {"type": "segment_entered", "segment": few.id, "include_initial": True}
+        single_id = service.apply(
+            s, actor=actor, definition={**definition, "name": "bench: one by one", "trigger": trigger}
+        ).journey.id
+    with transaction(engine) as s:
+        segments.refresh(s, few.id, actor=actor)
+    started = time.perf_counter()
+    worker = outbox.worker_name()
+    while True:
+        with new_session(engine) as s:
+            claimed = outbox.claim(s, worker=worker, limit=100)
+            s.commit()
+        if not claimed:
+            break
+        for delivery_id in claimed:
+            outbox.deliver(engine, worker=worker, delivery_id=delivery_id)
+    single_s = time.perf_counter() - started
+    with new_session(engine) as s:
+        single_n = s.scalar(select(func.count()).where(JourneyEnrollment.journey_id == single_id))
+    print(f"triggers one delivery per transaction (as before batch delivery): {single_n:,} enrollments in "
+          f"{single_s:.2f} s = {single_n / single_s:,.0f}/s", flush=True)  # fmt: skip
     with transaction(engine) as s:
         segment = segments.create_segment(
             s,
@@ -187,7 +217,6 @@ def main() -> None:
         entered = segments.refresh(s, segment.id, actor=actor).entered
     refresh_s = time.perf_counter() - started
     started = time.perf_counter()
-    worker = outbox.worker_name()
     while True:
         with new_session(engine) as s:
             claimed = outbox.claim(s, worker=worker, limit=100)
