@@ -133,7 +133,7 @@ def export_suppressions(session: Session, *, actor: Actor) -> str:
     audit.record(
         session,
         actor=actor,
-        action="data.export",
+        action="export.suppressions",
         entity_type="suppression",
         details={"kind": "suppressions", "rows": count, "format": "csv"},
         summary=f"exported {count} suppressions",

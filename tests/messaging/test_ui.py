@@ -126,3 +126,19 @@ def test_the_email_settings_page_keeps_the_password_secret(db, ui_client):
         assert settings.secret(s, "email", "smtp_password") is None
     bad = ui.post("/admin/channels/email", data={**form, "quiet_end": ""})
     assert bad.status_code == 422 and "quiet" in bad.text
+
+
+def test_every_code_the_pages_show_has_a_label_in_both_languages():
+    from kizuna.messaging.models import CHANNELS, KINDS, STATUSES
+    from kizuna.web.i18n import LANGUAGES, catalog
+
+    codes = {
+        "channel": CHANNELS,
+        "kind": KINDS,
+        "status": STATUSES,
+        "suppression": ("manual", "hard_bounce", "complaint", "unsubscribe"),
+        "stamp": ("sent_at", "opened_at", "clicked_at", "unsubscribed_at", "bounced_at", "complained_at"),
+    }
+    for lang in LANGUAGES:
+        missing = [f"messaging.{group}.{code}" for group, values in codes.items() for code in values]
+        assert [key for key in missing if key not in catalog(lang)] == [], lang
