@@ -79,6 +79,11 @@ class Sink:
     def stats(self) -> dict[str, int]:
         return json.loads(self.ask("stats"))
 
+    def cpu(self) -> float:
+        """Seconds of CPU the sink process has used (user + system)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(10)
@@ -165,23 +170,24 @@ def rendered_mails(engine) -> list[tuple[str, str, bytes]]:  # noqa: ANN001
         return out
 
 
-def floor(port: int, mails: list[tuple[str, str, bytes]]) -> float:
+def floor(port: int, mails: list[tuple[str, str, bytes]]) -> tuple[float, float]:
+    """Seconds of wall time and of this process's CPU."""
     smtp = smtplib.SMTP("127.0.0.1", port)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for sender, to, raw in mails:
         smtp.sendmail(sender, [to], raw)
-    elapsed = time.perf_counter() - started
+    elapsed, used = time.perf_counter() - started, time.process_time() - cpu
     smtp.quit()
-    return elapsed
+    return elapsed, used
 
 
-def pump(engine) -> float:  # noqa: ANN001
+def pump(engine) -> tuple[float, float]:  # noqa: ANN001
     from kizuna.messaging.sender import send_due
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     while send_due(engine, worker="bench-worker"):
         pass
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def reset_queue(engine) -> None:  # noqa: ANN001
@@ -227,11 +233,15 @@ def main() -> None:
     try:
         for n in range(1, args.rounds + 1):
             sink.ask("reset")
-            floor_s = floor(sink.port, mails)
+            sink_cpu = sink.cpu()
+            floor_s, floor_cpu = floor(sink.port, mails)
+            floor_sink = sink.cpu() - sink_cpu
             sink.ask("reset")
             if n > 1:
                 reset_queue(engine)
-            pump_s = pump(engine)
+            sink_cpu = sink.cpu()
+            pump_s, pump_cpu = pump(engine)
+            pump_sink = sink.cpu() - sink_cpu
             stats = sink.stats()
             once = stats["received"] == stats["unique"] == args.messages
             floor_rate, pump_rate = args.messages / floor_s, args.messages / pump_s
@@ -241,6 +251,12 @@ def main() -> None:
                 f"sender pump {pump_rate:,.0f} mails/s ({pump_s:.2f} s); pump/floor {ratio:.0%} "
                 f"(goal >= 80%: {'PASS' if ratio >= 0.8 else 'FAIL'}); "
                 f"every mail received exactly once: {'yes' if once else f'NO {stats}'}",
+                flush=True,
+            )
+            per = 1e6 / args.messages
+            print(
+                f"         CPU per mail: floor client {floor_cpu * per:,.0f} µs + sink {floor_sink * per:,.0f} µs; "
+                f"pump {pump_cpu * per:,.0f} µs + sink {pump_sink * per:,.0f} µs; load average {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
     finally:

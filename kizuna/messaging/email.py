@@ -12,6 +12,7 @@ import dkim
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kizuna import keys
 from kizuna.config import get_settings
 from kizuna.errors import ValidationError
 from kizuna.messaging import channels, footer, mime, settings, smtp, tracking, unsubscribe
@@ -99,11 +100,14 @@ class EmailBatch:
         self.public_url = get_settings().public_url.rstrip("/")
         self.track = values.get("tracking", True) is not False
         self._links: dict[int, str] = {}
+        self._sign_unsubscribe = keys.signer(unsubscribe.PURPOSE)
+        self._sign_tracking = keys.signer(tracking.PURPOSE)
+        self._from = mime.address(self.identity.name, self.identity.address)
 
     def unsubscribe_link(self, message: Message) -> str:
         link = self._links.get(message.id)
         if link is None:
-            link = self._links[message.id] = unsubscribe.url(self.public_url, message.id)
+            link = self._links[message.id] = unsubscribe.url(self.public_url, message.id, self._sign_unsubscribe)
         return link
 
     def refusal(self, message: Message) -> PermanentFailure | None:
@@ -141,9 +145,9 @@ class EmailBatch:
             headers.append(("List-Unsubscribe", f"<{link}>"))
             headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
         if html and self.track and self.public_url:
-            html = tracking.track_links(html, message_id=message.id, base_url=self.public_url)
+            html = tracking.track_links(html, message_id=message.id, base_url=self.public_url, sign=self._sign_tracking)
         raw = mime.build(
-            sender=mime.address(self.identity.name, self.identity.address),
+            sender=self._from,
             to=address,
             subject=content.get("subject", ""),
             text=text,

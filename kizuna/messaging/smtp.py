@@ -148,7 +148,7 @@ class SmtpConnection:
                 self._down = exc
                 raise
         try:
-            self._smtp.putcmd("mail", "FROM:" + smtplib.quoteaddr(outgoing.rendered["envelope_from"]))
+            self._smtp.putcmd("mail", "FROM:" + _quoted(outgoing.rendered["envelope_from"]))
         except (smtplib.SMTPException, OSError) as exc:
             raise self._lost(exc) from exc
         self._begun = True
@@ -167,7 +167,7 @@ class SmtpConnection:
             code, text = smtp.getreply()
             if code != 250:
                 raise self._refused(code, text, "sender refused")
-            smtp.putcmd("rcpt", "TO:" + smtplib.quoteaddr(outgoing.address))
+            smtp.putcmd("rcpt", "TO:" + _quoted(outgoing.address))
             if meanwhile is not None:
                 meanwhile()
             code, text = smtp.getreply()
@@ -219,6 +219,14 @@ class SmtpConnection:
                 smtp.quit()
             except (smtplib.SMTPException, OSError):
                 smtp.close()
+
+
+_PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:\"@]+@[^\s<>()\[\]\\,;:\"@]+")
+
+
+def _quoted(address: str) -> str:
+    """``<address>`` for the envelope; smtplib's own quoting (a full address parser) for anything unusual."""
+    return f"<{address}>" if _PLAIN_ADDRESS.fullmatch(address) else smtplib.quoteaddr(address)
 
 
 def _text(value: bytes | str) -> str:

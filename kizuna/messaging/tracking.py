@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from html import escape, unescape
 from typing import Any
 
@@ -66,22 +67,24 @@ def read_click(token: str) -> tuple[int, str]:
     return int(message_id), url
 
 
-def track_links(html: str, *, message_id: int, base_url: str) -> str:
+def track_links(html: str, *, message_id: int, base_url: str, sign: Callable[[str], str] | None = None) -> str:
     """``html`` with each http(s) link going through the click redirect and an open pixel at the end.
 
-    Links marked ``data-kizuna-untracked`` (the unsubscribe link) are left as they are.
+    Links marked ``data-kizuna-untracked`` (the unsubscribe link) are left as they are. ``sign``: a
+    ``keys.signer("tracking")`` made once for many mails.
     """
     base = base_url.rstrip("/")
+    sign = sign or keys.signer(PURPOSE)
 
     def rewrite(match: re.Match[str]) -> str:
         tag_start, quote, href, tag_end = match.groups()
         if "data-kizuna-untracked" in tag_start or "data-kizuna-untracked" in tag_end:
             return match.group(0)
         target = unescape(href)
-        return f"{tag_start}{quote}{base}/t/c/{click_token(message_id, target)}{quote}{tag_end}"
+        return f"{tag_start}{quote}{base}/t/c/{sign(f'c|{message_id}|{target}')}{quote}{tag_end}"
 
     tracked = _HREF.sub(rewrite, html)
-    pixel = f'<img src="{escape(base)}/t/o/{open_token(message_id)}" width="1" height="1" alt="" style="display:none">'
+    pixel = f'<img src="{escape(base)}/t/o/{sign(f"o|{message_id}")}" width="1" height="1" alt="" style="display:none">'
     lower = tracked.lower()
     at = lower.rfind("</body>")
     return tracked[:at] + pixel + tracked[at:] if at >= 0 else tracked + pixel

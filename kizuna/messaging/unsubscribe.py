@@ -9,6 +9,7 @@ send is stopped by the gate, including messages queued before the unsubscribe ar
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -27,8 +28,9 @@ def token(message_id: int) -> str:
     return keys.sign(PURPOSE, str(message_id))
 
 
-def url(base_url: str, message_id: int) -> str:
-    return f"{base_url.rstrip('/')}/u/{token(message_id)}"
+def url(base_url: str, message_id: int, sign: Callable[[str], str] | None = None) -> str:
+    """The unsubscribe link of a message; ``sign``: a ``keys.signer("unsubscribe")`` made once for many."""
+    return f"{base_url.rstrip('/')}/u/{(sign or keys.signer(PURPOSE))(str(message_id))}"
 
 
 def read(token_text: str) -> int:
