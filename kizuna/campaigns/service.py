@@ -39,6 +39,26 @@ COMPLAINT_PAUSE = 0.003
 EDITABLE = ("draft", "scheduled")
 
 
+def choices(session: Session, *, actor: Actor) -> dict[str, list[Any]]:
+    """What a campaign form offers: segments (id, name, member_count) and templates (id, name, channel)."""
+    require(actor, "campaigns:read")
+    return {
+        "segments": list(
+            session.execute(select(Segment.id, Segment.name, Segment.member_count).order_by(Segment.name))
+        ),
+        "templates": list(
+            session.execute(select(Template.id, Template.name, Template.channel).order_by(Template.name))
+        ),
+    }
+
+
+def related(session: Session, campaign: Campaign) -> tuple[Segment | None, Template | None]:
+    """The campaign's segment and template, for its page."""
+    segment = session.get(Segment, campaign.segment_id) if campaign.segment_id else None
+    template = session.get(Template, campaign.template_id) if campaign.template_id else None
+    return segment, template
+
+
 def list_campaigns(session: Session, *, actor: Actor) -> list[Campaign]:
     require(actor, "campaigns:read")
     return list(session.scalars(select(Campaign).order_by(Campaign.id.desc())))

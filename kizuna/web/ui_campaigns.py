@@ -12,15 +12,12 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from pydantic import ValidationError as PydanticError
-from sqlalchemy import select
 from starlette.responses import RedirectResponse, Response
 
 from kizuna.campaigns import service
 from kizuna.campaigns.schemas import ABTest, CampaignCreate, CampaignStats, Variant
 from kizuna.config import get_settings
 from kizuna.errors import KizunaError
-from kizuna.messaging.models import Template
-from kizuna.segments.models import Segment
 from kizuna.web.deps import DB
 from kizuna.web.forms import read_form, translate_error, translate_pydantic
 from kizuna.web.i18n import catalog, translator
@@ -44,15 +41,8 @@ FIELDS = (
 FUNNEL = ("messages", "sent", "opened", "clicked", "converted")
 
 
-def _choices(session: Any) -> dict[str, Any]:
-    return {
-        "segments": list(
-            session.execute(select(Segment.id, Segment.name, Segment.member_count).order_by(Segment.name))
-        ),
-        "templates": list(
-            session.execute(select(Template.id, Template.name, Template.channel).order_by(Template.name))
-        ),
-    }
+def _choices(session: Any, viewer: Viewer) -> dict[str, Any]:
+    return service.choices(session, actor=viewer.actor)
 
 
 @router.get("/campaigns")
@@ -64,7 +54,7 @@ def campaigns_list(request: Request, viewer: CurrentViewer, session: DB) -> Resp
 @router.get("/campaigns/new")
 def campaign_new(request: Request, viewer: CurrentViewer, session: DB) -> Response:
     form = read_form({"channel": "email", "sample_percent": "20", "metric": "opened", "test_hours": "4"}, FIELDS)
-    return render(request, "campaigns/new.html", viewer, form=form, **_choices(session))
+    return render(request, "campaigns/new.html", viewer, form=form, **_choices(session, viewer))
 
 
 def _data(values: dict[str, str]) -> CampaignCreate:
@@ -110,7 +100,7 @@ async def campaign_create(request: Request, viewer: PostingViewer, session: DB) 
     except ValueError as exc:
         form.add(None, str(exc))
     if not form.ok:
-        return render(request, "campaigns/new.html", viewer, status=422, form=form, **_choices(session))
+        return render(request, "campaigns/new.html", viewer, status=422, form=form, **_choices(session, viewer))
     return RedirectResponse(f"/campaigns/{campaign.id}", status_code=303)
 
 
@@ -145,8 +135,7 @@ def _chart(t: Any, result: CampaignStats) -> dict[str, Any]:
 def campaign_page(request: Request, viewer: CurrentViewer, session: DB, campaign_id: int) -> Response:
     campaign = service.get_campaign(session, campaign_id, actor=viewer.actor)
     result = service.stats(session, campaign_id, actor=viewer.actor)
-    segment = session.get(Segment, campaign.segment_id) if campaign.segment_id else None
-    template = session.get(Template, campaign.template_id) if campaign.template_id else None
+    segment, template = service.related(session, campaign)
     return render(
         request,
         "campaigns/show.html",
@@ -210,8 +199,8 @@ async def campaign_action(
             status=422,
             campaign=campaign,
             stats=result,
-            segment=session.get(Segment, campaign.segment_id) if campaign.segment_id else None,
-            message_template=session.get(Template, campaign.template_id) if campaign.template_id else None,
+            segment=service.related(session, campaign)[0],
+            message_template=service.related(session, campaign)[1],
             chart=_chart(t, result),
             error=message,
         )
