@@ -192,21 +192,16 @@ def _items(
         else {}
     )
     variables = templates.customer_variables(session, [d.customer_id for d in decisions if d.customer_id is not None])
+    of_template = {tid: templates.Parts.of(t) for tid, t in found.items()}
     parts_of: dict[int, templates.Parts] = {}
     for d in decisions:
         m = d.message
-        if m.template_id is not None and m.template_id in found:
-            parts_of[m.id] = templates.Parts.of(found[m.template_id])
+        if m.template_id is not None and m.template_id in of_template:
+            parts_of[m.id] = of_template[m.template_id]
         elif m.content and any(k != "to" for k in m.content):
             parts_of[m.id] = templates.Parts.of(m.content)
-    recs = _recommendations(
-        session,
-        [
-            d.customer_id
-            for d in decisions
-            if d.message.id in parts_of and parts_of[d.message.id].uses("recommendations")
-        ],
-    )  # noqa: E501
+    wants = {id(p): p.uses("recommendations") for p in parts_of.values()}
+    recs = _recommendations(session, [d.customer_id for d in decisions if wants.get(id(parts_of.get(d.message.id)))])
     items: list[Item] = []
     for d in decisions:
         m = d.message
@@ -218,7 +213,7 @@ def _items(
         if refusal is not None:
             outcomes.append(
                 (m, {"status": "failed", "reason": refusal.reason, "error": str(refusal), "customer_id": d.customer_id})
-            )  # noqa: E501
+            )
             continue
         assert parts is not None and d.address is not None
         own = variables.get(d.customer_id) if d.customer_id is not None else None

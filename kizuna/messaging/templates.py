@@ -265,6 +265,8 @@ def render(parts: Parts, variables: Mapping[str, Any]) -> dict[str, Any]:
 
 _BLOCK_END = re.compile(r"</(p|div|h[1-6]|li|tr|table)>|<br\s*/?>", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]+>")
+_HIDDEN = re.compile(r"<(script|style)\b.*?</\1>", re.IGNORECASE | re.DOTALL)
+_MANY_BLANK_LINES = re.compile(r"\n{3,}")
 _LINK = re.compile(r"""<a\s[^>]*href=["']([^"']+)["'][^>]*>(.*?)</a>""", re.IGNORECASE | re.DOTALL)
 
 
@@ -272,12 +274,12 @@ def html_to_text(html: str) -> str:
     """A readable plain-text part from an HTML one (links kept as ``text (url)``)."""
     if not html:
         return ""
-    text = re.sub(r"<(script|style)\b.*?</\1>", "", html, flags=re.IGNORECASE | re.DOTALL)
+    text = _HIDDEN.sub("", html)
     text = _LINK.sub(lambda m: f"{_TAG.sub('', m.group(2)).strip()} ({m.group(1)})", text)
     text = _BLOCK_END.sub("\n", text)
     text = html_lib.unescape(_TAG.sub("", text))
     lines = [" ".join(line.split()) for line in text.splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+    return _MANY_BLANK_LINES.sub("\n\n", "\n".join(lines)).strip() + "\n"
 
 
 # --- checks at save time ------------------------------------------------------------------------------------
