@@ -256,7 +256,8 @@ def main() -> None:
             per = 1e6 / args.messages
             print(
                 f"         CPU per mail: floor client {floor_cpu * per:,.0f} µs + sink {floor_sink * per:,.0f} µs; "
-                f"pump {pump_cpu * per:,.0f} µs + sink {pump_sink * per:,.0f} µs; load average {os.getloadavg()[0]:.1f}",
+                f"pump {pump_cpu * per:,.0f} µs + sink {pump_sink * per:,.0f} µs; "
+                f"load average {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
     finally:
