@@ -118,7 +118,7 @@ class Settings(BaseSettings):
         description="The address customers reach this Kizuna at (https://crm.example.com): the base of unsubscribe, "
         "open-tracking and click links in mails. Marketing mail is refused while it is empty.",
     )
-    send_batch_size: int = Field(default=200, ge=1, description="Messages the sender claims at a time.")
+    send_batch_size: int = Field(default=500, ge=1, description="Messages the sender claims at a time.")
     send_lease_seconds: int = Field(
         default=120, ge=1, description="How long the sender holds the messages it claimed before another may take them."
     )

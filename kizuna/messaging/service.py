@@ -44,11 +44,9 @@ def suppress(
     customer_id: int | None = None,
     message_id: int | None = None,
     note: str | None = None,
-    check: bool = True,
 ) -> Suppression:
     """Add an address to the suppression list (a no-op returning the existing entry when it is there already)."""
-    if check:
-        require(actor, "suppressions:write")
+    require(actor, "suppressions:write")
     address = normalise_address(channel, address)
     if not address:
         raise ValidationError("an address to suppress is required", field="address")

@@ -103,7 +103,6 @@ def unsubscribe(session: Session, token_text: str, *, how: str = "one_click") ->
             reason="unsubscribe",
             customer_id=message.customer_id,
             message_id=message.id,
-            check=False,
         )
     tracking.record(session, message, "unsubscribe", details={"how": how})
     return Target(message_id=message.id, address=message.address, locale=target.locale, already=target.already)
