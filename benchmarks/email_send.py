@@ -89,44 +89,52 @@ class Sink:
         self.proc.wait(10)
 
 
-def build(engine, messages: int) -> int:  # noqa: ANN001
-    """Customers with consent and N queued campaign messages; returns the template id."""
+def consented_customers(session, count: int) -> list[int]:  # noqa: ANN001
+    """``count`` customers, each with a granted email marketing consent; their ids (also journey_email.py's)."""
     from sqlalchemy import insert
 
-    from kizuna.auth.permissions import Actor
     from kizuna.customers.models import Consent, Customer
-    from kizuna.db import transaction, utcnow
+    from kizuna.db import utcnow
+
+    now = utcnow()
+    session.execute(
+        insert(Customer),
+        [
+            {
+                "email": f"customer{n}@example.jp",
+                "family_name": FAMILY[n % len(FAMILY)],
+                "given_name": GIVEN[n % len(GIVEN)],
+                "full_name": f"{FAMILY[n % len(FAMILY)]} {GIVEN[n % len(GIVEN)] or ''}".strip(),
+                "prefecture": PREFECTURES[n % len(PREFECTURES)],
+                "created_at": now,
+                "updated_at": now,
+            }
+            for n in range(count)
+        ],
+    )
+    ids = list(session.scalars(Customer.__table__.select().with_only_columns(Customer.id).order_by(Customer.id)))
+    session.execute(
+        insert(Consent),
+        [
+            {"customer_id": cid, "channel": "email", "purpose": "marketing", "status": "granted",
+             "method": "web_form", "recorded_at": now, "recorded_by": "bench"}
+            for cid in ids
+        ],
+    )  # fmt: skip
+    return ids
+
+
+def build(engine, messages: int) -> int:  # noqa: ANN001
+    """Customers with consent and N queued campaign messages; returns the template id."""
+    from kizuna.auth.permissions import Actor
+    from kizuna.db import transaction
     from kizuna.messaging import service, settings
     from kizuna.messaging.queue import NewMessage, queue_many
     from kizuna.messaging.schemas import TemplateCreate
 
     actor = Actor.system("bench")
-    now = utcnow()
     with transaction(engine) as s:
-        s.execute(
-            insert(Customer),
-            [
-                {
-                    "email": f"customer{n}@example.jp",
-                    "family_name": FAMILY[n % len(FAMILY)],
-                    "given_name": GIVEN[n % len(GIVEN)],
-                    "full_name": f"{FAMILY[n % len(FAMILY)]} {GIVEN[n % len(GIVEN)] or ''}".strip(),
-                    "prefecture": PREFECTURES[n % len(PREFECTURES)],
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for n in range(messages)
-            ],
-        )
-        ids = list(s.scalars(Customer.__table__.select().with_only_columns(Customer.id).order_by(Customer.id)))
-        s.execute(
-            insert(Consent),
-            [
-                {"customer_id": cid, "channel": "email", "purpose": "marketing", "status": "granted",
-                 "method": "web_form", "recorded_at": now, "recorded_by": "bench"}
-                for cid in ids
-            ],
-        )  # fmt: skip
+        ids = consented_customers(s, messages)
         settings.save(s, actor=actor, channel="email", values=IDENTITY)
         template = service.create_template(s, actor=actor, data=TemplateCreate(**TEMPLATE))
         queue_many(

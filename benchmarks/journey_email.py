@@ -23,16 +23,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from email_send import FAMILY, GIVEN, IDENTITY, PREFECTURES, TEMPLATE, Sink, floor, rendered_mails  # noqa: E402
+from email_send import IDENTITY, TEMPLATE, Sink, consented_customers, floor, rendered_mails  # noqa: E402
 
 
 def build(engine, customers: int) -> int:  # noqa: ANN001
     """Consented customers, the template, the sender identity, a segment and the live journey; the segment id."""
-    from sqlalchemy import insert, select
-
     from kizuna.auth.permissions import Actor
-    from kizuna.customers.models import Consent, Customer
-    from kizuna.db import transaction, utcnow
+    from kizuna.db import transaction
     from kizuna.journeys import service as journeys
     from kizuna.messaging import service, settings
     from kizuna.messaging.schemas import TemplateCreate
@@ -40,32 +37,8 @@ def build(engine, customers: int) -> int:  # noqa: ANN001
     from kizuna.segments.schemas import SegmentCreate
 
     actor = Actor.system("bench")
-    now = utcnow()
     with transaction(engine) as s:
-        s.execute(
-            insert(Customer),
-            [
-                {
-                    "email": f"customer{n}@example.jp",
-                    "family_name": FAMILY[n % len(FAMILY)],
-                    "given_name": GIVEN[n % len(GIVEN)],
-                    "full_name": f"{FAMILY[n % len(FAMILY)]} {GIVEN[n % len(GIVEN)] or ''}".strip(),
-                    "prefecture": PREFECTURES[n % len(PREFECTURES)],
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for n in range(customers)
-            ],
-        )
-        ids = list(s.scalars(select(Customer.id)))
-        s.execute(
-            insert(Consent),
-            [
-                {"customer_id": cid, "channel": "email", "purpose": "marketing", "status": "granted",
-                 "method": "web_form", "recorded_at": now, "recorded_by": "bench"}
-                for cid in ids
-            ],
-        )  # fmt: skip
+        consented_customers(s, customers)
         settings.save(s, actor=actor, channel="email", values=IDENTITY)
         service.create_template(s, actor=actor, data=TemplateCreate(**TEMPLATE))
         rule = {"attribute": "email", "op": "is_not_empty"}
@@ -136,7 +109,7 @@ def main() -> None:
         total = refresh_s + worker_s
         mails = rendered_mails(engine)
         sink.ask("reset")
-        floor_s = floor(sink.port, mails)
+        floor_s, _ = floor(sink.port, mails)
         journey_rate, floor_rate = args.customers / total, len(mails) / floor_s
         ratio = journey_rate / floor_rate
         print(
