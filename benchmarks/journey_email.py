@@ -59,14 +59,14 @@ def build(engine, customers: int) -> int:  # noqa: ANN001
         return segment.id
 
 
-def run(engine, segment_id: int) -> tuple[float, float]:  # noqa: ANN001
-    """(seconds for the refresh, seconds for the worker until idle)."""
+def run(engine, segment_id: int) -> tuple[float, float, float]:  # noqa: ANN001
+    """(seconds for the refresh, seconds for the worker until idle, seconds of this process's CPU for both)."""
     from kizuna.auth.permissions import Actor
     from kizuna.db import transaction
     from kizuna.outbox.worker import run_once
     from kizuna.segments import service as segments
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with transaction(engine) as s:
         segments.refresh(s, segment_id, actor=Actor.system("bench"))
     refreshed = time.perf_counter()
@@ -74,7 +74,7 @@ def run(engine, segment_id: int) -> tuple[float, float]:  # noqa: ANN001
     while idle < 2:  # twice nothing: the engine's and the sender's last batches are behind us
         tally = run_once(engine, worker="bench-worker", limit=500)
         idle = idle + 1 if not (tally.done or tally.failed or tally.pumped) else 0
-    return refreshed - started, time.perf_counter() - refreshed
+    return refreshed - started, time.perf_counter() - refreshed, time.process_time() - cpu
 
 
 def main() -> None:
@@ -103,13 +103,17 @@ def main() -> None:
           "SMTP sink in another process", flush=True)  # fmt: skip
     try:
         sink.ask("reset")
-        refresh_s, worker_s = run(engine, segment_id)
+        sink_cpu = sink.cpu()
+        refresh_s, worker_s, worker_cpu = run(engine, segment_id)
+        journey_sink = sink.cpu() - sink_cpu
         stats = sink.stats()
         once = stats["received"] == stats["unique"] == args.customers
         total = refresh_s + worker_s
         mails = rendered_mails(engine)
         sink.ask("reset")
-        floor_s, _ = floor(sink.port, mails)
+        sink_cpu = sink.cpu()
+        floor_s, floor_cpu = floor(sink.port, mails)
+        floor_sink = sink.cpu() - sink_cpu
         journey_rate, floor_rate = args.customers / total, len(mails) / floor_s
         ratio = journey_rate / floor_rate
         print(
@@ -118,6 +122,13 @@ def main() -> None:
             f"floor (smtplib loop, same rendered mails) {floor_rate:,.0f} mails/s ({floor_s:.1f} s); "
             f"journey/floor {ratio:.0%} (goal >= 80%: {'PASS' if ratio >= 0.8 else 'FAIL'}); "
             f"every mail received exactly once: {'yes' if once else f'NO {stats}'}",
+            flush=True,
+        )
+        per = 1e6 / args.customers
+        print(
+            f"CPU per mail: journey worker {worker_cpu * per:,.0f} µs + sink {journey_sink * per:,.0f} µs; "
+            f"floor client {floor_cpu * per:,.0f} µs + sink {floor_sink * per:,.0f} µs; "
+            f"load average {os.getloadavg()[0]:.1f}",
             flush=True,
         )
     finally:

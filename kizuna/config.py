@@ -131,6 +131,13 @@ class Settings(BaseSettings):
         description="Wait before the first retry of a temporary failure; doubles each time (up to 6 h).",
     )
     smtp_timeout_seconds: float = Field(default=30.0, gt=0, description="How long an SMTP answer is waited for.")
+    smtp_connections: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="SMTP connections a sender keeps open at once: while the server takes one mail, the next is "
+        "already under way on another (still only one mail handed over at a time).",
+    )
     analytics_url: str = Field(
         default="",
         description="Ibis backend the analytics run on; empty means DuckDB in process, reading the database itself "

@@ -2,7 +2,7 @@
 transaction, and a render job for each message that goes out.
 
 A job renders in two steps (the template's content, then the channel's finish: footer, tracking, MIME, DKIM), so
-the sender can run them while an SMTP server works on the previous message's envelope, instead of after it.
+the sender can run them while an SMTP server works on other mails, instead of after them.
 """
 
 from __future__ import annotations
@@ -41,15 +41,9 @@ class ChannelBatch(Protocol):
         """The rendered content made ready for the wire (``Outgoing.rendered``)."""
         ...
 
-    def connect(self) -> AbstractContextManager[Any]: ...
-
-    def begin_send(self, connection: Any, outgoing: Outgoing) -> None:
-        """Start sending: what the receiver can work on before the sender is ready for its answer."""
-        ...
-
-    def complete_send(self, connection: Any, outgoing: Outgoing, meanwhile: Callable[[], None] | None) -> None:
-        """Finish what ``begin_send`` started; ``meanwhile`` may be called while the receiver works on something
-        that is not yet the message's acceptance (never between the acceptance and the return)."""
+    def connect(self) -> AbstractContextManager[Any]:
+        """One connection that can be driven a step at a time (``start``, ``waiting``, ``fileno``, ``advance``,
+        ``send_body``, ``fail_waiting``: see ``messaging/smtp.py``); the sender opens a few."""
         ...
 
 

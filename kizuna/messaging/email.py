@@ -162,12 +162,6 @@ class EmailBatch:
     def connect(self) -> Any:
         return smtp.connection(self.server, self.server_problem)
 
-    def begin_send(self, connection: Any, outgoing: Outgoing) -> None:
-        connection.begin(outgoing)
-
-    def complete_send(self, connection: Any, outgoing: Outgoing, meanwhile: Any) -> None:
-        connection.complete(outgoing, meanwhile)
-
 
 def message_id(delivery_key: str, domain: str) -> str:
     """``<delivery_key@domain>``: the same on every attempt, so a repeat is recognisable."""

@@ -20,10 +20,13 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import logging
+import select as io_select
 import time
+from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import select, update
@@ -153,33 +156,19 @@ def send_due(engine: Engine, *, worker: str, limit: int | None = None) -> int:
         recorder = Recorder(conn, worker)
         # A fresh lease for the sending (gating took some of the first), which also says which messages are
         # still this worker's.
-        held = recorder.renew(lease, warm=True)
-        renewed = time.monotonic()
+        kept = _Lease(recorder, lease)
         for name, jobs in by_channel.items():
+            outcome = _Outcome(recorder, kept, config.send_max_attempts)
             setup = setups.get(name)
-            with setup.connect() if setup is not None else _connect(engine, name) as connection:
-                sending = _Sending(recorder, setup, connection, config.send_max_attempts)
-                for n, job in enumerate(jobs):
-                    m = job.item.message
-                    if time.monotonic() - renewed > lease / 2:
-                        sending.flush()
-                        held = recorder.renew(lease)
-                        renewed = time.monotonic()
-                    if not job.done:
-                        sending.flush()  # an acceptance is recorded before any rendering
+            if setup is not None:
+                _Lanes(outcome, setup, config.smtp_connections, config.smtp_timeout_seconds).run(jobs)
+            else:
+                with _connect(engine, name) as connection:
+                    for job in jobs:
+                        kept.keep()
                         job.complete()
-                    if m.id not in held:
-                        sending.flush()
-                        log.warning("message %s is no longer this worker's (its lease ran out): not sent", m.id)
-                        continue
-                    if job.failure is not None:
-                        sending.flush()
-                        reason, error = job.failure
-                        recorder.finish(m.id, {"status": "failed", "reason": reason, "error": error})
-                        continue
-                    # The next message renders while the server works on this one's envelope.
-                    sending.send(job, jobs[n + 1].step if n + 1 < len(jobs) else None)
-                sending.flush()
+                        if outcome.sendable(job):
+                            outcome.send_plain(connection, job)
     return len(claimed)
 
 
@@ -190,49 +179,164 @@ def _connect(engine: Engine, name: str) -> Iterator[Any]:
         yield connection
 
 
-class _Sending:
-    """Sends a channel's messages of a batch one after the other over its connection, recording each outcome.
+class _Lease:
+    """The lease on this worker's messages, renewed when half of it has passed."""
 
-    An acceptance is recorded right after the server's answer. With a channel that can start a send before it
-    needs the previous answer recorded (SMTP: the next MAIL FROM is a few bytes on the wire), the record is
-    committed while the server works on that command; nothing else comes first, and never more than one
-    accepted message is unrecorded at a time.
-    """
+    def __init__(self, recorder: Recorder, seconds: int) -> None:
+        self.recorder, self.seconds = recorder, seconds
+        self.held = recorder.renew(seconds, warm=True)
+        self.renewed = time.monotonic()
 
-    def __init__(self, recorder: Recorder, setup: Any, connection: Any, max_attempts: int) -> None:
-        self.recorder, self.setup, self.connection, self.max_attempts = recorder, setup, connection, max_attempts
-        self._accepted: Job | None = None
+    def keep(self) -> None:
+        if time.monotonic() - self.renewed > self.seconds / 2:
+            self.held = self.recorder.renew(self.seconds)
+            self.renewed = time.monotonic()
 
-    def flush(self) -> None:
-        """Record the last acceptance, if not yet recorded."""
-        job, self._accepted = self._accepted, None
-        if job is not None and job.outgoing is not None:
-            m = job.item.message
-            if not self.recorder.sent(m.id, job.outgoing.address, job.item.customer_id):
-                log.warning(
-                    "message %s was accepted after this worker's lease on it ran out; another sender may send it again",
-                    m.id,
-                )
 
-    def send(self, job: Job, meanwhile: Any) -> None:
+class _Outcome:
+    """Writes what became of each message of a batch, the moment it is known."""
+
+    def __init__(self, recorder: Recorder, lease: _Lease, max_attempts: int) -> None:
+        self.recorder, self.lease, self.max_attempts = recorder, lease, max_attempts
+
+    def sendable(self, job: Job) -> bool:
+        """Whether a rendered job may go out; a render failure is recorded here."""
+        m = job.item.message
+        if m.id not in self.lease.held:
+            log.warning("message %s is no longer this worker's (its lease ran out): not sent", m.id)
+            return False
+        if job.failure is not None:
+            reason, error = job.failure
+            self.recorder.finish(m.id, {"status": "failed", "reason": reason, "error": error})
+            return False
+        return True
+
+    def sent(self, job: Job) -> None:
         m, outgoing = job.item.message, job.outgoing
         assert outgoing is not None
+        if not self.recorder.sent(m.id, outgoing.address, job.item.customer_id):
+            log.warning(
+                "message %s was accepted after this worker's lease on it ran out; another sender may send it again",
+                m.id,
+            )
+
+    def failed(self, job: Job, failure: SendFailure) -> None:
+        m = job.item.message
+        self.recorder.finish(m.id, failure_values(m, failure, self.max_attempts, utcnow()))
+
+    def broke(self, job: Job, exc: Exception) -> None:
+        """A bug in a channel is one message's temporary failure."""
+        log.error("sending message %s failed unexpectedly", job.item.message.id, exc_info=exc)
+        self.failed(job, TemporaryFailure(f"{type(exc).__name__}: {exc}", reason="error"))
+
+    def send_plain(self, connection: Any, job: Job) -> None:
+        """Send over a channel that answers each message in one call (LINE, webhooks)."""
         try:
-            try:
-                if self.setup is not None:
-                    self.setup.begin_send(self.connection, outgoing)
-            finally:
-                self.flush()
-            if self.setup is not None:
-                self.setup.complete_send(self.connection, outgoing, meanwhile)
-            else:
-                self.connection.send(outgoing)
+            connection.send(job.outgoing)
         except SendFailure as failure:
-            self.recorder.finish(m.id, failure_values(m, failure, self.max_attempts, utcnow()))
+            self.failed(job, failure)
             return
-        except Exception as exc:  # noqa: BLE001 - a bug in a channel is one message's temporary failure
-            log.exception("sending message %s failed unexpectedly", m.id)
-            failure = TemporaryFailure(f"{type(exc).__name__}: {exc}", reason="error")
-            self.recorder.finish(m.id, failure_values(m, failure, self.max_attempts, utcnow()))
+        except Exception as exc:  # noqa: BLE001 - see broke()
+            self.broke(job, exc)
             return
-        self._accepted = job
+        self.sent(job)
+
+
+class _Lanes:
+    """Sends a channel's messages over a few connections driven a step at a time (see ``messaging/smtp.py``).
+
+    While the server works on one connection's command, the sender writes the next command on another, or
+    renders the mails to come. Only one connection hands over a mail at a time, and its acceptance is recorded
+    before anything else is done, so at most one accepted mail is ever unrecorded (the window a SIGKILL can fall
+    in).
+    """
+
+    def __init__(self, outcome: _Outcome, setup: Any, connections: int, timeout: float) -> None:
+        self.outcome, self.setup, self.connections, self.timeout = outcome, setup, connections, timeout
+
+    def run(self, jobs: list[Job]) -> None:
+        pending = deque(jobs)
+        with ExitStack() as stack:
+            lanes = [stack.enter_context(self.setup.connect()) for _ in range(min(self.connections, len(jobs)))]
+            in_hand: dict[int, Job] = {}
+            while True:
+                self.outcome.lease.keep()
+                self._hand_over(lanes, in_hand)
+                self._start(lanes, in_hand, pending)
+                if not in_hand:
+                    return
+                waiting = [n for n, lane in enumerate(lanes) if lane.waiting]
+                ready = self._ready(lanes, waiting, 0)
+                if not ready:
+                    if self._render_ahead(pending) or not waiting:
+                        continue
+                    ready = self._ready(lanes, waiting, self.timeout)
+                    if not ready:
+                        for n in waiting:
+                            self.outcome.failed(in_hand.pop(n), lanes[n].fail_waiting())
+                        continue
+                # An acceptance first: it is recorded before any other answer is read.
+                ready.sort(key=lambda n: lanes[n].stage != "mail_data")
+                for n in ready:
+                    self._advance(lanes[n], n, in_hand)
+
+    @staticmethod
+    def _ready(lanes: list[Any], waiting: list[int], timeout: float) -> list[int]:
+        if not waiting:
+            return []
+        readable = io_select.select([lanes[n] for n in waiting], [], [], timeout)[0]
+        return [n for n in waiting if lanes[n] in readable]
+
+    def _hand_over(self, lanes: list[Any], in_hand: dict[int, Job]) -> None:
+        """Write one mail whose server said 354, unless another mail is being handed over."""
+        if any(lane.stage == "mail_data" for lane in lanes):
+            return
+        for n, lane in enumerate(lanes):
+            if lane.stage == "body":
+                job = in_hand[n]
+                try:
+                    lane.send_body(job.outgoing)
+                except SendFailure as failure:
+                    self.outcome.failed(in_hand.pop(n), failure)
+                    continue
+                return
+
+    def _start(self, lanes: list[Any], in_hand: dict[int, Job], pending: deque[Job]) -> None:
+        for n, lane in enumerate(lanes):
+            while n not in in_hand and pending:
+                job = pending.popleft()
+                job.complete()
+                if not self.outcome.sendable(job):
+                    continue
+                try:
+                    lane.start(job.outgoing)
+                except SendFailure as failure:
+                    self.outcome.failed(job, failure)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - see _Outcome.broke()
+                    self.outcome.broke(job, exc)
+                    continue
+                in_hand[n] = job
+
+    def _advance(self, lane: Any, n: int, in_hand: dict[int, Job]) -> None:
+        job = in_hand[n]
+        try:
+            accepted = lane.advance(job.outgoing)
+        except SendFailure as failure:
+            self.outcome.failed(in_hand.pop(n), failure)
+            return
+        except Exception as exc:  # noqa: BLE001 - see _Outcome.broke(); the connection's state is unknown
+            lane.fail_waiting()
+            self.outcome.broke(in_hand.pop(n), exc)
+            return
+        if accepted:
+            self.outcome.sent(in_hand.pop(n))
+
+    @staticmethod
+    def _render_ahead(pending: deque[Job]) -> bool:
+        """One rendering step of a mail to come, while the servers work; False when all are rendered."""
+        for job in islice(pending, 4):
+            if not job.done:
+                job.step()
+                return True
+        return False

@@ -1,13 +1,14 @@
 """SMTP for the email channel: where mail goes (``KIZUNA_SMTP_URL`` or the server saved on the settings page)
-and one connection per batch.
+and the connections of a batch.
 
 The server's answer decides what happens to a message: 250 accepted (the sender records it at once), 4xx and
 connection trouble temporary (retried with back-off), 5xx permanent (failed, with the server's words).
 
-A send is ``begin`` (MAIL FROM written) then ``complete`` (the rest), so that the sender can commit the previous
-mail's acceptance while the server answers the next MAIL FROM; and ``complete`` takes ``meanwhile``, work to do
-while the server handles RCPT TO and DATA (the sender renders the next message then). Nothing runs between the
-server's final answer and the return, so that the sender records an acceptance as soon as it can.
+SMTP is a dialogue (MAIL FROM, RCPT TO, DATA, the mail), each line waiting for the server's answer, so a sender
+that keeps one connection waits for the server most of the time. A connection can therefore be driven a step at a
+time (``start``, ``advance`` when its socket is readable, ``send_body``): the sender keeps a few connections
+(``KIZUNA_SMTP_CONNECTIONS``) in different stages and renders the next mails while the server works, and it lets
+only one of them hand over a mail at a time, so that at most one accepted mail is ever unrecorded.
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ class SmtpConnection:
         # A configuration that cannot be used (a malformed KIZUNA_SMTP_URL) fails every send the same way.
         self._down = TemporaryFailure(problem, reason="smtp_config") if problem else None
         self._begun = False
+        # Stepwise sending: the answer awaited next ("mail", "rcpt", "data", "mail_data"), or "body" once the
+        # server said 354 and the mail itself may be written; None when idle.
+        self.stage: str | None = None
 
     def _open(self) -> smtplib.SMTP:
         config = self.config
@@ -190,6 +194,78 @@ class SmtpConnection:
             raise self._lost(exc) from exc
         return {"smtp": self.config.shown if self.config else ""}
 
+    # --- a step at a time ------------------------------------------------------------------------------------
+
+    def start(self, outgoing: Outgoing) -> None:
+        """Write MAIL FROM (connecting first if need be); the server's answer is read by ``advance``."""
+        self.stage = None
+        self.begin(outgoing)
+        self._begun = False
+        self.stage = "mail"
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a command was written whose answer is still to be read."""
+        return self.stage in ("mail", "rcpt", "data", "mail_data")
+
+    def fileno(self) -> int:
+        """The socket to wait on (``select``) while ``waiting``."""
+        assert self._smtp is not None and self._smtp.sock is not None
+        return self._smtp.sock.fileno()
+
+    def advance(self, outgoing: Outgoing) -> bool:
+        """Read the answer to the last command and write the next one; True once the server accepted the mail.
+
+        Nothing runs between reading the server's acceptance and the return.
+        """
+        smtp, stage = self._smtp, self.stage
+        assert smtp is not None and stage is not None
+        try:
+            code, text = smtp.getreply()
+            if stage == "mail":
+                if code != 250:
+                    raise self._refused(code, text, "sender refused")
+                smtp.putcmd("rcpt", "TO:" + _quoted(outgoing.address))
+                self.stage = "rcpt"
+            elif stage == "rcpt":
+                if code not in (250, 251):
+                    raise self._refused(code, text, "recipient refused")
+                smtp.putcmd("data")
+                self.stage = "data"
+            elif stage == "data":
+                if code != 354:
+                    raise self._refused(code, text, "refused the data")
+                self.stage = "body"
+            else:
+                self.stage = None
+                if code != 250:
+                    raise self._refused(code, text, "refused")
+                return True
+        except SendFailure:
+            self.stage = None
+            raise
+        except (smtplib.SMTPException, OSError) as exc:  # disconnected, timed out, reset
+            self.stage = None
+            raise self._lost(exc) from exc
+        return False
+
+    def send_body(self, outgoing: Outgoing) -> None:
+        """Write the mail itself after the server's 354; its answer is the acceptance ``advance`` reads."""
+        assert self.stage == "body" and self._smtp is not None
+        body = _LEADING_DOT.sub(b"..", outgoing.rendered["raw"])
+        try:
+            self._smtp.send(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+        except (smtplib.SMTPException, OSError) as exc:
+            self.stage = None
+            raise self._lost(exc) from exc
+        self.stage = "mail_data"
+
+    def fail_waiting(self) -> TemporaryFailure:
+        """The server did not answer in time: the connection is dropped, the mail in hand retried later."""
+        self.stage = None
+        timeout = self.config.timeout if self.config else 0
+        return self._lost(TimeoutError(f"no answer within {timeout:g} s"))
+
     def _lost(self, exc: Exception) -> TemporaryFailure:
         self._drop()
         return TemporaryFailure(f"SMTP connection lost: {type(exc).__name__}: {exc}", reason="smtp_disconnected")
@@ -207,6 +283,7 @@ class SmtpConnection:
 
     def _drop(self) -> None:
         self._begun = False
+        self.stage = None
         smtp, self._smtp = self._smtp, None
         if smtp is not None:
             with suppress(OSError):
