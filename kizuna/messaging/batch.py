@@ -115,6 +115,7 @@ class Job:
             address=item.address,
             rendered=rendered,
             attempt=m.attempts,
+            extra={"first_attempt_at": m.first_attempt_at} if m.first_attempt_at is not None else {},
         )
 
 

@@ -64,6 +64,9 @@ class Message(Base):
     reason: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
+    # When a sender first claimed it: a channel whose idempotency key expires (LINE keeps X-Line-Retry-Key for 24
+    # hours) refuses to retry past it rather than risk a second delivery.
+    first_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     locked_by: Mapped[str | None] = mapped_column(String(100))
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
 from kizuna.config import get_settings
@@ -108,6 +108,7 @@ def claim(engine: Engine, *, worker: str, limit: int, lease_seconds: int) -> lis
                 locked_by=worker,
                 locked_until=now + dt.timedelta(seconds=lease_seconds),
                 attempts=_m.attempts + 1,
+                first_attempt_at=func.coalesce(_m.first_attempt_at, now),
             )
         )
         claimed = [Claimed(r.id, (r.locked_by or "?") if r.status == "sending" else None) for r in rows]

@@ -286,3 +286,31 @@ def test_credentials_saved_on_the_settings_page_are_encrypted_and_used(session, 
     with CHANNEL.connect(session) as conn:
         assert conn.send(outgoing(message, user_id(20)))["status"] == 200
     assert line_env.pushes()[0].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_the_sender_stamps_the_first_attempt_and_will_not_retry_past_lines_24_hours(session, db, line_env):
+    from kizuna.messaging.sender import send_due
+
+    customer = line_customer(session, 20)
+    follow(session, user_id=user_id(20))
+    row = queue(
+        session,
+        NewMessage(key="svc:1", customer_id=customer.id, channel="line", kind="service", content={"messages": HELLO}),
+    )
+    session.commit()
+    line_env.answers.append(500)  # the first attempt fails: a retry is due later
+    send_due(db, worker="w1")
+    session.expire_all()
+    first = session.get(Message, row.id)
+    assert first.status == "queued" and first.attempts == 1 and first.first_attempt_at is not None
+    stamped = first.first_attempt_at
+    # The retry comes a day and more after that first attempt: LINE no longer knows the key, so it is not sent.
+    first.first_attempt_at = stamped - dt.timedelta(hours=25)
+    first.due_at = utcnow()
+    session.commit()
+    send_due(db, worker="w1")
+    session.expire_all()
+    again = session.get(Message, row.id)
+    assert again.status == "failed" and again.reason == "retry_window_passed"
+    assert again.first_attempt_at == stamped - dt.timedelta(hours=25)  # never moved by a later claim
+    assert len(line_env.pushes()) == 1  # the first attempt only
