@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kizuna.auth.permissions import Actor
@@ -183,25 +184,40 @@ def follow(session: Session, *, user_id: str, at: dt.datetime | None = None, unb
     """
     owner = identities.owner(session, IDENTITY_KIND, user_id)
     if owner is None:
-        customer = create_customer(
-            session,
-            actor=ACTOR,
-            data=CustomerCreate(source="line", lifecycle_stage="lead", attributes={linking.ANONYMOUS: True}),
-        )
-        identity, _ = identities.add_identity(
-            session, actor=ACTOR, customer=customer, kind_name=IDENTITY_KIND, value=user_id
-        )
-        identity.source = FOLLOW_METHOD
-    else:
-        customer = get_customer(session, owner)
-        if _outdated(session, customer.id, at):
-            return None
+        owner = _new_profile(session, user_id)
+    if owner is None:
+        # LINE delivered the same follow twice at once (its webhooks are retried) and the other request made the
+        # profile first: this follow is theirs too.
+        owner = identities.owner(session, IDENTITY_KIND, user_id)
+        assert owner is not None
+    customer = get_customer(session, owner)
+    if _outdated(session, customer.id, at):
+        return None
     decision = ConsentCreate(
         channel=CONSENT_CHANNEL, status="granted", method=FOLLOW_METHOD, source="LINE follow", recorded_at=at
     )
     record_consent(session, actor=ACTOR, customer_id=customer.id, data=decision)
     payload = {"customer_id": customer.id, "anonymous": linking.is_anonymous(customer), "unblocked": unblocked}
     emit(session, "line.followed", payload, customer_id=customer.id, origin=ACTOR.origin, occurred_at=at)
+    return customer.id
+
+
+def _new_profile(session: Session, user_id: str) -> int | None:
+    """An anonymous profile owning ``user_id``; None when a parallel request stored that LINE id first."""
+    try:
+        with session.begin_nested():
+            customer = create_customer(
+                session,
+                actor=ACTOR,
+                data=CustomerCreate(source="line", lifecycle_stage="lead", attributes={linking.ANONYMOUS: True}),
+            )
+            identity, _ = identities.add_identity(
+                session, actor=ACTOR, customer=customer, kind_name=IDENTITY_KIND, value=user_id
+            )
+            identity.source = FOLLOW_METHOD
+            session.flush()
+    except IntegrityError:
+        return None
     return customer.id
 
 

@@ -191,3 +191,38 @@ def test_events_from_groups_and_of_other_kinds_are_ignored(web, db):
     sticker = event("message", uid(10), message={"type": "sticker", "packageId": "1", "stickerId": "1"})
     assert deliver(web, in_group, sticker, event("postback", uid(10))).json() == {"handled": {"ignored": 3}}
     assert count(db, Customer) == 0
+
+
+def test_two_follows_of_a_new_user_at_once_make_one_profile(db):
+    """Two deliveries about one new LINE user (LINE retries webhooks; a follow and a message event come close
+    together) handled at the same moment: one profile, no error."""
+    import threading
+
+    from kizuna.db import take_write_lock
+    from kizuna.messaging.line_inbound import follow
+
+    line_id = "U" + uuid.uuid4().hex
+    barrier = threading.Barrier(2)
+    owners: list[int | None] = []
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            with new_session(db) as s:
+                barrier.wait()
+                take_write_lock(s.connection())  # as handle_delivery does (SQLite: one writer from the first read)
+                owners.append(follow(s, user_id=line_id))
+                s.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    with new_session(db) as s:
+        stored = s.scalars(select(CustomerIdentity.customer_id).where(CustomerIdentity.value == line_id)).all()
+        assert len(stored) == 1 and owners == [stored[0], stored[0]]
+        assert s.scalar(select(func.count()).select_from(Consent).where(Consent.customer_id == stored[0])) == 2
