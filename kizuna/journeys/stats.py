@@ -14,14 +14,13 @@ The measured rate is the goal's conversion when the journey has a goal, else the
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from scipy import stats as scipy_stats
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from kizuna.analytics.significance import chi_square, two_proportion
 from kizuna.auth.permissions import Actor, require
 from kizuna.journeys.definition import Definition, parse_definition
 from kizuna.journeys.models import Journey, JourneyEnrollment, JourneyStep, JourneyVersion
@@ -247,26 +246,6 @@ def _experiment(session: Session, journey_id: int, out: JourneyStats) -> None:
         absolute = treated.rate - held.rate
         relative = absolute / held.rate if held.rate else None
         out.uplift = Uplift(treated, held, absolute, relative, z, p)
-
-
-def two_proportion(x1: int, n1: int, x2: int, n2: int) -> tuple[float | None, float | None]:
-    """(z, two-sided p) of the difference between x1/n1 and x2/n2; None when it cannot be computed."""
-    if not n1 or not n2:
-        return None, None
-    pooled = (x1 + x2) / (n1 + n2)
-    spread = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    if spread == 0:
-        return None, None
-    z = (x1 / n1 - x2 / n2) / spread
-    return z, float(2 * scipy_stats.norm.sf(abs(z)))
-
-
-def chi_square(groups: list[tuple[int, int]]) -> float | None:
-    """The p-value of a chi-square test that all groups (successes, customers) share one rate."""
-    table = [[x, n - x] for x, n in groups if n]
-    if len(table) < 2 or any(sum(col) == 0 for col in zip(*table, strict=True)):
-        return None
-    return float(scipy_stats.chi2_contingency(table, correction=False).pvalue)
 
 
 def step_counts(stats: JourneyStats) -> dict[str, dict[str, Any]]:

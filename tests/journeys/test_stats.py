@@ -7,10 +7,10 @@ import pytest
 from scipy import stats as scipy_stats
 from sqlalchemy import update
 
+from kizuna.analytics.significance import chi_square, two_proportion
 from kizuna.db import utcnow
 from kizuna.journeys import engine, service
 from kizuna.journeys import stats as journey_stats
-from kizuna.journeys.stats import chi_square, two_proportion
 from kizuna.messaging.models import Message
 from kizuna.outbox.worker import run_once
 from tests import factories
