@@ -61,10 +61,10 @@ def free_port() -> int:
 
 
 class Sink:
-    def __init__(self) -> None:
+    def __init__(self, delay_ms: float = 0) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(  # noqa: S603 - our interpreter, our script
-            [sys.executable, str(HERE / "smtp_sink.py"), str(self.port)],
+            [sys.executable, str(HERE / "smtp_sink.py"), str(self.port), str(delay_ms)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 
 from kizuna.auth.permissions import require
 from kizuna.db import new_session
-from kizuna.messaging import line, line_inbound, linking, webhook_admin
+from kizuna.messaging import line, line_inbound, linking, settings, webhook_admin
 from kizuna.messaging.line_schemas import (
     AccountLinkRead,
     AccountLinkRequest,
@@ -28,6 +28,7 @@ from kizuna.messaging.line_schemas import (
     UrlSecretRequest,
     WebhookResult,
 )
+from kizuna.messaging.schemas import DeliveryRulesIn, DeliveryRulesRead
 from kizuna.web.deps import DB, APIActor
 
 router = APIRouter(prefix="/line", tags=["line"])
@@ -72,6 +73,20 @@ def save_settings(session: DB, actor: APIActor, data: LineSettingsUpdate) -> Lin
     view = line.save_settings(session, actor=actor, **data.model_dump(exclude_unset=True))
     session.commit()
     return settings_read(view)
+
+
+@router.get("/rules", response_model=DeliveryRulesRead)
+def read_rules(session: DB, actor: APIActor) -> DeliveryRulesRead:
+    """LINE's frequency cap (marketing pushes per customer per window) and quiet hours."""
+    return DeliveryRulesRead(**settings.read_rules(session, actor=actor, channel="line"))
+
+
+@router.put("/rules", response_model=DeliveryRulesRead)
+def save_rules(session: DB, actor: APIActor, data: DeliveryRulesIn) -> DeliveryRulesRead:
+    """Set LINE's frequency cap and quiet hours; a push due in quiet hours waits until they end."""
+    settings.save_rules(session, actor=actor, channel="line", data=data)
+    session.commit()
+    return DeliveryRulesRead(**settings.read_rules(session, actor=actor, channel="line"))
 
 
 @router.get("/quota", response_model=QuotaRead)

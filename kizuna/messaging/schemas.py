@@ -192,6 +192,21 @@ class EmailSettingsIn(Input):
     quiet_end: str = Field(default="", max_length=5)
 
 
+class DeliveryRulesIn(Input):
+    """A channel's frequency cap and quiet hours (LINE's; email's are part of its settings)."""
+
+    cap_count: int = Field(
+        default=0, ge=0, le=1000, description="Marketing messages per customer per window (0: no cap)."
+    )
+    cap_days: int = Field(default=7, ge=1, le=365)
+    quiet_start: str = Field(default="", max_length=5, description="Start of quiet hours, HH:MM (customer's time).")
+    quiet_end: str = Field(default="", max_length=5)
+
+
+class DeliveryRulesRead(DeliveryRulesIn, Output):
+    channel: str
+
+
 class EmailSettingsRead(Output):
     values: dict[str, Any]
     secrets_set: list[str]

@@ -156,6 +156,37 @@ def save(
     return row
 
 
+RULE_FIELDS = ("cap_count", "cap_days", "quiet_start", "quiet_end")
+
+
+def _clean_quiet_hours(values: dict[str, Any]) -> None:
+    for name in ("quiet_start", "quiet_end"):
+        parsed = parse_time(values[name], field=name)
+        values[name] = parsed.strftime("%H:%M") if parsed else ""
+    if bool(values["quiet_start"]) != bool(values["quiet_end"]):
+        raise ValidationError("quiet hours need both a start and an end", field="quiet_end")
+
+
+def read_rules(session: Session, *, actor: Actor, channel: str) -> dict[str, Any]:
+    """A channel's frequency cap and quiet hours as stored (defaults where none are)."""
+    require(actor, "channels:manage")
+    found = rules(session, channel)
+    return {
+        "channel": channel,
+        "cap_count": found.cap_count,
+        "cap_days": found.cap_days,
+        "quiet_start": found.quiet_start.strftime("%H:%M") if found.quiet_start else "",
+        "quiet_end": found.quiet_end.strftime("%H:%M") if found.quiet_end else "",
+    }
+
+
+def save_rules(session: Session, *, actor: Actor, channel: str, data: Any) -> ChannelSettings:
+    """Set a channel's frequency cap and quiet hours (``DeliveryRulesIn``), keeping its other settings."""
+    values = {name: getattr(data, name) for name in RULE_FIELDS}
+    _clean_quiet_hours(values)
+    return save(session, actor=actor, channel=channel, values={**load(session, channel), **values})
+
+
 # --- the email settings page and API ---------------------------------------------------------------------------
 
 EMAIL_SECRETS = ("smtp_password", "dkim_private_key")
@@ -186,11 +217,7 @@ def save_email(session: Session, *, actor: Actor, data: Any) -> ChannelSettings:
     import dkim.crypto
 
     values = data.model_dump(exclude=set(EMAIL_SECRETS))
-    for name in ("quiet_start", "quiet_end"):
-        parsed = parse_time(values[name], field=name)
-        values[name] = parsed.strftime("%H:%M") if parsed else ""
-    if bool(values["quiet_start"]) != bool(values["quiet_end"]):
-        raise ValidationError("quiet hours need both a start and an end", field="quiet_end")
+    _clean_quiet_hours(values)
     for name in ("from_address", "reply_to"):
         if values[name] and "@" not in values[name]:
             raise ValidationError(f"{name} must be an email address", field=name)

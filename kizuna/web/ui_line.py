@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import pydantic
 from fastapi import Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from kizuna.auth.permissions import require
 from kizuna.errors import KizunaError
 from kizuna.keys import BadToken
-from kizuna.messaging import line, linking, webhook_admin
+from kizuna.messaging import line, linking, settings, webhook_admin
 from kizuna.messaging.api_line import WEBHOOK_PATH
+from kizuna.messaging.schemas import DeliveryRulesIn
 from kizuna.web.deps import DB
-from kizuna.web.forms import translate_error
+from kizuna.web.forms import translate_error, translate_pydantic
 from kizuna.web.i18n import translator
 from kizuna.web.session import CurrentViewer, PostingViewer, Viewer
 from kizuna.web.ui_base import render, request_lang, ui_router, with_notice
@@ -23,7 +25,15 @@ router = ui_router()
 Field = Annotated[str, Form(max_length=2000)]
 
 
-def _line_page(request: Request, session: DB, viewer: Viewer, *, error: str = "", status: int = 200) -> Response:
+def _line_page(
+    request: Request,
+    session: DB,
+    viewer: Viewer,
+    *,
+    error: str = "",
+    status: int = 200,
+    rules: dict[str, object] | None = None,
+) -> Response:
     view = line.view_settings(session, actor=viewer.actor)
     quota, quota_error = None, ""
     if view.token_set:
@@ -40,6 +50,7 @@ def _line_page(request: Request, session: DB, viewer: Viewer, *, error: str = ""
         quota=quota,
         quota_error=quota_error,
         webhook_url=str(request.base_url).rstrip("/") + WEBHOOK_PATH,
+        rules=rules or settings.read_rules(session, actor=viewer.actor, channel="line"),
         error=error,
     )
 
@@ -78,6 +89,34 @@ def save_line_settings(
             raise
         message = translate_error(translator(viewer.lang), viewer.lang, exc)
         return _line_page(request, session, viewer, error=message, status=422)
+    return with_notice(RedirectResponse("/admin/line", status_code=303), "saved")
+
+
+@router.post("/admin/line/rules")
+def save_line_rules(
+    request: Request,
+    session: DB,
+    viewer: PostingViewer,
+    cap_count: Annotated[str, Form(max_length=10)] = "0",
+    cap_days: Annotated[str, Form(max_length=10)] = "7",
+    quiet_start: Annotated[str, Form(max_length=5)] = "",
+    quiet_end: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    entered = {"cap_count": cap_count, "cap_days": cap_days, "quiet_start": quiet_start, "quiet_end": quiet_end}
+    t = translator(viewer.lang)
+    try:
+        data = DeliveryRulesIn(**entered)
+        settings.save_rules(session, actor=viewer.actor, channel="line", data=data)
+        session.commit()
+    except pydantic.ValidationError as exc:
+        message = translate_pydantic(t, viewer.lang, exc.errors()[0])
+        return _line_page(request, session, viewer, error=message, status=422, rules={"channel": "line", **entered})
+    except KizunaError as exc:
+        session.rollback()
+        if exc.status_code in (401, 403):
+            raise
+        message = translate_error(t, viewer.lang, exc)
+        return _line_page(request, session, viewer, error=message, status=422, rules={"channel": "line", **entered})
     return with_notice(RedirectResponse("/admin/line", status_code=303), "saved")
 
 

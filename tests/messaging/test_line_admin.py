@@ -131,3 +131,84 @@ def test_webhooks_page_shows_a_new_secret_once_and_explains_a_refusal(ui_client)
     assert allowed.status_code == 303
     listing = ui.get("/admin/webhooks")
     assert "10.0.0.0/8" in listing.text and "社内" in listing.text and "許可するプライベートアドレス" in listing.text
+
+
+def test_line_sending_rules_are_set_on_the_page_and_through_the_api(ui_client, client, db):
+    from kizuna.messaging import settings
+
+    ui = ui_client("admin")
+    ui.cookies.set("kizuna_lang", "ja")
+    page = ui.get("/admin/line")
+    assert "LINE の送信ルール" in page.text and 'data-testid="line-rules-form"' in page.text
+    saved = ui.post(
+        "/admin/line/rules",
+        data={"csrf_token": csrf_of(page.text), "cap_count": "2", "cap_days": "7", "quiet_start": "21:00",
+              "quiet_end": "8:00"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert saved.status_code == 303
+    with new_session(db) as s:
+        rules = settings.rules(s, "line")
+        assert (rules.cap_count, rules.cap_days, str(rules.quiet_start), str(rules.quiet_end)) == (
+            2, 7, "21:00:00", "08:00:00",
+        )  # fmt: skip
+        assert s.scalar(select(AuditEntry.action).where(AuditEntry.entity_id == "line")) == "channel_settings.update"
+    half = ui.post(
+        "/admin/line/rules",
+        data={"csrf_token": csrf_of(page.text), "cap_count": "2", "cap_days": "7", "quiet_start": "21:00"},
+    )
+    assert half.status_code == 422 and 'data-testid="line-error"' in half.text
+    negative = ui.post("/admin/line/rules", data={"csrf_token": csrf_of(page.text), "cap_count": "-1"})
+    assert negative.status_code == 422
+    assert 'value="21:00"' in ui.get("/admin/line").text  # the refused forms changed nothing
+
+    shown = client.get("/api/v1/line/rules").json()
+    assert shown == {"channel": "line", "cap_count": 2, "cap_days": 7, "quiet_start": "21:00", "quiet_end": "08:00"}
+    put = client.put("/api/v1/line/rules", json={"cap_count": 0, "cap_days": 7, "quiet_start": "", "quiet_end": ""})
+    assert put.status_code == 200 and put.json()["quiet_start"] == ""
+    assert client.put("/api/v1/line/rules", json={"quiet_start": "25:00", "quiet_end": "08:00"}).status_code == 422
+
+
+def test_a_line_push_due_in_lines_quiet_hours_waits(db, line_env):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from kizuna.auth.permissions import Actor
+    from kizuna.customers import identities
+    from kizuna.db import transaction, utcnow
+    from kizuna.messaging import settings
+    from kizuna.messaging.line_inbound import follow
+    from kizuna.messaging.models import Message
+    from kizuna.messaging.queue import NewMessage, queue
+    from kizuna.messaging.schemas import DeliveryRulesIn
+    from kizuna.messaging.sender import send_due
+    from tests import factories
+
+    tokyo = ZoneInfo("Asia/Tokyo")
+    local = utcnow().astimezone(tokyo)
+    start = (local - dt.timedelta(hours=1)).strftime("%H:%M")
+    end = (local + dt.timedelta(hours=2)).replace(second=0, microsecond=0).strftime("%H:%M")
+    with transaction(db) as s:
+        settings.save_rules(
+            s, actor=Actor.system("test"), channel="line", data=DeliveryRulesIn(quiet_start=start, quiet_end=end)
+        )
+        customer = factories.customer(s, timezone="Asia/Tokyo")
+        identities.add_identity(
+            s, actor=factories.SYSTEM, customer=customer, kind_name="line_user_id", value="U" + "a" * 32
+        )
+        follow(s, user_id="U" + "a" * 32)
+        row = queue(
+            s,
+            NewMessage(
+                key="night",
+                customer_id=customer.id,
+                channel="line",
+                content={"messages": [{"type": "text", "text": "セール"}]},
+            ),
+        )
+        message_id = row.id
+    send_due(db, worker="w")
+    with transaction(db) as s:
+        waiting = s.get(Message, message_id)
+        assert waiting.status == "queued" and waiting.due_at.astimezone(tokyo).strftime("%H:%M") == end
+    assert line_env.pushes() == []
