@@ -1,6 +1,9 @@
 """Bounces and complaints reported by the mail server, an ESP's webhook or a feedback loop, and the complaint rate.
 
-A hard bounce suppresses the address (nothing more is sent to it, of either kind); a soft one is only recorded.
+A hard bounce suppresses the address (nothing more is sent to it, of either kind); a soft one (mailbox full, server
+busy) is recorded, and ``SOFT_BOUNCE_LIMIT`` of them on different mails in a row, with no open or click since the
+first, suppress the address as ``soft_bounces``: a mailbox that keeps refusing is as good as gone, and mailing it
+on hurts the sender's reputation (mailbox providers count such mails).
 A complaint (the recipient marked the mail as spam) suppresses the address and withdraws the customer's marketing
 consent. The complaint rate of a campaign or journey is computed from its messages: at 0.1% it warns, at 0.3%
 sending should pause (the Gmail and Yahoo bulk-sender thresholds); campaigns call ``complaint_rate``.
@@ -8,18 +11,23 @@ sending should pause (the Gmail and Yahoo bulk-sender thresholds); campaigns cal
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kizuna.auth.permissions import Actor, require
+from kizuna.db import utcnow
 from kizuna.messaging import service, tracking
-from kizuna.messaging.models import Message
+from kizuna.messaging.models import Message, MessageEvent
 from kizuna.messaging.schemas import BounceReport, BounceResult
 
 WARNING_RATE = 0.001
 PAUSE_RATE = 0.003
+SOFT_BOUNCE_LIMIT = 3
+# Soft bounces further back than this are forgotten: a mailbox full last year says nothing of today.
+SOFT_BOUNCE_DAYS = 30
 
 
 def _find(session: Session, report: BounceReport) -> Message | None:
@@ -63,8 +71,9 @@ def record_reports(session: Session, *, actor: Actor, reports: list[BounceReport
             recorded += 1
         else:
             unmatched.append(n)
-        if hard and address:
-            reason = "complaint" if report.type == "complaint" else "hard_bounce"
+        repeated = not hard and message is not None and bool(address) and _keeps_soft_bouncing(session, address)
+        if (hard or repeated) and address:
+            reason = "complaint" if report.type == "complaint" else "hard_bounce" if hard else "soft_bounces"
             service.suppress(
                 session,
                 actor=actor,
@@ -79,6 +88,23 @@ def record_reports(session: Session, *, actor: Actor, reports: list[BounceReport
         if report.type == "complaint" and message is not None and message.customer_id is not None:
             _withdraw(session, actor, message)
     return BounceResult(recorded=recorded, suppressed=suppressed, unmatched=unmatched)
+
+
+def _keeps_soft_bouncing(session: Session, address: str) -> bool:
+    """Whether the address's recent mails soft-bounced ``SOFT_BOUNCE_LIMIT`` times with no sign of life since."""
+    since = utcnow() - dt.timedelta(days=SOFT_BOUNCE_DAYS)
+    to_address = (Message.channel == "email") & (func.lower(Message.address) == address.strip().lower())
+    alive = session.scalar(
+        select(func.max(MessageEvent.occurred_at))
+        .join(Message, Message.id == MessageEvent.message_id)
+        .where(to_address, MessageEvent.kind.in_(("open", "click")), MessageEvent.occurred_at >= since)
+    )
+    bounced = session.scalar(
+        select(func.count(func.distinct(MessageEvent.message_id)))
+        .join(Message, Message.id == MessageEvent.message_id)
+        .where(to_address, MessageEvent.kind == "soft_bounce", MessageEvent.occurred_at >= max(since, alive or since))
+    )
+    return int(bounced or 0) >= SOFT_BOUNCE_LIMIT
 
 
 def _withdraw(session: Session, actor: Actor, message: Message) -> None:

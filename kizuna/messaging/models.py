@@ -104,7 +104,7 @@ class Suppression(Base):
     channel: Mapped[str] = mapped_column(String(16))
     # Normalised (an email lower-cased) so that a lookup by the address we are about to send to finds it.
     address: Mapped[str] = mapped_column(String(2000))
-    reason: Mapped[str] = mapped_column(String(32))  # hard_bounce | complaint | unsubscribe | manual
+    reason: Mapped[str] = mapped_column(String(32))  # hard_bounce | soft_bounces | complaint | unsubscribe | manual
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     note: Mapped[str | None] = mapped_column(Text)

@@ -23,7 +23,7 @@ from kizuna.messaging.schemas import PreviewRead, TemplateCreate, TemplateUpdate
 
 # Suppressions with these reasons stop every message to the address; an unsubscribe stops marketing only, so
 # a customer who unsubscribed from the newsletter still gets the confirmation of the order they place.
-SUPPRESSES_SERVICE = ("hard_bounce", "complaint", "manual")
+SUPPRESSES_SERVICE = ("hard_bounce", "soft_bounces", "complaint", "manual")
 
 
 def normalise_address(channel: str, address: str) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from kizuna.auth.models import AuditEntry
 from kizuna.customers.models import Consent
 from kizuna.db import transaction
-from kizuna.messaging import bounces
+from kizuna.messaging import bounces, tracking
 from kizuna.messaging.models import Message, Suppression
 from tests import factories
 from tests.messaging.conftest import consented_customer, queue_mail, send_all
@@ -228,3 +228,38 @@ def test_recommendations_in_a_mail_come_from_what_customers_buy_together(db, cli
     send_all(db)
     [got] = mail_ready.received
     assert "湯呑み" in got.part("html") and "急須" not in got.part("html")
+
+
+def test_three_soft_bounces_in_a_row_suppress_unless_the_customer_showed_life(db, client, mail_ready):
+    with transaction(db) as s:
+        full = consented_customer(s, "full@example.jp")
+        alive = consented_customer(s, "alive@example.jp")
+        for n in range(3):
+            for c in (full, alive):
+                queue_mail(s, c.id, f"news:{n}:{c.id}")
+    send_all(db)
+    with transaction(db) as s:
+        sent = sorted(s.scalars(select(Message)), key=lambda m: m.id)
+
+    def soft(message: Message) -> dict:
+        return {"type": "bounce", "bounce_type": "soft", "message_id": str(message.id), "reason": "452 4.2.2 full"}
+
+    full_mails = [m for m in sent if m.customer_id == full.id]
+    alive_mails = [m for m in sent if m.customer_id == alive.id]
+    two = client.post(f"{API}/bounces", json={"reports": [soft(full_mails[0]), soft(full_mails[1])]}).json()
+    assert two["suppressed"] == 0
+    # The same mail reported again is still one bounce of one mail.
+    assert client.post(f"{API}/bounces", json={"reports": [soft(full_mails[1])]}).json()["suppressed"] == 0
+    assert client.post(f"{API}/bounces", json={"reports": [soft(full_mails[2])]}).json()["suppressed"] == 1
+    # The other customer opened a mail between the bounces: the count starts again after it.
+    client.post(f"{API}/bounces", json={"reports": [soft(alive_mails[0]), soft(alive_mails[1])]})
+    with transaction(db) as s:
+        tracking.record(s, s.get(Message, alive_mails[1].id), "open")
+    assert client.post(f"{API}/bounces", json={"reports": [soft(alive_mails[2])]}).json()["suppressed"] == 0
+    with transaction(db) as s:
+        assert {x.address: x.reason for x in s.scalars(select(Suppression))} == {"full@example.jp": "soft_bounces"}
+        queue_mail(s, full.id, "receipt-full", kind="service")
+    send_all(db)
+    with transaction(db) as s:
+        receipt = s.scalars(select(Message).where(Message.key == "receipt-full")).one()
+    assert (receipt.status, receipt.reason) == ("skipped", "suppressed")
