@@ -41,6 +41,8 @@ class SmtpConfig:
     username: str | None = None
     password: str | None = None
     timeout: float = 30.0
+    # A CA bundle (PEM) to trust instead of the system's: a relay inside the company with its own CA.
+    cafile: str | None = None
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 30.0) -> SmtpConfig:
@@ -66,6 +68,7 @@ class SmtpConfig:
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             timeout=float(query.get("timeout", timeout)),
+            cafile=query.get("cafile") or None,
         )
 
     @property
@@ -117,15 +120,21 @@ class SmtpConnection:
         try:
             if config.security == "ssl":
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    config.host, config.port, timeout=config.timeout, context=ssl.create_default_context()
+                    config.host, config.port, timeout=config.timeout, context=_tls(config)
                 )
             else:
                 smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
                 if config.security == "starttls":
-                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.starttls(context=_tls(config))
             if config.username:
                 smtp.login(config.username, config.password or "")
             smtp.ehlo_or_helo_if_needed()
+        except ssl.SSLCertVerificationError as exc:
+            raise TemporaryFailure(
+                f"the SMTP server {config.shown} presented a certificate that cannot be trusted "
+                f"({exc.verify_message}); give its CA with ?cafile=/path/ca.pem in KIZUNA_SMTP_URL",
+                reason="smtp_tls",
+            ) from exc
         except smtplib.SMTPAuthenticationError as exc:
             raise TemporaryFailure(
                 f"{config.shown} refused the login: {exc.smtp_code} {_text(exc.smtp_error)}", reason="smtp_login"
@@ -296,6 +305,14 @@ class SmtpConnection:
                 smtp.quit()
             except (smtplib.SMTPException, OSError):
                 smtp.close()
+
+
+def _tls(config: SmtpConfig) -> ssl.SSLContext:
+    """Certificates and host names are always checked; ``cafile`` only says which CAs to trust."""
+    try:
+        return ssl.create_default_context(cafile=config.cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise TemporaryFailure(f"cannot read the SMTP CA file {config.cafile}: {exc}", reason="smtp_tls") from exc
 
 
 _PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:\"@]+@[^\s<>()\[\]\\,;:\"@]+")
