@@ -102,7 +102,7 @@ def signer(purpose: str) -> Callable[[str], str]:
 
     def sign_one(value: str) -> str:
         body = value.encode()
-        mac = hmac.new(key, body, hashlib.sha256).digest()[:_MAC_BYTES]
+        mac = hmac.digest(key, body, "sha256")[:_MAC_BYTES]
         return f"{_b64(body)}.{_b64(mac)}"
 
     return sign_one
@@ -115,7 +115,7 @@ def unsign(purpose: str, token: str) -> str:
         body, mac = _unb64(body_part), _unb64(mac_part)
     except (ValueError, TypeError) as exc:
         raise BadToken("the link is malformed") from exc
-    expected = hmac.new(derive(purpose), body, hashlib.sha256).digest()[:_MAC_BYTES]
+    expected = hmac.digest(derive(purpose), body, "sha256")[:_MAC_BYTES]
     if not hmac.compare_digest(mac, expected):
         raise BadToken("the link is not valid (it was altered or not made by this Kizuna)")
     try:
