@@ -148,7 +148,7 @@ class EmailBatch:
             html = tracking.track_links(html, message_id=message.id, base_url=self.public_url, sign=self._sign_tracking)
         raw = mime.build(
             sender=self._from,
-            to=address,
+            to=smtp.wire_address(address)[0],
             subject=content.get("subject", ""),
             text=text,
             html=html,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import idna
 from sqlalchemy.orm import Session
 
 from kizuna.config import get_settings
@@ -107,6 +108,7 @@ class SmtpConnection:
         # A configuration that cannot be used (a malformed KIZUNA_SMTP_URL) fails every send the same way.
         self._down = TemporaryFailure(problem, reason="smtp_config") if problem else None
         self._begun = False
+        self._recipient = ""
         # Stepwise sending: the answer awaited next ("mail", "rcpt", "data", "mail_data"), or "body" once the
         # server said 354 and the mail itself may be written; None when idle.
         self.stage: str | None = None
@@ -160,10 +162,23 @@ class SmtpConnection:
             except TemporaryFailure as exc:
                 self._down = exc
                 raise
+        sender, sender_utf8 = wire_address(outgoing.rendered["envelope_from"])
+        recipient, recipient_utf8 = wire_address(outgoing.address or "")
+        utf8 = sender_utf8 or recipient_utf8
+        if utf8 and not self._smtp.has_extn("smtputf8"):
+            raise PermanentFailure(
+                f"{outgoing.address if recipient_utf8 else sender} has non-ASCII characters before the @, and the "
+                f"SMTP server {self.config.shown if self.config else ''} does not offer SMTPUTF8 (RFC 6531) to "
+                "carry them",
+                reason="smtputf8_unsupported",
+            )
+        # An internationalised address is written in UTF-8 only with the SMTPUTF8 parameter (RFC 6531).
+        self._smtp.command_encoding = "utf-8" if utf8 else "ascii"
         try:
-            self._smtp.putcmd("mail", "FROM:" + _quoted(outgoing.rendered["envelope_from"]))
+            self._smtp.putcmd("mail", "FROM:" + _quoted(sender) + (" SMTPUTF8" if utf8 else ""))
         except (smtplib.SMTPException, OSError) as exc:
             raise self._lost(exc) from exc
+        self._recipient = recipient
         self._begun = True
 
     def complete(self, outgoing: Outgoing, meanwhile: Callable[[], None] | None = None) -> dict[str, Any]:
@@ -180,7 +195,7 @@ class SmtpConnection:
             code, text = smtp.getreply()
             if code != 250:
                 raise self._refused(code, text, "sender refused")
-            smtp.putcmd("rcpt", "TO:" + _quoted(outgoing.address))
+            smtp.putcmd("rcpt", "TO:" + _quoted(self._recipient))
             if meanwhile is not None:
                 meanwhile()
             code, text = smtp.getreply()
@@ -234,7 +249,7 @@ class SmtpConnection:
             if stage == "mail":
                 if code != 250:
                     raise self._refused(code, text, "sender refused")
-                smtp.putcmd("rcpt", "TO:" + _quoted(outgoing.address))
+                smtp.putcmd("rcpt", "TO:" + _quoted(self._recipient))
                 self.stage = "rcpt"
             elif stage == "rcpt":
                 if code not in (250, 251):
@@ -305,6 +320,24 @@ class SmtpConnection:
                 smtp.quit()
             except (smtplib.SMTPException, OSError):
                 smtp.close()
+
+
+def wire_address(address: str) -> tuple[str, bool]:
+    """(the address as SMTP and headers carry it, whether it needs SMTPUTF8).
+
+    Addresses are stored as people write them (``taro@例え.jp``); on the wire a Japanese domain name travels in
+    its IDNA form (``taro@xn--r8jz45g.jp``), which every server accepts. Only a local part that is not ASCII
+    (``太郎@example.jp``) needs a server that offers SMTPUTF8.
+    """
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address, not address.isascii()
+    if not domain.isascii():
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise PermanentFailure(f"{address}: the domain is not a valid internationalised name ({exc})") from exc
+    return f"{local}@{domain}", not local.isascii()
 
 
 def _tls(config: SmtpConfig) -> ssl.SSLContext:
