@@ -134,9 +134,11 @@ class EmailBatch:
     def finish(self, message: Message, address: str, content: dict[str, Any], locale: str | None) -> dict[str, Any]:
         """The mail as bytes: footer and tracking added, headers set, signed when a DKIM key is configured."""
         html, text = content.get("html", ""), content.get("text", "")
+        own = content.get("sender") or {}
         headers: list[tuple[str, str]] = []
-        if self.identity.reply_to:
-            headers.append(("Reply-To", self.identity.reply_to))
+        reply_to = own.get("reply_to") or self.identity.reply_to
+        if reply_to:
+            headers.append(("Reply-To", reply_to))
         if message.kind == "marketing":
             link = self.unsubscribe_link(message)
             foot_text, foot_html = footer.footer(self.identity, link, locale)
@@ -146,8 +148,13 @@ class EmailBatch:
             headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
         if html and self.track and self.public_url:
             html = tracking.track_links(html, message_id=message.id, base_url=self.public_url, sign=self._sign_tracking)
+        sender = self._from
+        if own.get("from_name") or own.get("from_address"):
+            sender = mime.address(
+                own.get("from_name") or self.identity.name, own.get("from_address") or self.identity.address
+            )
         raw = mime.build(
-            sender=self._from,
+            sender=sender,
             to=smtp.wire_address(address)[0],
             subject=content.get("subject", ""),
             text=text,

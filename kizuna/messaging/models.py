@@ -126,6 +126,11 @@ class Template(Base):
     html: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
     body: Mapped[dict] = mapped_column(JSONType, default=dict)
+    # Email only: who this template's mails come from, when not the channel's sender (support@ for service
+    # mail, news@ for the newsletter). Empty: the email settings' sender. Bounces still go to the settings' address.
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    from_address: Mapped[str] = mapped_column(String(320), default="")
+    reply_to: Mapped[str] = mapped_column(String(320), default="")
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

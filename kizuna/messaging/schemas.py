@@ -21,6 +21,11 @@ class TemplateCreate(Input):
     html: str = Field(default="", max_length=500_000)
     text: str = Field(default="", max_length=200_000)
     body: dict[str, Any] = Field(default_factory=dict, description="LINE messages or a webhook payload (templated).")
+    from_name: str = Field(
+        default="", max_length=200, description="Email: the From name, when not the settings' sender."
+    )
+    from_address: str = Field(default="", max_length=320, description="Email: the From address (empty: the settings').")
+    reply_to: str = Field(default="", max_length=320, description="Email: where replies go (empty: the settings').")
     check_customer_id: int | None = Field(
         default=None, description="Check the template against this customer (default: the newest active customer)."
     )
@@ -33,6 +38,9 @@ class TemplateUpdate(Input):
     html: str | None = Field(default=None, max_length=500_000)
     text: str | None = Field(default=None, max_length=200_000)
     body: dict[str, Any] | None = None
+    from_name: str | None = Field(default=None, max_length=200)
+    from_address: str | None = Field(default=None, max_length=320)
+    reply_to: str | None = Field(default=None, max_length=320)
     version: int | None = Field(default=None, description="The version you read (409 when it changed since).")
     check_customer_id: int | None = None
 
@@ -46,6 +54,9 @@ class TemplateRead(Output):
     html: str
     text: str
     body: dict[str, Any]
+    from_name: str
+    from_address: str
+    reply_to: str
     version: int
     created_at: dt.datetime
     updated_at: dt.datetime

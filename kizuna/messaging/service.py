@@ -20,6 +20,7 @@ from kizuna.errors import Conflict, NotFound, ValidationError
 from kizuna.messaging import templates
 from kizuna.messaging.models import Message, MessageEvent, Suppression, Template
 from kizuna.messaging.schemas import PreviewRead, TemplateCreate, TemplateUpdate
+from kizuna.normalize import normalize_email
 
 # Suppressions with these reasons stop every message to the address; an unsubscribe stops marketing only, so
 # a customer who unsubscribed from the newsletter still gets the confirmation of the order they place.
@@ -221,8 +222,10 @@ def create_template(session: Session, *, actor: Actor, data: TemplateCreate) -> 
     if data.channel == "email" and not data.subject:
         raise ValidationError("an email template needs a subject", field="subject")
     check_template(session, parts, customer_id=data.check_customer_id)
+    sender = _sender(data.model_dump(include={"from_name", "from_address", "reply_to"}), data.channel)
     now = utcnow()
     template = Template(
+        **sender,
         name=data.name,
         channel=data.channel,
         kind=data.kind,
@@ -249,6 +252,17 @@ def create_template(session: Session, *, actor: Actor, data: TemplateCreate) -> 
     return template
 
 
+def _sender(values: dict[str, Any], channel: str) -> dict[str, str]:
+    """A template's own sender fields, cleaned: the addresses must be addresses, and only email has them."""
+    out = {k: (v or "").strip() for k, v in values.items() if v is not None}
+    if channel != "email" and any(out.values()):
+        raise ValidationError("only email templates have a sender of their own", field="from_address")
+    for name in ("from_address", "reply_to"):
+        if out.get(name):
+            out[name] = normalize_email(out[name], field=name) or ""
+    return out
+
+
 def update_template(session: Session, template_id: int, *, actor: Actor, data: TemplateUpdate) -> Template:
     require(actor, "templates:write")
     template = get_template(session, template_id, actor=actor)
@@ -257,6 +271,8 @@ def update_template(session: Session, template_id: int, *, actor: Actor, data: T
     if "name" in values and values["name"] != template.name and template_by_name(session, values["name"]):
         raise Conflict(f"a template named {values['name']!r} already exists", field="name")
     merged = {k: values.get(k, getattr(template, k)) for k in ("subject", "html", "text", "body")}
+    sender_given = {k: v for k, v in values.items() if k in ("from_name", "from_address", "reply_to")}
+    values.update(_sender(sender_given, template.channel))
     check_template(session, templates.Parts(**merged), customer_id=data.check_customer_id)
     before = {k: getattr(template, k) for k in values}
     for name, value in values.items():

@@ -91,19 +91,28 @@ class Parts:
     html: str = ""
     text: str = ""
     body: dict[str, Any] = field(default_factory=dict)
+    # Email: the template's own From name/address and Reply-To (not templated), when it has them.
+    sender: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, source: Any) -> Parts:
         """From a ``Template`` row or a message's ``content`` dict."""
         if isinstance(source, Mapping):
-            body = {k: v for k, v in source.items() if k not in (*EMAIL_PARTS, "to")}
+            body = {k: v for k, v in source.items() if k not in (*EMAIL_PARTS, "to", "sender")}
             return cls(
                 subject=str(source.get("subject") or ""),
                 html=str(source.get("html") or ""),
                 text=str(source.get("text") or ""),
                 body=dict(source.get("body") or body),
+                sender=_sender(source.get("sender") or {}),
             )
-        return cls(subject=source.subject or "", html=source.html or "", text=source.text or "", body=source.body or {})
+        return cls(
+            subject=source.subject or "",
+            html=source.html or "",
+            text=source.text or "",
+            body=source.body or {},
+            sender=_sender({k: getattr(source, k, "") for k in SENDER_FIELDS}),
+        )
 
     def uses(self, name: str) -> bool:
         """Whether any part names the top-level variable ``name`` (e.g. ``recommendations``)."""
@@ -118,6 +127,13 @@ class Parts:
         if self.text:
             yield "text", self.text, False
         yield from ((f"body.{path}", text, False) for path, text in _strings(self.body, ""))
+
+
+SENDER_FIELDS = ("from_name", "from_address", "reply_to")
+
+
+def _sender(values: Mapping[str, Any]) -> dict[str, str]:
+    return {k: str(values[k]) for k in SENDER_FIELDS if isinstance(values, Mapping) and values.get(k)}
 
 
 def _strings(value: Any, path: str) -> Iterable[tuple[str, str]]:
@@ -263,7 +279,10 @@ def render(parts: Parts, variables: Mapping[str, Any]) -> dict[str, Any]:
         html = _render_one("html", parts.html, True, variables) if parts.html else ""
         text = _render_one("text", parts.text, False, variables) if parts.text else html_to_text(html)
         # A header must be one line: a merge field with a line break must not add headers to the mail.
-        return {"subject": " ".join(subject.split()), "html": html, "text": text}
+        rendered = {"subject": " ".join(subject.split()), "html": html, "text": text}
+        if parts.sender:
+            rendered["sender"] = dict(parts.sender)
+        return rendered
     return _render_value(parts.body, "", variables)
 
 

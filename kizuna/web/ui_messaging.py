@@ -21,7 +21,8 @@ from kizuna.web.session import CurrentViewer, PostingViewer
 from kizuna.web.ui_base import render, ui_router, with_notice
 
 router = ui_router()
-TEMPLATE_FIELDS = ("name", "channel", "kind", "subject", "html", "text", "version")
+SENDER_FIELDS = ("from_name", "from_address", "reply_to")
+TEMPLATE_FIELDS = ("name", "channel", "kind", "subject", "html", "text", *SENDER_FIELDS, "version")
 STATUSES = ("queued", "sending", "sent", "skipped", "failed")
 
 
@@ -66,7 +67,7 @@ async def template_create(request: Request, viewer: PostingViewer, session: DB) 
     require(viewer.actor, "templates:write")
     form = read_form(await request.form(), TEMPLATE_FIELDS)
     t = translator(viewer.lang)
-    values = {k: form.value(k) for k in ("name", "channel", "kind", "subject", "html", "text")}
+    values = {k: form.value(k) for k in ("name", "channel", "kind", "subject", "html", "text", *SENDER_FIELDS)}
     made = submit(
         form,
         t,
@@ -133,7 +134,7 @@ async def template_save(request: Request, viewer: PostingViewer, session: DB, te
     template = service.get_template(session, template_id, actor=viewer.actor)
     form = read_form(await request.form(), TEMPLATE_FIELDS)
     t = translator(viewer.lang)
-    values: dict[str, Any] = {k: form.value(k) for k in ("name", "kind", "subject", "html", "text")}
+    values: dict[str, Any] = {k: form.value(k) for k in ("name", "kind", "subject", "html", "text", *SENDER_FIELDS)}
     values["version"] = int(form.value("version") or 0) or None
 
     def save() -> Any:

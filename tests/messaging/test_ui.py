@@ -142,3 +142,30 @@ def test_every_code_the_pages_show_has_a_label_in_both_languages():
     for lang in LANGUAGES:
         missing = [f"messaging.{group}.{code}" for group, values in codes.items() for code in values]
         assert [key for key in missing if key not in catalog(lang)] == [], lang
+
+
+def test_a_template_with_its_own_sender_sends_from_it(db, ui_client, mail_ready):
+
+    ui = ui_client("marketer")
+    token = csrf_of(ui.get("/messaging/templates/new").text)
+    fields = {"csrf_token": token, "name": "support-reply", "channel": "email", "kind": "service",
+              "subject": "お問い合わせありがとうございます", "html": "<p>受け付けました</p>",
+              "from_name": "絆ストア サポート", "reply_to": "help@shop.example.com"}  # fmt: skip
+    bad = ui.post("/messaging/templates/new", data={**fields, "from_address": "not-an-address"})
+    assert bad.status_code == 422 and 'id="err-from_address"' in bad.text
+    assert '<details open data-testid="template-sender">' in bad.text  # the section with the error is shown open
+    made = ui.post(
+        "/messaging/templates/new", data={**fields, "from_address": "Support@Shop.example.com"}, follow_redirects=False
+    )
+    assert made.status_code == 303
+    with transaction(db) as s:
+        template = s.scalars(select(Template).where(Template.name == "support-reply")).one()
+        assert (template.from_name, template.from_address) == ("絆ストア サポート", "support@shop.example.com")
+        c = consented_customer(s, "asker@example.jp")
+        queue_mail(s, c.id, "reply-1", kind="service", template_id=template.id)
+    send_all(db)
+    [got] = mail_ready.to("asker@example.jp")
+    assert got.mail["From"].addresses[0].addr_spec == "support@shop.example.com"
+    assert got.mail["From"].addresses[0].display_name == "絆ストア サポート"
+    assert str(got.mail["Reply-To"]) == "help@shop.example.com"
+    assert got.envelope_from == "news@shop.example.com"  # bounces still come back to the settings' address
