@@ -76,7 +76,8 @@ class Stitcher:
         ids = set(self.owner.values())
         for start in range(0, len(ids), 5000):
             chunk = sorted(ids)[start : start + 5000]
-            self.status.update(self.session.execute(select(Customer.id, Customer.status).where(Customer.id.in_(chunk))))
+            query = select(Customer.id, Customer.status).where(Customer.id.in_(chunk))
+            self.status.update({cid: status for cid, status in self.session.execute(query)})
 
     def resolve(self, m: Message) -> int:
         """The customer ``m`` belongs to (after any promotion or merge it causes)."""
