@@ -14,17 +14,21 @@ import base64
 import binascii
 import json
 import zlib
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy.engine import Engine
 
 from kizuna.db import new_session
 from kizuna.errors import KizunaError
 from kizuna.ingest import service, sources, spec
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
+snippet = APIRouter(tags=["tracking"])
+SNIPPET = Path(__file__).parent / "static" / "kizuna.js"
 _CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, OPTIONS",
@@ -84,33 +88,37 @@ async def _take(request: Request, call: str | None) -> Response:
     engine = request.app.state.engine
 
     def work() -> Response:
-        session = new_session(engine)
-        try:
-            source = sources.authenticate(session, key)
-            sent_at = spec.parse_time(sent, "sentAt") if sent else None
-            outcome = service.ingest(
-                session,
-                source=source,
-                messages=messages,
-                call=call,
-                sent_at=sent_at,
-                check_sizes=call is None and len(raw) > spec.MAX_CALL_BYTES,
+        with service.one_writer(engine):
+            return _store(
+                engine, key, messages, call, sent, check_sizes=call is None and len(raw) > spec.MAX_CALL_BYTES
             )
-            session.commit()
-            return _answer(200, outcome.as_dict())
-        except spec.MessageError as exc:
-            session.rollback()
-            return _fail(400, str(exc), exc.field)
-        except KizunaError as exc:
-            session.rollback()
-            return _fail(exc.status_code, exc.message, exc.field)
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
 
     return await run_in_threadpool(work)
+
+
+def _store(
+    engine: Engine, key: str | None, messages: list[Any], call: str | None, sent: object, *, check_sizes: bool
+) -> Response:
+    session = new_session(engine)
+    try:
+        source = sources.authenticate(session, key)
+        sent_at = spec.parse_time(sent, "sentAt") if sent else None
+        outcome = service.ingest(
+            session, source=source, messages=messages, call=call, sent_at=sent_at, check_sizes=check_sizes
+        )
+        session.commit()
+        return _answer(200, outcome.as_dict())
+    except spec.MessageError as exc:
+        session.rollback()
+        return _fail(400, str(exc), exc.field)
+    except KizunaError as exc:
+        session.rollback()
+        return _fail(exc.status_code, exc.message, exc.field)
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
 
 
 def _route(call: str | None) -> None:
@@ -130,3 +138,11 @@ def _route(call: str | None) -> None:
 
 for _call in (*spec.CALLS, None):
     _route(_call)
+
+
+@snippet.get("/js/kizuna.js", include_in_schema=False)
+def website_snippet() -> FileResponse:
+    """The website snippet (page views, identify on form submit, consent first); served as is, no build step."""
+    # Sites load it from their own pages: any origin may fetch it, and an hour of caching spares the server.
+    headers = {"Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*"}
+    return FileResponse(SNIPPET, media_type="text/javascript; charset=utf-8", headers=headers)

@@ -59,7 +59,7 @@ def parse_time(value: object, name: str) -> dt.datetime:
     if not isinstance(value, str) or not value:
         raise MessageError(f"{name} must be an ISO-8601 date string", field=name)
     try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         raise MessageError(f"{name} {value[:40]!r} is not an ISO-8601 date", field=name) from None
     if parsed.tzinfo is None:
