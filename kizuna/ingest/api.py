@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from kizuna.db import new_session
 from kizuna.errors import KizunaError
@@ -88,12 +89,30 @@ async def _take(request: Request, call: str | None) -> Response:
     engine = request.app.state.engine
 
     def work() -> Response:
-        with service.one_writer(engine):
-            return _store(
-                engine, key, messages, call, sent, check_sizes=call is None and len(raw) > spec.MAX_CALL_BYTES
-            )
+        for attempt in range(_ATTEMPTS):
+            try:
+                with service.one_writer(engine):
+                    return _store(
+                        engine, key, messages, call, sent, check_sizes=call is None and len(raw) > spec.MAX_CALL_BYTES
+                    )
+            except (IntegrityError, OperationalError) as exc:
+                # Another batch stored the same message id at the same moment (or, on PostgreSQL, a deadlock
+                # between two batches): the whole batch was rolled back, and a second try sees what the other kept.
+                if attempt == _ATTEMPTS - 1 or not _transient(exc):
+                    raise
+        raise AssertionError("unreachable")
 
     return await run_in_threadpool(work)
+
+
+_ATTEMPTS = 3
+
+
+def _transient(exc: Exception) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code in ("40P01", "40001")
 
 
 def _store(

@@ -17,10 +17,11 @@ merged here; an alias between them is refused with both named.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from kizuna.auth.permissions import Actor
@@ -71,7 +72,17 @@ class Stitcher:
                 keys.append((EMAIL, email))
         if not keys:
             return
-        for key, holders in identities.holders(self.session, identities.keys_of(keys)).items():
+        keys = identities.keys_of(keys)
+        if self.session.get_bind().dialect.name == "postgresql":
+            # Two batches that meet the same new visitor would both create them; the second would then fail on
+            # the unique identity (or deadlock with the first). Locking the batch's identities first, in one
+            # order, makes the second wait for the first to commit and then read what it created.
+            locks = sorted({_lock_key(k) for k in keys})
+            self.session.execute(
+                text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k"),
+                {"keys": locks},
+            )
+        for key, holders in identities.holders(self.session, keys).items():
             self.owner[key] = min(holders)
         ids = set(self.owner.values())
         for start in range(0, len(ids), 5000):
@@ -242,6 +253,11 @@ class Stitcher:
         if changed:
             _refresh_names(customer)
             self.session.flush()
+
+
+def _lock_key(key: tuple[str, str]) -> int:
+    digest = hashlib.blake2b(f"{key[0]}\x00{key[1]}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _email(m: Message) -> str | None:

@@ -20,7 +20,7 @@ from kizuna.ingest import sources
 from tests.conftest import free_port
 
 PAGE = """<!doctype html>
-<html><head><title>Shop</title>
+<html><head><meta charset="utf-8"><title>Shop</title>
 <script>window.kizuna=window.kizuna||function(){{(kizuna.q=kizuna.q||[]).push(arguments)}}</script>
 <script src="{server}/js/kizuna.js" data-write-key="{key}" {consent}></script>
 </head><body>
@@ -35,11 +35,15 @@ PAGE = """<!doctype html>
 """
 
 
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[str]:
     """A plain static web server for the shop's pages, on its own port (another origin than Kizuna)."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    handler = functools.partial(_Quiet, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
