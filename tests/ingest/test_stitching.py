@@ -133,3 +133,31 @@ def test_anonymous_profiles_age_out(tracker, db) -> None:  # noqa: ANN001
         assert s.get(Customer, old) is None
         assert s.scalars(select(Event.anonymous_id)).all() == ["recent"]
         assert {c.status for c in s.scalars(select(Customer))} == {"anonymous", "active"}
+
+
+def test_anonymous_visitors_enter_no_journey(tracker, db) -> None:  # noqa: ANN001
+    from kizuna.journeys import service as journeys
+    from kizuna.journeys.models import JourneyEnrollment
+    from kizuna.outbox.worker import run_once
+
+    with new_session(db) as s:
+        journeys.apply(
+            s,
+            actor=ADMIN,
+            definition={
+                "name": "Viewed",
+                "trigger": {"type": "event", "event": "Product Viewed"},
+                "start": "x",
+                "steps": [{"id": "x", "type": "exit"}],
+            },
+        )
+        s.commit()
+    tracker.post("/v1/track", json={"anonymousId": "anon-j", "event": "Product Viewed"})
+    tracker.post("/v1/track", json={"userId": "known-j", "event": "Product Viewed"})
+    while True:
+        tally = run_once(db, worker="test", limit=500)
+        if not (tally.done or tally.failed or tally.pumped):
+            break
+    with new_session(db) as s:
+        entered = [s.get(Customer, e.customer_id) for e in s.scalars(select(JourneyEnrollment))]
+        assert [(c.status, c.external_id) for c in entered] == [("active", "known-j")]
