@@ -177,3 +177,11 @@ def test_identities_are_rows_of_the_customer(tracker, db) -> None:  # noqa: ANN0
         rows = {(i.kind, i.value) for i in s.scalars(select(CustomerIdentity))}
         assert rows == {("external_id", "u9"), ("anonymous_id", "a9"), ("email", "u9@example.jp")}
         assert s.scalar(select(func.count()).select_from(Customer)) == 1
+
+
+def test_events_api_takes_event_names_as_tracking_sdks_send_them(client) -> None:  # noqa: ANN001
+    base = {"anonymous_id": "a1", "channel": "web", "occurred_at": _now(-60)}
+    r = client.post("/api/v1/events", json={**base, "type": "Order Completed"})
+    assert r.status_code == 201 and r.json()["type"] == "Order Completed"
+    assert client.post("/api/v1/events", json={**base, "type": "注文 完了 " + "x" * 190}).status_code == 201
+    assert client.post("/api/v1/events", json={**base, "type": "x" * 201}).json()["error"]["field"] == "type"
