@@ -8,6 +8,7 @@ executemany of the event rows, and one ``INSERT ... SELECT`` of their ``event.re
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,6 +78,14 @@ class Outcome:
         }
 
 
+def _external_id(source_id: int, message_id: str) -> str:
+    """The event's ``external_id``: the message id within its source (a hash when it would not fit 128 characters)."""
+    key = f"{source_id}:{message_id}"
+    if len(key) <= 128:
+        return key
+    return f"{source_id}:sha256:{hashlib.sha256(message_id.encode()).hexdigest()}"
+
+
 def _message_id(raw: object) -> str | None:
     value = raw.get("messageId") if isinstance(raw, dict) else None
     return str(value)[:200] if isinstance(value, (str, int)) else None
@@ -108,8 +117,7 @@ def ingest(
     actor = Actor.system(f"source:{source.name}", origin="tracking")
     stitcher = Stitcher(session, actor, source=source.name)
     stitcher.load(parsed)
-    prefix = f"{source.id}:"
-    wanted = [prefix + m.message_id for m in parsed if m.message_id]
+    wanted = [_external_id(source.id, m.message_id) for m in parsed if m.message_id]
     stored: set[str] = set()
     for start in range(0, len(wanted), 1000):
         stored.update(
@@ -119,7 +127,7 @@ def ingest(
     seen: set[str] = set()
     name = source.name[:64]
     for m in parsed:
-        external_id = prefix + m.message_id if m.message_id else None
+        external_id = _external_id(source.id, m.message_id) if m.message_id else None
         if external_id is not None and (external_id in stored or external_id in seen):
             # A retried batch (the SDKs retry on timeouts): the message was kept the first time.
             outcome.duplicates += 1
@@ -135,7 +143,7 @@ def ingest(
         if m.event is not None:
             rows.append(
                 (
-                    external_id[:128] if external_id else None,
+                    external_id,
                     customer_id,
                     m.anonymous_id,
                     m.event,

@@ -185,3 +185,12 @@ def test_events_api_takes_event_names_as_tracking_sdks_send_them(client) -> None
     assert r.status_code == 201 and r.json()["type"] == "Order Completed"
     assert client.post("/api/v1/events", json={**base, "type": "注文 完了 " + "x" * 190}).status_code == 201
     assert client.post("/api/v1/events", json={**base, "type": "x" * 201}).json()["error"]["field"] == "type"
+
+
+def test_long_message_ids_are_kept_once(tracker, db) -> None:  # noqa: ANN001
+    call = {"userId": "u1", "event": "Long", "messageId": "m" * 190}
+    assert tracker.post("/v1/track", json=call).json()["accepted"] == 1
+    assert tracker.post("/v1/track", json=call).json()["duplicates"] == 1
+    other = {**call, "messageId": "m" * 189 + "n"}
+    assert tracker.post("/v1/track", json=other).json()["accepted"] == 1
+    assert len(_events(db)) == 2
