@@ -15,18 +15,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from kizuna.auth.permissions import Actor
 from kizuna.db import take_write_lock, utcnow
 from kizuna.events.models import Event
-from kizuna.imports.bulk import insert_tuples
 from kizuna.ingest import sources, spec
 from kizuna.ingest.spec import Message, MessageError
 from kizuna.ingest.stitching import Stitcher
-from kizuna.outbox.service import emit_rows, json_object
+from kizuna.outbox.service import emit_batch
 
 # SQLite has one writer. Batches of one process take turns here instead of in SQLite's busy handler (which
 # retries BEGIN IMMEDIATE after random 5-50 ms sleeps: the p99 of a batch went to ~900 ms with 4 connections),
@@ -157,18 +156,17 @@ def ingest(
         outcome.accepted += 1
     outcome.rejected.sort(key=lambda r: r.index)
     if rows:
-        before = session.scalar(select(func.coalesce(func.max(Event.id), 0)))
-        insert_tuples(session, Event.__table__, _COLUMNS, rows)
-        emit_rows(
+        table = Event.__table__
+        returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        ids = list(session.scalars(returning, [dict(zip(_COLUMNS, row, strict=True)) for row in rows]))
+        # The same event.recorded the events API emits: journeys' event triggers read it within a second.
+        emit_batch(
             session,
             "event.recorded",
-            select(
-                json_object(
-                    session, {"event_id": Event.id, "customer_id": Event.customer_id, "type": Event.type}
-                ).label("payload"),
-                Event.customer_id.label("customer_id"),
-                Event.occurred_at.label("occurred_at"),
-            ).where(Event.id > before, Event.received_at == received_at, Event.source == name),
+            [
+                ({"event_id": event_id, "customer_id": row[1], "type": row[3]}, row[1], row[5])
+                for event_id, row in zip(ids, rows, strict=True)
+            ],
             origin="tracking",
         )
     outcome.customers_created = stitcher.created
