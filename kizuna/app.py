@@ -27,6 +27,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.events.api import router as events_router
     from kizuna.exports.api import router as exports_router
     from kizuna.imports.api import router as imports_router
+    from kizuna.ingest.api import router as tracking_router
+    from kizuna.ingest.api import snippet as snippet_router
     from kizuna.journeys.api import router as journeys_router
     from kizuna.messaging.api import router as messaging_router
     from kizuna.messaging.api_line import router as line_router
@@ -76,6 +78,9 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         messaging_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    # The Segment-compatible tracking API lives at /v1, where Segment's SDKs send once given Kizuna's host.
+    app.include_router(tracking_router)
+    app.include_router(snippet_router)
     app.include_router(ui_router)
     openapi.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")

@@ -16,6 +16,7 @@ from kizuna.config import get_settings
 from kizuna.customers.cli import duplicates_app
 from kizuna.errors import KizunaError
 from kizuna.imports.cli import imports_app
+from kizuna.ingest.cli import sources_app
 from kizuna.journeys.cli import journeys_app
 from kizuna.messaging.cli import messages_app
 from kizuna.outbox.cli import outbox_app
@@ -34,6 +35,7 @@ app.add_typer(segments_app, name="segments")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(messages_app, name="messages")
+app.add_typer(sources_app, name="sources")
 
 
 def _engine():  # noqa: ANN202

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     extra_subscribers: str = Field(
         default="", description="Comma-separated modules declaring more outbox subscribers (plugins)."
     )
+    anonymous_retention_days: int = Field(
+        default=90,
+        ge=1,
+        description="Days an anonymous visitor profile (tracked, never identified) is kept after its last event; "
+        "`kizuna sources purge-anonymous` removes older ones.",
+    )
     segment_refresh_minutes: int = Field(
         default=5, ge=1, description="Minutes between the worker's incremental refreshes of dynamic segments."
     )

@@ -20,6 +20,7 @@ from kizuna.customers.models import (
 from kizuna.db import Base, never_reuse_ids
 from kizuna.events.models import Event
 from kizuna.imports.models import ImportJob
+from kizuna.ingest.models import Source
 from kizuna.journeys.models import Journey, JourneyEnrollment, JourneyStep, JourneyVersion
 from kizuna.messaging.line_models import LineLink, LineSettings, LineWebhookEvent
 from kizuna.messaging.models import Message, MessageEvent, Suppression, Template
@@ -67,6 +68,7 @@ __all__ = [
     "Product",
     "Segment",
     "SegmentMembership",
+    "Source",
     "Suppression",
     "Tag",
     "Template",

@@ -49,7 +49,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         | {"data:export", "data:import", "customers:merge", "users:manage", "audit:read", "tokens:manage"}
         | {"outbox:manage", "analytics:refresh", "segments:write"}
         | _MARKETING
-        | {"channels:manage"}
+        | {"channels:manage", "sources:manage"}
     ),
 }
 

@@ -22,7 +22,8 @@ class Event(Base):
     external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     anonymous_id: Mapped[str | None] = mapped_column(String(128), index=True)
-    type: Mapped[str] = mapped_column(String(64), index=True)
+    # Kept as sent (Segment SDKs send "Order Completed": spaces, capitals, up to 200 characters).
+    type: Mapped[str] = mapped_column(String(200), index=True)
     channel: Mapped[str] = mapped_column(String(32))
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

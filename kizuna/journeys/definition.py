@@ -25,7 +25,8 @@ from kizuna.segments import rules
 # Outbox topics an event trigger or a goal can name directly; any other name is an event type
 # (``event.recorded`` messages: page_view, signup ...).
 TOPIC_EVENTS = ("order.completed",)
-_NAME = r"^[A-Za-z0-9_.\-]{1,64}$"
+# Event types as the events API and the tracking API keep them ("Order Completed").
+_NAME = r"^[^\x00-\x1f\x7f]{1,200}$"
 EventName = Annotated[str, StringConstraints(pattern=_NAME)]
 _PROPERTY = r"^[A-Za-z0-9_\-]{1,64}$"
 DATE_ATTRIBUTES = ("birth_date",)

@@ -40,7 +40,7 @@ class Journey(Base):
     # concerns with one indexed query: trigger_key is the event name or the segment id.
     trigger_type: Mapped[str | None] = mapped_column(String(32))
     trigger_key: Mapped[str | None] = mapped_column(String(200))
-    goal_event: Mapped[str | None] = mapped_column(String(64))
+    goal_event: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(320), default="")

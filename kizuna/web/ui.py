@@ -27,6 +27,7 @@ from kizuna.web import (
     ui_outbox,
     ui_recipient,
     ui_segments,
+    ui_sources,
     ui_users,
 )
 from kizuna.web.deps import DB, SESSION_COOKIE, client_address
@@ -139,6 +140,7 @@ router.include_router(ui_admin.router)
 router.include_router(ui_users.router)
 router.include_router(ui_analytics.router)
 router.include_router(ui_outbox.router)
+router.include_router(ui_sources.router)
 router.include_router(ui_imports.router)
 router.include_router(ui_segments.router)
 router.include_router(ui_campaigns.router)

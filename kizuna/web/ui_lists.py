@@ -30,7 +30,7 @@ router = ui_router()
 PAGE_SIZES = (25, 50, 100, 200)
 PAGE_SIZE = 50
 STAGES = ("lead", "prospect", "customer", "former")
-STATUSES = ("active", "merged", "all")
+STATUSES = ("active", "anonymous", "merged", "all")
 # What a list link carries: the filter form, the sort and the page size (never the cursor or the count).
 STATE_FIELDS = (*CUSTOMER_FORM_FIELDS, "sort", "size")
 

@@ -1,0 +1,1 @@
+"""Event ingestion: sources with write keys and the Segment-compatible tracking API (``/v1/*``)."""
