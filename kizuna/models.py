@@ -26,6 +26,7 @@ from kizuna.messaging.models import Message, MessageEvent, Suppression, Template
 from kizuna.messaging.settings import ChannelSettings
 from kizuna.messaging.webhook_models import WebhookAllow, WebhookEndpoint
 from kizuna.orders.models import Order, OrderLine
+from kizuna.privacy.models import ThirdPartyProvision
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
 from kizuna.segments.models import Segment, SegmentMembership
 
@@ -70,6 +71,7 @@ __all__ = [
     "Suppression",
     "Tag",
     "Template",
+    "ThirdPartyProvision",
     "UiSession",
     "User",
     "WebhookAllow",

@@ -68,7 +68,7 @@ KEEP_WHEN_EMPTY = ("lifecycle_stage", "timezone", "locale")
 STAGES = ("lead", "prospect", "customer", "former")
 GENDERS = ("female", "male", "other", "unknown")
 CONSENT_CHANNELS = ("email", "line", "sms", "phone", "post", "push")
-CONSENT_PURPOSES = ("marketing", "newsletter", "transactional", "survey", "profiling")
+CONSENT_PURPOSES = ("marketing", "newsletter", "transactional", "survey", "profiling", "advertising")
 # How a decision reached us; "phone" covers opt-outs taken on a call, which 特定電子メール法 requires honouring.
 CONSENT_METHODS = ("web_form", "phone", "email_reply", "paper_form", "store", "business_card", "import", "other")
 CONSENT_FIELDS = ("channel", "purpose", "status", "method", "source", "evidence", "recorded_at")
