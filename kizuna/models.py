@@ -26,8 +26,8 @@ from kizuna.messaging.models import Message, MessageEvent, Suppression, Template
 from kizuna.messaging.settings import ChannelSettings
 from kizuna.messaging.webhook_models import WebhookAllow, WebhookEndpoint
 from kizuna.orders.models import Order, OrderLine
-from kizuna.privacy.models import ThirdPartyProvision
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
+from kizuna.privacy.models import ThirdPartyProvision
 from kizuna.segments.models import Segment, SegmentMembership
 
 never_reuse_ids(Base.metadata)
