@@ -7,12 +7,13 @@ import hashlib
 import io
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from kizuna.audiences.service import write_audience
 from kizuna.auth.models import AuditEntry
 from kizuna.auth.permissions import Actor
 from kizuna.customers.merge import merge_customers
+from kizuna.customers.models import Customer
 from kizuna.errors import PermissionDenied, ValidationError
 from kizuna.privacy.models import ThirdPartyProvision
 from tests import factories
@@ -186,3 +187,13 @@ def test_api_refuses_roles_without_export(client_as, session):
     w = world(session)
     r = client_as("viewer").get(f"/api/v1/segments/{w['segment_id']}/audience", params={"platform": "meta"})
     assert r.status_code == 403
+
+
+def test_anonymous_profiles_still_in_a_segment_are_left_out(session):
+    w = world(session)
+    # A profile that became anonymous (or anything not active) after the segment was built.
+    session.execute(update(Customer).where(Customer.id == w["yes"]).values(status="anonymous"))
+    session.commit()
+    rows, result = export(session, w["segment_id"], "meta")
+    assert [r["PHONE"] for r in rows] == [sha("818011112222")]
+    assert result.members == 4

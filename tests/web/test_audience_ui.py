@@ -67,3 +67,26 @@ def test_the_export_button_downloads_the_file_in_a_browser(db, sign_in, live_ser
     assert download.suggested_filename == f"audience-{w['segment_id']}-meta.csv"
     lines = open(download.path(), encoding="utf-8").read().splitlines()  # noqa: PTH123, SIM115
     assert lines[0] == "EMAIL,PHONE,FN,LN,CT,ST,ZIP,COUNTRY" and len(lines) == 3
+
+
+@pytest.mark.browser
+def test_the_new_pages_fit_a_phone_and_pass_axe_in_both_languages(db, sign_in, live_server):
+    from tests.web.test_every_page_browser import blocking_violations, overflow
+
+    w = _world(db)
+    page = sign_in("admin")
+    page.goto(f"{live_server}/segments/{w['segment_id']}")
+    with page.expect_download():
+        page.get_by_test_id("export-audience").click()
+    problems: list[str] = []
+    for lang in ("ja", "en"):
+        page.goto(f"{live_server}/lang/{lang}?next=/customers")
+        for width in (390, 1400):
+            page.set_viewport_size({"width": width, "height": 900})
+            for path in (f"/segments/{w['segment_id']}", "/admin/provisions", f"/customers/{w['yes']}"):
+                page.goto(f"{live_server}{path}")
+                scroll, inner = overflow(page)
+                if scroll > inner:
+                    problems.append(f"{path} [{lang}, {width}px]: {scroll}px wide")
+                problems.extend(f"{path} [{lang}, {width}px]: {v}" for v in blocking_violations(page))
+    assert not problems, "\n".join(problems)
