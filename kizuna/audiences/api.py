@@ -8,8 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from kizuna.audiences.service import MEDIA_TYPE, file_name, write_audience
-from kizuna.segments.models import Segment
+from kizuna.audiences.service import MEDIA_TYPE, write_audience
 from kizuna.web.deps import DB, APIActor
 
 router = APIRouter(prefix="/segments", tags=["segments"])
@@ -33,9 +32,6 @@ def audience(
     """
     spool = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)  # noqa: SIM115 - closed by the response
     result = write_audience(session, actor=actor, segment_id=segment_id, platform=platform, out=spool)
-    segment = session.get(Segment, segment_id)
-    assert segment is not None
-    name = file_name(segment, platform)
     session.commit()
     spool.seek(0)
 
@@ -50,7 +46,7 @@ def audience(
         chunks(),
         media_type=MEDIA_TYPE,
         headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
+            "Content-Disposition": f'attachment; filename="{result.file_name}"',
             "X-Kizuna-Members": str(result.members),
             "X-Kizuna-Rows": str(result.rows),
             "X-Kizuna-Without-Consent": str(result.without_consent),

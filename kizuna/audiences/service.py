@@ -44,6 +44,8 @@ class AudienceResult:
     without_consent: int = 0
     without_identifier: int = 0
     rows: int = 0
+    # A download name: audience-<segment id>-<platform>.csv (ASCII, whatever the segment is called).
+    file_name: str = ""
     # Field set -> customers given exactly those fields (what the provision records say).
     fields: dict[tuple[str, ...], list[int]] = field(default_factory=dict)
 
@@ -104,7 +106,9 @@ def write_audience(
     segment = session.get(Segment, segment_id)
     if segment is None:
         raise NotFound(f"segment {segment_id} not found", key="error.segment_not_found", params={"id": segment_id})
-    result = AudienceResult(segment_id=segment.id, platform=spec.name)
+    result = AudienceResult(
+        segment_id=segment.id, platform=spec.name, file_name=f"audience-{segment.id}-{spec.name}.csv"
+    )
     current = select(SegmentMembership.customer_id).where(
         SegmentMembership.segment_id == segment.id, SegmentMembership.exited_at.is_(None)
     )
@@ -169,8 +173,3 @@ def write_audience(
         summary=f"audience of segment {segment.name} for {spec.name}: {result.rows} customers",
     )
     return result
-
-
-def file_name(segment: Segment, platform: str) -> str:
-    """A download name: ``audience-<segment id>-<platform>.csv`` (ASCII, whatever the segment is called)."""
-    return f"audience-{segment.id}-{platform_for(platform).name}.csv"

@@ -7,9 +7,8 @@ from typing import Annotated, Any
 from fastapi import Form, Request
 from starlette.responses import Response
 
-from kizuna.audiences.service import MEDIA_TYPE, file_name, write_audience
+from kizuna.audiences.service import MEDIA_TYPE, write_audience
 from kizuna.privacy import service as privacy
-from kizuna.segments import service as segments
 from kizuna.web.deps import DB
 from kizuna.web.session import CurrentViewer, PostingViewer
 from kizuna.web.ui_base import render, ui_router
@@ -29,13 +28,10 @@ def segment_audience(
     import io
 
     out = io.BytesIO()
-    write_audience(session, actor=viewer.actor.via("ui"), segment_id=segment_id, platform=platform, out=out)
-    segment = segments.get_segment(session, segment_id, actor=viewer.actor)
-    name = file_name(segment, platform)
+    result = write_audience(session, actor=viewer.actor.via("ui"), segment_id=segment_id, platform=platform, out=out)
     session.commit()
-    return Response(
-        out.getvalue(), media_type=MEDIA_TYPE, headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
+    disposition = f'attachment; filename="{result.file_name}"'
+    return Response(out.getvalue(), media_type=MEDIA_TYPE, headers={"Content-Disposition": disposition})
 
 
 @router.get("/admin/provisions")
