@@ -18,6 +18,7 @@ API_PREFIX = "/api/v1"
 
 def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.analytics.api import router as analytics_router
+    from kizuna.audiences.api import router as audiences_router
     from kizuna.auth.api import router as auth_router
     from kizuna.campaigns.api import router as campaigns_router
     from kizuna.catalog.api import router as catalog_router
@@ -36,6 +37,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.orders.api import router as orders_router
     from kizuna.outbox import registry
     from kizuna.outbox.api import router as outbox_router
+    from kizuna.privacy.api import router as privacy_router
     from kizuna.segments.api import router as segments_router
     from kizuna.web.ui import router as ui_router
 
@@ -76,6 +78,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         webhooks_router,
         journeys_router,
         messaging_router,
+        audiences_router,
+        privacy_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     # The Segment-compatible tracking API lives at /v1, where Segment's SDKs send once given Kizuna's host.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,11 +14,13 @@ from kizuna.cli_support import fail as _fail
 from kizuna.config import get_settings
 from kizuna.customers.cli import duplicates_app
 from kizuna.errors import KizunaError
+from kizuna.exports.cli import export_app
 from kizuna.imports.cli import imports_app
 from kizuna.ingest.cli import sources_app
 from kizuna.journeys.cli import journeys_app
 from kizuna.messaging.cli import messages_app
 from kizuna.outbox.cli import outbox_app
+from kizuna.privacy.cli import privacy_app
 from kizuna.segments.cli import segments_app
 
 app = typer.Typer(help="Kizuna (絆) CRM.", no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -36,6 +37,8 @@ app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(messages_app, name="messages")
 app.add_typer(sources_app, name="sources")
+app.add_typer(export_app, name="export")
+app.add_typer(privacy_app, name="privacy")
 
 
 def _engine():  # noqa: ANN202
@@ -270,46 +273,6 @@ def tokens_create(
     except KizunaError as exc:
         raise _fail(exc) from exc
     typer.echo(secret)
-
-
-@app.command()
-def export(
-    kind: Annotated[str, typer.Argument(help="customers, companies, products, orders or events.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write; .csv or .parquet.")],
-    filters: Annotated[list[str] | None, typer.Option("--filter", "-f", help="field[__op]=value, repeatable.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="csv or parquet (default: from the file name).")] = None,
-) -> None:
-    """Export a list to CSV or Parquet, with the same filters as the API (audited)."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn
-
-    from kizuna.db import transaction
-    from kizuna.exports.service import replacing, write_export
-
-    fmt = fmt or output.suffix.lstrip(".").lower()
-    params: dict[str, str] = {}
-    for item in filters or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise _fail(KizunaError(f"filter '{item}' must look like field=value or field__op=value"))
-        params[key.strip()] = value.strip()
-    engine = _engine()
-    try:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
-            task = bar.add_task(f"exporting {kind}", total=None)
-            # The file replaces what was at OUTPUT only once the export (and its audit entry) is committed.
-            with replacing(output) as out, transaction(engine) as session:
-                count = write_export(
-                    session,
-                    actor=CLI,
-                    kind=kind,
-                    params=params,
-                    fmt=fmt,
-                    out=out,
-                    progress=lambda n: bar.update(task, description=f"exporting {kind}: {n:,}"),
-                )
-    except KizunaError as exc:
-        raise _fail(exc) from exc
-    console.print(f"wrote {count:,} {kind} to {output}")
 
 
 @app.command()

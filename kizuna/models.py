@@ -28,6 +28,7 @@ from kizuna.messaging.settings import ChannelSettings
 from kizuna.messaging.webhook_models import WebhookAllow, WebhookEndpoint
 from kizuna.orders.models import Order, OrderLine
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
+from kizuna.privacy.models import ThirdPartyProvision
 from kizuna.segments.models import Segment, SegmentMembership
 
 never_reuse_ids(Base.metadata)
@@ -72,6 +73,7 @@ __all__ = [
     "Suppression",
     "Tag",
     "Template",
+    "ThirdPartyProvision",
     "UiSession",
     "User",
     "WebhookAllow",

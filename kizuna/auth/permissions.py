@@ -50,6 +50,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         | {"outbox:manage", "analytics:refresh", "segments:write"}
         | _MARKETING
         | {"channels:manage", "sources:manage"}
+        # Third-party provision records (APPI) and their purge; whole-table exports for a warehouse.
+        | {"privacy:read", "privacy:manage", "tables:export"}
     ),
 }
 

@@ -22,7 +22,10 @@ from sqlalchemy.orm import Session, aliased
 from kizuna.customers.models import Consent
 
 GRANTED = "granted"
+WITHDRAWN = "withdrawn"
 MARKETING = "marketing"
+# Handing customers to ad platforms (audiences): a purpose of its own, never implied by marketing consent.
+ADVERTISING = "advertising"
 # Ids per statement: well under SQLite's bound-parameter limit.
 _BATCH = 5000
 
@@ -97,3 +100,27 @@ def decisions_in_force(session: Session, customer_id: int) -> list[Consent]:
         select(Consent).where(Consent.customer_id == customer_id, in_force()).order_by(Consent.channel, Consent.purpose)
     )
     return list(session.scalars(query))
+
+
+def granted_for_purpose(customer_id: Any, *, purpose: str) -> ColumnElement[bool]:
+    """True where a decision in force for ``purpose`` is granted on some channel and none is withdrawn.
+
+    For purposes that are not about one channel (``advertising``: handing the customer to an ad platform), the
+    decision may have been recorded under any channel the person used; a withdrawal on any of them wins, so a
+    person who said no once is never included because of an older yes elsewhere.
+    """
+    said_no = aliased(Consent)
+    withdrawn = exists().where(
+        said_no.customer_id == customer_id,
+        said_no.purpose == purpose,
+        said_no.status != GRANTED,
+        in_force(said_no),
+    )
+    said_yes = aliased(Consent)
+    granted_somewhere = exists().where(
+        said_yes.customer_id == customer_id,
+        said_yes.purpose == purpose,
+        said_yes.status == GRANTED,
+        in_force(said_yes),
+    )
+    return granted_somewhere & ~withdrawn

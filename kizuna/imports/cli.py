@@ -18,7 +18,9 @@ from kizuna.errors import KizunaError
 from kizuna.imports.report import ImportReport
 from kizuna.imports.runner import KINDS, ImportAborted, run_import
 
-imports_app = typer.Typer(help="Import customers, products, orders or events from CSV (events also JSON Lines).")
+imports_app = typer.Typer(
+    help="Import customers, products, orders or events from CSV or Parquet (events also JSON Lines)."
+)
 SHOWN_REJECTS = 50
 
 
@@ -126,7 +128,7 @@ def _print_report(console: Console, report: ImportReport) -> None:
 
 def _register(kind: str) -> None:
     def command(
-        file: Path = typer.Argument(..., help="CSV file (UTF-8, Shift_JIS/CP932, EUC-JP)."),
+        file: Path = typer.Argument(..., help="CSV file (UTF-8, Shift_JIS/CP932, EUC-JP) or Parquet file."),
         map_: list[str] = typer.Option([], "--map", help="'CSV Header=field' (repeatable); 'Header=-' ignores it."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
         report: Path | None = typer.Option(None, "--report", help="Where to write the rejected rows as CSV."),
@@ -158,7 +160,9 @@ def _register(kind: str) -> None:
             as_user=as_user,
         )
 
-    help_text = f"Import {kind} from a CSV file" + (" or JSON Lines (.jsonl/.ndjson)." if kind == "events" else ".")
+    help_text = f"Import {kind} from a CSV or Parquet file" + (
+        " or JSON Lines (.jsonl/.ndjson)." if kind == "events" else "."
+    )
     imports_app.command(kind, help=help_text)(command)
 
 

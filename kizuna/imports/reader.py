@@ -282,6 +282,10 @@ def open_source(
     """
     if not path.is_file():
         raise ImportFileError(f"{path}: no such file")
+    from kizuna.imports import parquet
+
+    if parquet.is_parquet(path):
+        return parquet.open_parquet(path, columns, overrides)
     if encoding is None:
         encoding, lines = detect_encoding(path)
     else:
@@ -397,6 +401,10 @@ class RecordStream(Iterator[Record]):
         """
         if self.source.format == "jsonl":
             return _jsonl_records(self.source, self.errors)
+        if self.source.format == "parquet":
+            from kizuna.imports.parquet import parquet_records
+
+            return parquet_records(self.source)
         return _csv_file_records(self.source, start, self.errors)
 
 
@@ -603,6 +611,15 @@ def original_rows(source: Source, lines: set[int]) -> tuple[list[str], dict[int,
     laid out under the union of their keys, with nested values as JSON text."""
     found: dict[int, list[str]] = {}
     if not lines:
+        return list(source.headers), found
+    if source.format == "parquet":
+        from kizuna.imports.parquet import parquet_rows
+
+        for line, row in parquet_rows(source):
+            if line in lines:
+                found[line] = [cell or "" for cell in row]
+                if len(found) == len(lines):
+                    break
         return list(source.headers), found
     if source.format == "jsonl":
         objects: dict[int, dict[str, Any]] = {}

@@ -31,6 +31,7 @@ SUBSCRIBER_MODULES: tuple[str, ...] = (
     "kizuna.campaigns.schedule",
     "kizuna.journeys.subscribers",
     "kizuna.messaging.sender",
+    "kizuna.privacy.retention",
 )
 
 _KEY_NAMESPACE = uuid.UUID("6f1c1a52-4b8e-4d7a-9a51-6b697a756e61")

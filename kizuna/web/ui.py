@@ -25,6 +25,7 @@ from kizuna.web import (
     ui_lists,
     ui_messaging,
     ui_outbox,
+    ui_privacy,
     ui_recipient,
     ui_segments,
     ui_sources,
@@ -148,3 +149,4 @@ router.include_router(ui_line.router)
 router.include_router(ui_journeys.router)
 router.include_router(ui_messaging.router)
 router.include_router(ui_recipient.router)
+router.include_router(ui_privacy.router)

@@ -17,6 +17,7 @@ from kizuna.customers import service as customers
 from kizuna.customers.customer360 import customer_360
 from kizuna.customers.schemas import ConsentCreate, CustomerCreate, CustomerUpdate
 from kizuna.errors import Conflict, KizunaError, ValidationError
+from kizuna.privacy import service as privacy
 from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, collect, read_form, submit, translate_error
 from kizuna.web.i18n import translator
@@ -68,7 +69,7 @@ KEEP_WHEN_EMPTY = ("lifecycle_stage", "timezone", "locale")
 STAGES = ("lead", "prospect", "customer", "former")
 GENDERS = ("female", "male", "other", "unknown")
 CONSENT_CHANNELS = ("email", "line", "sms", "phone", "post", "push")
-CONSENT_PURPOSES = ("marketing", "newsletter", "transactional", "survey", "profiling")
+CONSENT_PURPOSES = ("marketing", "newsletter", "transactional", "survey", "profiling", "advertising")
 # How a decision reached us; "phone" covers opt-outs taken on a call, which 特定電子メール法 requires honouring.
 CONSENT_METHODS = ("web_form", "phone", "email_reply", "paper_form", "store", "business_card", "import", "other")
 CONSENT_FIELDS = ("channel", "purpose", "status", "method", "source", "evidence", "recorded_at")
@@ -366,6 +367,9 @@ def render_360(
         "identity_form": FormState(values={"kind": "email", "value": ""}),
         "note_form": FormState(values={"body": ""}),
     }
+    provisions, provisions_total = privacy.customer_provisions(
+        session, actor=viewer.actor, customer_id=view.customer.id, limit=5
+    )
     return render(
         request,
         "customers/detail.html",
@@ -381,6 +385,8 @@ def render_360(
         stages=STAGES,
         consent_choices={"channels": CONSENT_CHANNELS, "purposes": CONSENT_PURPOSES, "methods": CONSENT_METHODS},
         identity_kinds=[k for k in identities.KINDS if k != "anonymous_id"],
+        provisions=provisions,
+        provisions_total=provisions_total,
         **{**defaults, **forms},
     )
 
