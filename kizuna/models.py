@@ -28,6 +28,7 @@ from kizuna.messaging.webhook_models import WebhookAllow, WebhookEndpoint
 from kizuna.orders.models import Order, OrderLine
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
 from kizuna.segments.models import Segment, SegmentMembership
+from kizuna.webhooks.models import WebhookDelivery, WebhookSubscription
 
 never_reuse_ids(Base.metadata)
 
@@ -73,5 +74,7 @@ __all__ = [
     "UiSession",
     "User",
     "WebhookAllow",
+    "WebhookDelivery",
     "WebhookEndpoint",
+    "WebhookSubscription",
 ]

@@ -31,6 +31,7 @@ SUBSCRIBER_MODULES: tuple[str, ...] = (
     "kizuna.campaigns.schedule",
     "kizuna.journeys.subscribers",
     "kizuna.messaging.sender",
+    "kizuna.webhooks.delivery",
 )
 
 _KEY_NAMESPACE = uuid.UUID("6f1c1a52-4b8e-4d7a-9a51-6b697a756e61")
@@ -52,6 +53,8 @@ class Delivery:
     attempt: int
     # The worker holding the lease: a long handler renews it with ``service.renew_lease``.
     worker: str = ""
+    # What the subscriber's ``effect`` returned for this attempt (see ``Subscriber.effect``), else None.
+    effect: Any = None
 
     @property
     def key(self) -> str:
@@ -79,6 +82,12 @@ class Targets(Protocol):
     def __call__(self, session: Session, delivery: Delivery) -> Iterable[str]: ...
 
 
+class Effect(Protocol):
+    """The outside part of a target's delivery (an HTTP call), run with no transaction open; see ``Subscriber``."""
+
+    def __call__(self, engine: Any, delivery: Delivery) -> Any: ...
+
+
 @dataclass(frozen=True)
 class Subscriber:
     """Reacts to ``topics`` (exact names, ``prefix.*`` or ``*``).
@@ -90,6 +99,13 @@ class Subscriber:
     With ``batch`` (above 0) ``handle`` is a ``BatchHandler``: it gets up to ``batch`` deliveries at once,
     handled in one transaction and marked done together; when that transaction fails, each delivery is handled
     again alone (a list of one), so one bad delivery retries alone and the rest go through.
+
+    With ``effect`` (fan-out subscribers only) each target delivery first runs ``effect(engine, delivery)`` with
+    no transaction open and no lock held, so that a slow receiver never holds SQLite's one write lock (nor a row
+    lock) while it thinks; the lease still keeps other workers off the delivery. It may read through a session
+    of its own and must not change anything ``handle`` would; an exception is the attempt's failure (retried
+    with back-off). What it returns reaches ``handle`` as ``delivery.effect``, in the transaction that marks
+    the delivery done, so what the effect caused is recorded once.
     """
 
     name: str
@@ -99,6 +115,7 @@ class Subscriber:
     max_attempts: int | None = None  # None: KIZUNA_OUTBOX_MAX_ATTEMPTS
     declared_in: str = field(default="", compare=False)
     batch: int = 0
+    effect: Effect | None = None
 
     def wants(self, topic: str) -> bool:
         if "*" in self.topics or topic in self.topics:
@@ -123,7 +140,11 @@ _LOCK = threading.Lock()
 
 
 def declare(
-    name: str, *topics: str, targets: Targets | None = None, max_attempts: int | None = None
+    name: str,
+    *topics: str,
+    targets: Targets | None = None,
+    max_attempts: int | None = None,
+    effect: Effect | None = None,
 ) -> Callable[[Handler], Handler]:
     """Decorator for a module-level handler: ``@declare("webhooks", "customer.*", targets=...)``."""
 
@@ -136,6 +157,7 @@ def declare(
                 targets=targets,
                 max_attempts=max_attempts,
                 declared_in=getattr(handle, "__module__", ""),
+                effect=effect,
             )
         )
         return handle
@@ -169,6 +191,8 @@ def register(subscriber: Subscriber) -> None:
         raise ValueError(f"subscriber {subscriber.name!r} names no topic")
     if subscriber.batch and subscriber.targets is not None:
         raise ValueError(f"subscriber {subscriber.name!r}: a batch subscriber cannot fan out to targets")
+    if subscriber.effect is not None and subscriber.targets is None:
+        raise ValueError(f"subscriber {subscriber.name!r}: an effect runs for targets; declare targets too")
     known = _SUBSCRIBERS.get(subscriber.name)
     if known is not None and known != subscriber:
         where = f"{known.declared_in}, {subscriber.declared_in}"

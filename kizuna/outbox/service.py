@@ -20,7 +20,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, insert, literal, or_, select, update
@@ -282,6 +282,7 @@ def deliver(engine: Engine, *, worker: str, delivery_id: int) -> Outcome:
     """
     session = new_session(engine)
     try:
+        effect = _outside_effect(engine, session, worker, delivery_id)
         _begin(session)
         query = (
             select(OutboxDelivery, OutboxMessage)
@@ -309,6 +310,8 @@ def deliver(engine: Engine, *, worker: str, delivery_id: int) -> Outcome:
         if subscriber is None:
             raise LookupError(f"no subscriber named {record.subscriber!r} is declared in this worker")
         delivery = _delivery(record, message, worker)
+        if effect is not _NO_EFFECT:
+            delivery = replace(delivery, effect=effect)
         _run(session, subscriber, delivery, record)
         if not _finish(session, delivery_id, worker, status="done"):
             session.rollback()
@@ -320,6 +323,38 @@ def deliver(engine: Engine, *, worker: str, delivery_id: int) -> Outcome:
         return _record_failure(session, delivery_id, worker, f"{type(exc).__name__}: {exc}")
     finally:
         session.close()
+
+
+_NO_EFFECT = object()
+
+
+def _outside_effect(engine: Engine, session: Session, worker: str, delivery_id: int) -> Any:
+    """Run a fan-out target's ``effect`` before its transaction, with nothing locked (``Subscriber.effect``).
+
+    ``_NO_EFFECT`` when the delivery has none (or is no longer this worker's: ``deliver`` finds that out).
+    """
+    if not any(s.effect is not None for s in registry.subscribers()):
+        return _NO_EFFECT
+    row = session.execute(
+        select(OutboxDelivery, OutboxMessage)
+        .join(OutboxMessage, OutboxMessage.id == OutboxDelivery.message_id)
+        .where(
+            OutboxDelivery.id == delivery_id,
+            OutboxDelivery.locked_by == worker,
+            OutboxDelivery.status == "pending",
+        )
+    ).first()
+    # End the read: the effect may take seconds, and holds no snapshot or lock meanwhile.
+    session.rollback()
+    if row is None:
+        return _NO_EFFECT
+    record, message = row
+    subscriber = registry.get(record.subscriber)
+    if subscriber is None or subscriber.effect is None or not record.target:
+        return _NO_EFFECT
+    if record.attempts > _max_attempts(subscriber):
+        return _NO_EFFECT
+    return subscriber.effect(engine, _delivery(record, message, worker))
 
 
 def _delivery(record: OutboxDelivery, message: OutboxMessage, worker: str) -> Delivery:

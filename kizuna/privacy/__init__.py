@@ -1,0 +1,1 @@
+"""Privacy: consent rules, data-subject requests, third-party provision records (APPI)."""
