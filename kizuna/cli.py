@@ -20,6 +20,7 @@ from kizuna.journeys.cli import journeys_app
 from kizuna.messaging.cli import messages_app
 from kizuna.outbox.cli import outbox_app
 from kizuna.segments.cli import segments_app
+from kizuna.webhooks.cli import webhooks_app
 
 app = typer.Typer(help="Kizuna (絆) CRM.", no_args_is_help=True, pretty_exceptions_show_locals=False)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -34,6 +35,7 @@ app.add_typer(segments_app, name="segments")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(messages_app, name="messages")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def _engine():  # noqa: ANN202

@@ -159,9 +159,7 @@ def send(engine: Engine, delivery: Delivery) -> Sent | Skipped:
     return Sent(answer=answer, endpoint=name, host=ssrf.split(url).hostname or "")
 
 
-def post(
-    url: str, body: bytes, headers: dict[str, str], secret: str, allow: ssrf.Allowlist
-) -> tuple[Answer, str]:
+def post(url: str, body: bytes, headers: dict[str, str], secret: str, allow: ssrf.Allowlist) -> tuple[Answer, str]:
     """POST ``body`` to ``url`` at the address checked for it, following a redirect only to a checked URL."""
     settings = get_settings()
     timeout = httpx.Timeout(settings.webhook_read_timeout_seconds, connect=settings.webhook_connect_timeout_seconds)

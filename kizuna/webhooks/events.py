@@ -159,7 +159,12 @@ def _order(session: Session, delivery: Delivery) -> dict[str, Any]:
         lines = session.scalars(select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.line_no))
         shown["lines"] = [{name: _plain(getattr(line, name)) for name in _LINE_FIELDS} for line in lines]
     customer_id = _customer_id(delivery)
-    return {"order_id": order_id, "order": shown, "customer_id": customer_id, "customer": customer_of(session, customer_id)}
+    return {
+        "order_id": order_id,
+        "order": shown,
+        "customer_id": customer_id,
+        "customer": customer_of(session, customer_id),
+    }
 
 
 for _event in (
@@ -178,7 +183,9 @@ for _event in (
         "同一人物の2件が統合された（customer は残った側）",
         _merged,
     ),
-    EventType("segment.entered", "segment.entered", "A customer entered a segment.", "顧客がセグメントに入った", _segment),
+    EventType(
+        "segment.entered", "segment.entered", "A customer entered a segment.", "顧客がセグメントに入った", _segment
+    ),
     EventType("segment.exited", "segment.exited", "A customer left a segment.", "顧客がセグメントから出た", _segment),
     EventType("order.completed", "order.completed", "An order was completed.", "注文が完了した", _order),
 ):

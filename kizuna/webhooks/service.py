@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from kizuna.auth import audit
 from kizuna.auth.permissions import Actor, require
 from kizuna.db import utcnow
-from kizuna.errors import NotFound, ValidationError
+from kizuna.errors import Conflict, NotFound, ValidationError
 from kizuna.messaging.webhook_admin import PERMISSION, get_endpoint
 from kizuna.messaging.webhook_models import WebhookEndpoint
 from kizuna.outbox.models import OutboxDelivery
@@ -44,9 +44,7 @@ def _events(names: Sequence[str]) -> list[str]:
     return cleaned
 
 
-def list_subscriptions(
-    session: Session, *, actor: Actor, endpoint_id: int | None = None
-) -> list[WebhookSubscription]:
+def list_subscriptions(session: Session, *, actor: Actor, endpoint_id: int | None = None) -> list[WebhookSubscription]:
     require(actor, PERMISSION)
     query = select(WebhookSubscription).order_by(WebhookSubscription.endpoint_id, WebhookSubscription.id)
     if endpoint_id is not None:
@@ -281,7 +279,7 @@ def retry_delivery(session: Session, *, actor: Actor, delivery_id: int) -> Deliv
     """Send a dead delivery again: a fresh set of attempts, due now, the same body and ``Idempotency-Key``."""
     view = get_delivery(session, actor=actor, delivery_id=delivery_id)
     if view.status != "dead":
-        raise ValidationError(
+        raise Conflict(
             f"webhook delivery {delivery_id} is {view.status}; only a dead delivery is retried by hand",
             field="delivery_id",
             key="error.webhook_not_dead",

@@ -8,6 +8,7 @@ from collections import Counter
 
 from sqlalchemy import select, update
 
+from kizuna.auth.models import AuditEntry
 from kizuna.customers.schemas import CustomerCreate, CustomerUpdate
 from kizuna.customers.service import create_customer, update_customer
 from kizuna.messaging.webhook import verify
@@ -99,7 +100,7 @@ def test_dead_after_the_attempts_then_retried_by_hand(db, session, admin, receiv
     session.expire_all()
     assert service.get_delivery(session, actor=admin, delivery_id=view.id).status == "delivered"
     assert len(receiver.requests) == 3 and len(_keys(receiver)) == 1
-    actions = [a for (a,) in session.execute(select(__import__("kizuna.auth.models", fromlist=["x"]).AuditEntry.action))]
+    actions = list(session.scalars(select(AuditEntry.action)))
     assert "webhook.delivery.retry" in actions
 
 
