@@ -30,7 +30,9 @@ def _import_customers(db, tmp_path) -> None:  # noqa: ANN001
     assert report.counts()["inserted"] == 2
 
 
-def test_imported_history_is_not_sent_unless_the_subscription_asks(db, session, admin, receiver, allow_loopback, tmp_path):
+def test_imported_history_is_not_sent_unless_the_subscription_asks(
+    db, session, admin, receiver, allow_loopback, tmp_path
+):
     subscribe(session, admin, receiver.url("/live"), ["customer.created"], name="live-only")
     subscribe(session, admin, receiver.url("/all"), ["customer.created"], name="with-backfill", include_backfill=True)
     _import_customers(db, tmp_path)
