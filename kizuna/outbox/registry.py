@@ -82,6 +82,12 @@ class Targets(Protocol):
     def __call__(self, session: Session, delivery: Delivery) -> Iterable[str]: ...
 
 
+class Listening(Protocol):
+    """Whether a subscriber configured at run time has anything to do with ``topic`` now (see ``Subscriber``)."""
+
+    def __call__(self, session: Session, topic: str) -> bool: ...
+
+
 class Effect(Protocol):
     """The outside part of a target's delivery (an HTTP call), run with no transaction open; see ``Subscriber``."""
 
@@ -106,6 +112,11 @@ class Subscriber:
     of its own and must not change anything ``handle`` would; an exception is the attempt's failure (retried
     with back-off). What it returns reaches ``handle`` as ``delivery.effect``, in the transaction that marks
     the delivery done, so what the effect caused is recorded once.
+
+    With ``listening``, a message gets a delivery for this subscriber only when ``listening(session, topic)``
+    says so in the emitting transaction: a subscriber whose targets are configured at run time (webhook
+    subscriptions) costs nothing while none is configured for the topic. Targets configured later see the
+    messages emitted after them, as the rule above says of subscribers declared later.
     """
 
     name: str
@@ -116,6 +127,7 @@ class Subscriber:
     declared_in: str = field(default="", compare=False)
     batch: int = 0
     effect: Effect | None = None
+    listening: Listening | None = None
 
     def wants(self, topic: str) -> bool:
         if "*" in self.topics or topic in self.topics:
@@ -145,6 +157,7 @@ def declare(
     targets: Targets | None = None,
     max_attempts: int | None = None,
     effect: Effect | None = None,
+    listening: Listening | None = None,
 ) -> Callable[[Handler], Handler]:
     """Decorator for a module-level handler: ``@declare("webhooks", "customer.*", targets=...)``."""
 
@@ -158,6 +171,7 @@ def declare(
                 max_attempts=max_attempts,
                 declared_in=getattr(handle, "__module__", ""),
                 effect=effect,
+                listening=listening,
             )
         )
         return handle
@@ -242,8 +256,12 @@ def subscribers() -> list[Subscriber]:
     return sorted(_SUBSCRIBERS.values(), key=lambda s: s.name)
 
 
-def for_topic(topic: str) -> list[Subscriber]:
-    return [s for s in subscribers() if s.wants(topic)]
+def for_topic(topic: str, session: Session | None = None) -> list[Subscriber]:
+    """The subscribers of ``topic``; with ``session``, only those ``listening`` to it now."""
+    found = [s for s in subscribers() if s.wants(topic)]
+    if session is None:
+        return found
+    return [s for s in found if s.listening is None or s.listening(session, topic)]
 
 
 def get(name: str) -> Subscriber | None:

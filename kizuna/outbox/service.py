@@ -66,7 +66,7 @@ def emit(
         available_at=available_at or now,
     )
     session.add(message)
-    subscribers = registry.for_topic(topic)
+    subscribers = registry.for_topic(topic, session)
     if subscribers:
         session.flush()
         session.add_all(
@@ -153,7 +153,7 @@ def emit_many(
 
 def _fan_out_since(session: Session, topic: str, before: int) -> None:
     """Deliveries for the messages of ``topic`` this transaction wrote after id ``before``, set-based."""
-    for subscriber in registry.for_topic(topic):
+    for subscriber in registry.for_topic(topic, session):
         # Messages that other transactions committed meanwhile already carry their deliveries.
         session.execute(
             insert(OutboxDelivery).from_select(

@@ -133,3 +133,17 @@ def test_unknown_events_are_refused_with_the_list(session, admin):
         service.create_subscription(session, actor=admin, endpoint_id=endpoint.id, events=["customer.deleted"])
     with pytest.raises(ValidationError, match="at least one event"):
         service.create_subscription(session, actor=admin, endpoint_id=endpoint.id, events=[])
+
+
+def test_without_a_subscription_a_message_gets_no_webhooks_delivery(db, session, admin, receiver, allow_loopback):
+    from sqlalchemy import select
+
+    from kizuna.outbox.models import OutboxDelivery
+
+    create_customer(session, actor=admin, data=CustomerCreate(email="none@example.jp"))
+    session.commit()
+    assert "webhooks" not in set(session.scalars(select(OutboxDelivery.subscriber)))
+    subscribe(session, admin, receiver.url(), ["order.completed"])
+    create_customer(session, actor=admin, data=CustomerCreate(email="other@example.jp"))
+    session.commit()
+    assert "webhooks" not in set(session.scalars(select(OutboxDelivery.subscriber)))  # not a subscribed event
