@@ -282,36 +282,20 @@ def deliver(engine: Engine, *, worker: str, delivery_id: int) -> Outcome:
     """
     session = new_session(engine)
     try:
-        effect = _outside_effect(engine, session, worker, delivery_id)
-        _begin(session)
-        query = (
-            select(OutboxDelivery, OutboxMessage)
-            .join(OutboxMessage, OutboxMessage.id == OutboxDelivery.message_id)
-            .where(
-                OutboxDelivery.id == delivery_id,
-                OutboxDelivery.locked_by == worker,
-                OutboxDelivery.status == "pending",
-            )
-        )
-        if not _is_sqlite(session):
-            query = query.with_for_update(of=OutboxDelivery)
-        row = session.execute(query).first()
-        if row is None:
-            session.rollback()
-            return Outcome(delivery_id, "lost")
-        record, message = row
-        subscriber = registry.get(record.subscriber)
-        limit = _max_attempts(subscriber)
-        if record.attempts > limit:
-            # Earlier attempts never reported back (the worker died or the lease ran out each time).
-            _finish(session, delivery_id, worker, status="dead", error=record.last_error or _no_report(record))
-            session.commit()
-            return Outcome(delivery_id, "dead", record.last_error)
-        if subscriber is None:
-            raise LookupError(f"no subscriber named {record.subscriber!r} is declared in this worker")
+        taken = _take(session, delivery_id, worker)
+        if isinstance(taken, Outcome):
+            return taken
+        record, message, subscriber = taken
         delivery = _delivery(record, message, worker)
-        if effect is not _NO_EFFECT:
-            delivery = replace(delivery, effect=effect)
+        if subscriber.effect is not None and record.target:
+            # The outside part runs with nothing locked (``Subscriber.effect``); the row is taken again after it.
+            session.rollback()
+            effect = subscriber.effect(engine, delivery)
+            taken = _take(session, delivery_id, worker)
+            if isinstance(taken, Outcome):
+                return taken
+            record, message, subscriber = taken
+            delivery = replace(_delivery(record, message, worker), effect=effect)
         _run(session, subscriber, delivery, record)
         if not _finish(session, delivery_id, worker, status="done"):
             session.rollback()
@@ -325,17 +309,13 @@ def deliver(engine: Engine, *, worker: str, delivery_id: int) -> Outcome:
         session.close()
 
 
-_NO_EFFECT = object()
-
-
-def _outside_effect(engine: Engine, session: Session, worker: str, delivery_id: int) -> Any:
-    """Run a fan-out target's ``effect`` before its transaction, with nothing locked (``Subscriber.effect``).
-
-    ``_NO_EFFECT`` when the delivery has none (or is no longer this worker's: ``deliver`` finds that out).
-    """
-    if not any(s.effect is not None for s in registry.subscribers()):
-        return _NO_EFFECT
-    row = session.execute(
+def _take(
+    session: Session, delivery_id: int, worker: str
+) -> tuple[OutboxDelivery, OutboxMessage, Subscriber] | Outcome:
+    """Begin, and lock the claimed delivery with its message and subscriber; or the outcome when there is
+    nothing to run (``lost``: no longer this worker's; ``dead``: earlier attempts never reported back)."""
+    _begin(session)
+    query = (
         select(OutboxDelivery, OutboxMessage)
         .join(OutboxMessage, OutboxMessage.id == OutboxDelivery.message_id)
         .where(
@@ -343,18 +323,23 @@ def _outside_effect(engine: Engine, session: Session, worker: str, delivery_id: 
             OutboxDelivery.locked_by == worker,
             OutboxDelivery.status == "pending",
         )
-    ).first()
-    # End the read: the effect may take seconds, and holds no snapshot or lock meanwhile.
-    session.rollback()
+    )
+    if not _is_sqlite(session):
+        query = query.with_for_update(of=OutboxDelivery)
+    row = session.execute(query).first()
     if row is None:
-        return _NO_EFFECT
+        session.rollback()
+        return Outcome(delivery_id, "lost")
     record, message = row
     subscriber = registry.get(record.subscriber)
-    if subscriber is None or subscriber.effect is None or not record.target:
-        return _NO_EFFECT
     if record.attempts > _max_attempts(subscriber):
-        return _NO_EFFECT
-    return subscriber.effect(engine, _delivery(record, message, worker))
+        # Earlier attempts never reported back (the worker died or the lease ran out each time).
+        _finish(session, delivery_id, worker, status="dead", error=record.last_error or _no_report(record))
+        session.commit()
+        return Outcome(delivery_id, "dead", record.last_error)
+    if subscriber is None:
+        raise LookupError(f"no subscriber named {record.subscriber!r} is declared in this worker")
+    return record, message, subscriber
 
 
 def _delivery(record: OutboxDelivery, message: OutboxMessage, worker: str) -> Delivery:
