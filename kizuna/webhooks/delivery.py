@@ -103,7 +103,9 @@ def matching(session: Session, delivery: Delivery) -> list[str]:
         if not chosen:
             continue
         body = events.body(session, event, delivery)
-        customer_id = json.loads(body)["data"].get("customer_id")
+        data = json.loads(body)["data"]
+        # Only a customer who still exists (a deleted one's log rows would be deleted with them).
+        customer_id = data.get("customer_id") if data.get("customer") else None
         for row in chosen:
             target = str(row.id)
             session.add(

@@ -34,7 +34,7 @@ class WebhookDelivery(Base):
 
     Attempts, back-off, the last error and the dead state are the outbox delivery's (subscriber ``webhooks``,
     target the subscription id), which this row sits beside; the body holds personal data, so ``customer_id``
-    is set and a merge moves it.
+    is set: a merge moves it and a deletion deletes the row.
     """
 
     __tablename__ = "webhook_deliveries"
@@ -49,7 +49,8 @@ class WebhookDelivery(Base):
     subscription_id: Mapped[int] = mapped_column(index=True)
     endpoint_id: Mapped[int] = mapped_column()
     event: Mapped[str] = mapped_column(String(64))
-    customer_id: Mapped[int | None] = mapped_column(index=True)
+    # A deleted customer's log rows (their bodies hold personal data) go with them.
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     idempotency_key: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     response_status: Mapped[int | None] = mapped_column()

@@ -147,3 +147,19 @@ def test_without_a_subscription_a_message_gets_no_webhooks_delivery(db, session,
     create_customer(session, actor=admin, data=CustomerCreate(email="other@example.jp"))
     session.commit()
     assert "webhooks" not in set(session.scalars(select(OutboxDelivery.subscriber)))  # not a subscribed event
+
+
+def test_the_log_follows_a_merge_and_goes_with_a_deleted_customer(db, session, admin, receiver, allow_loopback):
+    from kizuna.customers.service import delete_customer
+
+    subscribe(session, admin, receiver.url(), ["customer.created"])
+    a = create_customer(session, actor=admin, data=CustomerCreate(email="keep@example.jp"))
+    b = create_customer(session, actor=admin, data=CustomerCreate(email="fold@example.jp"))
+    session.commit()
+    drain(db)
+    merge_customers(session, actor=admin, survivor_id=a.id, merged_id=b.id, reason="same person")
+    session.commit()
+    assert {v.customer_id for v in service.list_deliveries(session, actor=admin)} == {a.id}
+    delete_customer(session, actor=admin, customer_id=a.id, expected_version=None)
+    session.commit()
+    assert service.list_deliveries(session, actor=admin) == []

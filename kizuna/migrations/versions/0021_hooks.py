@@ -48,6 +48,7 @@ def upgrade() -> None:
     sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('note', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_webhook_deliveries_customer_id_customers'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['message_id'], ['outbox.id'], name=op.f('fk_webhook_deliveries_message_id_outbox'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_deliveries')),
     sa.UniqueConstraint('message_id', 'subscription_id', name=op.f('uq_webhook_deliveries_message_id_subscription_id')),
