@@ -40,6 +40,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.privacy.api import router as privacy_router
     from kizuna.segments.api import router as segments_router
     from kizuna.web.ui import router as ui_router
+    from kizuna.webhooks.api import router as webhook_events_router
 
     app = FastAPI(
         title="Kizuna CRM",
@@ -76,6 +77,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         campaigns_router,
         line_router,
         webhooks_router,
+        webhook_events_router,
         journeys_router,
         messaging_router,
         audiences_router,

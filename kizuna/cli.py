@@ -22,6 +22,7 @@ from kizuna.messaging.cli import messages_app
 from kizuna.outbox.cli import outbox_app
 from kizuna.privacy.cli import privacy_app
 from kizuna.segments.cli import segments_app
+from kizuna.webhooks.cli import webhooks_app
 
 app = typer.Typer(help="Kizuna (絆) CRM.", no_args_is_help=True, pretty_exceptions_show_locals=False)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -39,6 +40,7 @@ app.add_typer(messages_app, name="messages")
 app.add_typer(sources_app, name="sources")
 app.add_typer(export_app, name="export")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def _engine():  # noqa: ANN202

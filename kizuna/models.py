@@ -30,6 +30,7 @@ from kizuna.orders.models import Order, OrderLine
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
 from kizuna.privacy.models import ThirdPartyProvision
 from kizuna.segments.models import Segment, SegmentMembership
+from kizuna.webhooks.models import WebhookDelivery, WebhookSubscription
 
 never_reuse_ids(Base.metadata)
 
@@ -77,5 +78,7 @@ __all__ = [
     "UiSession",
     "User",
     "WebhookAllow",
+    "WebhookDelivery",
     "WebhookEndpoint",
+    "WebhookSubscription",
 ]

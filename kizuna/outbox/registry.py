@@ -32,6 +32,7 @@ SUBSCRIBER_MODULES: tuple[str, ...] = (
     "kizuna.journeys.subscribers",
     "kizuna.messaging.sender",
     "kizuna.privacy.retention",
+    "kizuna.webhooks.delivery",
 )
 
 _KEY_NAMESPACE = uuid.UUID("6f1c1a52-4b8e-4d7a-9a51-6b697a756e61")
@@ -53,6 +54,8 @@ class Delivery:
     attempt: int
     # The worker holding the lease: a long handler renews it with ``service.renew_lease``.
     worker: str = ""
+    # What the subscriber's ``effect`` returned for this attempt (see ``Subscriber.effect``), else None.
+    effect: Any = None
 
     @property
     def key(self) -> str:
@@ -80,6 +83,18 @@ class Targets(Protocol):
     def __call__(self, session: Session, delivery: Delivery) -> Iterable[str]: ...
 
 
+class Listening(Protocol):
+    """Whether a subscriber configured at run time has anything to do with ``topic`` now (see ``Subscriber``)."""
+
+    def __call__(self, session: Session, topic: str) -> bool: ...
+
+
+class Effect(Protocol):
+    """The outside part of a target's delivery (an HTTP call), run with no transaction open; see ``Subscriber``."""
+
+    def __call__(self, engine: Any, delivery: Delivery) -> Any: ...
+
+
 @dataclass(frozen=True)
 class Subscriber:
     """Reacts to ``topics`` (exact names, ``prefix.*`` or ``*``).
@@ -91,6 +106,18 @@ class Subscriber:
     With ``batch`` (above 0) ``handle`` is a ``BatchHandler``: it gets up to ``batch`` deliveries at once,
     handled in one transaction and marked done together; when that transaction fails, each delivery is handled
     again alone (a list of one), so one bad delivery retries alone and the rest go through.
+
+    With ``effect`` (fan-out subscribers only) each target delivery first runs ``effect(engine, delivery)`` with
+    no transaction open and no lock held, so that a slow receiver never holds SQLite's one write lock (nor a row
+    lock) while it thinks; the lease still keeps other workers off the delivery. It may read through a session
+    of its own and must not change anything ``handle`` would; an exception is the attempt's failure (retried
+    with back-off). What it returns reaches ``handle`` as ``delivery.effect``, in the transaction that marks
+    the delivery done, so what the effect caused is recorded once.
+
+    With ``listening``, a message gets a delivery for this subscriber only when ``listening(session, topic)``
+    says so in the emitting transaction: a subscriber whose targets are configured at run time (webhook
+    subscriptions) costs nothing while none is configured for the topic. Targets configured later see the
+    messages emitted after them, as the rule above says of subscribers declared later.
     """
 
     name: str
@@ -100,6 +127,8 @@ class Subscriber:
     max_attempts: int | None = None  # None: KIZUNA_OUTBOX_MAX_ATTEMPTS
     declared_in: str = field(default="", compare=False)
     batch: int = 0
+    effect: Effect | None = None
+    listening: Listening | None = None
 
     def wants(self, topic: str) -> bool:
         if "*" in self.topics or topic in self.topics:
@@ -124,7 +153,12 @@ _LOCK = threading.Lock()
 
 
 def declare(
-    name: str, *topics: str, targets: Targets | None = None, max_attempts: int | None = None
+    name: str,
+    *topics: str,
+    targets: Targets | None = None,
+    max_attempts: int | None = None,
+    effect: Effect | None = None,
+    listening: Listening | None = None,
 ) -> Callable[[Handler], Handler]:
     """Decorator for a module-level handler: ``@declare("webhooks", "customer.*", targets=...)``."""
 
@@ -137,6 +171,8 @@ def declare(
                 targets=targets,
                 max_attempts=max_attempts,
                 declared_in=getattr(handle, "__module__", ""),
+                effect=effect,
+                listening=listening,
             )
         )
         return handle
@@ -170,6 +206,8 @@ def register(subscriber: Subscriber) -> None:
         raise ValueError(f"subscriber {subscriber.name!r} names no topic")
     if subscriber.batch and subscriber.targets is not None:
         raise ValueError(f"subscriber {subscriber.name!r}: a batch subscriber cannot fan out to targets")
+    if subscriber.effect is not None and subscriber.targets is None:
+        raise ValueError(f"subscriber {subscriber.name!r}: an effect runs for targets; declare targets too")
     known = _SUBSCRIBERS.get(subscriber.name)
     if known is not None and known != subscriber:
         where = f"{known.declared_in}, {subscriber.declared_in}"
@@ -219,8 +257,12 @@ def subscribers() -> list[Subscriber]:
     return sorted(_SUBSCRIBERS.values(), key=lambda s: s.name)
 
 
-def for_topic(topic: str) -> list[Subscriber]:
-    return [s for s in subscribers() if s.wants(topic)]
+def for_topic(topic: str, session: Session | None = None) -> list[Subscriber]:
+    """The subscribers of ``topic``; with ``session``, only those ``listening`` to it now."""
+    found = [s for s in subscribers() if s.wants(topic)]
+    if session is None:
+        return found
+    return [s for s in found if s.listening is None or s.listening(session, topic)]
 
 
 def get(name: str) -> Subscriber | None:

@@ -20,7 +20,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, func, insert, literal, or_, select, update
@@ -66,7 +66,7 @@ def emit(
         available_at=available_at or now,
     )
     session.add(message)
-    subscribers = registry.for_topic(topic)
+    subscribers = registry.for_topic(topic, session)
     if subscribers:
         session.flush()
         session.add_all(
@@ -204,7 +204,7 @@ def emit_batch(
 
 def _fan_out_since(session: Session, topic: str, before: int) -> None:
     """Deliveries for the messages of ``topic`` this transaction wrote after id ``before``, set-based."""
-    for subscriber in registry.for_topic(topic):
+    for subscriber in registry.for_topic(topic, session):
         # Messages that other transactions committed meanwhile already carry their deliveries.
         session.execute(
             insert(OutboxDelivery).from_select(
@@ -333,33 +333,20 @@ def deliver(engine: Engine, *, worker: str, delivery_id: int) -> Outcome:
     """
     session = new_session(engine)
     try:
-        _begin(session)
-        query = (
-            select(OutboxDelivery, OutboxMessage)
-            .join(OutboxMessage, OutboxMessage.id == OutboxDelivery.message_id)
-            .where(
-                OutboxDelivery.id == delivery_id,
-                OutboxDelivery.locked_by == worker,
-                OutboxDelivery.status == "pending",
-            )
-        )
-        if not _is_sqlite(session):
-            query = query.with_for_update(of=OutboxDelivery)
-        row = session.execute(query).first()
-        if row is None:
-            session.rollback()
-            return Outcome(delivery_id, "lost")
-        record, message = row
-        subscriber = registry.get(record.subscriber)
-        limit = _max_attempts(subscriber)
-        if record.attempts > limit:
-            # Earlier attempts never reported back (the worker died or the lease ran out each time).
-            _finish(session, delivery_id, worker, status="dead", error=record.last_error or _no_report(record))
-            session.commit()
-            return Outcome(delivery_id, "dead", record.last_error)
-        if subscriber is None:
-            raise LookupError(f"no subscriber named {record.subscriber!r} is declared in this worker")
+        taken = _take(session, delivery_id, worker)
+        if isinstance(taken, Outcome):
+            return taken
+        record, message, subscriber = taken
         delivery = _delivery(record, message, worker)
+        if subscriber.effect is not None and record.target:
+            # The outside part runs with nothing locked (``Subscriber.effect``); the row is taken again after it.
+            session.rollback()
+            effect = subscriber.effect(engine, delivery)
+            taken = _take(session, delivery_id, worker)
+            if isinstance(taken, Outcome):
+                return taken
+            record, message, subscriber = taken
+            delivery = replace(_delivery(record, message, worker), effect=effect)
         _run(session, subscriber, delivery, record)
         if not _finish(session, delivery_id, worker, status="done"):
             session.rollback()
@@ -371,6 +358,39 @@ def deliver(engine: Engine, *, worker: str, delivery_id: int) -> Outcome:
         return _record_failure(session, delivery_id, worker, f"{type(exc).__name__}: {exc}")
     finally:
         session.close()
+
+
+def _take(
+    session: Session, delivery_id: int, worker: str
+) -> tuple[OutboxDelivery, OutboxMessage, Subscriber] | Outcome:
+    """Begin, and lock the claimed delivery with its message and subscriber; or the outcome when there is
+    nothing to run (``lost``: no longer this worker's; ``dead``: earlier attempts never reported back)."""
+    _begin(session)
+    query = (
+        select(OutboxDelivery, OutboxMessage)
+        .join(OutboxMessage, OutboxMessage.id == OutboxDelivery.message_id)
+        .where(
+            OutboxDelivery.id == delivery_id,
+            OutboxDelivery.locked_by == worker,
+            OutboxDelivery.status == "pending",
+        )
+    )
+    if not _is_sqlite(session):
+        query = query.with_for_update(of=OutboxDelivery)
+    row = session.execute(query).first()
+    if row is None:
+        session.rollback()
+        return Outcome(delivery_id, "lost")
+    record, message = row
+    subscriber = registry.get(record.subscriber)
+    if record.attempts > _max_attempts(subscriber):
+        # Earlier attempts never reported back (the worker died or the lease ran out each time).
+        _finish(session, delivery_id, worker, status="dead", error=record.last_error or _no_report(record))
+        session.commit()
+        return Outcome(delivery_id, "dead", record.last_error)
+    if subscriber is None:
+        raise LookupError(f"no subscriber named {record.subscriber!r} is declared in this worker")
+    return record, message, subscriber
 
 
 def _delivery(record: OutboxDelivery, message: OutboxMessage, worker: str) -> Delivery:

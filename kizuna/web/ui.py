@@ -30,6 +30,7 @@ from kizuna.web import (
     ui_segments,
     ui_sources,
     ui_users,
+    ui_webhooks,
 )
 from kizuna.web.deps import DB, SESSION_COOKIE, client_address
 from kizuna.web.i18n import LANG_COOKIE, LANGUAGES, choose_language, translator
@@ -146,6 +147,7 @@ router.include_router(ui_imports.router)
 router.include_router(ui_segments.router)
 router.include_router(ui_campaigns.router)
 router.include_router(ui_line.router)
+router.include_router(ui_webhooks.router)
 router.include_router(ui_journeys.router)
 router.include_router(ui_messaging.router)
 router.include_router(ui_recipient.router)

@@ -120,6 +120,15 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
         s.flush()
         campaign_id = demo_campaign(s, segment.id)
         journey_id = _demo_journey(s, customer_id)
+        from kizuna.messaging import webhook_admin
+        from kizuna.webhooks import service as webhooks
+
+        endpoint, _ = webhook_admin.create_endpoint(
+            s, actor=factories.SYSTEM, name="erp-sync", url="https://93.184.215.14/hooks/kizuna"
+        )
+        webhooks.create_subscription(
+            s, actor=factories.SYSTEM, endpoint_id=endpoint.id, events=["customer.created", "order.completed"]
+        )
     from kizuna.journeys import engine as journey_engine
 
     journey_engine.run_until_idle(engine)
@@ -137,6 +146,7 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
         "template_id": template.id,
         "message_id": message.id,
         "token": unsubscribe.token(message.id),
+        "endpoint_id": endpoint.id,
     }
 
 
