@@ -27,11 +27,19 @@ from kizuna.messaging.settings import ChannelSettings
 from kizuna.messaging.webhook_models import WebhookAllow, WebhookEndpoint
 from kizuna.orders.models import Order, OrderLine
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
+from kizuna.sales.models import Activity, Deal, DealStageChange, Pipeline, Stage, Task, Team
 from kizuna.segments.models import Segment, SegmentMembership
 
 never_reuse_ids(Base.metadata)
 
 __all__ = [
+    "Activity",
+    "Deal",
+    "DealStageChange",
+    "Pipeline",
+    "Stage",
+    "Task",
+    "Team",
     "ApiToken",
     "ChannelSettings",
     "AuditEntry",
