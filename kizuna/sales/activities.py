@@ -59,7 +59,7 @@ def log_activity(session: Session, *, actor: Actor, data: ActivityCreate) -> Act
     activity = Activity(
         kind=data.kind,
         subject=data.subject,
-        notes=data.notes,
+        notes=data.notes or "",
         occurred_at=data.occurred_at or utcnow(),
         duration_minutes=data.duration_minutes,
         user_id=actor.user_id,
@@ -145,7 +145,7 @@ def create_task(session: Session, *, actor: Actor, data: TaskCreate) -> Task:
     _check_times(data.due_at, data.remind_at)
     task = Task(
         title=data.title,
-        notes=data.notes,
+        notes=data.notes or "",
         due_at=data.due_at,
         remind_at=data.remind_at,
         owner_id=owner_id,
@@ -187,7 +187,9 @@ def update_task(
     check_version(task.version, if_match=expected_version, body=data.version)
     access.require_edit(session, actor, "tasks:write", task.owner_id, what=f"task {task.id}")
     values = data.model_dump(exclude_unset=True, exclude={"version"})
-    for name in ("title", "notes", "status"):
+    if "notes" in values and values["notes"] is None:
+        values["notes"] = ""
+    for name in ("title", "status"):
         if name in values and values[name] is None:
             raise ValidationError(f"{name} cannot be emptied", field=name)
     if "owner_id" in values:

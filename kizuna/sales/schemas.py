@@ -8,7 +8,19 @@ from typing import Literal
 
 from pydantic import Field
 
-from kizuna.schemas import Currency, FreeJSON, FreeText, Input, MoneyIn, MoneyOut, Output, StoredJSON, Text, UTCTime
+from kizuna.schemas import (
+    Currency,
+    FreeJSON,
+    FreeText,
+    Input,
+    OptionalFreeText,
+    MoneyIn,
+    MoneyOut,
+    Output,
+    StoredJSON,
+    Text,
+    UTCTime,
+)
 
 StageKind = Literal["open", "won", "lost"]
 ActivityKind = Literal["call", "meeting", "visit", "email"]
@@ -117,7 +129,7 @@ class StageChangeRead(Output):
 class ActivityCreate(Input):
     kind: ActivityKind
     subject: Text = Field(min_length=1, max_length=300)
-    notes: FreeText = Field(default="", max_length=20000)
+    notes: OptionalFreeText = Field(default=None, max_length=20000)
     occurred_at: UTCTime | None = Field(default=None, description="Defaults to now.")
     duration_minutes: int | None = Field(default=None, ge=0, le=24 * 60)
     customer_id: int | None = None
@@ -128,7 +140,7 @@ class ActivityCreate(Input):
 class ActivityUpdate(Input):
     kind: ActivityKind | None = None
     subject: Text | None = Field(default=None, min_length=1, max_length=300)
-    notes: FreeText | None = Field(default=None, max_length=20000)
+    notes: OptionalFreeText = Field(default=None, max_length=20000)
     occurred_at: UTCTime | None = None
     duration_minutes: int | None = Field(default=None, ge=0, le=24 * 60)
     version: int | None = None
@@ -151,7 +163,7 @@ class ActivityRead(Output):
 
 class TaskCreate(Input):
     title: Text = Field(min_length=1, max_length=300)
-    notes: FreeText = Field(default="", max_length=20000)
+    notes: OptionalFreeText = Field(default=None, max_length=20000)
     due_at: UTCTime | None = None
     remind_at: UTCTime | None = None
     owner_id: int | None = Field(default=None, description="Defaults to the user creating the task.")
@@ -162,7 +174,7 @@ class TaskCreate(Input):
 
 class TaskUpdate(Input):
     title: Text | None = Field(default=None, min_length=1, max_length=300)
-    notes: FreeText | None = Field(default=None, max_length=20000)
+    notes: OptionalFreeText = Field(default=None, max_length=20000)
     due_at: UTCTime | None = None
     remind_at: UTCTime | None = None
     owner_id: int | None = None
