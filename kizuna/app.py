@@ -34,7 +34,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.orders.api import router as orders_router
     from kizuna.outbox import registry
     from kizuna.outbox.api import router as outbox_router
-    from kizuna.sales.api import activities_router, deals_router, pipelines_router, tasks_router
+    from kizuna.sales.api import activities_router, deals_router, pipelines_router, tasks_router, teams_router
     from kizuna.segments.api import router as segments_router
     from kizuna.web.ui import router as ui_router
 
@@ -79,6 +79,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         deals_router,
         activities_router,
         tasks_router,
+        teams_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(ui_router)

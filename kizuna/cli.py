@@ -19,6 +19,7 @@ from kizuna.imports.cli import imports_app
 from kizuna.journeys.cli import journeys_app
 from kizuna.messaging.cli import messages_app
 from kizuna.outbox.cli import outbox_app
+from kizuna.sales.cli import deals_app
 from kizuna.segments.cli import segments_app
 
 app = typer.Typer(help="Kizuna (絆) CRM.", no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -34,6 +35,7 @@ app.add_typer(segments_app, name="segments")
 app.add_typer(campaigns_app, name="campaigns")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(messages_app, name="messages")
+app.add_typer(deals_app, name="deals")
 
 
 def _engine():  # noqa: ANN202

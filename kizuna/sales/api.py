@@ -10,7 +10,7 @@ from sqlalchemy import select
 from kizuna.auth.permissions import require
 from kizuna.config import get_settings
 from kizuna.listing import list_page
-from kizuna.sales import activities, deals, pipelines
+from kizuna.sales import activities, deals, pipelines, teams
 from kizuna.sales.filters import ACTIVITY_FILTERS, DEAL_FILTERS, TASK_FILTERS, scoped
 from kizuna.sales.models import Activity, Deal, Task
 from kizuna.sales.schemas import (
@@ -27,6 +27,9 @@ from kizuna.sales.schemas import (
     TaskCreate,
     TaskRead,
     TaskUpdate,
+    TeamCreate,
+    TeamMembers,
+    TeamRead,
 )
 from kizuna.schemas import Page
 from kizuna.web.api import Cursor, Limit, Sort, filter_params, require_if_match, require_precondition, with_etag
@@ -226,3 +229,29 @@ def update_task(
     session.commit()
     with_etag(response, task.version)
     return task
+
+
+teams_router = APIRouter(prefix="/teams", tags=["teams"])
+
+
+@teams_router.get("", response_model=list[TeamRead])
+def list_teams(session: DB, actor: APIActor) -> list[dict]:
+    """Teams and their members (a rep edits the deals of their teammates)."""
+    require(actor, "deals:read")
+    return [{"id": t.id, "name": t.name, "member_ids": m} for t, m in teams.list_teams(session)]
+
+
+@teams_router.post("", response_model=TeamRead, status_code=201)
+def create_team(data: TeamCreate, session: DB, actor: APIActor) -> dict:
+    team = teams.create_team(session, actor=actor, name=data.name, member_ids=data.member_ids)
+    session.commit()
+    return {"id": team.id, "name": team.name, "member_ids": teams.members(session, team.id)}
+
+
+@teams_router.put("/{team_id}/members", response_model=TeamRead)
+def set_team_members(team_id: int, data: TeamMembers, session: DB, actor: APIActor) -> dict:
+    """Replace the team's members."""
+    member_ids = teams.set_members(session, actor=actor, team_id=team_id, member_ids=data.member_ids)
+    session.commit()
+    team = next(t for t, _ in teams.list_teams(session) if t.id == team_id)
+    return {"id": team.id, "name": team.name, "member_ids": member_ids}

@@ -197,3 +197,18 @@ class TaskRead(Output):
     created_at: dt.datetime
     updated_at: dt.datetime
     version: int
+
+
+class TeamCreate(Input):
+    name: Text = Field(min_length=1, max_length=200)
+    member_ids: list[int] = Field(default_factory=list, max_length=1000)
+
+
+class TeamMembers(Input):
+    member_ids: list[int] = Field(max_length=1000)
+
+
+class TeamRead(Output):
+    id: int
+    name: str
+    member_ids: list[int]
