@@ -26,6 +26,8 @@ PER_COLUMN = 20
 @dataclass(frozen=True)
 class Card:
     id: int
+    pipeline_id: int
+    stage_id: int
     name: str
     version: int
     amount: Decimal
@@ -61,7 +63,8 @@ class Board:
 _d = Deal.__table__.c
 _CARDS = (
     select(
-        _d.id, _d.name, _d.version, _d.amount, _d.currency, _d.expected_close_date, _d.customer_id, _d.company_id,
+        _d.id, _d.pipeline_id, _d.stage_id, _d.name, _d.version, _d.amount, _d.currency, _d.expected_close_date,
+        _d.customer_id, _d.company_id,
         _d.owner_id, Customer.__table__.c.full_name.label("customer_name"),
         Company.__table__.c.name.label("company_name"),
         func.coalesce(func.nullif(User.__table__.c.name, ""), User.__table__.c.email).label("owner_name"),

@@ -98,6 +98,21 @@ def related(session: Session, *, customer_id: int | None = None, company_id: int
     )
 
 
+def deal_list(
+    session: Session, *, actor: Actor, params: dict, sort: str | None, cursor: str | None, limit: int = 50
+) -> tuple[list[DealLine], str | None]:
+    """A page of the deal list (DEAL_FILTERS parameters, ``editable`` included) and the next page's cursor."""
+    from kizuna.listing import list_page
+    from kizuna.sales.filters import DEAL_FILTERS, scoped
+
+    require(actor, "deals:read")
+    query, params = scoped(session, actor, select(Deal), params)
+    rows, next_cursor = list_page(session, DEAL_FILTERS, query, params, sort=sort, cursor=cursor, limit=limit)
+    ids = [row.id for row in rows]
+    lines = {line.id: line for line in deal_lines(session, Deal.id.in_(ids), limit=len(ids))} if ids else {}
+    return [lines[i] for i in ids if i in lines], next_cursor
+
+
 @dataclass
 class DealPage:
     deal: Deal

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -18,10 +17,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from kizuna.config import get_settings
 from kizuna.customers import edits
 from kizuna.errors import KizunaError
-from kizuna.listing import list_page
 from kizuna.sales import activities, board, deals, pipelines, summary
-from kizuna.sales.filters import DEAL_FILTERS, scoped
-from kizuna.sales.models import Deal
 from kizuna.sales.schemas import ActivityCreate, DealCreate, DealUpdate, TaskCreate, TaskUpdate
 from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, blank_to_none, read_form, submit, translate_error
@@ -158,7 +154,7 @@ def move_deal(request: Request, session: DB, viewer: PostingViewer, posted: Post
                 "ok": False,
                 "status": exc.status_code,
                 "message": message,
-                "stage_id": _stage_of(session, deal_id),
+                "stage_id": card.stage_id if card else None,
                 "card": _card_html(session, viewer, card) if card else "",
             },
             status_code=exc.status_code,
@@ -173,18 +169,13 @@ def move_deal(request: Request, session: DB, viewer: PostingViewer, posted: Post
     )
 
 
-def _stage_of(session: Session, deal_id: int) -> int | None:
-    return session.scalar(select(Deal.stage_id).where(Deal.id == deal_id))
-
-
 def _card_html(session: Session, viewer: Viewer, card: board.Card | None) -> str:
     """One card as the board renders it, for sales.js to put in place of the dragged one."""
     if card is None:
         return ""
-    pipeline_id = session.scalar(select(Deal.pipeline_id).where(Deal.id == card.id))
     return env.get_template("sales/_card.html").render(
         card=card,
-        stages=pipelines.stages_of(session, pipeline_id),
+        stages=pipelines.stages_of(session, card.pipeline_id),
         t=translator(viewer.lang),
         lang=viewer.lang,
         csrf_token=viewer.csrf_token,
@@ -197,13 +188,8 @@ def deal_list(
 ) -> Response:
     form = {name: request.query_params.get(name, "") for name in LIST_FIELDS}
     params = {LIST_FIELDS[name]: value for name, value in form.items() if value}
-    query, params = scoped(session, viewer.actor, select(Deal), params)
-    rows, next_cursor = list_page(
-        session, DEAL_FILTERS, query, params, sort=sort or "expected_close_date", cursor=cursor, limit=50
-    )
-    ids = [row.id for row in rows]
-    lines = (
-        {line.id: line for line in summary.deal_lines(session, Deal.id.in_(ids), limit=len(ids) or 1)} if ids else {}
+    lines, next_cursor = summary.deal_list(
+        session, actor=viewer.actor, params=params, sort=sort or "expected_close_date", cursor=cursor
     )
     all_pipelines = pipelines.list_pipelines(session)
     session.commit()
@@ -213,7 +199,7 @@ def deal_list(
         "sales/list.html",
         viewer,
         form=FormState(values=form),
-        deals=[lines[i] for i in ids if i in lines],
+        deals=lines,
         next_cursor=next_cursor,
         pipelines=all_pipelines,
         stages=stages,
@@ -253,7 +239,7 @@ def create_deal(request: Request, session: DB, viewer: PostingViewer, posted: Po
     state = read_form(posted, (*DEAL_FIELDS, "stage_id"))
     t = translator(viewer.lang)
 
-    def action() -> Deal:
+    def action() -> Any:
         typed = {k: v for k, v in blank_to_none(state.values, (*DEAL_FIELDS, "stage_id")).items() if v is not None}
         return deals.create_deal(session, actor=viewer.actor, data=DealCreate(**typed))
 
@@ -306,7 +292,7 @@ def update_deal(request: Request, session: DB, viewer: PostingViewer, posted: Po
     version = _int(posted.get("version"))
     t = translator(viewer.lang)
 
-    def action() -> Deal:
+    def action() -> Any:
         values = blank_to_none(state.values, DEAL_FIELDS)
         for name in ("amount", "currency", "probability"):
             if values[name] is None:
