@@ -91,6 +91,9 @@ def test_drag_a_card_to_the_next_stage_and_it_persists(live_server, sign_in, db)
 def test_sales_pages_fit_a_phone_and_pass_axe_in_both_languages(live_server, sign_in, db):
     page = sign_in("sales", "rep@example.com")
     ids = _seed(db, "rep@example.com")
+    # A card in a column beyond the phone's width: its menu's hidden text must not widen the page.
+    with transaction(db) as s:
+        deals.move_deal(s, actor=factories.SYSTEM, deal_id=ids["deals"][0], stage_id=ids["stages"][3])
     paths = [
         "/home",
         "/deals/board",
