@@ -38,6 +38,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.outbox import registry
     from kizuna.outbox.api import router as outbox_router
     from kizuna.privacy.api import router as privacy_router
+    from kizuna.sales.api import activities_router, deals_router, pipelines_router, tasks_router, teams_router
     from kizuna.segments.api import router as segments_router
     from kizuna.web.ui import router as ui_router
     from kizuna.webhooks.api import router as webhook_events_router
@@ -82,6 +83,11 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         messaging_router,
         audiences_router,
         privacy_router,
+        pipelines_router,
+        deals_router,
+        activities_router,
+        tasks_router,
+        teams_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     # The Segment-compatible tracking API lives at /v1, where Segment's SDKs send once given Kizuna's host.

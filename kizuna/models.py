@@ -29,12 +29,20 @@ from kizuna.messaging.webhook_models import WebhookAllow, WebhookEndpoint
 from kizuna.orders.models import Order, OrderLine
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
 from kizuna.privacy.models import ThirdPartyProvision
+from kizuna.sales.models import Activity, Deal, DealStageChange, Pipeline, Stage, Task, Team
 from kizuna.segments.models import Segment, SegmentMembership
 from kizuna.webhooks.models import WebhookDelivery, WebhookSubscription
 
 never_reuse_ids(Base.metadata)
 
 __all__ = [
+    "Activity",
+    "Deal",
+    "DealStageChange",
+    "Pipeline",
+    "Stage",
+    "Task",
+    "Team",
     "ApiToken",
     "ChannelSettings",
     "AuditEntry",

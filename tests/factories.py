@@ -80,3 +80,21 @@ def message(session: Session, *, customer_id: int, key: str, kind: str = "market
 
     fields.setdefault("content", {"subject": "お知らせ", "text": "本文"})
     return queue(session, NewMessage(key=key, customer_id=customer_id, channel="email", kind=kind, **fields))
+
+
+def activity(session: Session, *, customer_id: int, subject: str = "電話でヒアリング", **fields: Any) -> Any:
+    from kizuna.sales import activities
+    from kizuna.sales.schemas import ActivityCreate
+
+    fields.setdefault("kind", "call")
+    data = ActivityCreate(customer_id=customer_id, subject=subject, **fields)
+    return activities.log_activity(session, actor=SYSTEM, data=data)
+
+
+def task(session: Session, *, customer_id: int, title: str = "見積書を送る", **fields: Any) -> Any:
+    from kizuna.sales import activities
+    from kizuna.sales.schemas import TaskCreate
+
+    return activities.create_task(
+        session, actor=SYSTEM, data=TaskCreate(customer_id=customer_id, title=title, **fields)
+    )

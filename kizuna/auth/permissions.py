@@ -19,6 +19,12 @@ _READ_ALL |= {"journeys:read", "campaigns:read", "templates:read", "messages:rea
 # Building and sending marketing: marketers, managers and admins. Suppressions (an unsubscribe asked for by phone,
 # a bounce) are also kept by support. Channel credentials, sender identity and the webhook allow-list: admins.
 _MARKETING = {"journeys:write", "campaigns:write", "templates:write", "suppressions:write"}
+# Sales (kizuna/sales/access.py): every role reads pipelines, deals, activities and tasks. ``deals:write`` lets a
+# rep edit their own deals and their team's; ``deals:write_all`` (managers, admins) any deal. Calls and tasks
+# are logged by whoever talks to customers (sales and support).
+_READ_ALL |= {"pipelines:read", "deals:read", "activities:read", "tasks:read"}
+_SALES = {"deals:write", "activities:write", "tasks:write"}
+_SALES_LEAD = _SALES | {"deals:write_all", "pipelines:manage", "teams:manage"}
 
 
 def _grant(*domains: str, verbs: tuple[str, ...] = ("write",)) -> set[str]:
@@ -27,8 +33,12 @@ def _grant(*domains: str, verbs: tuple[str, ...] = ("write",)) -> set[str]:
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset(_READ_ALL),
-    "support": frozenset(_READ_ALL | _grant("customers", "notes", "events", "consents") | {"suppressions:write"}),
-    "sales": frozenset(_READ_ALL | _grant("customers", "companies", "notes", "events", "orders")),
+    "support": frozenset(
+        _READ_ALL
+        | _grant("customers", "notes", "events", "consents")
+        | {"suppressions:write", "activities:write", "tasks:write"}
+    ),
+    "sales": frozenset(_READ_ALL | _grant("customers", "companies", "notes", "events", "orders") | _SALES),
     "marketer": frozenset(
         _READ_ALL
         | _grant("customers", "events", "consents", "notes")
@@ -41,6 +51,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         | _grant(*DOMAINS, verbs=("delete",))
         | {"data:export", "data:import", "customers:merge", "analytics:refresh", "segments:write"}
         | _MARKETING
+        | _SALES_LEAD
     ),
     "admin": frozenset(
         _READ_ALL
@@ -52,6 +63,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         | {"channels:manage", "sources:manage"}
         # Third-party provision records (APPI) and their purge; whole-table exports for a warehouse.
         | {"privacy:read", "privacy:manage", "tables:export"}
+        | _SALES_LEAD
     ),
 }
 

@@ -27,6 +27,7 @@ from kizuna.errors import ValidationError
 from kizuna.events.models import Event
 from kizuna.messaging.models import Message
 from kizuna.orders.models import Order, OrderLine
+from kizuna.sales.models import Activity, Task
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,42 @@ def _merge(m: CustomerMerge) -> TimelineItem:
     )
 
 
+def _activity(a: Activity) -> TimelineItem:
+    return TimelineItem(
+        kind="activity",
+        id=a.id,
+        occurred_at=a.occurred_at,
+        title=a.subject,
+        data={
+            "kind": a.kind,
+            "notes": a.notes[:500],
+            "duration_minutes": a.duration_minutes,
+            "deal_id": a.deal_id,
+            "user_id": a.user_id,
+        },
+    )
+
+
+def _task(t: Task) -> TimelineItem:
+    return TimelineItem(
+        kind="task",
+        id=t.id,
+        occurred_at=t.created_at,
+        title=t.title,
+        data={
+            "status": t.status,
+            "due_at": t.due_at.isoformat() if t.due_at else None,
+            "owner_id": t.owner_id,
+            "deal_id": t.deal_id,
+        },
+    )
+
+
 SOURCES: Sequence[TimelineSource] = (
+    TimelineSource(
+        "activity", Activity, Activity.occurred_at, Activity.customer_id, _activity, icon="☎",
+        columns=("occurred_at", "kind", "subject", "notes", "duration_minutes", "deal_id", "user_id"),
+    ),
     TimelineSource(
         "consent", Consent, Consent.recorded_at, Consent.customer_id, _consent, icon="✓",
         columns=("recorded_at", "channel", "purpose", "status", "method", "evidence"),
@@ -179,6 +215,10 @@ SOURCES: Sequence[TimelineSource] = (
     TimelineSource(
         "note", Note, Note.created_at, Note.customer_id, _note, icon="✎",
         columns=("created_at", "body", "author_user_id"),
+    ),
+    TimelineSource(
+        "task", Task, Task.created_at, Task.customer_id, _task, icon="☐",
+        columns=("created_at", "title", "status", "due_at", "owner_id", "deal_id"),
     ),
     TimelineSource(
         "order", Order, Order.ordered_at, Order.customer_id, _order, icon="¥", columns=_ORDER_COLUMNS,

@@ -27,6 +27,7 @@ from kizuna.web import (
     ui_outbox,
     ui_privacy,
     ui_recipient,
+    ui_sales,
     ui_segments,
     ui_sources,
     ui_users,
@@ -53,7 +54,7 @@ router = ui_router()
 
 @router.get("/")
 def home() -> Response:
-    return RedirectResponse("/customers", status_code=303)
+    return RedirectResponse("/home", status_code=303)
 
 
 def _login_page(request: Request, *, next_path: str, email: str = "", error: str = "", status: int = 200) -> Response:
@@ -152,3 +153,4 @@ router.include_router(ui_journeys.router)
 router.include_router(ui_messaging.router)
 router.include_router(ui_recipient.router)
 router.include_router(ui_privacy.router)
+router.include_router(ui_sales.router)

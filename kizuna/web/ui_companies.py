@@ -60,7 +60,10 @@ def company_page(
     request: Request, session: DB, viewer: CurrentViewer, company_id: int, cursor: str | None = None
 ) -> Response:
     view = company_360(session, actor=viewer.actor, company_id=company_id, contacts_cursor=cursor)
-    return render(request, "companies/detail.html", viewer, view=view, company=view.company, cursor=cursor)
+    from kizuna.web.ui_sales import sales_panel
+
+    sales = sales_panel(session, company_id=company_id)
+    return render(request, "companies/detail.html", viewer, view=view, company=view.company, cursor=cursor, sales=sales)
 
 
 @router.get("/companies/new")

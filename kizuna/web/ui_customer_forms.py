@@ -350,6 +350,8 @@ def render_360(
 
     ``kinds`` narrows the timeline (the filter's checkboxes); the older-page link keeps them.
     """
+    from kizuna.web.ui_sales import sales_panel
+
     view = customer_360(
         session,
         actor=viewer.actor,
@@ -381,6 +383,7 @@ def render_360(
         before=before,
         chosen_kinds=kinds or [],
         consent_history=customers.consent_history(session, view.customer.id),
+        sales=sales_panel(session, customer_id=view.customer.id),
         owners=edits.assignable_users(session) if viewer.actor.can("customers:write") else [],
         stages=STAGES,
         consent_choices={"channels": CONSENT_CHANNELS, "purposes": CONSENT_PURPOSES, "methods": CONSENT_METHODS},

@@ -129,6 +129,7 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
         webhooks.create_subscription(
             s, actor=factories.SYSTEM, endpoint_id=endpoint.id, events=["customer.created", "order.completed"]
         )
+        deal_id = demo_deal(s, customer_id, company.id, other.id)
     from kizuna.journeys import engine as journey_engine
 
     journey_engine.run_until_idle(engine)
@@ -147,7 +148,33 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
         "message_id": message.id,
         "token": unsubscribe.token(message.id),
         "endpoint_id": endpoint.id,
+        "deal_id": deal_id,
     }
+
+
+def demo_deal(s: Any, customer_id: int, company_id: int, owner_id: int) -> int:
+    """A deal moved twice, with an activity and a task, so the board, the deal page and the 360 panel have rows."""
+    import datetime as dt
+
+    from kizuna.sales import activities, deals, pipelines
+    from kizuna.sales.schemas import ActivityCreate, DealCreate, TaskCreate
+
+    stages = pipelines.stages_of(s, pipelines.default_pipeline(s).id)
+    data = DealCreate(
+        name="基幹システム刷新プロジェクト（長い名前の例）", customer_id=customer_id, company_id=company_id,
+        amount=12_345_678, expected_close_date=dt.date(2030, 3, 31), owner_id=owner_id,
+    )  # fmt: skip
+    deal = deals.create_deal(s, actor=factories.SYSTEM, data=data)
+    deals.move_deal(s, actor=factories.SYSTEM, deal_id=deal.id, stage_id=stages[1].id)
+    deals.move_deal(s, actor=factories.SYSTEM, deal_id=deal.id, stage_id=stages[2].id)
+    activities.log_activity(
+        s, actor=factories.SYSTEM, data=ActivityCreate(kind="visit", subject="決裁者と面談", deal_id=deal.id)
+    )
+    due = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    activities.create_task(
+        s, actor=factories.SYSTEM, data=TaskCreate(title="見積書を送る", deal_id=deal.id, owner_id=owner_id, due_at=due)
+    )
+    return deal.id
 
 
 def demo_campaign(s: Any, segment_id: int) -> int:

@@ -1,0 +1,1 @@
+"""Sales: pipelines with ordered stages, deals, activities (calls, meetings, visits, e-mails) and tasks."""
