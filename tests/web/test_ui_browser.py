@@ -91,7 +91,7 @@ def test_sign_in_shows_error_for_wrong_password_then_succeeds(live_server, page,
 def test_switching_language_changes_visible_labels(sign_in):
     page = sign_in("admin")
     assert page.locator("html").get_attribute("lang") == "ja"
-    assert page.locator("nav.sidenav").inner_text().startswith("顧客")
+    assert page.locator("nav.sidenav").inner_text().startswith("マイページ\n顧客")
     page.get_by_test_id("lang-en").click()
     page.wait_for_url(re.compile(r".*/customers$"))
     assert page.locator("html").get_attribute("lang") == "en"

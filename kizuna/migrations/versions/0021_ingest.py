@@ -36,15 +36,15 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     # Segment SDKs send event names as people write them ("Order Completed"), up to 200 characters.
-    with op.batch_alter_table("events") as batch:
+    with op.batch_alter_table("events", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.alter_column("type", existing_type=sa.String(length=64), type_=sa.String(length=200))
-    with op.batch_alter_table("journeys") as batch:
+    with op.batch_alter_table("journeys", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.alter_column("goal_event", existing_type=sa.String(length=64), type_=sa.String(length=200))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("journeys") as batch:
+    with op.batch_alter_table("journeys", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.alter_column("goal_event", existing_type=sa.String(length=200), type_=sa.String(length=64))
-    with op.batch_alter_table("events") as batch:
+    with op.batch_alter_table("events", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.alter_column("type", existing_type=sa.String(length=200), type_=sa.String(length=64))
     op.drop_table("sources")
