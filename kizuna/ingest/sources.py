@@ -47,6 +47,10 @@ def create_source(session: Session, *, actor: Actor, name: str) -> tuple[Source,
     session.add(source)
     session.flush()
     audit.record(session, actor=actor, action="source.create", entity_type="source", entity_id=source.id, summary=name)
+    # Tracking makes anonymous profiles from now on: the worker's daily purge of the old ones starts with it.
+    from kizuna.ingest import retention
+
+    retention.ensure_scheduled(session)
     return source, key
 
 

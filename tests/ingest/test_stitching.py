@@ -161,3 +161,34 @@ def test_anonymous_visitors_enter_no_journey(tracker, db) -> None:  # noqa: ANN0
     with new_session(db) as s:
         entered = [s.get(Customer, e.customer_id) for e in s.scalars(select(JourneyEnrollment))]
         assert [(c.status, c.external_id) for c in entered] == [("active", "known-j")]
+
+
+def test_the_worker_purges_old_anonymous_profiles_once_a_day(tracker, db) -> None:  # noqa: ANN001
+    from kizuna.outbox.models import OutboxDelivery, OutboxMessage
+    from kizuna.outbox.worker import run_once
+
+    _visit(tracker, "gone", "Home")
+    _visit(tracker, "staying", "Home")
+    gone = _customer_of(db, "gone").id
+    long_ago = utcnow() - dt.timedelta(days=400)
+    with new_session(db) as s:
+        # Making the source started the daily chain: one purge waits, a day from then.
+        waiting = s.scalars(select(OutboxDelivery).where(OutboxDelivery.subscriber == retention.SUBSCRIBER)).all()
+        assert [d.status for d in waiting] == ["pending"]
+        assert waiting[0].available_at > utcnow() + dt.timedelta(hours=23)
+        s.execute(update(Customer).where(Customer.id == gone).values(created_at=long_ago))
+        s.execute(update(Event).where(Event.customer_id == gone).values(received_at=long_ago))
+        # A day passes.
+        s.execute(update(OutboxMessage).values(available_at=utcnow() - dt.timedelta(seconds=1)))
+        s.execute(update(OutboxDelivery).values(available_at=utcnow() - dt.timedelta(seconds=1)))
+        s.commit()
+    run_once(db, worker="test", limit=500)
+    with new_session(db) as s:
+        assert s.get(Customer, gone) is None
+        assert s.scalars(select(Event.anonymous_id)).all() == ["staying"]
+        after = s.scalars(
+            select(OutboxDelivery).where(
+                OutboxDelivery.subscriber == retention.SUBSCRIBER, OutboxDelivery.status == "pending"
+            )
+        ).all()
+        assert len(after) == 1 and after[0].available_at > utcnow() + dt.timedelta(hours=23)
