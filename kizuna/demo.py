@@ -347,6 +347,7 @@ def load_demo(
         audit.record(session, actor=ACTOR, action="demo.load", entity_type="database", summary=summary)
     _compute_metrics(engine)
     _marketing_examples(engine)
+    _sales_examples(engine, seed)
     return summary
 
 
@@ -407,6 +408,36 @@ def _marketing_examples(engine: Engine) -> None:
             actor=ACTOR,
             data=CampaignCreate(name="冬のセール", segment_id=tokyo.id, template_id=template_id, ab_test=ab),
         )
+
+
+def _sales_examples(engine: Engine, seed: int) -> None:
+    """Deals across the default pipeline's stages (some won, one lost), so the board and the forecast to come
+    have something to show."""
+    from kizuna.sales import deals, pipelines
+    from kizuna.sales.schemas import DealCreate
+
+    rng = random.Random(seed + 7)
+    today = dt.date.today()
+    with transaction(engine) as session:
+        pipeline = pipelines.default_pipeline(session)
+        stages = pipelines.stages_of(session, pipeline.id)
+        companies = list(session.scalars(select(Company).order_by(Company.id).limit(12)))
+        subjects = ["年間契約", "新店舗向けギフト", "法人向けコーヒー定期便", "Office coffee plan", "ケータリング"]
+        for n, company in enumerate(companies):
+            stage = stages[n % len(stages)]
+            lost = stage.kind == "lost"
+            deals.create_deal(
+                session,
+                actor=ACTOR,
+                data=DealCreate(
+                    name=f"{company.name} {rng.choice(subjects)}",
+                    company_id=company.id,
+                    stage_id=stage.id,
+                    amount=Decimal(rng.randrange(20, 400) * 10_000),
+                    expected_close_date=today + dt.timedelta(days=rng.randrange(-20, 90)),
+                    lost_reason="価格が予算に合わなかった" if lost else None,
+                ),
+            )
 
 
 def _compute_metrics(engine: Engine) -> None:
