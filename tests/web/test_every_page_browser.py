@@ -264,6 +264,9 @@ def overflow(page: Any) -> tuple[int, int]:
     return page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
 
 
+# Layout and accessibility do not depend on the database, and this walk is the suite's slowest test (about three
+# minutes a backend): it runs on SQLite only. The pages' data paths run on both backends in the HTTP tests.
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
 def test_every_ui_page_fits_a_phone_and_passes_axe_in_both_languages(live_server, sign_in, db):
     rows = demo_rows(db)
     page = sign_in("admin")
