@@ -19,7 +19,8 @@ from kizuna.imports.report import ImportReport
 from kizuna.imports.runner import KINDS, ImportAborted, run_import
 
 imports_app = typer.Typer(
-    help="Import customers, products, orders or events from CSV or Parquet (events also JSON Lines)."
+    help="Import customers, products, orders or events from CSV or Parquet (events also JSON Lines), "
+    "contacts from vCard."
 )
 SHOWN_REJECTS = 50
 
@@ -163,6 +164,11 @@ def _register(kind: str) -> None:
     help_text = f"Import {kind} from a CSV or Parquet file" + (
         " or JSON Lines (.jsonl/.ndjson)." if kind == "events" else "."
     )
+    if kind == "vcard":
+        help_text = (
+            "Import contacts from a vCard 2.1/3.0/4.0 file (.vcf, one or many cards) as customers, by the same "
+            "identity rules as a customers CSV; company, title and note are kept as attributes."
+        )
     imports_app.command(kind, help=help_text)(command)
 
 

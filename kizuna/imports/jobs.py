@@ -43,6 +43,8 @@ from kizuna.imports.reader import (
 )
 from kizuna.imports.report import REPORT_COLUMNS, Reject, ReportEntry, read_report
 from kizuna.imports.runner import KINDS, importer_for
+from kizuna.imports.vcard import FIELDS as VCARD_FIELDS
+from kizuna.imports.vcard import open_vcard
 from kizuna.outbox.service import emit
 
 IGNORE = "-"
@@ -82,6 +84,15 @@ def upload(session: Session, *, actor: Actor, kind: str, file_name: str, stream:
     if not name:
         raise ValidationError("choose a file to import", field="file", key="imports.error.no_file")
     suffix = ".jsonl" if kind == "events" and name.lower().endswith((".jsonl", ".ndjson")) else ".csv"
+    if kind in ("vcard", "customers") and name.lower().endswith((".vcf", ".vcard")):
+        suffix = ".vcf"
+    elif kind == "vcard":
+        raise ValidationError(
+            f"{name}: a vCard import takes a .vcf file",
+            field="file",
+            key="imports.error.not_vcard",
+            params={"file": name},
+        )
     stored = f"{uuid.uuid4().hex}{suffix}"
     path = imports_dir() / stored
     limit = get_settings().import_upload_max_bytes
@@ -101,8 +112,13 @@ def upload(session: Session, *, actor: Actor, kind: str, file_name: str, stream:
         if size == 0:
             raise ValidationError("the file is empty", field="file", key="imports.error.empty")
         try:
-            encoding, lines = detect_encoding(path)
-            headers = _headers(path, encoding)
+            if suffix == ".vcf":
+                # Read whole: a card with broken encoding is refused at upload, naming its card and line.
+                vcf = open_vcard(path)
+                encoding, lines, headers = vcf.encoding, vcf.line_estimate, list(vcf.headers)
+            else:
+                encoding, lines = detect_encoding(path)
+                headers = _headers(path, encoding)
         except ImportFileError as exc:
             raise ValidationError(exc.message, field="file", key="imports.error.unreadable") from None
     except BaseException:
@@ -119,7 +135,7 @@ def upload(session: Session, *, actor: Actor, kind: str, file_name: str, stream:
         headers=list(proposed),
         mapping=proposed,
         status="uploaded",
-        rows_total=max(lines - (0 if suffix == ".jsonl" else 1), 0),
+        rows_total=max(lines - (0 if suffix == ".jsonl" else 1), 0),  # a vCard source counts cards + 1
         counts={},
     )
     session.add(job)
@@ -167,6 +183,9 @@ def field_choices(kind: str) -> list[str]:
 
 def propose_mapping(kind: str, headers: list[str], suffix: str = ".csv") -> dict[str, str]:
     """Each header's field as the CLI would map it; other columns ignored (or kept as properties of events)."""
+    if suffix == ".vcf":
+        # A card's properties have fixed fields; company, title and note are kept as attributes.
+        return {h: h if h in VCARD_FIELDS else TO_ATTRIBUTES for h in headers}
     columns = importer_for(kind).columns
     try:
         # Without the required groups: a missing column is shown on the mapping page, where it can be fixed.

@@ -286,6 +286,10 @@ def open_source(
 
     if parquet.is_parquet(path):
         return parquet.open_parquet(path, columns, overrides)
+    from kizuna.imports import vcard
+
+    if vcard.is_vcard(path):
+        return vcard.open_vcard(path)
     if encoding is None:
         encoding, lines = detect_encoding(path)
     else:
@@ -405,6 +409,10 @@ class RecordStream(Iterator[Record]):
             from kizuna.imports.parquet import parquet_records
 
             return parquet_records(self.source)
+        if self.source.format == "vcard":
+            from kizuna.imports.vcard import vcard_records
+
+            return vcard_records(self.source)
         return _csv_file_records(self.source, start, self.errors)
 
 
@@ -620,6 +628,11 @@ def original_rows(source: Source, lines: set[int]) -> tuple[list[str], dict[int,
                 found[line] = [cell or "" for cell in row]
                 if len(found) == len(lines):
                     break
+        return list(source.headers), found
+    if source.format == "vcard":
+        from kizuna.imports.vcard import vcard_rows
+
+        found = {line: [cell or "" for cell in row] for line, row in vcard_rows(source) if line in lines}
         return list(source.headers), found
     if source.format == "jsonl":
         objects: dict[int, dict[str, Any]] = {}

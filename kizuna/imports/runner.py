@@ -60,7 +60,14 @@ from kizuna.imports.staging import new_stage_dir, remove_stale_stage_dirs
 from kizuna.orders.importer import IMPORTER as ORDERS
 from kizuna.outbox.service import emit
 
-KINDS: dict[str, Importer] = {"customers": CUSTOMERS, "products": PRODUCTS, "orders": ORDERS, "events": EVENTS}
+# "vcard" is the customers importer fed by a vCard file (kizuna/imports/vcard.py): same rows, rules and effects.
+KINDS: dict[str, Importer] = {
+    "customers": CUSTOMERS,
+    "vcard": CUSTOMERS,
+    "products": PRODUCTS,
+    "orders": ORDERS,
+    "events": EVENTS,
+}
 # Below this size a worker pool costs more to start than it saves.
 PARALLEL_MIN_BYTES = 4_000_000
 # How much parser processes lower their scheduling priority (see _parse).
@@ -124,6 +131,13 @@ def run_import(
     importer = importer_for(kind)
     path = Path(path)
     source = open_source(path, importer.columns, overrides=mapping, encoding=encoding)
+    if kind == "vcard" and source.format != "vcard":
+        raise ImportFileError(f"{path.name}: not a vCard file (a .vcf file starting with BEGIN:VCARD)")
+    if source.format == "vcard":
+        if kind != "customers" and kind != "vcard":
+            raise ImportFileError(f"{path.name}: a vCard file holds contacts; import it as vcard or customers")
+        # A card's company, title and note have no customer field: they are kept as attributes.
+        extra_to_attributes = True
     with path.open("rb") as fh:
         digest = hashlib.file_digest(fh, "sha256").hexdigest()
     options = ImportOptions(
