@@ -120,6 +120,9 @@ def upload(session: Session, *, actor: Actor, kind: str, file_name: str, stream:
                 encoding, lines = detect_encoding(path)
                 headers = _headers(path, encoding)
         except ImportFileError as exc:
+            if suffix == ".vcf":
+                params = {"detail": exc.message}
+                raise ValidationError(exc.message, field="file", key="imports.error.vcard", params=params) from None
             raise ValidationError(exc.message, field="file", key="imports.error.unreadable") from None
     except BaseException:
         path.unlink(missing_ok=True)
