@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from kizuna.schemas import (
     Currency,
@@ -212,3 +212,13 @@ class TeamRead(Output):
     id: int
     name: str
     member_ids: list[int]
+
+
+class CalendarFeedRead(BaseModel):
+    """The feed URL: ``url`` is given only when it is created (only its hash is stored)."""
+
+    active: bool
+    prefix: str | None = None
+    created_at: str | None = None
+    last_used_at: str | None = None
+    url: str | None = None

@@ -18,6 +18,8 @@ from kizuna.auth.schemas import TokenCreate
 from kizuna.config import get_settings
 from kizuna.errors import TooManyAttempts, ValidationError
 from kizuna.listing import list_page
+from kizuna.sales import calendar
+from kizuna.sales.calendar_api import feed_url as calendar_feed_url
 from kizuna.web.deps import DB, client_address
 from kizuna.web.forms import FormState, read_form, submit
 from kizuna.web.i18n import catalog, translator
@@ -206,3 +208,29 @@ def revoke_token(session: DB, viewer: PostingViewer, token_id: int) -> Response:
     auth.revoke_token(session, actor=viewer.actor, token_id=token_id)
     session.commit()
     return RedirectResponse("/settings/tokens", status_code=303)
+
+
+@router.get("/settings/calendar")
+def calendar_settings(request: Request, session: DB, viewer: CurrentViewer, revoked: bool = False) -> Response:
+    """The user's secret calendar feed URL: created or made anew here, shown once (as a new API token is)."""
+    secret = auth.take_flash(viewer.ui_session, kind="calendar_url")
+    if secret is not None:
+        session.commit()
+    feed = calendar.active_feed(session, actor=viewer.actor)
+    new_url = calendar_feed_url(request, secret) if secret else None
+    return render(request, "settings/calendar.html", viewer, feed=feed, new_url=new_url, revoked=revoked)
+
+
+@router.post("/settings/calendar")
+def create_calendar_feed(session: DB, viewer: PostingViewer) -> Response:
+    _, secret = calendar.create_feed(session, actor=viewer.actor)
+    auth.set_flash(viewer.ui_session, kind="calendar_url", value=secret)
+    session.commit()
+    return RedirectResponse("/settings/calendar", status_code=303)
+
+
+@router.post("/settings/calendar/revoke")
+def revoke_calendar_feed(session: DB, viewer: PostingViewer) -> Response:
+    calendar.revoke_feed(session, actor=viewer.actor)
+    session.commit()
+    return RedirectResponse("/settings/calendar?revoked=1", status_code=303)
