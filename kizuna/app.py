@@ -22,8 +22,10 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.auth.api import router as auth_router
     from kizuna.campaigns.api import router as campaigns_router
     from kizuna.catalog.api import router as catalog_router
+    from kizuna.customers import card_scan
     from kizuna.customers.api import companies as companies_router
     from kizuna.customers.api import router as customers_router
+    from kizuna.customers.cards_api import router as cards_router
     from kizuna.customers.saved_views_api import router as saved_views_router
     from kizuna.events.api import router as events_router
     from kizuna.exports.api import router as exports_router
@@ -62,6 +64,9 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     # An import file (plus its multipart envelope) may be far bigger than any JSON body.
     upload_limit = settings.import_upload_max_bytes + 64 * 1024
     uploads = {"/imports": upload_limit, f"{API_PREFIX}/imports": upload_limit}
+    # A business-card photo from a phone camera may be several megabytes.
+    card_limit = card_scan.MAX_BYTES + 64 * 1024
+    uploads |= {"/customers/scan": card_limit, f"{API_PREFIX}/cards/scan": card_limit}
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes, uploads=uploads)
     app.add_middleware(errors.NoSniff)
     for router in (
@@ -91,6 +96,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         tasks_router,
         teams_router,
         calendar_router,
+        cards_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     # The Segment-compatible tracking API lives at /v1, where Segment's SDKs send once given Kizuna's host.

@@ -463,3 +463,49 @@ class SavedViewRead(Output):
     columns: list[str]
     is_default: bool
     created_at: dt.datetime
+
+
+class CardDraftRead(Output):
+    """What a business-card scan seems to say (``POST /cards/scan``); correct it, then ``POST /cards``."""
+
+    full_name: str | None = None
+    family_name: str | None = None
+    given_name: str | None = None
+    full_name_kana: str | None = None
+    company: str | None = None
+    department: str | None = None
+    title: str | None = None
+    email: str | None = None
+    phones: list[str] = Field(default_factory=list, description="E.164, the first is the main one.")
+    fax: str | None = None
+    url: str | None = None
+    postal_code: str | None = None
+    prefecture: str | None = None
+    city: str | None = None
+    address_line: str | None = None
+    lines: list[str] = Field(default_factory=list, description="The lines as recognised, to compare with the card.")
+
+
+class CardContactIn(Input):
+    """A confirmed business card: saved as a customer by the import's identity rules (e-mail or phone needed)."""
+
+    family_name: str | None = Field(default=None, max_length=100)
+    given_name: str | None = Field(default=None, max_length=100)
+    full_name_kana: str | None = Field(default=None, max_length=200)
+    company: str | None = Field(default=None, max_length=300)
+    department: str | None = Field(default=None, max_length=300)
+    title: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=40)
+    other_phones: str | None = Field(default=None, max_length=200)
+    fax: str | None = Field(default=None, max_length=40)
+    url: str | None = Field(default=None, max_length=500)
+    postal_code: str | None = Field(default=None, max_length=16)
+    prefecture: str | None = Field(default=None, max_length=20)
+    city: str | None = Field(default=None, max_length=100)
+    address_line: str | None = Field(default=None, max_length=300)
+
+
+class CardSavedRead(Output):
+    customer_id: int
+    outcome: Literal["inserted", "updated", "unchanged"]

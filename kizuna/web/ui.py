@@ -15,6 +15,7 @@ from kizuna.web import (
     ui_admin,
     ui_analytics,
     ui_campaigns,
+    ui_cards,
     ui_companies,
     ui_customer_forms,
     ui_customers,
@@ -154,3 +155,4 @@ router.include_router(ui_messaging.router)
 router.include_router(ui_recipient.router)
 router.include_router(ui_privacy.router)
 router.include_router(ui_sales.router)
+router.include_router(ui_cards.router)

@@ -136,6 +136,9 @@ NOTICES = (
     "journey_published",
     "journey_enrolled",
     "journey_status",
+    "card_inserted",
+    "card_updated",
+    "card_unchanged",
 )
 
 
