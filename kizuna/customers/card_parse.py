@@ -22,7 +22,8 @@ URL = re.compile(r"(?:https?://|www\.)[A-Za-z0-9.\-/_~%?#=&:+]+", re.IGNORECASE)
 # 0X-XXXX-XXXX, 0XX(XXX)XXXX, +81 X XXXX XXXX: Japanese numbers with any of the separators cards print.
 PHONE = re.compile(r"(?:\+81[\s\-]?\(?0?\)?|0)\d{1,4}[\s\-()]{0,2}\d{1,4}[\s\-()]{0,2}\d{3,4}")
 FAX_LABEL = re.compile(r"\b(?:FAX|Fax|fax|F)\b\s*[.:：]?\s*$|ファクス|ファックス|FAX")
-POSTAL = re.compile(r"〒?\s*(\d{3})\s*[-ー−‐]\s*(\d{4})")
+# With 〒, or standing alone: "234-5678" inside the phone 03-1234-5678 is no postal code.
+POSTAL = re.compile(r"(?:〒\s*|(?<![\d\-]))(\d{3})\s*[-ー−‐]\s*(\d{4})(?![\d\-])")
 COMPANY = re.compile(
     r"株式会社|有限会社|合同会社|合資会社|合名会社|一般社団法人|一般財団法人|公益社団法人|医療法人|学校法人|"
     r"\bInc\b\.?|\bCo\.,?\s*Ltd\b\.?|\bCorporation\b|\bCorp\b\.?|\bLLC\b|\bK\.K\.|\bLtd\b\.?|\bGmbH\b",
