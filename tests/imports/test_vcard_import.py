@@ -231,6 +231,10 @@ def test_api_upload_and_run_of_a_vcf(client, db):
     assert sent.status_code == 201, sent.text
     job = sent.json()
     assert job["rows_total"] == 2 and job["mapping"]["company"] == "+attributes"
+    shown = client.post(f"/api/v1/imports/{job['id']}/preview", json={})
+    assert shown.status_code == 200, shown.text
+    first = shown.json()["rows"][0]
+    assert first["line"] == 1 and first["values"]["family_name_kana"] == "ヤマダ" and not first["errors"]
     ran = client.post(f"/api/v1/imports/{job['id']}/run")
     assert ran.status_code == 202, ran.text
     assert (ran.json()["status"], ran.json()["counts"]["inserted"]) == ("done", 2)
