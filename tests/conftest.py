@@ -59,6 +59,9 @@ def pytest_configure(config: pytest.Config) -> None:
     home = Path(config.rootpath) / ".pytest-home" / (WORKER or "main")
     os.environ["KIZUNA_HOME"] = str(home)
     home.mkdir(parents=True, exist_ok=True)
+    # Rich sizes its console when kizuna's CLI is first imported; the CLI tests run it in this process and read
+    # its tables, which 80 columns would wrap.
+    os.environ.setdefault("COLUMNS", "200")
     _cheap_password_hashing()
 
 
