@@ -30,6 +30,7 @@ from kizuna.config import get_settings
 from kizuna.db import utcnow
 from kizuna.errors import Conflict, NotFound, ValidationError
 from kizuna.exports.service import neutralize
+from kizuna.imports import parquet
 from kizuna.imports.importer import ImportOptions
 from kizuna.imports.models import ImportJob
 from kizuna.imports.reader import (
@@ -82,6 +83,8 @@ def upload(session: Session, *, actor: Actor, kind: str, file_name: str, stream:
     if not name:
         raise ValidationError("choose a file to import", field="file", key="imports.error.no_file")
     suffix = ".jsonl" if kind == "events" and name.lower().endswith((".jsonl", ".ndjson")) else ".csv"
+    if name.lower().endswith(".parquet"):
+        suffix = ".parquet"
     stored = f"{uuid.uuid4().hex}{suffix}"
     path = imports_dir() / stored
     limit = get_settings().import_upload_max_bytes
@@ -101,8 +104,13 @@ def upload(session: Session, *, actor: Actor, kind: str, file_name: str, stream:
         if size == 0:
             raise ValidationError("the file is empty", field="file", key="imports.error.empty")
         try:
-            encoding, lines = detect_encoding(path)
-            headers = _headers(path, encoding)
+            if parquet.is_parquet(path):
+                # A warehouse export: typed columns, no encoding to guess (read as the CLI reads it).
+                source = open_source(path, Columns({}))
+                encoding, lines, headers = source.encoding, source.line_estimate, source.headers
+            else:
+                encoding, lines = detect_encoding(path)
+                headers = _headers(path, encoding)
         except ImportFileError as exc:
             raise ValidationError(exc.message, field="file", key="imports.error.unreadable") from None
     except BaseException:
