@@ -219,6 +219,9 @@ def take_write_lock(connection: Connection, *, patience: float = 120.0) -> None:
     """
     if connection.dialect.name != "sqlite":
         return
+    if connection.connection.driver_connection.in_transaction:
+        # Already writing (the tracking API's group commit stores several batches in one transaction).
+        return
     deadline = time.monotonic() + patience
     while True:
         try:

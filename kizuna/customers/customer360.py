@@ -26,6 +26,8 @@ from kizuna.customers.summary import customer_summary
 from kizuna.customers.timeline import timeline
 from kizuna.orders import service as orders
 from kizuna.orders.models import Order
+from kizuna.privacy import service as privacy
+from kizuna.privacy.schemas import ProvisionRead
 
 ORDERS_SHOWN = 20
 TIMELINE_PAGE = 50
@@ -60,6 +62,7 @@ def customer_360(
     )
     owner_name = people.get(customer.owner_id) if customer.owner_id else None
     consents = service.current_consents(session, customer.id)
+    provisions, provisions_total = privacy.customer_provisions(session, actor=actor, customer_id=customer.id)
     return Customer360(
         customer=CustomerRead.model_validate(customer),
         summary=customer_summary(session, customer.id, owner_name=owner_name, consents=consents),
@@ -73,6 +76,8 @@ def customer_360(
         notes=[_note(n, people) for n in notes],
         timeline=items,
         timeline_next_cursor=next_cursor,
+        provisions=[ProvisionRead.model_validate(p) for p in provisions],
+        provisions_total=provisions_total,
     )
 
 

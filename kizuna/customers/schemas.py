@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from kizuna.privacy.schemas import ProvisionRead
 from kizuna.schemas import (
     Email,
     FreeJSON,
@@ -406,6 +407,11 @@ class Customer360(Output):
     notes: list[NoteWithAuthor] = Field(description="Every note, newest first.")
     timeline: list[TimelineItem] = Field(description="The newest touchpoints, newest first.")
     timeline_next_cursor: str | None = Field(description="Pass to the timeline to read older touchpoints.")
+    provisions: list[ProvisionRead] = Field(
+        default_factory=list,
+        description="The newest records of this customer's data given to third parties (APPI), newest first.",
+    )
+    provisions_total: int = Field(default=0, description="How many provision records there are in all.")
 
 
 # --- the company page (one read for the UI page and GET /companies/{id}/360) -------------------------------

@@ -30,6 +30,7 @@ from kizuna.config import get_settings
 from kizuna.db import utcnow
 from kizuna.errors import Conflict, NotFound, ValidationError
 from kizuna.exports.service import neutralize
+from kizuna.imports import parquet
 from kizuna.imports.importer import ImportOptions
 from kizuna.imports.models import ImportJob
 from kizuna.imports.reader import (
@@ -93,6 +94,8 @@ def upload(session: Session, *, actor: Actor, kind: str, file_name: str, stream:
             key="imports.error.not_vcard",
             params={"file": name},
         )
+    elif name.lower().endswith(".parquet"):
+        suffix = ".parquet"
     stored = f"{uuid.uuid4().hex}{suffix}"
     path = imports_dir() / stored
     limit = get_settings().import_upload_max_bytes
@@ -116,6 +119,10 @@ def upload(session: Session, *, actor: Actor, kind: str, file_name: str, stream:
                 # Read whole: a card with broken encoding is refused at upload, naming its card and line.
                 vcf = open_vcard(path)
                 encoding, lines, headers = vcf.encoding, vcf.line_estimate, list(vcf.headers)
+            elif parquet.is_parquet(path):
+                # A warehouse export: typed columns, no encoding to guess (read as the CLI reads it).
+                source = open_source(path, Columns({}))
+                encoding, lines, headers = source.encoding, source.line_estimate, source.headers
             else:
                 encoding, lines = detect_encoding(path)
                 headers = _headers(path, encoding)

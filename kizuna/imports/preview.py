@@ -108,23 +108,31 @@ def _dry_run_sample(
 
     Only for encodings whose bytes can be cut at line breaks; otherwise the parser's errors stand.
     """
-    if not isinstance(engine, Engine) or codecs.lookup(source.encoding).name not in SPLITTABLE_ENCODINGS:
+    if not isinstance(engine, Engine):
         return
     path = file_path(job)
-    with path.open("rb") as fh:
-        head = fh.read(_SAMPLE_BYTES)
-    if next_line is not None:
-        lines = head.splitlines(keepends=True)
-        if len(lines) < next_line - 1:
-            return  # rows too long to sample: the parser's errors stand
-        head = b"".join(lines[: next_line - 1])
-    elif len(head) == _SAMPLE_BYTES:
-        return
+    parquet = source.format == "parquet"
+    head = b""
+    if not parquet:
+        if codecs.lookup(source.encoding).name not in SPLITTABLE_ENCODINGS:
+            return
+        with path.open("rb") as fh:
+            head = fh.read(_SAMPLE_BYTES)
+        if next_line is not None:
+            lines = head.splitlines(keepends=True)
+            if len(lines) < next_line - 1:
+                return  # rows too long to sample: the parser's errors stand
+            head = b"".join(lines[: next_line - 1])
+        elif len(head) == _SAMPLE_BYTES:
+            return
     scratch = Path(tempfile.mkdtemp(prefix="kizuna-preview-"))
     try:
         # The file's own name, so that what the import says about it (import marks, messages) is the same.
         sample = scratch / Path(job.file_name).with_suffix(path.suffix).name
-        sample.write_bytes(head)
+        if parquet:
+            _parquet_head(path, sample, (next_line - 1) if next_line is not None else None)
+        else:
+            sample.write_bytes(head)
         report = run_import(
             engine,
             job.kind,
@@ -170,3 +178,20 @@ def _text(value: Any) -> str:
     if isinstance(value, list | dict | tuple):
         return json.dumps(value, ensure_ascii=False, default=str)
     return str(value)
+
+
+def _parquet_head(path: Path, sample: Path, rows: int | None) -> None:
+    """The first ``rows`` rows of a Parquet file (all when None) as a Parquet file of their own: the sample's cut."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(path)
+    if rows is None:
+        table = source.read()
+    else:
+        batches = []
+        for batch in source.iter_batches(batch_size=max(rows, 1)):
+            batches.append(batch)
+            break
+        table = pa.Table.from_batches(batches, schema=source.schema_arrow).slice(0, rows)
+    pq.write_table(table, sample)

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from kizuna.db import new_session
 from kizuna.errors import KizunaError
-from kizuna.ingest import service, sources, spec
+from kizuna.ingest import group, service, sources, spec
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
 snippet = APIRouter(tags=["tracking"])
@@ -88,21 +88,27 @@ async def _take(request: Request, call: str | None) -> Response:
     sent = body.get("sentAt") if call is None else None
     engine = request.app.state.engine
 
+    batch = group.Batch(key, messages, call, sent, check_sizes=call is None and len(raw) > spec.MAX_CALL_BYTES)
+
     def work() -> Response:
-        for attempt in range(_ATTEMPTS):
-            try:
-                with service.one_writer(engine):
-                    return _store(
-                        engine, key, messages, call, sent, check_sizes=call is None and len(raw) > spec.MAX_CALL_BYTES
-                    )
-            except (IntegrityError, OperationalError) as exc:
-                # Another batch stored the same message id at the same moment (or, on PostgreSQL, a deadlock
-                # between two batches): the whole batch was rolled back, and a second try sees what the other kept.
-                if attempt == _ATTEMPTS - 1 or not _transient(exc):
-                    raise
-        raise AssertionError("unreachable")
+        status, answer = group.for_engine(engine).store(batch, lambda b: _alone(engine, b))
+        return _answer(status, answer)
 
     return await run_in_threadpool(work)
+
+
+def _alone(engine: Engine, batch: group.Batch) -> tuple[int, dict[str, Any]]:
+    """Store one batch in a transaction of its own (when its group could not be stored together)."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            with service.one_writer(engine):
+                return _store(engine, batch)
+        except (IntegrityError, OperationalError) as exc:
+            # Another batch stored the same message id at the same moment (or, on PostgreSQL, a deadlock
+            # between two batches): the whole batch was rolled back, and a second try sees what the other kept.
+            if attempt == _ATTEMPTS - 1 or not _transient(exc):
+                raise
+    raise AssertionError("unreachable")
 
 
 _ATTEMPTS = 3
@@ -115,24 +121,27 @@ def _transient(exc: Exception) -> bool:
     return code in ("40P01", "40001")
 
 
-def _store(
-    engine: Engine, key: str | None, messages: list[Any], call: str | None, sent: object, *, check_sizes: bool
-) -> Response:
+def _store(engine: Engine, batch: group.Batch) -> tuple[int, dict[str, Any]]:
     session = new_session(engine)
     try:
-        source = sources.authenticate(session, key)
-        sent_at = spec.parse_time(sent, "sentAt") if sent else None
+        source = sources.authenticate(session, batch.key)
+        sent_at = spec.parse_time(batch.sent, "sentAt") if batch.sent else None
         outcome = service.ingest(
-            session, source=source, messages=messages, call=call, sent_at=sent_at, check_sizes=check_sizes
+            session,
+            source=source,
+            messages=batch.messages,
+            call=batch.call,
+            sent_at=sent_at,
+            check_sizes=batch.check_sizes,
         )
         session.commit()
-        return _answer(200, outcome.as_dict())
+        return 200, outcome.as_dict()
     except spec.MessageError as exc:
         session.rollback()
-        return _fail(400, str(exc), exc.field)
+        return 400, {"success": False, "error": str(exc), "field": exc.field}
     except KizunaError as exc:
         session.rollback()
-        return _fail(exc.status_code, exc.message, exc.field)
+        return exc.status_code, {"success": False, "error": exc.message, "field": exc.field}
     except BaseException:
         session.rollback()
         raise

@@ -36,6 +36,12 @@ SUBSCRIBER_MODULES: tuple[str, ...] = (
     "kizuna.ingest.retention",
 )
 
+
+class GiveUp(Exception):  # noqa: N818 - it names what the outbox does with the delivery
+    """Raised by a handler or effect when no retry can succeed (a receiver that refused the request itself): the
+    delivery goes dead at once, with this message as its last error, and an admin may retry it by hand."""
+
+
 _KEY_NAMESPACE = uuid.UUID("6f1c1a52-4b8e-4d7a-9a51-6b697a756e61")
 
 

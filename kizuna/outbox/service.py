@@ -355,7 +355,8 @@ def deliver(engine: Engine, *, worker: str, delivery_id: int) -> Outcome:
         return Outcome(delivery_id, "done")
     except Exception as exc:  # noqa: BLE001 - a failing handler is recorded on its delivery, never fatal
         session.rollback()
-        return _record_failure(session, delivery_id, worker, f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        return _record_failure(session, delivery_id, worker, error, give_up=isinstance(exc, registry.GiveUp))
     finally:
         session.close()
 
@@ -616,14 +617,14 @@ def _finish(session: Session, delivery_id: int, worker: str, *, status: str, err
     return result.rowcount == 1
 
 
-def _record_failure(session: Session, delivery_id: int, worker: str, error: str) -> Outcome:
+def _record_failure(session: Session, delivery_id: int, worker: str, error: str, *, give_up: bool = False) -> Outcome:
     _begin(session)
     record = session.get(OutboxDelivery, delivery_id)
     if record is None or record.locked_by != worker:
         session.rollback()
         return Outcome(delivery_id, "lost", error)
     limit = _max_attempts(registry.get(record.subscriber))
-    dead = record.attempts >= limit
+    dead = give_up or record.attempts >= limit
     values: dict[str, Any] = {"last_error": error[:2000], "locked_by": None, "locked_until": None}
     if dead:
         values.update(status="dead", finished_at=utcnow())

@@ -35,7 +35,7 @@ from kizuna.keys import BadToken, decrypt
 from kizuna.messaging import ssrf
 from kizuna.messaging.webhook import SIGNATURE_HEADER, allowlist, sign
 from kizuna.messaging.webhook_models import WebhookEndpoint
-from kizuna.outbox.registry import Delivery, declare
+from kizuna.outbox.registry import Delivery, GiveUp, declare
 from kizuna.privacy.service import record_provisions
 from kizuna.webhooks import events
 from kizuna.webhooks.models import WebhookDelivery, WebhookSubscription
@@ -48,6 +48,16 @@ ACTOR = Actor.system("webhooks", origin="worker")
 
 class WebhookFailed(Exception):
     """An attempt that did not reach a 2xx answer; the outbox records it and tries again later."""
+
+
+class WebhookRefused(WebhookFailed, GiveUp):
+    """The receiver refused the request itself (see ``REFUSALS``): sending the same bytes again cannot succeed,
+    so the delivery goes dead at once instead of hammering the receiver for a day. Retried by hand once fixed."""
+
+
+# 4xx answers that a retry of the same request cannot change. 408 (timeout), 409 (conflict), 425 (too early) and
+# 429 (slow down) say "try later", and every 5xx may pass, so those are retried with back-off.
+REFUSALS = frozenset({400, 401, 403, 404, 405, 410, 411, 413, 414, 415, 422})
 
 
 @dataclass(frozen=True)
@@ -169,7 +179,10 @@ def send(engine: Engine, delivery: Delivery) -> Sent | Skipped:
         return _failed(engine, log_id, None, _ms(started), str(exc))
     if not 200 <= answer.status < 300:
         said = f": {text[:300]}" if text else ""
-        return _failed(engine, log_id, answer.status, answer.latency_ms, f"{url} answered {answer.status}{said}")
+        error = f"{url} answered {answer.status}{said}"
+        if answer.status in REFUSALS:
+            error += " (not retried: the receiver refused the request; retry from the delivery log once it is fixed)"
+        return _failed(engine, log_id, answer.status, answer.latency_ms, error, refused=answer.status in REFUSALS)
     return Sent(answer=answer, endpoint=name, host=ssrf.split(url).hostname or "")
 
 
@@ -223,7 +236,9 @@ def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def _failed(engine: Engine, log_id: int, status: int | None, latency_ms: int | None, error: str) -> NoReturn:
+def _failed(
+    engine: Engine, log_id: int, status: int | None, latency_ms: int | None, error: str, *, refused: bool = False
+) -> NoReturn:
     """Write what the receiver answered on the log row now (the outbox's transaction will roll back), then raise."""
     session = new_session(engine)
     try:
@@ -237,7 +252,7 @@ def _failed(engine: Engine, log_id: int, status: int | None, latency_ms: int | N
         session.commit()
     finally:
         session.close()
-    raise WebhookFailed(error)
+    raise WebhookRefused(error) if refused else WebhookFailed(error)
 
 
 # --- the subscriber --------------------------------------------------------------------------------------

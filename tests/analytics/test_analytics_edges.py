@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from kizuna.db import transaction
 from tests import factories
+from tests.cli import kizuna as run_kizuna
 
 JST = ZoneInfo("Asia/Tokyo")
 
@@ -51,8 +50,7 @@ def test_every_role_may_read_analyses(client_as, db):
 
 
 def _kizuna(db, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
-    env = {**os.environ, "KIZUNA_DATABASE_URL": db.url.render_as_string(hide_password=False), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "kizuna", *args], capture_output=True, text=True, env=env, timeout=120)
+    return run_kizuna(*args, engine=db)
 
 
 def test_cli_prints_json_and_csv_and_names_bad_options(db):

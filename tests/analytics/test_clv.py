@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -25,6 +23,7 @@ from kizuna.db import transaction
 from kizuna.errors import ValidationError
 from tests import factories
 from tests.analytics import cdnow
+from tests.cli import kizuna as run_kizuna
 from tests.conftest import clean
 
 JST = ZoneInfo("Asia/Tokyo")
@@ -442,8 +441,7 @@ def test_local_days_follow_daylight_saving_time(berlin, backend):
 
 
 def _kizuna(db: Engine, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KIZUNA_DATABASE_URL": db.url.render_as_string(hide_password=False), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "kizuna", *args], capture_output=True, text=True, env=env, timeout=120)
+    return run_kizuna(*args, engine=db)
 
 
 def test_cli_prints_the_fitted_parameters_and_writes_every_customer(db, tmp_path):
@@ -534,17 +532,11 @@ def test_cli_saves_the_predictions_into_the_customer_metrics(db, tmp_path):
     env = {"KIZUNA_DEFAULT_CURRENCY": "USD"}
     args = ("analytics", "clv", "--calibration-end", "1997-09-30", "--format", "json")
     # A back-test (calibration before today) is not saved unless asked.
-    r = subprocess.run(
-        [sys.executable, "-m", "kizuna", *args], capture_output=True, text=True, timeout=120,
-        env={**os.environ, **env, "KIZUNA_DATABASE_URL": db.url.render_as_string(hide_password=False)},
-    )  # fmt: skip
+    r = run_kizuna(*args, engine=db, **env)
     assert r.returncode == 0, r.stderr + r.stdout
     with transaction(db) as s:
         assert s.scalar(select(func.count()).select_from(MetricRun)) == 0
-    r = subprocess.run(
-        [sys.executable, "-m", "kizuna", *args, "--save"], capture_output=True, text=True, timeout=120,
-        env={**os.environ, **env, "KIZUNA_DATABASE_URL": db.url.render_as_string(hide_password=False)},
-    )  # fmt: skip
+    r = run_kizuna(*args, "--save", engine=db, **env)
     assert r.returncode == 0, r.stderr + r.stdout
     body = json.loads(r.stdout)
     with transaction(db) as s:

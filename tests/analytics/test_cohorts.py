@@ -16,6 +16,7 @@ from kizuna.analytics.engine import ibis_url, open_store
 from kizuna.db import transaction
 from kizuna.errors import ValidationError
 from tests import factories
+from tests.cli import kizuna as run_kizuna
 
 JST = ZoneInfo("Asia/Tokyo")
 
@@ -209,9 +210,7 @@ def test_local_day_and_month_follow_the_zones_rules(monkeypatch, zone, instant, 
 
 def test_cohorts_over_http_and_from_the_cli(client, db):
     import json
-    import os
     import subprocess
-    import sys
 
     _shop(db)
     r = client.get("/api/v1/analytics/cohorts", params={"from": "2024-01-01", "to": "2024-01-31", "months": 3})
@@ -224,11 +223,8 @@ def test_cohorts_over_http_and_from_the_cli(client, db):
     assert bad.status_code == 422 and "after it ends" in bad.json()["error"]["message"]
     assert client.get("/api/v1/analytics/cohorts", params={"months": 0}).status_code == 422
 
-    env = {**os.environ, "KIZUNA_DATABASE_URL": db.url.render_as_string(hide_password=False), "COLUMNS": "200"}
-
     def kizuna(*args: str) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "kizuna", "analytics", "cohorts", *args]
-        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        return run_kizuna("analytics", "cohorts", *args, engine=db)
 
     out = kizuna("--from", "2024-01-01", "--to", "2024-03-31", "--months", "2", "--format", "json")
     assert out.returncode == 0, out.stderr

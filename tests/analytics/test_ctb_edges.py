@@ -6,14 +6,13 @@ import csv
 import datetime as dt
 import io
 import json
-import os
 import subprocess
-import sys
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from kizuna.db import transaction
 from tests import factories
+from tests.cli import kizuna
 
 JST = ZoneInfo("Asia/Tokyo")
 
@@ -61,8 +60,7 @@ def test_ctb_likely_and_recommendations_over_http(client, db):
 
 
 def _kizuna(db, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
-    env = {**os.environ, "KIZUNA_DATABASE_URL": db.url.render_as_string(hide_password=False), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "kizuna", *args], capture_output=True, text=True, env=env, timeout=120)
+    return kizuna(*args, engine=db)
 
 
 def test_cli_ctb_tables_json_csv_and_bad_options(db):

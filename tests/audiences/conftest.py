@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -12,6 +11,7 @@ from kizuna.customers.schemas import ConsentCreate
 from kizuna.segments import service as segments
 from kizuna.segments.schemas import SegmentCreate
 from tests import factories
+from tests.cli import kizuna as run_kizuna
 from tests.factories import SYSTEM
 
 
@@ -63,12 +63,4 @@ def world(session: Session) -> dict[str, Any]:
 
 
 def kizuna_cli(engine: Engine, home: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        "KIZUNA_HOME": str(home),
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(home),
-        "KIZUNA_DATABASE_URL": engine.url.render_as_string(hide_password=False),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "kizuna", *args], capture_output=True, text=True, env=env, timeout=300, check=False
-    )
+    return run_kizuna(*args, engine=engine, KIZUNA_HOME=str(home))

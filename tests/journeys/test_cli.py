@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
+
+from tests.cli import kizuna as run_kizuna
 
 WELCOME = """\
 name: ようこそ
@@ -27,10 +28,7 @@ steps:
 
 
 def kizuna(home, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
-    env = {"KIZUNA_HOME": str(home), "PATH": "/usr/bin:/bin", "HOME": str(home), "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "kizuna", *args], capture_output=True, text=True, env=env, timeout=300, check=False
-    )
+    return run_kizuna(*args, KIZUNA_HOME=str(home), KIZUNA_DATABASE_URL="")
 
 
 @pytest.fixture

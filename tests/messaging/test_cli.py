@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from kizuna.db import transaction
+from tests.cli import kizuna as run_kizuna
 from tests.messaging.conftest import consented_customer, queue_mail, send_all
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def kizuna(db, home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
-    environment = {
-        **os.environ,
-        "KIZUNA_HOME": str(home),
-        "KIZUNA_DATABASE_URL": db.url.render_as_string(hide_password=False),
-        "PYTHONPATH": str(ROOT),
-        **env,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "kizuna", "messages", *args], capture_output=True, text=True, env=environment,
-        cwd=ROOT, timeout=120, check=False,
-    )  # fmt: skip
+    return run_kizuna("messages", *args, engine=db, KIZUNA_HOME=str(home), **env)
 
 
 def test_send_test_mail_and_status(db, tmp_path, mail_ready, client):

@@ -167,3 +167,19 @@ def test_cli_lists_as_json_and_purges(db, session, tmp_path):
     assert [x["recipient"] for x in json.loads(r.stdout)] == ["Partner KK"]
     r = kizuna_cli(db, tmp_path / "home", "privacy", "purge")
     assert r.returncode == 0 and "purged 0" in r.stdout
+
+
+def test_the_customer_360_api_shows_what_was_given_to_whom(client, client_as, session):
+    """A rep answering "who has my data?" reads it on the customer's 360, as the page shows it."""
+    customer = factories.customer(session, email="ask@example.jp")
+    other = factories.customer(session, email="other@example.jp")
+    _record(session, [customer.id], recipient="Google Ads", fields=["email_sha256"], via="audience_export")
+    _record(session, [customer.id, other.id], recipient="Partner KK")
+    session.commit()
+    body = client_as("viewer").get(f"/api/v1/customers/{customer.id}/360").json()
+    assert body["provisions_total"] == 2
+    assert {(p["recipient"], p["via"]) for p in body["provisions"]} == {
+        ("Google Ads", "audience_export"),
+        ("Partner KK", "webhook"),
+    }
+    assert client.get(f"/api/v1/customers/{other.id}/360").json()["provisions_total"] == 1

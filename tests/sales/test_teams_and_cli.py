@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 from sqlalchemy import select
 
@@ -14,6 +13,7 @@ from kizuna.sales import deals, pipelines
 from kizuna.sales.models import Deal
 from kizuna.sales.schemas import DealCreate
 from tests import factories
+from tests.cli import kizuna as run_kizuna
 
 
 def test_managers_make_teams_and_reps_cannot(client_as, db):
@@ -38,15 +38,7 @@ def test_managers_make_teams_and_reps_cannot(client_as, db):
 
 
 def _kizuna(tmp_path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"KIZUNA_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KIZUNA_DATABASE_URL": url}
-    return subprocess.run(
-        [sys.executable, "-m", "kizuna", "deals", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    return run_kizuna("deals", *args, KIZUNA_HOME=str(tmp_path), KIZUNA_DATABASE_URL=url)
 
 
 def test_cli_lists_and_moves_deals(db, tmp_path):

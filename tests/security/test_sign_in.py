@@ -13,6 +13,7 @@ from kizuna.auth import signin
 from kizuna.auth.models import AuditEntry
 from kizuna.config import get_settings
 from kizuna.db import new_session
+from tests.cli import kizuna as run_kizuna
 from tests.test_cli import _kizuna
 from tests.web.conftest import PASSWORD, csrf_of
 
@@ -199,14 +200,8 @@ def test_the_demo_password_cannot_be_chosen(client):
 
 
 def _kizuna_input(db_url: str, stdin: str, *args: str):  # noqa: ANN202
-    import subprocess
-    import sys
-
     home = get_settings().home
-    env = {"KIZUNA_HOME": str(home), "PATH": "/usr/bin:/bin", "HOME": str(home), "KIZUNA_DATABASE_URL": db_url}
-    return subprocess.run(
-        [sys.executable, "-m", "kizuna", *args], input=stdin, capture_output=True, text=True, env=env, timeout=120
-    )
+    return run_kizuna(*args, input=stdin, KIZUNA_HOME=str(home), KIZUNA_DATABASE_URL=db_url)
 
 
 def test_failed_sign_in_rows_do_not_block_other_accounts(app, make_user):

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from kizuna.auth.models import AuditEntry
 from kizuna.outbox.models import OutboxDelivery
+from tests.cli import kizuna as run_kizuna
 from tests.webhooks.conftest import drain
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,9 +98,7 @@ def test_a_worker_process_delivers_and_the_cli_lists_and_retries(db, client_as, 
         _wait(lambda: len(receiver.requests) == 2)
 
         def kizuna(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [sys.executable, "-m", "kizuna", "webhooks", *args], cwd=ROOT, env=env, capture_output=True, text=True
-            )
+            return run_kizuna("webhooks", *args, engine=db)
 
         listed = kizuna("list", "--json")
         assert listed.returncode == 0, listed.stderr

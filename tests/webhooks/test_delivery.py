@@ -104,6 +104,31 @@ def test_dead_after_the_attempts_then_retried_by_hand(db, session, admin, receiv
     assert "webhook.delivery.retry" in actions
 
 
+def test_a_refusal_goes_dead_at_once_but_slow_down_is_retried(db, session, admin, receiver, allow_loopback):
+    """A 410 or 422 says the request itself is refused: no back-off schedule of a day for it. A 429 is retried."""
+    receiver.answers = [(429, {}), (422, {})]
+    subscribe(session, admin, receiver.url(), ["customer.created"])
+    create_customer(session, actor=admin, data=CustomerCreate(email="r1@example.jp"))
+    session.commit()
+    assert drain(db).failed == 1
+    (view,) = service.list_deliveries(session, actor=admin)
+    assert view.status == "retrying" and view.response_status == 429
+    session.execute(update(OutboxDelivery).values(available_at=dt.datetime.now(dt.UTC)))
+    session.commit()
+    assert drain(db).dead == 1
+    session.expire_all()
+    (view,) = service.list_deliveries(session, actor=admin, status="dead")
+    assert view.attempts == 2 and view.response_status == 422
+    assert "answered 422" in (view.last_error or "") and "not retried" in (view.last_error or "")
+    # Fixed on the receiver's side: a retry by hand sends the same key and body, and it arrives.
+    service.retry_delivery(session, actor=admin, delivery_id=view.id)
+    session.commit()
+    drain(db)
+    session.expire_all()
+    assert service.get_delivery(session, actor=admin, delivery_id=view.id).status == "delivered"
+    assert len(receiver.requests) == 3 and len(_keys(receiver)) == 1
+
+
 def test_log_rows_hold_the_body_fixed_at_fan_out(db, session, admin, receiver, allow_loopback):
     subscribe(session, admin, receiver.url(), ["customer.created"])
     create_customer(session, actor=admin, data=CustomerCreate(email="d@example.jp"))
