@@ -61,9 +61,9 @@ def lookup(entity: str, key: str) -> FieldSpec | None:
     return FieldSpec(entity, key, row.type, row.label, tuple(row.choices or ()))
 
 
-def all_specs() -> list[FieldSpec]:
+def all_specs(engine: Engine | None = None) -> list[FieldSpec]:
     """Every definition (the OpenAPI document lists them at request time)."""
-    with _engine().connect() as connection:
+    with (engine or _engine()).connect() as connection:
         rows = connection.execute(
             select(CustomField.entity, CustomField.key, CustomField.type, CustomField.label, CustomField.choices)
             .order_by(CustomField.entity, CustomField.position, CustomField.id)
