@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
@@ -111,11 +112,11 @@ def delete_field(session: Session, *, actor: Actor, field_id: int, expected_vers
 # --- values ----------------------------------------------------------------------------------------------
 
 
-def label_of(field: CustomField) -> str:
+def label_of(field: Any) -> str:
     return f"{PREFIX}{field.key} ({field.label})"
 
 
-def _invalid(field: CustomField, message: str) -> ValidationError:
+def _invalid(field: Any, message: str) -> ValidationError:
     return ValidationError(
         f"{label_of(field)}: {message}",
         field=f"{PREFIX}{field.key}",
@@ -124,7 +125,7 @@ def _invalid(field: CustomField, message: str) -> ValidationError:
     )
 
 
-def _number(field: CustomField, raw: Any) -> int | float:
+def _number(field: Any, raw: Any) -> int | float:
     if isinstance(raw, bool):
         raise _invalid(field, f"{raw!r} is not a number")
     if isinstance(raw, (int, float)):
@@ -150,7 +151,7 @@ def _number(field: CustomField, raw: Any) -> int | float:
     return value
 
 
-def _text(field: CustomField, raw: Any) -> str:
+def _text(field: Any, raw: Any) -> str:
     if not isinstance(raw, str):
         raise _invalid(field, f"{raw!r} is not text")
     value = raw.strip()
@@ -159,7 +160,7 @@ def _text(field: CustomField, raw: Any) -> str:
     return value
 
 
-def _date(field: CustomField, raw: Any) -> str:
+def _date(field: Any, raw: Any) -> str:
     if not isinstance(raw, str):
         raise _invalid(field, f"{raw!r} is not a date (YYYY-MM-DD)")
     try:
@@ -168,7 +169,7 @@ def _date(field: CustomField, raw: Any) -> str:
         raise _invalid(field, f"'{raw}' is not a date (YYYY-MM-DD)") from exc
 
 
-def _url(field: CustomField, raw: Any) -> str:
+def _url(field: Any, raw: Any) -> str:
     value = _text(field, raw)
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc or re.search(r"\s", value):
@@ -176,13 +177,13 @@ def _url(field: CustomField, raw: Any) -> str:
     return value
 
 
-def _choice(field: CustomField, raw: Any) -> str:
+def _choice(field: Any, raw: Any) -> str:
     if not isinstance(raw, str) or raw.strip() not in field.choices:
         raise _invalid(field, f"{raw!r} is not one of {', '.join(field.choices)}")
     return raw.strip()
 
 
-def _multi(field: CustomField, raw: Any) -> list[str]:
+def _multi(field: Any, raw: Any) -> list[str]:
     # A form or a CSV cell sends the choices as one text, separated by commas.
     items = [p for p in (s.strip() for s in raw.split(",")) if p] if isinstance(raw, str) else raw
     if not isinstance(items, list):
@@ -191,18 +192,49 @@ def _multi(field: CustomField, raw: Any) -> list[str]:
     return [c for c in field.choices if c in chosen]  # the definition's order, each once
 
 
-def _user(session: Session, field: CustomField, raw: Any) -> int:
+def _user(field: Any, raw: Any, exists: Callable[[int], bool]) -> int:
     if isinstance(raw, str) and raw.strip().isdigit():
         raw = int(raw.strip())
     if isinstance(raw, bool) or not isinstance(raw, int) or not 0 < raw < 2**31:
         raise _invalid(field, f"{raw!r} is not a user id")
-    if session.get(User, raw) is None:
+    if not exists(raw):
         raise _invalid(field, f"there is no user {raw}")
     return raw
 
 
+@dataclass(frozen=True)
+class FieldRule:
+    """A definition as plain data: what an import's parser processes check rows against (no database there)."""
+
+    key: str
+    label: str
+    type: str
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    min_value: float | None = None
+    max_value: float | None = None
+    max_length: int | None = None
+
+
+def rules_of(session: Session, entity: str) -> tuple[FieldRule, ...]:
+    return tuple(
+        FieldRule(f.key, f.label, f.type, f.required, tuple(f.choices or ()), f.min_value, f.max_value, f.max_length)
+        for f in definitions(session, entity)
+    )
+
+
+def user_ids(session: Session) -> frozenset[int]:
+    """Every user's id (a user field's values are checked against them where no session is at hand)."""
+    return frozenset(session.scalars(select(User.id)))
+
+
 def typed_value(session: Session, field: CustomField, raw: Any) -> Any:
     """``raw`` as the field stores it (a JSON number, an ISO date...), or a ValidationError naming the field."""
+    return typed(field, raw, user_exists=lambda user_id: session.get(User, user_id) is not None)
+
+
+def typed(field: Any, raw: Any, *, user_exists: Callable[[int], bool]) -> Any:
+    """``typed_value`` of a definition or a FieldRule, with the check of a user id given."""
     match field.type:
         case "number":
             return _number(field, raw)
@@ -215,7 +247,7 @@ def typed_value(session: Session, field: CustomField, raw: Any) -> Any:
         case "url":
             return _url(field, raw)
         case "user":
-            return _user(session, field, raw)
+            return _user(field, raw, user_exists)
     return _text(field, raw)
 
 
