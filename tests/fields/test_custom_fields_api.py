@@ -192,3 +192,26 @@ def test_openapi_shows_the_fields_at_once(client):
         assert attributes(name)["shoe_size"] == {"title": "靴のサイズ", "type": "number"}, name
     assert attributes("DealCreate")["plan"]["enum"] == ["a", "b"]
     assert "plan" not in str(schemas["CustomerRead"])
+
+
+def test_exports_have_a_column_per_field_and_filter_by_it(client):
+    import csv
+    import io
+
+    import pyarrow.parquet as pq
+
+    _field(client, entity="customer", key="visits", type="number", label="来店回数")
+    _field(client, entity="customer", key="hobbies", type="multi_choice", label="趣味", choices=["ski", "tea"])
+    for email, attributes in (("a@example.jp", {"visits": 3, "hobbies": ["ski", "tea"]}), ("b@example.jp", {"visits": 30})):
+        assert client.post("/api/v1/customers", json={"email": email, "attributes": attributes}).status_code == 201
+    response = client.get("/api/v1/exports/customers.csv?sort=id")
+    assert response.status_code == 200, response.text
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert [(r["email"], r["attributes.visits"], r["attributes.hobbies"]) for r in rows] == [
+        ("a@example.jp", "3", "ski;tea"), ("b@example.jp", "30", "")
+    ]
+    filtered = client.get("/api/v1/exports/customers.parquet?attributes.visits__gte=10")
+    table = pq.read_table(io.BytesIO(filtered.content))
+    assert table.column("email").to_pylist() == ["b@example.jp"]
+    assert table.schema.field("attributes.visits").type == "double"
+    assert table.column("attributes.visits").to_pylist() == [30.0]
