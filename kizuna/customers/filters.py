@@ -193,6 +193,9 @@ def customer_form_params(form: dict[str, str], *, user_id: int | None) -> dict[s
     """The CUSTOMER_FILTERS parameters for a list form (the filter set's default scope handles ``status``)."""
     params: dict[str, Any] = {}
     for name, value in form.items():
+        if name.startswith("attributes.") and value:
+            params[name] = value  # a custom field's filter (``attributes.<key>[__op]``), typed by the filter set
+            continue
         if name not in CUSTOMER_FORM_FIELDS or not value:
             continue
         if name == "mine":

@@ -76,3 +76,22 @@ def test_deal_form_and_page_take_custom_fields(db, ui_client):
     assert client.post(f"/deals/{deal.id}/edit", data=edit, follow_redirects=False).status_code == 303
     with transaction(db) as s:
         assert s.get(Deal, deal.id).attributes == {"renewal": "2026-04-01"}
+
+
+def test_customer_list_offers_custom_columns_and_typed_filters(db, ui_client, client):
+    client_ui = ui_client("admin")
+    _field(db, entity="customer", key="visits", type="number", label="来店回数")
+    _field(db, entity="customer", key="plan", type="choice", label="プラン", choices=["gold", "silver"])
+    for email, visits, plan in (("a@example.jp", 9, "gold"), ("b@example.jp", 10, "silver"), ("c@example.jp", 100, "gold")):
+        body = {"email": email, "attributes": {"visits": visits, "plan": plan}}
+        assert client.post("/api/v1/customers", json=body).status_code == 201
+    page = client_ui.get("/customers").text
+    assert 'data-testid="col-attributes.visits"' in page and 'name="attributes.visits__gte"' in page
+    listed = client_ui.get("/customers?attributes.visits__gte=10&attributes.plan=gold&cols=name&cols=email&cols=attributes.visits")
+    assert listed.status_code == 200
+    assert "c@example.jp" in listed.text and "a@example.jp" not in listed.text and "b@example.jp" not in listed.text
+    assert '<td data-col="attributes.visits">100</td>' in listed.text
+    # The paging and export links keep the custom filters.
+    assert "attributes.visits__gte=10" in listed.text
+    bad = client_ui.get("/customers?attributes.visits__gte=many")
+    assert bad.status_code == 422 and "attributes.visits" in bad.text
