@@ -8,7 +8,6 @@ that was accepted always applies; ``mine`` stays "the viewer's customers" rather
 from __future__ import annotations
 
 import re
-
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -49,7 +48,9 @@ def visible_columns(chosen: Sequence[str] | None, *, default: Sequence[str] = DE
     if chosen is None:
         return list(default)
     wanted = set(chosen)
-    return [c for c in CUSTOMER_COLUMNS if c in wanted] + [c for c in dict.fromkeys(chosen) if CUSTOM_COLUMN.fullmatch(c)]
+    return [c for c in CUSTOMER_COLUMNS if c in wanted] + [
+        c for c in dict.fromkeys(chosen) if CUSTOM_COLUMN.fullmatch(c)
+    ]
 
 
 def _own_user(actor: Actor) -> int:

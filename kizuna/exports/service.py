@@ -36,10 +36,10 @@ from kizuna.errors import KizunaError, ValidationError
 from kizuna.events.filters import EVENT_FILTERS
 from kizuna.events.models import Event
 from kizuna.events.schemas import EventRead
-from kizuna.listing import FilterSet
 from kizuna.fields import registry as field_registry
 from kizuna.fields import service as custom_fields
 from kizuna.fields.models import CustomField
+from kizuna.listing import FilterSet
 from kizuna.orders.filters import ORDER_FILTERS
 from kizuna.orders.models import Order
 from kizuna.orders.schemas import OrderRead

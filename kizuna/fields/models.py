@@ -20,9 +20,7 @@ class CustomField(Timestamped, Versioned, Base):
     __table_args__ = (
         UniqueConstraint("entity", "key"),
         CheckConstraint("entity IN ('customer', 'company', 'deal')", name="entity"),
-        CheckConstraint(
-            "type IN ('text', 'number', 'date', 'choice', 'multi_choice', 'url', 'user')", name="type"
-        ),
+        CheckConstraint("type IN ('text', 'number', 'date', 'choice', 'multi_choice', 'url', 'user')", name="type"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

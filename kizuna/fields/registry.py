@@ -65,7 +65,8 @@ def all_specs(engine: Engine | None = None) -> list[FieldSpec]:
     """Every definition (the OpenAPI document lists them at request time)."""
     with (engine or _engine()).connect() as connection:
         rows = connection.execute(
-            select(CustomField.entity, CustomField.key, CustomField.type, CustomField.label, CustomField.choices)
-            .order_by(CustomField.entity, CustomField.position, CustomField.id)
+            select(
+                CustomField.entity, CustomField.key, CustomField.type, CustomField.label, CustomField.choices
+            ).order_by(CustomField.entity, CustomField.position, CustomField.id)
         ).all()
     return [FieldSpec(r.entity, r.key, r.type, r.label, tuple(r.choices or ())) for r in rows]

@@ -84,8 +84,13 @@ def update_field(
         values["choices"] = []
     merged = {name: values.get(name, getattr(field, name)) for name in ("choices", "min_value", "max_value")}
     try:
-        check_rules(field.type, merged["choices"], merged["min_value"], merged["max_value"],
-                    values.get("max_length", field.max_length))
+        check_rules(
+            field.type,
+            merged["choices"],
+            merged["min_value"],
+            merged["max_value"],
+            values.get("max_length", field.max_length),
+        )
     except ValueError as exc:
         raise ValidationError(str(exc), field="choices") from exc
     audit.apply_changes(session, field, values, actor=actor, entity_type="custom_field")

@@ -37,10 +37,10 @@ from sqlalchemy.orm import Session
 from kizuna.auth import audit
 from kizuna.auth.permissions import Actor, require
 from kizuna.customers.filters import CUSTOMER_FILTERS
-from kizuna.fields import registry as field_registry
 from kizuna.customers.models import Customer
 from kizuna.db import utcnow
 from kizuna.errors import Conflict, NotFound, ValidationError
+from kizuna.fields import registry as field_registry
 from kizuna.normalize import normalize_email
 from kizuna.outbox.models import OutboxMessage
 from kizuna.segments import changes, membership, rules

@@ -18,8 +18,8 @@ from kizuna.customers import edits
 from kizuna.customers import service as customers
 from kizuna.customers.company360 import company_360, count_contacts
 from kizuna.customers.schemas import CompanyCreate, CompanyUpdate
-from kizuna.web.deps import DB
 from kizuna.web import custom_fields
+from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, blank_to_none, read_form, submit
 from kizuna.web.i18n import translator
 from kizuna.web.session import CurrentViewer, PostingViewer, Viewer

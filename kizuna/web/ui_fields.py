@@ -67,7 +67,9 @@ async def create_field(request: Request, session: DB, viewer: PostingViewer) -> 
         state,
         translator(viewer.lang),
         viewer.lang,
-        lambda: service.create_field(session, actor=actor, data=CustomFieldCreate.model_validate(_payload(state.values))),
+        lambda: service.create_field(
+            session, actor=actor, data=CustomFieldCreate.model_validate(_payload(state.values))
+        ),
     )
     if made is None:
         session.rollback()

@@ -19,8 +19,8 @@ from kizuna.customers import edits
 from kizuna.errors import KizunaError
 from kizuna.sales import activities, board, deals, pipelines, summary
 from kizuna.sales.schemas import ActivityCreate, DealCreate, DealUpdate, TaskCreate, TaskUpdate
-from kizuna.web.deps import DB
 from kizuna.web import custom_fields
+from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, blank_to_none, read_form, submit, translate_error
 from kizuna.web.i18n import translator
 from kizuna.web.session import CurrentViewer, PostingViewer, Viewer

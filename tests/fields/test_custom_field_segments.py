@@ -24,10 +24,12 @@ def _setup(client) -> dict[str, int]:  # noqa: ANN001
 
 def test_a_segment_on_a_custom_number_and_date(client):
     ids = _setup(client)
-    rule = {"all": [
-        {"attribute": "attributes.visits", "op": "gte", "value": 10},
-        {"attribute": "attributes.since", "op": "between", "value": ["2025-01-01", "2025-12-31"]},
-    ]}
+    rule = {
+        "all": [
+            {"attribute": "attributes.visits", "op": "gte", "value": 10},
+            {"attribute": "attributes.since", "op": "between", "value": ["2025-01-01", "2025-12-31"]},
+        ]
+    }
     made = client.post("/api/v1/segments", json={"name": "常連", "rule": rule})
     assert made.status_code == 201, made.text
     members = client.get(f"/api/v1/segments/{made.json()['id']}/members").json()["items"]

@@ -17,7 +17,9 @@ def _field(client, **body) -> dict:  # noqa: ANN001
 
 
 def test_admin_creates_reads_changes_and_deletes_a_field(client, db):
-    made = _field(client, entity="customer", key="shoe_size", type="number", label="靴のサイズ", min_value=20, max_value=32)
+    made = _field(
+        client, entity="customer", key="shoe_size", type="number", label="靴のサイズ", min_value=20, max_value=32
+    )
     assert made["key"] == "shoe_size" and made["type"] == "number" and made["version"] == 1
     assert client.get(f"/api/v1/custom-fields/{made['id']}").json()["label"] == "靴のサイズ"
     assert [f["key"] for f in client.get("/api/v1/custom-fields?entity=customer").json()] == ["shoe_size"]
@@ -54,7 +56,10 @@ def test_bad_definitions_are_refused_with_the_rule_named(client):
         ({"entity": "customer", "key": "a__b", "type": "text", "label": "x"}, "two underscores"),
         ({"entity": "order", "key": "x", "type": "text", "label": "x"}, "entity"),
         ({"entity": "customer", "key": "x", "type": "choice", "label": "x"}, "at least one choice"),
-        ({"entity": "customer", "key": "x", "type": "number", "label": "x", "min_value": 5, "max_value": 1}, "min_value"),
+        (
+            {"entity": "customer", "key": "x", "type": "number", "label": "x", "min_value": 5, "max_value": 1},
+            "min_value",
+        ),
         ({"entity": "customer", "key": "x", "type": "text", "label": "x", "choices": ["a"]}, "choices apply"),
     ]
     for body, words in cases:
@@ -100,14 +105,28 @@ def test_wrong_values_name_the_field_and_change_nothing(client, db):
     with transaction(db) as s:
         assert s.scalar(select(Customer.id).where(Customer.email == "x@example.jp")) is None
 
-    good = {"visits": "12", "since": "2025-04-01", "plan": "gold", "hobbies": "tea, ski", "site": "https://ex.jp/a",
-            "rep": user_id, "memo": "短い", "free": "kept as given"}
+    good = {
+        "visits": "12",
+        "since": "2025-04-01",
+        "plan": "gold",
+        "hobbies": "tea, ski",
+        "site": "https://ex.jp/a",
+        "rep": user_id,
+        "memo": "短い",
+        "free": "kept as given",
+    }
     made = client.post("/api/v1/customers", json={"email": "ok@example.jp", "attributes": good})
     assert made.status_code == 201, made.text
     # Stored typed: a JSON number, an ISO date, the choices in the definition's order.
     assert made.json()["attributes"] == {
-        "visits": 12, "since": "2025-04-01", "plan": "gold", "hobbies": ["ski", "tea"], "site": "https://ex.jp/a",
-        "rep": user_id, "memo": "短い", "free": "kept as given",
+        "visits": 12,
+        "since": "2025-04-01",
+        "plan": "gold",
+        "hobbies": ["ski", "tea"],
+        "site": "https://ex.jp/a",
+        "rep": user_id,
+        "memo": "短い",
+        "free": "kept as given",
     }
     before = client.get(f"/api/v1/customers/{made.json()['id']}").json()
     bad = client.patch(
@@ -142,8 +161,12 @@ def test_typed_filters_compare_numbers_and_dates(client):
     _field(client, entity="customer", key="visits", type="number", label="来店回数")
     _field(client, entity="customer", key="since", type="date", label="初回")
     _field(client, entity="customer", key="hobbies", type="multi_choice", label="趣味", choices=["ski", "golf"])
-    rows = [("a@example.jp", 9, "2024-12-31", ["ski"]), ("b@example.jp", 10, "2025-01-01", ["golf"]),
-            ("c@example.jp", 100, "2025-06-30", ["ski", "golf"]), ("d@example.jp", None, None, None)]
+    rows = [
+        ("a@example.jp", 9, "2024-12-31", ["ski"]),
+        ("b@example.jp", 10, "2025-01-01", ["golf"]),
+        ("c@example.jp", 100, "2025-06-30", ["ski", "golf"]),
+        ("d@example.jp", None, None, None),
+    ]
     for email, visits, since, hobbies in rows:
         attributes = {"visits": visits, "since": since, "hobbies": hobbies}
         assert client.post("/api/v1/customers", json={"email": email, "attributes": attributes}).status_code == 201
@@ -202,13 +225,17 @@ def test_exports_have_a_column_per_field_and_filter_by_it(client):
 
     _field(client, entity="customer", key="visits", type="number", label="来店回数")
     _field(client, entity="customer", key="hobbies", type="multi_choice", label="趣味", choices=["ski", "tea"])
-    for email, attributes in (("a@example.jp", {"visits": 3, "hobbies": ["ski", "tea"]}), ("b@example.jp", {"visits": 30})):
+    for email, attributes in (
+        ("a@example.jp", {"visits": 3, "hobbies": ["ski", "tea"]}),
+        ("b@example.jp", {"visits": 30}),
+    ):
         assert client.post("/api/v1/customers", json={"email": email, "attributes": attributes}).status_code == 201
     response = client.get("/api/v1/exports/customers.csv?sort=id")
     assert response.status_code == 200, response.text
     rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert [(r["email"], r["attributes.visits"], r["attributes.hobbies"]) for r in rows] == [
-        ("a@example.jp", "3", "ski;tea"), ("b@example.jp", "30", "")
+        ("a@example.jp", "3", "ski;tea"),
+        ("b@example.jp", "30", ""),
     ]
     filtered = client.get("/api/v1/exports/customers.parquet?attributes.visits__gte=10")
     table = pq.read_table(io.BytesIO(filtered.content))

@@ -29,7 +29,12 @@ def test_company_form_takes_custom_fields(db, ui_client):
     _field(db, entity="company", key="tier", type="choice", label="ランク", choices=["A", "B"])
     page = client.get("/companies/new").text
     assert 'name="attributes.employees"' in page and 'name="attributes.tier"' in page
-    form = {"csrf_token": csrf_of(page), "name": "株式会社カスタム", "attributes.employees": "0", "attributes.tier": "A"}
+    form = {
+        "csrf_token": csrf_of(page),
+        "name": "株式会社カスタム",
+        "attributes.employees": "0",
+        "attributes.tier": "A",
+    }
     refused = client.post("/companies/new", data=form, follow_redirects=False)
     assert refused.status_code == 422
     assert re.search(r'data-testid="error-attributes.employees">[^<]*less than the minimum 1', refused.text)
@@ -82,12 +87,18 @@ def test_customer_list_offers_custom_columns_and_typed_filters(db, ui_client, cl
     client_ui = ui_client("admin")
     _field(db, entity="customer", key="visits", type="number", label="来店回数")
     _field(db, entity="customer", key="plan", type="choice", label="プラン", choices=["gold", "silver"])
-    for email, visits, plan in (("a@example.jp", 9, "gold"), ("b@example.jp", 10, "silver"), ("c@example.jp", 100, "gold")):
+    for email, visits, plan in (
+        ("a@example.jp", 9, "gold"),
+        ("b@example.jp", 10, "silver"),
+        ("c@example.jp", 100, "gold"),
+    ):
         body = {"email": email, "attributes": {"visits": visits, "plan": plan}}
         assert client.post("/api/v1/customers", json=body).status_code == 201
     page = client_ui.get("/customers").text
     assert 'data-testid="col-attributes.visits"' in page and 'name="attributes.visits__gte"' in page
-    listed = client_ui.get("/customers?attributes.visits__gte=10&attributes.plan=gold&cols=name&cols=email&cols=attributes.visits")
+    listed = client_ui.get(
+        "/customers?attributes.visits__gte=10&attributes.plan=gold&cols=name&cols=email&cols=attributes.visits"
+    )
     assert listed.status_code == 200
     assert "c@example.jp" in listed.text and "a@example.jp" not in listed.text and "b@example.jp" not in listed.text
     assert '<td data-col="attributes.visits">100</td>' in listed.text
