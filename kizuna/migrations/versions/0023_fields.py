@@ -45,7 +45,7 @@ def upgrade() -> None:
             name=op.f("ck_custom_fields_type"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_custom_fields")),
-        sa.UniqueConstraint("entity", "key", name=op.f("uq_custom_fields_entity")),
+        sa.UniqueConstraint("entity", "key", name=op.f("uq_custom_fields_entity_key")),
         sqlite_autoincrement=True,
     )
 
