@@ -3,11 +3,13 @@ and deals (a wrong value names the field and changes nothing), typed list filter
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from kizuna.auth.models import AuditEntry, User
 from kizuna.customers.models import Customer
 from kizuna.db import transaction
+from kizuna.errors import ValidationError
 
 
 def _field(client, **body) -> dict:  # noqa: ANN001
@@ -242,3 +244,18 @@ def test_exports_have_a_column_per_field_and_filter_by_it(client):
     assert table.column("email").to_pylist() == ["b@example.jp"]
     assert table.schema.field("attributes.visits").type == "double"
     assert table.column("attributes.visits").to_pylist() == [30.0]
+
+
+def test_a_batch_attribute_write_stores_custom_fields_typed(client, db):
+    from kizuna.customers import batch
+    from tests import factories
+
+    _field(client, entity="customer", key="visits", type="number", label="来店回数")
+    made = client.post("/api/v1/customers", json={"email": "batch@example.jp"}).json()
+    with transaction(db) as s:
+        batch.set_attributes(s, actor=factories.SYSTEM, customer_ids=[made["id"]], values={"attributes.visits": "7"})
+    assert client.get(f"/api/v1/customers/{made['id']}").json()["attributes"] == {"visits": 7}
+    with pytest.raises(ValidationError) as refused, transaction(db) as s:
+        batch.set_attributes(s, actor=factories.SYSTEM, customer_ids=[made["id"]], values={"visits": "many"})
+    assert refused.value.field == "attributes.visits"
+    assert client.get(f"/api/v1/customers/{made['id']}").json()["attributes"] == {"visits": 7}
