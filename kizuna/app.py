@@ -29,6 +29,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.customers.saved_views_api import router as saved_views_router
     from kizuna.events.api import router as events_router
     from kizuna.exports.api import router as exports_router
+    from kizuna.fields import registry as field_registry
+    from kizuna.fields.api import router as fields_router
     from kizuna.imports.api import router as imports_router
     from kizuna.ingest.api import router as tracking_router
     from kizuna.ingest.api import snippet as snippet_router
@@ -56,6 +58,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.engine = engine or get_engine()
+    # Custom field definitions are read from this database wherever a filter or rule names attributes.<key>.
+    field_registry.bind(app.state.engine)
     # Subscribers are declared in code and loaded at start, so every message this server emits fans out to
     # all of them, and a broken plugin module stops the server here rather than at the first emit.
     registry.load()
@@ -97,6 +101,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         teams_router,
         calendar_router,
         cards_router,
+        fields_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     # The Segment-compatible tracking API lives at /v1, where Segment's SDKs send once given Kizuna's host.

@@ -146,6 +146,20 @@ class FilterSet:
     search_clauses: Callable[[str], list[SearchClause]] | None = None
     base: Callable[[Select[Any]], Select[Any]] | None = field(default=None)
     default_scope: DefaultScope | None = None
+    # ``attributes.<key>``: the typed filter of a custom field, looked up when asked for (kizuna/fields), so a
+    # field an admin adds is filterable at once without being listed here.
+    custom: Callable[[str], Filter] | None = None
+
+    def spec(self, name: str) -> Filter:
+        """The filter of ``name``, or a ValidationError listing the fields there are."""
+        found = self.fields.get(name)
+        if found is not None:
+            return found
+        if self.custom is not None and name.startswith("attributes."):
+            return self.custom(name)
+        allowed = ", ".join(sorted(self.fields))
+        extra = ", attributes.<key> of a custom field" if self.custom is not None else ""
+        raise ValidationError(f"unknown filter field '{name}'; allowed: {allowed}{extra}", field=name)
 
     def __post_init__(self) -> None:
         if self.search is None and self.search_clauses is not None:
@@ -157,10 +171,7 @@ class FilterSet:
 
         ``by_ids``: as ``id IN (ids)`` when the field offers its matches as ids (see ``Filter.ids``).
         """
-        spec = self.fields.get(name)
-        if spec is None:
-            allowed = ", ".join(sorted(self.fields))
-            raise ValidationError(f"unknown filter field '{name}'; allowed: {allowed}", field=name)
+        spec = self.spec(name)
         if op not in spec.ops:
             raise ValidationError(
                 f"operator '{op}' is not allowed on '{name}'; allowed: {', '.join(spec.ops)}", field=name

@@ -19,6 +19,7 @@ from kizuna.customers.models import (
 )
 from kizuna.db import Base, never_reuse_ids
 from kizuna.events.models import Event
+from kizuna.fields.models import CustomField
 from kizuna.imports.models import ImportJob
 from kizuna.ingest.models import Source
 from kizuna.journeys.models import Journey, JourneyEnrollment, JourneyStep, JourneyVersion
@@ -58,6 +59,7 @@ __all__ = [
     "CustomerImportMark",
     "CustomerMerge",
     "Event",
+    "CustomField",
     "ImportJob",
     "LineLink",
     "LineSettings",

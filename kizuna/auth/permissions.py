@@ -61,6 +61,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         | {"outbox:manage", "analytics:refresh", "segments:write"}
         | _MARKETING
         | {"channels:manage", "sources:manage"}
+        # Custom fields of customers, companies and deals (kizuna/fields): what every form and list shows.
+        | {"fields:manage"}
         # Third-party provision records (APPI) and their purge; whole-table exports for a warehouse.
         | {"privacy:read", "privacy:manage", "tables:export"}
         | _SALES_LEAD

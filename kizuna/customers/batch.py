@@ -21,6 +21,7 @@ from kizuna.customers.schemas import Stage
 from kizuna.customers.service import tags_by_name
 from kizuna.db import utcnow
 from kizuna.errors import ValidationError
+from kizuna.fields import service as custom_fields
 from kizuna.outbox.service import emit_many
 
 STAGES = get_args(Stage)
@@ -95,6 +96,10 @@ def set_attributes(session: Session, *, actor: Actor, customer_ids: list[int], v
     ids = sorted(set(customer_ids))
     columns = {k: v for k, v in values.items() if k == "lifecycle_stage"}
     custom = {k.removeprefix("attributes."): v for k, v in values.items() if k != "lifecycle_stage"}
+    # A custom field's value is stored typed, as by every other write (a journey step sets "12" on a number).
+    for field in custom_fields.definitions(session, "customer"):
+        if custom.get(field.key) not in (None, "", []):
+            custom[field.key] = custom_fields.typed_value(session, field, custom[field.key])
     if "lifecycle_stage" in columns and columns["lifecycle_stage"] not in STAGES:
         raise ValidationError(
             f"lifecycle_stage must be one of {', '.join(STAGES)}", field="lifecycle_stage", key="error.literal_error"

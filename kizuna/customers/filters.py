@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, Select, String, and_, exists, func, litera
 
 from kizuna.customers import consent
 from kizuna.customers.models import Company, Customer, Tag, customer_tags
+from kizuna.fields.filters import custom_filters
 from kizuna.listing import ORDERED, TEXT, DefaultScope, Filter, FilterSet, SearchClause, _escape_like
 from kizuna.normalize import normalize_email, normalize_kana, normalize_phone, normalize_text
 
@@ -168,6 +169,7 @@ CUSTOMER_FILTERS = FilterSet(
     },
     default_sort="-id",
     search_clauses=_search_clauses,
+    custom=custom_filters("customer", Customer.attributes),
     # Merged records stay as rows so their ids resolve; lists show the people, unless a status is asked for.
     default_scope=DefaultScope("status", "active"),
 )
@@ -191,6 +193,9 @@ def customer_form_params(form: dict[str, str], *, user_id: int | None) -> dict[s
     """The CUSTOMER_FILTERS parameters for a list form (the filter set's default scope handles ``status``)."""
     params: dict[str, Any] = {}
     for name, value in form.items():
+        if name.startswith("attributes.") and value:
+            params[name] = value  # a custom field's filter (``attributes.<key>[__op]``), typed by the filter set
+            continue
         if name not in CUSTOMER_FORM_FIELDS or not value:
             continue
         if name == "mine":
@@ -225,4 +230,5 @@ COMPANY_FILTERS = FilterSet(
     sorts={"id": Company.id, "name": Company.name, "created_at": Company.created_at},
     default_sort="name",
     search=_company_search,
+    custom=custom_filters("company", Company.attributes),
 )

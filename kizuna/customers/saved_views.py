@@ -7,6 +7,7 @@ that was accepted always applies; ``mine`` stays "the viewer's customers" rather
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from sqlalchemy import select
@@ -37,12 +38,19 @@ MAX_VIEWS = 100  # per user and list: the list page shows them all
 _MAX_VALUE = 300
 
 
+# A custom field's column (``attributes.<key>``); the list shows it while the field exists.
+CUSTOM_COLUMN = re.compile(r"attributes\.[a-z][a-z0-9_]{0,63}")
+
+
 def visible_columns(chosen: Sequence[str] | None, *, default: Sequence[str] = DEFAULT_CUSTOMER_COLUMNS) -> list[str]:
-    """The known columns among ``chosen``, in display order (unknown ones are dropped); ``default`` for None."""
+    """The known columns among ``chosen``, in display order (unknown ones are dropped), custom fields' columns
+    after them in the order chosen; ``default`` for None."""
     if chosen is None:
         return list(default)
     wanted = set(chosen)
-    return [c for c in CUSTOMER_COLUMNS if c in wanted]
+    return [c for c in CUSTOMER_COLUMNS if c in wanted] + [
+        c for c in dict.fromkeys(chosen) if CUSTOM_COLUMN.fullmatch(c)
+    ]
 
 
 def _own_user(actor: Actor) -> int:
@@ -75,7 +83,8 @@ def get_view(session: Session, *, actor: Actor, view_id: int) -> SavedView:
 def _checked_params(params: dict[str, str], user_id: int) -> dict[str, str]:
     clean = {k: v.strip() for k, v in params.items() if v and v.strip()}
     for name, value in clean.items():
-        if name not in CUSTOMER_FORM_FIELDS and name != "sort":
+        # ``attributes.<key>[__op]``: a custom field's filter, checked by the filter set below.
+        if name not in CUSTOMER_FORM_FIELDS and name != "sort" and not name.startswith("attributes."):
             allowed = ", ".join(sorted((*CUSTOMER_FORM_FIELDS, "sort")))
             raise ValidationError(f"unknown list field '{name}'; allowed: {allowed}", field="params")
         if len(value) > _MAX_VALUE:
@@ -90,7 +99,7 @@ def create_view(session: Session, *, actor: Actor, data: SavedViewCreate) -> Sav
     """Save the actor's list state under a name; the name is unique per user and list."""
     user_id = _own_user(actor)
     chosen = list(DEFAULT_CUSTOMER_COLUMNS) if data.columns is None else data.columns
-    unknown = [c for c in chosen if c not in CUSTOMER_COLUMNS]
+    unknown = [c for c in chosen if c not in CUSTOMER_COLUMNS and not CUSTOM_COLUMN.fullmatch(c)]
     if unknown:
         raise ValidationError(f"unknown column '{unknown[0]}'; allowed: {', '.join(CUSTOMER_COLUMNS)}", field="columns")
     params = _checked_params(data.params, user_id)

@@ -24,6 +24,7 @@ from kizuna.customers.schemas import (
 )
 from kizuna.db import check_version
 from kizuna.errors import Conflict, NotFound, ValidationError
+from kizuna.fields import service as custom_fields
 from kizuna.normalize import full_name
 from kizuna.outbox.service import emit
 
@@ -167,6 +168,7 @@ def create_customer(session: Session, *, actor: Actor, data: CustomerCreate) -> 
     _check_references(session, data)
     settings = get_settings()
     values = data.model_dump(exclude={"tags"}, exclude_none=True)
+    values["attributes"] = custom_fields.check_values(session, "customer", values.get("attributes"))
     customer = Customer(
         **{"timezone": settings.default_timezone, "locale": settings.default_locale, "attributes": {}, **values}
     )
@@ -199,7 +201,10 @@ def update_customer(
     _check_references(session, data)
     before = snapshot(customer)
     before_tags = [t.name for t in customer.tags]
-    for name, value in data.model_dump(exclude={"tags", "version"}, exclude_unset=True).items():
+    changes = data.model_dump(exclude={"tags", "version"}, exclude_unset=True)
+    if "attributes" in changes:
+        changes["attributes"] = custom_fields.check_values(session, "customer", changes["attributes"])
+    for name, value in changes.items():
         setattr(customer, name, value)
     if data.tags is not None:
         customer.tags = tags_by_name(session, data.tags, max_new=get_settings().max_new_tags_per_request)
@@ -357,7 +362,9 @@ def create_company(session: Session, *, actor: Actor, data: CompanyCreate) -> Co
             key="error.company_external_id_taken",
             params={"value": data.external_id},
         )
-    company = Company(**{"attributes": {}, **data.model_dump(exclude_none=True)})
+    values = data.model_dump(exclude_none=True)
+    values["attributes"] = custom_fields.check_values(session, "company", values.get("attributes"))
+    company = Company(**values)
     session.add(company)
     session.flush()
     audit.record(
@@ -374,6 +381,8 @@ def update_company(
     check_version(company.version, if_match=expected_version, body=data.version)
     _check_references(session, data)
     changes = data.model_dump(exclude={"version"}, exclude_unset=True)
+    if "attributes" in changes:
+        changes["attributes"] = custom_fields.check_values(session, "company", changes["attributes"])
     if "name" in changes and not changes["name"]:
         raise ValidationError("name cannot be empty", field="name", key="error.missing")
     if changes.get("external_id") and session.scalar(

@@ -36,6 +36,9 @@ from kizuna.errors import KizunaError, ValidationError
 from kizuna.events.filters import EVENT_FILTERS
 from kizuna.events.models import Event
 from kizuna.events.schemas import EventRead
+from kizuna.fields import registry as field_registry
+from kizuna.fields import service as custom_fields
+from kizuna.fields.models import CustomField
 from kizuna.listing import FilterSet
 from kizuna.orders.filters import ORDER_FILTERS
 from kizuna.orders.models import Order
@@ -57,11 +60,13 @@ class ExportKind:
     query: Callable[[Mapping[str, Any]], Select[Any]]
     schema: type[BaseModel]
     personal: bool
+    # Whose custom fields get a column each (``attributes.<key>``, after the schema's columns).
+    custom_fields: str | None = None
 
 
 KINDS: dict[str, ExportKind] = {
-    "customers": ExportKind(CUSTOMER_FILTERS, lambda _: select(Customer), CustomerRead, True),
-    "companies": ExportKind(COMPANY_FILTERS, lambda _: select(Company), CompanyRead, False),
+    "customers": ExportKind(CUSTOMER_FILTERS, lambda _: select(Customer), CustomerRead, True, "customer"),
+    "companies": ExportKind(COMPANY_FILTERS, lambda _: select(Company), CompanyRead, False, "company"),
     "products": ExportKind(PRODUCT_FILTERS, lambda _: select(Product), ProductRead, False),
     "orders": ExportKind(ORDER_FILTERS, lambda _: select(Order), OrderRead, True),
     "events": ExportKind(EVENT_FILTERS, lambda _: select(Event), EventRead, True),
@@ -87,14 +92,48 @@ def _flat(value: Any) -> Any:
     return value
 
 
+def _custom_fields(session: Session, kind: ExportKind) -> list[CustomField]:
+    return custom_fields.definitions(session, kind.custom_fields) if kind.custom_fields else []
+
+
+def _custom_value(field: CustomField, value: Any, mode: str) -> Any:
+    """A custom field's stored value as its export column holds it (typed in Parquet, flat in CSV)."""
+    if value is None:
+        return None
+    if field.type == "multi_choice":
+        return ";".join(map(str, value)) if isinstance(value, list) else str(value)
+    if mode == "python":
+        # A value stored before the field existed may be of another type: the column keeps its own.
+        try:
+            if field.type == "number":
+                return float(value)
+            if field.type == "user":
+                return int(value)
+            if field.type == "date":
+                return dt.date.fromisoformat(str(value))
+        except (TypeError, ValueError):
+            return None
+        return str(value)
+    return value
+
+
+_CUSTOM_ARROW = {"number": pa.float64(), "user": pa.int64(), "date": pa.date32()}
+
+
 def _rows(session: Session, kind: ExportKind, params: Mapping[str, Any], mode: str) -> Iterator[dict[str, Any]]:
+    field_registry.use(session)  # filters on attributes.<key> read their custom field's type
+    custom = _custom_fields(session, kind)
     query = kind.filterset.apply(kind.query(params), {k: v for k, v in params.items() if k != "sort"})
     name, desc = kind.filterset.sort_key(params.get("sort"))
     col = kind.filterset.sorts[name]
     query = query.order_by(col.desc() if desc else col.asc(), kind.filterset.model.id)
     for obj in session.scalars(query.execution_options(yield_per=2000)):
         row = kind.schema.model_validate(obj).model_dump(mode=mode)
-        yield {EXPORTED_NAMES.get(k, k): _flat(v) for k, v in row.items()}
+        out = {EXPORTED_NAMES.get(k, k): _flat(v) for k, v in row.items()}
+        attributes = row.get("attributes") or {}
+        for field in custom:
+            out[f"attributes.{field.key}"] = _custom_value(field, attributes.get(field.key), mode)
+        yield out
 
 
 def _arrow_type(annotation: Any) -> pa.DataType:
@@ -141,6 +180,8 @@ def write_export(
     require(actor, "data:export")
     filters = {k: v for k, v in params.items() if k != "sort"}
     columns = [EXPORTED_NAMES.get(name, name) for name in spec.schema.model_fields]
+    custom = _custom_fields(session, spec)
+    columns += [f"attributes.{f.key}" for f in custom]
     count = 0
     if fmt == "csv":
         text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="", write_through=True)
@@ -155,6 +196,8 @@ def write_export(
         text.detach()
     else:
         schema = arrow_schema(spec.schema)
+        for field in custom:
+            schema = schema.append(pa.field(f"attributes.{field.key}", _CUSTOM_ARROW.get(field.type, pa.string())))
         with pq.ParquetWriter(out, schema) as parquet:
             batch: list[dict[str, Any]] = []
             for row in _rows(session, spec, params, "python"):

@@ -29,6 +29,10 @@ class ImportOptions:
     file_sha256: str = ""
     extra_to_attributes: bool = False
     create_products: bool = False
+    # The custom fields an ``attributes.<key>`` column is checked against (kizuna.fields.service.FieldRule),
+    # and the users a user field may name: read before parsing, as parsers have no database.
+    custom_fields: tuple[Any, ...] = ()
+    user_ids: frozenset[int] = frozenset()
 
 
 @dataclass

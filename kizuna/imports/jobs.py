@@ -183,12 +183,18 @@ def keeps_attributes(kind: str) -> bool:
     return importer_for(kind).keeps_extras(ImportOptions(file_name="", extra_to_attributes=True))
 
 
-def field_choices(kind: str) -> list[str]:
-    """The fields a column of this kind of file can fill."""
+def field_choices(kind: str, session: Session | None = None) -> list[str]:
+    """The fields a column of this kind of file can fill; with ``session``, also the custom fields
+    (``attributes.<key>``) of a kind that has them."""
     columns = importer_for(kind).columns
     # In the importer's own order (identifiers, contact, name, reading, address...), not alphabetical by code:
     # sorted codes read as a shuffled list once shown as Japanese labels.
-    return list(dict.fromkeys([*columns.aliases, *columns.fallbacks]))
+    choices = list(dict.fromkeys([*columns.aliases, *columns.fallbacks]))
+    if session is not None and columns.custom_attributes:
+        from kizuna.fields import service as custom_fields
+
+        choices += [f"attributes.{f.key}" for f in custom_fields.definitions(session, "customer")]
+    return choices
 
 
 def propose_mapping(kind: str, headers: list[str], suffix: str = ".csv") -> dict[str, str]:
@@ -199,7 +205,12 @@ def propose_mapping(kind: str, headers: list[str], suffix: str = ".csv") -> dict
     columns = importer_for(kind).columns
     try:
         # Without the required groups: a missing column is shown on the mapping page, where it can be fixed.
-        found = map_headers(headers, Columns(columns.aliases, fallbacks=columns.fallbacks), None, synonyms_ok=True)
+        found = map_headers(
+            headers,
+            Columns(columns.aliases, fallbacks=columns.fallbacks, custom_attributes=columns.custom_attributes),
+            None,
+            synonyms_ok=True,
+        )
     except ImportFileError:
         found = {}
     rest = TO_ATTRIBUTES if kind == "events" else IGNORE
@@ -287,7 +298,11 @@ def update_mapping(
             proposed = propose_mapping(job.kind, headers, file_path(job).suffix)
             job.headers, job.mapping, mapping = list(proposed), proposed, None
     if mapping is not None:
-        allowed = {*field_choices(job.kind), IGNORE, *([TO_ATTRIBUTES] if keeps_attributes(job.kind) else [])}
+        allowed = {
+            *field_choices(job.kind, session),
+            IGNORE,
+            *([TO_ATTRIBUTES] if keeps_attributes(job.kind) else []),
+        }
         new = dict(job.mapping or {})
         for header, choice in mapping.items():
             if header not in new:

@@ -24,7 +24,7 @@ from kizuna.imports.jobs import check, file_path, get_job, options_of
 from kizuna.imports.models import ImportJob
 from kizuna.imports.reader import SPLITTABLE_ENCODINGS, ImportFileError, Source, records
 from kizuna.imports.report import Reason, Reject
-from kizuna.imports.runner import importer_for, run_import
+from kizuna.imports.runner import custom_field_options, importer_for, run_import
 
 PREVIEW_ROWS = 20
 # Bytes of the file's start read to cut the preview's sample (20 rows fit in far less).
@@ -65,7 +65,9 @@ def preview(session: Session, *, actor: Actor, job_id: int, limit: int = PREVIEW
     except ImportFileError as exc:
         return Preview(rows=[], fields=[], problem=exc.message, problem_key=exc.key or "", problem_params=exc.params)
     overrides, attributes = options_of(job)
-    options = ImportOptions(file_name=job.file_name, extra_to_attributes=attributes)
+    options = ImportOptions(
+        file_name=job.file_name, extra_to_attributes=attributes, **custom_field_options(session, importer)
+    )
     read_errors: list[tuple[int, Reason]] = []
     rows: list[PreviewRow] = []
     next_line: int | None = None

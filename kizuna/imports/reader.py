@@ -73,6 +73,12 @@ class Columns:
     # An unmapped header that stands in for the required groups (a customers file whose only way to recognise
     # people is a LINE user id column).
     also_required_by: Callable[[str], object] | None = None
+    # Columns named ``attributes.<key>`` (or mapped to it) fill a custom field of the record (kizuna/fields).
+    custom_attributes: bool = False
+
+
+# ``attributes.<key>`` as a column's target: the key of a custom field (see kizuna/fields/schemas.py).
+CUSTOM_TARGET = re.compile(r"attributes\.[a-z][a-z0-9_]{0,63}")
 
 
 @dataclass
@@ -220,8 +226,9 @@ def map_headers(
         if target in ("", "-"):
             chosen.add(header)
             continue
-        if target not in columns.aliases:
+        if target not in columns.aliases and not (columns.custom_attributes and CUSTOM_TARGET.fullmatch(target)):
             allowed = ", ".join(sorted(columns.aliases))
+            allowed += ", attributes.<key>" if columns.custom_attributes else ""
             raise ImportFileError(f"--map '{raw_header}={target}': unknown field '{target}'; fields: {allowed}")
         mapping[header] = target
         chosen.add(header)
@@ -229,6 +236,8 @@ def map_headers(
         if header in chosen or not header.strip():
             continue
         target = alias_index.get(header_key(header))
+        if target is None and columns.custom_attributes and CUSTOM_TARGET.fullmatch(header.strip()):
+            target = header.strip()
         if target is not None:
             mapping[header] = target
     by_field: dict[str, str] = {}

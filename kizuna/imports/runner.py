@@ -102,6 +102,18 @@ def importer_for(kind: str) -> Importer:
     return KINDS[kind]
 
 
+def custom_field_options(bind: Engine | Session, importer: Importer) -> dict[str, Any]:
+    """The ``ImportOptions`` of the custom fields an ``attributes.<key>`` column fills (customers' files)."""
+    if not importer.columns.custom_attributes:
+        return {}
+    from kizuna.fields import service as custom_fields
+
+    if isinstance(bind, Session):
+        return {"custom_fields": custom_fields.rules_of(bind, "customer"), "user_ids": custom_fields.user_ids(bind)}
+    with transaction(bind) as session:
+        return custom_field_options(session, importer)
+
+
 def run_import(
     engine: Engine,
     kind: str,
@@ -145,6 +157,7 @@ def run_import(
         file_sha256=digest,
         extra_to_attributes=extra_to_attributes,
         create_products=create_products,
+        **custom_field_options(engine, importer),
     )
     report = ImportReport(kind=kind, file=path.name, encoding=source.encoding, dry_run=dry_run)
     report.mapping = dict(source.mapping)

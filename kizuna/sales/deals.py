@@ -15,6 +15,7 @@ from kizuna.customers.models import Company
 from kizuna.customers.service import resolve_id
 from kizuna.db import check_version, utcnow
 from kizuna.errors import NotFound, ValidationError
+from kizuna.fields import service as custom_fields
 from kizuna.outbox.service import emit
 from kizuna.sales import access, pipelines
 from kizuna.sales.models import Deal, DealStageChange, Stage
@@ -90,6 +91,7 @@ def create_deal(session: Session, *, actor: Actor, data: DealCreate) -> Deal:
         )
         stage = pipelines.stages_of(session, pipeline.id)[0]
     _require_lost_reason(stage, data.lost_reason)
+    attributes = custom_fields.check_values(session, "deal", data.attributes)
     deal = Deal(
         name=data.name,
         pipeline_id=stage.pipeline_id,
@@ -103,7 +105,7 @@ def create_deal(session: Session, *, actor: Actor, data: DealCreate) -> Deal:
         owner_id=owner_id,
         lost_reason=data.lost_reason,
         closed_at=utcnow() if stage.kind != "open" else None,
-        attributes=data.attributes or {},
+        attributes=attributes,
     )
     session.add(deal)
     session.flush()
@@ -146,6 +148,8 @@ def update_deal(
         values["customer_id"] = customer_id
     if values.get("attributes") is None:
         values.pop("attributes", None)
+    else:
+        values["attributes"] = custom_fields.check_values(session, "deal", values["attributes"])
     after_customer = values.get("customer_id", deal.customer_id)
     after_company = values.get("company_id", deal.company_id)
     if after_customer is None and after_company is None:

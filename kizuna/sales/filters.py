@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from kizuna.auth.permissions import Actor
 from kizuna.errors import ValidationError
+from kizuna.fields.filters import custom_filters
 from kizuna.listing import ORDERED, TEXT, Filter, FilterSet
 from kizuna.sales import access
 from kizuna.sales.models import Activity, Deal, Task
@@ -44,6 +45,7 @@ DEAL_FILTERS = FilterSet(
         "updated_at": Deal.updated_at,
     },
     default_sort="-id",
+    custom=custom_filters("deal", Deal.attributes),
 )
 
 ACTIVITY_FILTERS = FilterSet(

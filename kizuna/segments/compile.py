@@ -33,6 +33,7 @@ from kizuna.customers.filters import CUSTOMER_FILTERS
 from kizuna.customers.models import Consent, Customer
 from kizuna.errors import KizunaError
 from kizuna.events.models import Event
+from kizuna.fields import registry as field_registry
 from kizuna.listing import _compare, _escape_like
 from kizuna.orders.models import Order, OrderLine
 from kizuna.orders.spend import counts_as_spend
@@ -87,6 +88,8 @@ class _Compiler:
 
     def _attribute(self, node: r.Attribute, path: str) -> ColumnElement[bool]:
         where = f"{path}attribute"
+        if node.attribute.startswith("attributes."):
+            return self._custom_field(node, where)
         spec = CUSTOMER_FILTERS.fields[node.attribute]
         kind = spec.kind
         allowed = r.TEXT_OPS if kind == "str" else r.ORDERED_OPS
@@ -99,6 +102,37 @@ class _Compiler:
             return _parse(spec, node.attribute, kind, value, f"{where}.value")
 
         return comparison(spec.column, kind, node.op, node.value, parse)
+
+    def _custom_field(self, node: r.Attribute, where: str) -> ColumnElement[bool]:
+        """A rule on ``attributes.<key>``, compared as its custom field's type (kizuna/fields)."""
+        try:
+            spec = CUSTOMER_FILTERS.spec(node.attribute)
+        except KizunaError as exc:
+            raise SegmentRuleError(where, exc.message, kind="unknown_attribute") from exc
+        # The filter's kind, as the rule's parser names it: JSON numbers are floats, a user is an id.
+        kind = {"decimal": "float"}.get(spec.kind, spec.kind)
+        if spec.column is None:  # a multi-choice field: "holds" one of the choices
+            allowed: tuple[str, ...] = ("eq", "ne", "in", "not_in", "is_empty", "is_not_empty")
+        else:
+            allowed = r.TEXT_OPS if kind == "str" else r.ORDERED_OPS
+        if node.op not in allowed:
+            raise SegmentRuleError(
+                f"{where}.op", f"'{node.op}' does not apply to {node.attribute}; use one of {', '.join(allowed)}"
+            )
+
+        def parse(value: Any) -> Any:
+            item = _parse(None, node.attribute, kind, value, f"{where}.value")
+            # Dates are stored as ISO text (see kizuna/fields/filters.py).
+            return item.isoformat() if isinstance(item, dt.date) else item
+
+        if spec.column is not None:
+            return comparison(spec.column, kind, node.op, node.value, parse)
+        assert spec.build is not None
+        if node.op in ("is_empty", "is_not_empty"):
+            return spec.build("isnull", node.op == "is_empty")
+        values = [parse(v) for v in node.value] if node.op in ("in", "not_in") else [parse(node.value)]
+        held = spec.build("in", values)
+        return not_(held) if node.op in ("ne", "not_in") else held
 
     def _tagcondition(self, node: r.TagCondition, path: str) -> ColumnElement[bool]:
         return CUSTOMER_FILTERS.condition("tag", "eq", node.tag, by_ids=not self.correlate)
@@ -376,8 +410,13 @@ def check_references(session: Session, rule: Any, *, segment_id: int | None = No
     """Every segment the rule names exists, and following them never leads back to ``segment_id``.
 
     A cycle would make a segment's members depend on themselves; it is refused with the path of the
-    reference that closes it.
+    reference that closes it. A rule on ``attributes.<key>`` names a custom field of customers that exists,
+    compared as its type allows (the rule is compiled once here, reading the definitions from ``session``'s
+    database).
     """
+    field_registry.use(session)
+    if any(isinstance(n, r.Attribute) and n.attribute.startswith("attributes.") for n in r.walk(rule)):
+        condition(rule)
     for index, node in enumerate(r.walk(rule)):
         if not isinstance(node, r.SegmentCondition):
             continue

@@ -64,6 +64,7 @@ ATTRIBUTES = (
     "created_at",
     "updated_at",
 )
+CUSTOM_ATTRIBUTE = re.compile(r"attributes\.[a-z][a-z0-9_]{0,63}")
 TEXT_OPS = ("eq", "ne", "in", "not_in", "contains", "starts_with", "is_empty", "is_not_empty")
 ORDERED_OPS = ("eq", "ne", "in", "not_in", "lt", "lte", "gt", "gte", "between", "is_empty", "is_not_empty")
 Op = Literal[
@@ -198,8 +199,11 @@ class Attribute(_Comparison):
     @field_validator("attribute")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in ATTRIBUTES:
-            raise ValueError(f"unknown attribute '{value}'; one of {', '.join(ATTRIBUTES)}")
+        # ``attributes.<key>``: a custom field, checked against its definition when the rule is compiled.
+        if value not in ATTRIBUTES and not CUSTOM_ATTRIBUTE.fullmatch(value):
+            raise ValueError(
+                f"unknown attribute '{value}'; one of {', '.join(ATTRIBUTES)}, or attributes.<key> of a custom field"
+            )
         return value
 
 

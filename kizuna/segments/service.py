@@ -40,6 +40,7 @@ from kizuna.customers.filters import CUSTOMER_FILTERS
 from kizuna.customers.models import Customer
 from kizuna.db import utcnow
 from kizuna.errors import Conflict, NotFound, ValidationError
+from kizuna.fields import registry as field_registry
 from kizuna.normalize import normalize_email
 from kizuna.outbox.models import OutboxMessage
 from kizuna.segments import changes, membership, rules
@@ -264,6 +265,7 @@ def refresh(session: Session, segment_id: int, *, actor: Actor, full: bool | Non
             f"segment {segment_id} is a static list: it has no rule to refresh", key="error.segment_static_refresh"
         )
     rule = rules.parse_rule(segment.rule)
+    field_registry.use(session)  # a rule on attributes.<key> reads its custom field's type
     now = utcnow()
     connection = session.connection()
     # The watermark is read before the customers are: a change committed meanwhile is seen next time.

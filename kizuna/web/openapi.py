@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from fastapi import FastAPI
@@ -63,8 +64,73 @@ def error_codes(path: str, method: str, operation: dict[str, Any]) -> set[str]:
     return codes
 
 
+# The schemas whose ``attributes`` object lists the custom fields of each entity (kizuna/fields).
+CUSTOM_FIELD_SCHEMAS = {
+    "customer": ("CustomerRead", "CustomerCreate", "CustomerUpdate"),
+    "company": ("CompanyRead", "CompanyCreate", "CompanyUpdate"),
+    "deal": ("DealRead", "DealCreate", "DealUpdate"),
+}
+
+
+def _field_schema(spec: Any) -> dict[str, Any]:
+    """The JSON Schema of one custom field's stored value."""
+    out: dict[str, Any] = {"title": spec.label}
+    match spec.type:
+        case "number":
+            out["type"] = "number"
+        case "user":
+            out |= {"type": "integer", "description": "The id of a user."}
+        case "date":
+            out |= {"type": "string", "format": "date"}
+        case "url":
+            out |= {"type": "string", "format": "uri"}
+        case "choice":
+            out |= {"type": "string", "enum": list(spec.choices)}
+        case "multi_choice":
+            out |= {"type": "array", "items": {"type": "string", "enum": list(spec.choices)}}
+        case _:
+            out["type"] = "string"
+    return out
+
+
+def with_custom_fields(base: dict[str, Any], specs: list[Any]) -> dict[str, Any]:
+    """``base`` with each entity's custom fields as properties of its schemas' ``attributes`` object.
+
+    Only the changed parts are copied: the cached document stays as built.
+    """
+    if not specs:
+        return base
+    schema = dict(base)
+    components = dict(schema["components"])
+    schemas = dict(components["schemas"])
+    for entity, names in CUSTOM_FIELD_SCHEMAS.items():
+        props = {s.key: _field_schema(s) for s in specs if s.entity == entity}
+        if not props:
+            continue
+        for name in names:
+            if name not in schemas:
+                continue
+            model = copy.deepcopy(schemas[name])
+            attributes = model.get("properties", {}).get("attributes")
+            if attributes is None:
+                continue
+            for branch in attributes.get("anyOf", [attributes]):
+                if branch.get("type") == "object":
+                    branch["properties"] = props
+            schemas[name] = model
+    components["schemas"] = schemas
+    schema["components"] = components
+    return schema
+
+
 def install(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
+        from kizuna.fields import registry
+
+        # The custom fields are read at each request of the document, so a field added shows at once.
+        return with_custom_fields(base(), registry.all_specs(app.state.engine))
+
+    def base() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)

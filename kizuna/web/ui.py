@@ -20,6 +20,7 @@ from kizuna.web import (
     ui_customer_forms,
     ui_customers,
     ui_duplicates,
+    ui_fields,
     ui_imports,
     ui_journeys,
     ui_line,
@@ -145,6 +146,7 @@ router.include_router(ui_users.router)
 router.include_router(ui_analytics.router)
 router.include_router(ui_outbox.router)
 router.include_router(ui_sources.router)
+router.include_router(ui_fields.router)
 router.include_router(ui_imports.router)
 router.include_router(ui_segments.router)
 router.include_router(ui_campaigns.router)

@@ -18,6 +18,7 @@ from kizuna.customers import edits
 from kizuna.customers import service as customers
 from kizuna.customers.company360 import company_360, count_contacts
 from kizuna.customers.schemas import CompanyCreate, CompanyUpdate
+from kizuna.web import custom_fields
 from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, blank_to_none, read_form, submit
 from kizuna.web.i18n import translator
@@ -63,24 +64,40 @@ def company_page(
     from kizuna.web.ui_sales import sales_panel
 
     sales = sales_panel(session, company_id=company_id)
-    return render(request, "companies/detail.html", viewer, view=view, company=view.company, cursor=cursor, sales=sales)
+    return render(
+        request,
+        "companies/detail.html",
+        viewer,
+        view=view,
+        company=view.company,
+        cursor=cursor,
+        sales=sales,
+        **custom_fields.page_context(session, "company"),
+    )
 
 
 @router.get("/companies/new")
 def new_company_form(request: Request, session: DB, viewer: CurrentViewer) -> Response:
     require(viewer.actor, "companies:write")
-    return _form_page(request, viewer, FormState(values=dict.fromkeys(FIELDS, "")), company=None, session=session)
+    names = custom_fields.names(custom_fields.definitions(session, "company"))
+    return _form_page(
+        request, viewer, FormState(values=dict.fromkeys((*FIELDS, *names), "")), company=None, session=session
+    )
 
 
 @router.post("/companies/new")
 def create_company(request: Request, session: DB, viewer: PostingViewer, posted: Posted) -> Response:
     require(viewer.actor, "companies:write")
-    state = read_form(posted, FIELDS)
+    defs = custom_fields.definitions(session, "company")
+    state = read_form(posted, (*FIELDS, *custom_fields.names(defs)))
     t = translator(viewer.lang)
 
     def action() -> Company:
         # An empty field is left out, so a missing name reads "required" rather than "not a string".
         typed = {name: value for name, value in blank_to_none(state.values, FIELDS).items() if value is not None}
+        attributes = custom_fields.attributes_from(state.values, set(posted), defs, None)
+        if attributes is not None:
+            typed["attributes"] = attributes
         data = CompanyCreate(**typed)
         return customers.create_company(session, actor=viewer.actor, data=data)
 
@@ -97,6 +114,7 @@ def edit_company_form(request: Request, session: DB, viewer: CurrentViewer, comp
     require(viewer.actor, "companies:write")
     company = customers.get_company(session, company_id)
     values = {name: _text(getattr(company, name)) for name in FIELDS}
+    values.update(custom_fields.form_values(company.attributes, custom_fields.definitions(session, "company")))
     return _form_page(
         request, viewer, FormState(values=values), company=company, version=company.version, session=session
     )
@@ -106,13 +124,16 @@ def edit_company_form(request: Request, session: DB, viewer: CurrentViewer, comp
 def update_company(request: Request, session: DB, viewer: PostingViewer, posted: Posted, company_id: int) -> Response:
     require(viewer.actor, "companies:write")
     company = customers.get_company(session, company_id)
-    state = read_form(posted, FIELDS)
+    defs = custom_fields.definitions(session, "company")
+    state = read_form(posted, (*FIELDS, *custom_fields.names(defs)))
     version = _int(posted.get("version"))
     t = translator(viewer.lang)
 
     def action() -> Company:
         # Every field is sent: an emptied field clears the value (the name refuses to be emptied).
-        data = CompanyUpdate(**blank_to_none(state.values, FIELDS), version=version)
+        attributes = custom_fields.attributes_from(state.values, set(posted), defs, company.attributes)
+        extra = {} if attributes is None else {"attributes": attributes}
+        data = CompanyUpdate(**blank_to_none(state.values, FIELDS), **extra, version=version)
         return customers.update_company(
             session, actor=viewer.actor, company_id=company_id, data=data, expected_version=None
         )
@@ -181,6 +202,7 @@ def _form_page(
         version=version,
         current=current or {},
         owners=edits.assignable_users(session),
+        **custom_fields.context(session, custom_fields.definitions(session, "company")),
     )
 
 

@@ -18,6 +18,7 @@ from kizuna.customers.customer360 import customer_360
 from kizuna.customers.schemas import ConsentCreate, CustomerCreate, CustomerUpdate
 from kizuna.errors import Conflict, KizunaError, ValidationError
 from kizuna.privacy import service as privacy
+from kizuna.web import custom_fields
 from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, collect, read_form, submit, translate_error
 from kizuna.web.i18n import translator
@@ -107,8 +108,9 @@ def _choices(session: Session, t: Any) -> dict[str, Any]:
     }
 
 
-def _customer_values(customer: Any) -> dict[str, str]:
+def _customer_values(customer: Any, defs: list[Any] | None = None) -> dict[str, str]:
     values = {name: "" if getattr(customer, name, None) is None else str(getattr(customer, name)) for name in FIELDS}
+    values.update(custom_fields.form_values(customer.attributes, defs or []))
     values["tags"] = ", ".join(t.name for t in customer.tags)
     # Shown as people write it (03-1234-5678); the form reads either form back.
     values["phone"] = phone(customer.phone) if customer.phone else ""
@@ -137,6 +139,7 @@ def _form_page(
         version=version,
         stale=[stale_line(t, change, customer.timezone if customer else None) for change in stale or []],
         **_choices(session, t),
+        **custom_fields.context(session, custom_fields.definitions(session, "customer")),
     )
 
 
@@ -146,7 +149,8 @@ def _form_page(
 @router.get("/customers/new")
 def new_customer(request: Request, session: DB, viewer: CurrentViewer) -> Response:
     require(viewer.actor, "customers:write")
-    state = FormState(values={name: "" for name in FIELDS})
+    defs = custom_fields.definitions(session, "customer")
+    state = FormState(values={name: "" for name in (*FIELDS, *custom_fields.names(defs))})
     state.values["lifecycle_stage"] = "lead"
     return _form_page(request, session, viewer, state)
 
@@ -155,16 +159,23 @@ def new_customer(request: Request, session: DB, viewer: CurrentViewer) -> Respon
 async def create_customer(request: Request, session: DB, viewer: PostingViewer) -> Response:
     require(viewer.actor, "customers:write")
     form = await request.form()
-    state = read_form(form, FIELDS)
+    defs = custom_fields.definitions(session, "customer")
+    state = read_form(form, (*FIELDS, *custom_fields.names(defs)))
     lang, t = _lang_t(viewer)
     actor = viewer.actor.via("ui")
+
+    def payload() -> dict[str, Any]:
+        data = _payload(state, set(form), creating=True)
+        attributes = custom_fields.attributes_from(state.values, set(form), defs, None)
+        if attributes is not None:
+            data["attributes"] = attributes
+        return data
+
     created = submit(
         state,
         t,
         lang,
-        lambda: customers.create_customer(
-            session, actor=actor, data=CustomerCreate.model_validate(_payload(state, set(form), creating=True))
-        ),
+        lambda: customers.create_customer(session, actor=actor, data=CustomerCreate.model_validate(payload())),
     )
     if created is None:
         session.rollback()
@@ -182,7 +193,7 @@ def edit_customer(request: Request, session: DB, viewer: CurrentViewer, customer
     customer = customers.get_customer(session, customer_id)
     if customer.id != customer_id:
         return RedirectResponse(f"/customers/{customer.id}/edit", status_code=302)
-    state = FormState(values=_customer_values(customer))
+    state = FormState(values=_customer_values(customer, custom_fields.definitions(session, "customer")))
     return _form_page(request, session, viewer, state, customer=customer, version=customer.version)
 
 
@@ -191,7 +202,8 @@ async def update_customer(request: Request, session: DB, viewer: PostingViewer, 
     require(viewer.actor, "customers:write")
     form = await request.form()
     present = set(form)
-    state = read_form(form, FIELDS)
+    defs = custom_fields.definitions(session, "customer")
+    state = read_form(form, (*FIELDS, *custom_fields.names(defs)))
     lang, t = _lang_t(viewer)
     version_text = str(form.get("version", ""))
     version = int(version_text) if version_text.isdigit() else None
@@ -199,6 +211,10 @@ async def update_customer(request: Request, session: DB, viewer: PostingViewer, 
 
     def save() -> Any:
         data = _payload(state, present, creating=False)
+        current = customers.get_customer(session, customer_id).attributes
+        attributes = custom_fields.attributes_from(state.values, present, defs, current)
+        if attributes is not None:
+            data["attributes"] = attributes
         return customers.update_customer(
             session,
             actor=actor,
@@ -219,7 +235,10 @@ async def update_customer(request: Request, session: DB, viewer: PostingViewer, 
             customer = customers.get_customer(session, customer_id)
             changes = edits.changes_since(session, customer.id, version or 0)
             state.general.append(translate_error(t, lang, exc))
-            state.values = {**_customer_values(customer), **{k: v for k, v in state.values.items() if k in present}}
+            state.values = {
+                **_customer_values(customer, defs),
+                **{k: v for k, v in state.values.items() if k in present},
+            }
             return _form_page(
                 request, session, viewer, state, customer=customer, version=customer.version, stale=changes, status=409
             )
@@ -228,7 +247,7 @@ async def update_customer(request: Request, session: DB, viewer: PostingViewer, 
     if updated is None:
         session.rollback()
         customer = customers.get_customer(session, customer_id)
-        full = _customer_values(customer)
+        full = _customer_values(customer, defs)
         state.values = {**full, **{k: v for k, v in state.values.items() if k in present}}
         return _form_page(request, session, viewer, state, customer=customer, version=version, status=422)
     session.commit()
@@ -390,6 +409,7 @@ def render_360(
         identity_kinds=[k for k in identities.KINDS if k != "anonymous_id"],
         provisions=provisions,
         provisions_total=provisions_total,
+        **custom_fields.page_context(session, "customer"),
         **{**defaults, **forms},
     )
 

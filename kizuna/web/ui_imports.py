@@ -103,7 +103,7 @@ def _mapping_page(
         job=job,
         form=form,
         headers=list(jobs.ordered_mapping(job)),
-        fields=jobs.field_choices(job.kind),
+        fields=jobs.field_choices(job.kind, session),
         attributes=jobs.keeps_attributes(job.kind),
         encodings=encodings,
         preview=shown,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any
 
 from fastapi import Form, Request
@@ -18,6 +19,7 @@ from kizuna.customers.schemas import SavedViewCreate
 from kizuna.errors import KizunaError, NotFound, ValidationError
 from kizuna.listing import Window, list_window
 from kizuna.listing_count import COUNT_CAP, Count, count_rows
+from kizuna.web import custom_fields
 from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, submit
 from kizuna.web.i18n import translator
@@ -35,6 +37,9 @@ STATUSES = ("active", "anonymous", "merged", "all")
 STATE_FIELDS = (*CUSTOMER_FORM_FIELDS, "sort", "size")
 
 
+CUSTOM_FILTER = re.compile(r"attributes\.[a-z][a-z0-9_]{0,63}(__[a-z]+)?")
+
+
 def page_size(raw: str | None) -> int:
     """The page size asked for, if it is one of the choices; else the default."""
     return int(raw) if raw in {str(s) for s in PAGE_SIZES} else PAGE_SIZE
@@ -47,7 +52,9 @@ def _form(query: QueryParams) -> dict[str, Any]:
     ``cols=name`` (the name column cannot be hidden), so unticking every other column is told apart from
     never having chosen.
     """
-    form: dict[str, Any] = {name: query.get(name, "").strip() for name in STATE_FIELDS}
+    # Custom fields' filters (``attributes.<key>__gte`` ...) travel with the list's state too.
+    custom = [name for name in query if name.startswith("attributes.") and CUSTOM_FILTER.fullmatch(name)]
+    form: dict[str, Any] = {name: query.get(name, "").strip() for name in (*STATE_FIELDS, *custom)}
     form = {k: v for k, v in form.items() if v}
     if form.get("size") and page_size(form["size"]) == PAGE_SIZE:
         del form["size"]
@@ -100,6 +107,10 @@ def _customer_page(
     columns = (
         saved_views.visible_columns(form["cols"]) if "cols" in form else list(saved_views.DEFAULT_CUSTOMER_COLUMNS)
     )
+    shown_fields = custom_fields.page_context(session, "customer")
+    custom_columns = list(custom_fields.names(shown_fields["custom_fields"]))
+    # A column of a field deleted since the view was saved is left out.
+    columns = [c for c in columns if not c.startswith("attributes.") or c in custom_columns]
     views = saved_views.list_views(session, actor=viewer.actor) if viewer.actor.user_id is not None else []
     state = {k: v for k, v in form.items() if k != "size"}
     owners = auth.user_names(session, {c.owner_id for c in window.rows if c.owner_id}) if "owner" in columns else {}
@@ -127,7 +138,8 @@ def _customer_page(
         page_sizes=PAGE_SIZES,
         size=size,
         columns=columns,
-        all_columns=saved_views.CUSTOMER_COLUMNS,
+        all_columns=[*saved_views.CUSTOMER_COLUMNS, *custom_columns],
+        **shown_fields,
         owners=owners,
         # Users the bulk bar can assign as owner.
         assignable=edits.assignable_users(session) if viewer.actor.can("customers:write") else [],
@@ -136,7 +148,9 @@ def _customer_page(
             (v, query_string(_view_state(v)), _view_state(v) == {**state, "cols": ["name", *columns]}) for v in views
         ],
         view_form=view_form or FormState(values={"name": ""}),
-        export_query={k: v for k, v in form.items() if k in CUSTOMER_FORM_FIELDS or k == "sort"},
+        export_query={
+            k: v for k, v in form.items() if k in CUSTOMER_FORM_FIELDS or k == "sort" or k.startswith("attributes.")
+        },
     )
 
 

@@ -19,6 +19,7 @@ from kizuna.customers import edits
 from kizuna.errors import KizunaError
 from kizuna.sales import activities, board, deals, pipelines, summary
 from kizuna.sales.schemas import ActivityCreate, DealCreate, DealUpdate, TaskCreate, TaskUpdate
+from kizuna.web import custom_fields
 from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, blank_to_none, read_form, submit, translate_error
 from kizuna.web.i18n import translator
@@ -212,7 +213,7 @@ def deal_list(
 def new_deal_form(
     request: Request, session: DB, viewer: CurrentViewer, customer_id: int | None = None, company_id: int | None = None
 ) -> Response:
-    values = dict.fromkeys(DEAL_FIELDS, "")
+    values = dict.fromkeys((*DEAL_FIELDS, *custom_fields.names(custom_fields.definitions(session, "deal"))), "")
     values.update(customer_id=str(customer_id or ""), company_id=str(company_id or ""), currency="JPY")
     values["owner_id"] = str(viewer.actor.user_id or "")
     return _deal_form(request, session, viewer, FormState(values=values))
@@ -231,16 +232,21 @@ def _deal_form(request: Request, session: Session, viewer: Viewer, state: FormSt
         stages=stages,
         owners=edits.assignable_users(session),
         companies=edits.company_choices(session),
+        **custom_fields.context(session, custom_fields.definitions(session, "deal")),
     )
 
 
 @router.post("/deals/new")
 def create_deal(request: Request, session: DB, viewer: PostingViewer, posted: Posted) -> Response:
-    state = read_form(posted, (*DEAL_FIELDS, "stage_id"))
+    defs = custom_fields.definitions(session, "deal")
+    state = read_form(posted, (*DEAL_FIELDS, "stage_id", *custom_fields.names(defs)))
     t = translator(viewer.lang)
 
     def action() -> Any:
         typed = {k: v for k, v in blank_to_none(state.values, (*DEAL_FIELDS, "stage_id")).items() if v is not None}
+        attributes = custom_fields.attributes_from(state.values, set(posted), defs, None)
+        if attributes is not None:
+            typed["attributes"] = attributes
         return deals.create_deal(session, actor=viewer.actor, data=DealCreate(**typed))
 
     deal = submit(state, t, viewer.lang, action)
@@ -268,8 +274,10 @@ def _deal_page(
 ) -> Response:
     view = summary.deal_page(session, actor=viewer.actor, deal_id=deal_id)
     d = view.deal
+    shown = custom_fields.page_context(session, "deal")
     if edit_form is None:
         edit_form = FormState(values={n: "" if getattr(d, n) is None else str(getattr(d, n)) for n in DEAL_FIELDS})
+        edit_form.values.update(custom_fields.form_values(d.attributes, shown["custom_fields"]))
     return render(
         request,
         "sales/deal.html",
@@ -283,20 +291,27 @@ def _deal_page(
         activity_form=FormState(values={"kind": "call"}),
         task_form=FormState(values={}),
         tz=_zone(),
+        custom_users=edits.assignable_users(session),
+        **shown,
     )
 
 
 @router.post("/deals/{deal_id:int}/edit")
 def update_deal(request: Request, session: DB, viewer: PostingViewer, posted: Posted, deal_id: int) -> Response:
-    state = read_form(posted, DEAL_FIELDS)
+    defs = custom_fields.definitions(session, "deal")
+    state = read_form(posted, (*DEAL_FIELDS, *custom_fields.names(defs)))
     version = _int(posted.get("version"))
     t = translator(viewer.lang)
 
     def action() -> Any:
-        values = blank_to_none(state.values, DEAL_FIELDS)
+        values: dict[str, Any] = blank_to_none(state.values, DEAL_FIELDS)
         for name in ("amount", "currency", "probability"):
             if values[name] is None:
                 values.pop(name)  # an emptied number keeps the stored one rather than failing
+        current = deals.get_deal(session, deal_id).attributes
+        attributes = custom_fields.attributes_from(state.values, set(posted), defs, current)
+        if attributes is not None:
+            values["attributes"] = attributes
         return deals.update_deal(
             session,
             actor=viewer.actor,

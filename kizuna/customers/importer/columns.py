@@ -130,6 +130,7 @@ COLUMNS = Columns(
     aliases=ALIASES,
     required=[IDENTITY_FIELDS],
     also_required_by=kind_for_header,
+    custom_attributes=True,
     # A mobile number is the phone only when the file has no other phone column (Salesforce and HubSpot
     # exports have both; Shopify has the customer's Phone and the default address's).
     fallbacks={

@@ -22,6 +22,7 @@ from kizuna.customers.identities import MIRRORED as IDENTITY_FIELDS
 from kizuna.customers.importer.columns import COUNTRIES, FIELDS, GENDER, IDENTITY_AT, PREFECTURES, WHOLE_NAMES
 from kizuna.customers.schemas import CustomerCreate
 from kizuna.errors import KizunaError
+from kizuna.fields import service as custom_fields
 from kizuna.imports.importer import ImportOptions, RowRejected, Warn, errors_from, field_error, ignore_warning
 from kizuna.imports.reader import Record
 from kizuna.imports.report import Reason
@@ -126,6 +127,9 @@ def parse_row(record: Record, options: ImportOptions, warn: Warn = ignore_warnin
     more_ids = _more_identities(record) if record.extras else ()
     if options.extra_to_attributes and record.extras:
         raw["attributes"] = {k.strip(): v for k, v in record.extras.items() if not identities.kind_for_header(k)}
+    custom = {name: raw.pop(name) for name in [n for n in raw if n.startswith("attributes.")]}
+    if custom:
+        raw["attributes"] = {**raw.get("attributes", {}), **_custom_values(custom, options)}
     values = _fast_values(raw)
     while values is None:
         # Something the fast path does not judge (an error, a field without a plain check): Pydantic decides,
@@ -166,6 +170,24 @@ def parse_row(record: Record, options: ImportOptions, warn: Warn = ignore_warnin
         (whole["full_name"], whole["full_name_kana"]),
         more_ids,
     )
+
+
+def _custom_values(cells: dict[str, Any], options: ImportOptions) -> dict[str, Any]:
+    """``attributes.<key>`` cells as their custom fields store them; a wrong one rejects the row (nothing of
+    it is written), naming the field. A key no field defines is kept as the text given."""
+    rules = {rule.key: rule for rule in options.custom_fields}
+    out: dict[str, Any] = {}
+    for name, cell in cells.items():
+        key = name.removeprefix("attributes.")
+        rule = rules.get(key)
+        if rule is None:
+            out[key] = cell
+            continue
+        try:
+            out[key] = custom_fields.typed(rule, cell, user_exists=options.user_ids.__contains__)
+        except KizunaError as exc:
+            raise RowRejected([(name, Reason(exc.message, exc.key or "error.value_error", _params(exc)))]) from None
+    return out
 
 
 def _more_identities(record: Record) -> tuple[tuple[str, str], ...]:
