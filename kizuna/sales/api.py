@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy import select
 
 from kizuna.auth.permissions import require
 from kizuna.config import get_settings
 from kizuna.listing import list_page
-from kizuna.sales import activities, deals, pipelines, teams
+from kizuna.sales import activities, deals, forecast, pipelines, teams
 from kizuna.sales.filters import ACTIVITY_FILTERS, DEAL_FILTERS, TASK_FILTERS, scoped
+from kizuna.sales.forecast import ForecastResult
 from kizuna.sales.models import Activity, Deal, Task
 from kizuna.sales.schemas import (
     ActivityCreate,
@@ -81,6 +82,23 @@ def list_deals(
     ``expected_close_date__lte=`` ...) and by ``editable=true`` (the deals you may change)."""
     require(actor, "deals:read")
     return _page(session, actor, request, DEAL_FILTERS, Deal, DealRead, sort, cursor, limit)
+
+
+@deals_router.get("/forecast", response_model=ForecastResult)
+def deal_forecast(
+    session: DB,
+    actor: APIActor,
+    start: Annotated[str | None, Query(alias="from", description="First day, YYYY-MM-DD (inclusive).")] = None,
+    end: Annotated[str | None, Query(alias="to", description="Last day, YYYY-MM-DD (inclusive).")] = None,
+    pipeline_id: Annotated[str | None, Query(description="Only this pipeline.")] = None,
+    owner_id: Annotated[str | None, Query(description="Only this owner's deals.")] = None,
+    currency: Annotated[str | None, Query(description="Only this currency (e.g. JPY).")] = None,
+) -> ForecastResult:
+    """The weighted pipeline (open deals' amount × probability) by expected close month, owner and stage, one
+    row per currency; and win rate and average sales cycle (days) per stage and per owner, of the deals closed
+    in the period (``from``/``to`` filter close dates for the pipeline, closing days for the win rates)."""
+    spec = forecast.spec_of(start=start, end=end, pipeline_id=pipeline_id, owner_id=owner_id, currency=currency)
+    return forecast.forecast(session, actor=actor, spec=spec)
 
 
 @deals_router.post("", response_model=DealRead, status_code=201)

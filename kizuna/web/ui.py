@@ -19,6 +19,7 @@ from kizuna.web import (
     ui_customer_forms,
     ui_customers,
     ui_duplicates,
+    ui_forecast,
     ui_imports,
     ui_journeys,
     ui_line,
@@ -154,3 +155,4 @@ router.include_router(ui_messaging.router)
 router.include_router(ui_recipient.router)
 router.include_router(ui_privacy.router)
 router.include_router(ui_sales.router)
+router.include_router(ui_forecast.router)
