@@ -13,7 +13,7 @@ from kizuna.listing import list_page
 from kizuna.sales import activities, deals, forecast, pipelines, teams
 from kizuna.sales.filters import ACTIVITY_FILTERS, DEAL_FILTERS, TASK_FILTERS, scoped
 from kizuna.sales.forecast import ForecastResult
-from kizuna.sales.models import Activity, Deal, Task
+from kizuna.sales.models import Activity, Deal, Stage, Task
 from kizuna.sales.schemas import (
     ActivityCreate,
     ActivityRead,
@@ -25,6 +25,10 @@ from kizuna.sales.schemas import (
     PipelineCreate,
     PipelineRead,
     StageChangeRead,
+    StageIn,
+    StageMove,
+    StageRead,
+    StageUpdate,
     TaskCreate,
     TaskRead,
     TaskUpdate,
@@ -64,6 +68,38 @@ def create_pipeline(data: PipelineCreate, response: Response, session: DB, actor
 @pipelines_router.get("/{pipeline_id}", response_model=PipelineRead)
 def get_pipeline(pipeline_id: int, session: DB, actor: APIActor) -> dict:
     require(actor, "pipelines:read")
+    return pipelines.pipeline_read(session, pipelines.get_pipeline(session, pipeline_id))
+
+
+@pipelines_router.post("/{pipeline_id}/default", response_model=PipelineRead)
+def set_default_pipeline(pipeline_id: int, session: DB, actor: APIActor) -> dict:
+    """Make this the default pipeline (new deals without a pipeline go there; the board opens on it)."""
+    pipeline = pipelines.set_default(session, actor=actor, pipeline_id=pipeline_id)
+    session.commit()
+    return pipelines.pipeline_read(session, pipeline)
+
+
+@pipelines_router.post("/{pipeline_id}/stages", response_model=StageRead, status_code=201)
+def add_stage(pipeline_id: int, data: StageIn, session: DB, actor: APIActor) -> Stage:
+    """A new last stage of the pipeline."""
+    stage = pipelines.add_stage(session, actor=actor, pipeline_id=pipeline_id, data=data)
+    session.commit()
+    return stage
+
+
+@pipelines_router.patch("/{pipeline_id}/stages/{stage_id}", response_model=StageRead)
+def update_stage(pipeline_id: int, stage_id: int, data: StageUpdate, session: DB, actor: APIActor) -> Stage:
+    """Rename a stage or change its probability or kind (a kind only while no deal is in it)."""
+    stage = pipelines.update_stage(session, actor=actor, pipeline_id=pipeline_id, stage_id=stage_id, data=data)
+    session.commit()
+    return stage
+
+
+@pipelines_router.post("/{pipeline_id}/stages/{stage_id}/move", response_model=PipelineRead)
+def move_stage(pipeline_id: int, stage_id: int, data: StageMove, session: DB, actor: APIActor) -> dict:
+    """Put the stage at ``position`` in board order (0 = first); returns the pipeline in its new order."""
+    pipelines.move_stage(session, actor=actor, pipeline_id=pipeline_id, stage_id=stage_id, position=data.position)
+    session.commit()
     return pipelines.pipeline_read(session, pipelines.get_pipeline(session, pipeline_id))
 
 

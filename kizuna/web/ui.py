@@ -29,6 +29,7 @@ from kizuna.web import (
     ui_privacy,
     ui_recipient,
     ui_sales,
+    ui_sales_admin,
     ui_segments,
     ui_sources,
     ui_users,
@@ -156,3 +157,4 @@ router.include_router(ui_recipient.router)
 router.include_router(ui_privacy.router)
 router.include_router(ui_sales.router)
 router.include_router(ui_forecast.router)
+router.include_router(ui_sales_admin.router)
