@@ -18,6 +18,7 @@ from kizuna.web import (
     ui_companies,
     ui_customer_forms,
     ui_customers,
+    ui_deal_list,
     ui_duplicates,
     ui_forecast,
     ui_imports,
@@ -156,5 +157,6 @@ router.include_router(ui_messaging.router)
 router.include_router(ui_recipient.router)
 router.include_router(ui_privacy.router)
 router.include_router(ui_sales.router)
+router.include_router(ui_deal_list.router)
 router.include_router(ui_forecast.router)
 router.include_router(ui_sales_admin.router)
