@@ -201,6 +201,7 @@ class TaskRead(Output):
     notes: str
     due_at: dt.datetime | None
     remind_at: dt.datetime | None
+    reminded_at: dt.datetime | None = Field(default=None, description="When the worker sent the reminder.")
     owner_id: int | None
     status: str
     completed_at: dt.datetime | None
