@@ -115,3 +115,13 @@ def test_views_api_takes_deal_views_and_refuses_unknown_fields(client):
     assert r.status_code == 422 and "cannot sort by 'colour'" in r.text
     assert [v["name"] for v in client.get("/api/v1/views", params={"list_name": "deals"}).json()] == ["今月"]
     assert client.get("/api/v1/views").json() == []  # the customers list's views are another list
+
+
+def test_api_exports_deals_with_the_list_filters_and_the_role_scope(db, client):
+    _seed(db)
+    r = client.get("/api/v1/exports/deals.csv", params={"amount__lte": "600000", "sort": "-amount"})
+    assert r.status_code == 200, r.text
+    assert [row["name"] for row in _csv(r.content)] == ['\'=HYPERLINK("http://evil")', "小口案件"]
+    r = client.get("/api/v1/exports/deals.csv", params={"editable": "false"})
+    assert r.status_code == 200 and _csv(r.content) == []  # an admin may change every deal
+    assert client.get("/api/v1/exports/deals.csv", params={"editable": "perhaps"}).status_code == 422
