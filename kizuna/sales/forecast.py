@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from kizuna.auth.models import User
 from kizuna.auth.permissions import Actor, require
 from kizuna.config import get_settings
+from kizuna.db import Money
 from kizuna.errors import ValidationError
 from kizuna.sales.models import Deal, DealStageChange, Pipeline, Stage
 from kizuna.schemas import MoneyOut
@@ -153,31 +155,38 @@ def _owner_names(session: Session, ids: set[int]) -> dict[int, str]:
 
 
 def _weighted(session: Session, spec: ForecastSpec, stages: dict[int, Stage], owners: dict[int, str]) -> dict:
-    """Open deals grouped in SQL by (currency, owner, stage, close date, probability); rolled up here exactly."""
+    """Open deals grouped in SQL by currency and owner, stage or close date (months rolled up here, exactly).
+
+    ``sum(amount * probability)`` is exact on both backends: NUMERIC on PostgreSQL, whole cents × a whole
+    percentage on SQLite (the Money type's storage), read back through the Money type and divided by 100 here.
+    """
     where = [*_filters(spec), Stage.kind == "open"]
     if spec.start is not None:
         where.append(Deal.expected_close_date >= spec.start)
     if spec.end is not None:
         where.append(Deal.expected_close_date <= spec.end)
-    query = (
-        select(
-            Deal.currency, Deal.owner_id, Deal.stage_id, Deal.expected_close_date, Deal.probability,
-            func.count(), func.sum(Deal.amount),
-        )
-        .join(Stage, Stage.id == Deal.stage_id)
-        .where(*where)
-        .group_by(Deal.currency, Deal.owner_id, Deal.stage_id, Deal.expected_close_date, Deal.probability)
-    )  # fmt: skip
+    sums = (
+        func.count(),
+        type_coerce(func.sum(Deal.amount), Money),
+        type_coerce(func.sum(Deal.amount * Deal.probability), Money),
+    )
     groups: dict[str, dict] = {name: defaultdict(lambda: [0, Decimal(0), Decimal(0)]) for name in ("t", "m", "o", "s")}
-    for currency, owner_id, stage_id, close, probability, count, amount in session.execute(query):
-        amount = Decimal(amount or 0)
-        weighted = amount * probability / 100
-        month = close.strftime("%Y-%m") if close else None
-        for name, key in (("t", None), ("m", month), ("o", owner_id), ("s", stage_id)):
-            cell = groups[name][(key, currency)]
-            cell[0] += count
-            cell[1] += amount
-            cell[2] += weighted
+    for name, column in (("o", Deal.owner_id), ("s", Deal.stage_id), ("m", Deal.expected_close_date)):
+        query = (
+            select(Deal.currency, column, *sums)
+            .join(Stage, Stage.id == Deal.stage_id)
+            .where(*where)
+            .group_by(Deal.currency, column)
+        )
+        for currency, key, count, amount, weighted in session.execute(query):
+            if name == "m":
+                key = key.strftime("%Y-%m") if key else None
+            keys = (("m", key),) if name == "m" else ((name, key), ("t", None)) if name == "s" else ((name, key),)
+            for group, k in keys:
+                cell = groups[group][(k, currency)]
+                cell[0] += count
+                cell[1] += Decimal(amount or 0)
+                cell[2] += Decimal(weighted or 0) / 100
     owners.update(_owner_names(session, {k for k, _ in groups["o"] if k is not None} - owners.keys()))
 
     def rows(name: str, label, order) -> list[WeightedRow]:  # noqa: ANN001
@@ -208,35 +217,53 @@ def _weighted(session: Session, spec: ForecastSpec, stages: dict[int, Stage], ow
     }
 
 
-def _closed(session: Session, spec: ForecastSpec) -> list[tuple[int, int | None, str, dt.datetime, dt.datetime]]:
-    """(deal id, owner id, won|lost, created, closed) of the deals closed in the period."""
-    opened = (
-        select(DealStageChange.deal_id, func.min(DealStageChange.changed_at).label("at"))
-        .group_by(DealStageChange.deal_id)
-        .subquery()
-    )
-    # It closed when it last entered the stage it is in (a reopened and closed-again deal counts once, at the end).
-    closing = (
-        select(DealStageChange.deal_id, func.max(DealStageChange.changed_at).label("at"))
-        .join(Deal, Deal.id == DealStageChange.deal_id)
-        .where(DealStageChange.to_stage_id == Deal.stage_id)
-        .group_by(DealStageChange.deal_id)
-        .subquery()
-    )
-    start, end = _bounds(spec)
-    where = [*_filters(spec), Stage.kind.in_(("won", "lost"))]
-    if start is not None:
-        where.append(closing.c.at >= start)
-    if end is not None:
-        where.append(closing.c.at < end)
+@dataclass
+class _Closed:
+    owner_id: int | None
+    kind: str
+    stage_id: int
+    opened: dt.datetime | None = None
+    closed: dt.datetime | None = None
+    reached: set[int] = field(default_factory=set)
+
+    @property
+    def days(self) -> float:
+        return (self.closed - self.opened).total_seconds() / 86400 if self.closed and self.opened else 0.0
+
+
+def _closed(session: Session, spec: ForecastSpec) -> dict[int, _Closed]:
+    """The deals closed (won or lost now) in the period, from one read of their stage history.
+
+    A deal opened with its first history row (its creation) and closed when it last entered the stage it is in
+    (a reopened and closed-again deal counts once, at the end). The period is applied to that closing here.
+    """
     query = (
-        select(Deal.id, Deal.owner_id, Stage.kind, opened.c.at, closing.c.at)
+        select(
+            DealStageChange.deal_id, DealStageChange.to_stage_id, DealStageChange.changed_at, Deal.owner_id,
+            Deal.stage_id, Stage.kind,
+        )
+        .join(Deal, Deal.id == DealStageChange.deal_id)
         .join(Stage, Stage.id == Deal.stage_id)
-        .join(opened, opened.c.deal_id == Deal.id)
-        .join(closing, closing.c.deal_id == Deal.id)
-        .where(*where)
-    )
-    return [(i, o, k, _aware(a), _aware(b)) for i, o, k, a, b in session.execute(query)]
+        .where(*_filters(spec), Stage.kind.in_(("won", "lost")))
+    )  # fmt: skip
+    deals: dict[int, _Closed] = {}
+    for deal_id, to_stage, at, owner_id, stage_id, kind in session.execute(query):
+        deal = deals.get(deal_id)
+        if deal is None:
+            deal = deals[deal_id] = _Closed(owner_id=owner_id, kind=kind, stage_id=stage_id)
+        at = _aware(at)
+        if deal.opened is None or at < deal.opened:
+            deal.opened = at
+        if to_stage is not None:
+            deal.reached.add(to_stage)
+            if to_stage == stage_id and (deal.closed is None or at > deal.closed):
+                deal.closed = at
+    start, end = _bounds(spec)
+    return {
+        i: d
+        for i, d in deals.items()
+        if d.closed is not None and (start is None or d.closed >= start) and (end is None or d.closed < end)
+    }
 
 
 def _conversion(key: int | None, label: str, deals: list[tuple[str, float]], **extra: object) -> ConversionRow:
@@ -252,19 +279,6 @@ def _conversion(key: int | None, label: str, deals: list[tuple[str, float]], **e
         average_cycle_days=round(sum(days for _, days in deals) / closed, 1) if closed else None,
         **extra,
     )
-
-
-def _reached(session: Session, ids: list[int]) -> dict[int, set[int]]:
-    """The stages each of ``ids`` ever entered (read in chunks so that no statement takes too many parameters)."""
-    reached: dict[int, set[int]] = defaultdict(set)
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        query = select(DealStageChange.deal_id, DealStageChange.to_stage_id).where(
-            DealStageChange.deal_id.in_(chunk), DealStageChange.to_stage_id.is_not(None)
-        )
-        for deal_id, stage_id in session.execute(query):
-            reached[deal_id].add(stage_id)
-    return reached
 
 
 def forecast(session: Session, *, actor: Actor, spec: ForecastSpec) -> ForecastResult:
@@ -283,15 +297,14 @@ def forecast(session: Session, *, actor: Actor, spec: ForecastSpec) -> ForecastR
     weighted = _weighted(session, spec, stages, owners)
 
     closed = _closed(session, spec)
-    cycle = {i: (kind, (done - began).total_seconds() / 86400) for i, _, kind, began, done in closed}
-    reached = _reached(session, sorted(cycle))
+    cycle = {i: (d.kind, d.days) for i, d in closed.items()}
     by_owner: dict[int | None, list] = defaultdict(list)
-    for deal_id, owner_id, *_ in closed:
-        by_owner[owner_id].append(cycle[deal_id])
+    for deal_id, deal in closed.items():
+        by_owner[deal.owner_id].append(cycle[deal_id])
     owners.update(_owner_names(session, {k for k in by_owner if k is not None} - owners.keys()))
     stage_conversion = [
         _conversion(
-            stage.id, stage.name, [cycle[i] for i in cycle if stage.id in reached.get(i, ())],
+            stage.id, stage.name, [cycle[i] for i, d in closed.items() if stage.id in d.reached],
             label_en=stage.name_en, pipeline_id=stage.pipeline_id,
         )
         for stage in ordered
