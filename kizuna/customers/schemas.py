@@ -448,7 +448,7 @@ class Company360(Output):
     recent_activity: list[ContactActivity] = Field(description="The contacts' newest events, orders and notes.")
 
 
-ListName = Literal["customers"]
+ListName = Literal["customers", "deals"]
 
 
 class SavedViewCreate(Input):

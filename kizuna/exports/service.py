@@ -43,6 +43,10 @@ from kizuna.listing import FilterSet
 from kizuna.orders.filters import ORDER_FILTERS
 from kizuna.orders.models import Order
 from kizuna.orders.schemas import OrderRead
+from kizuna.sales.filters import DEAL_FILTERS
+from kizuna.sales.filters import scoped as scoped_deals
+from kizuna.sales.models import Deal
+from kizuna.sales.schemas import DealRead
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # The customer an order or event belongs to is written as kizuna_customer_id: in an import file a
@@ -62,6 +66,8 @@ class ExportKind:
     personal: bool
     # Whose custom fields get a column each (``attributes.<key>``, after the schema's columns).
     custom_fields: str | None = None
+    # Per-viewer parameters resolved before the filter set (the deals' ``editable``: see sales/filters.py).
+    scope: Callable[[Session, Actor, Select[Any], dict[str, Any]], tuple[Select[Any], dict[str, Any]]] | None = None
 
 
 KINDS: dict[str, ExportKind] = {
@@ -70,6 +76,7 @@ KINDS: dict[str, ExportKind] = {
     "products": ExportKind(PRODUCT_FILTERS, lambda _: select(Product), ProductRead, False),
     "orders": ExportKind(ORDER_FILTERS, lambda _: select(Order), OrderRead, True),
     "events": ExportKind(EVENT_FILTERS, lambda _: select(Event), EventRead, True),
+    "deals": ExportKind(DEAL_FILTERS, lambda _: select(Deal), DealRead, False, "deal", scope=scoped_deals),
 }
 
 
@@ -120,10 +127,15 @@ def _custom_value(field: CustomField, value: Any, mode: str) -> Any:
 _CUSTOM_ARROW = {"number": pa.float64(), "user": pa.int64(), "date": pa.date32()}
 
 
-def _rows(session: Session, kind: ExportKind, params: Mapping[str, Any], mode: str) -> Iterator[dict[str, Any]]:
+def _rows(
+    session: Session, kind: ExportKind, params: Mapping[str, Any], mode: str, actor: Actor
+) -> Iterator[dict[str, Any]]:
     field_registry.use(session)  # filters on attributes.<key> read their custom field's type
     custom = _custom_fields(session, kind)
-    query = kind.filterset.apply(kind.query(params), {k: v for k, v in params.items() if k != "sort"})
+    query, filters = kind.query(params), {k: v for k, v in params.items() if k != "sort"}
+    if kind.scope is not None:
+        query, filters = kind.scope(session, actor, query, filters)
+    query = kind.filterset.apply(query, filters)
     name, desc = kind.filterset.sort_key(params.get("sort"))
     col = kind.filterset.sorts[name]
     query = query.order_by(col.desc() if desc else col.asc(), kind.filterset.model.id)
@@ -187,7 +199,7 @@ def write_export(
         text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="", write_through=True)
         writer = csv.writer(text)
         writer.writerow(columns)
-        for row in _rows(session, spec, params, "json"):
+        for row in _rows(session, spec, params, "json", actor):
             writer.writerow([neutralize(row[c]) for c in columns])
             count += 1
             if progress and count % 1000 == 0:
@@ -200,7 +212,7 @@ def write_export(
             schema = schema.append(pa.field(f"attributes.{field.key}", _CUSTOM_ARROW.get(field.type, pa.string())))
         with pq.ParquetWriter(out, schema) as parquet:
             batch: list[dict[str, Any]] = []
-            for row in _rows(session, spec, params, "python"):
+            for row in _rows(session, spec, params, "python", actor):
                 batch.append(row)
                 count += 1
                 if len(batch) >= 10_000:

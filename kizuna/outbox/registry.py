@@ -34,6 +34,7 @@ SUBSCRIBER_MODULES: tuple[str, ...] = (
     "kizuna.privacy.retention",
     "kizuna.webhooks.delivery",
     "kizuna.ingest.retention",
+    "kizuna.sales.reminders",
 )
 
 

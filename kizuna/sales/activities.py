@@ -22,7 +22,7 @@ from kizuna.customers.service import resolve_id
 from kizuna.db import check_version, utcnow
 from kizuna.errors import NotFound, ValidationError
 from kizuna.outbox.service import emit
-from kizuna.sales import access
+from kizuna.sales import access, reminders
 from kizuna.sales.models import Activity, Deal, Task
 from kizuna.sales.schemas import ActivityCreate, ActivityUpdate, TaskCreate, TaskUpdate
 
@@ -164,6 +164,7 @@ def create_task(session: Session, *, actor: Actor, data: TaskCreate) -> Task:
         summary=task.title,
     )
     emit(session, "task.created", _task_payload(task), customer_id=task.customer_id, origin=actor.origin)
+    reminders.schedule(session, task, origin=actor.origin)
     return task
 
 
@@ -202,6 +203,8 @@ def update_task(
     if diff:
         topic = "task.completed" if "status" in diff and task.status == "done" else "task.updated"
         emit(session, topic, _task_payload(task), customer_id=task.customer_id, origin=actor.origin)
+        if "remind_at" in diff:
+            reminders.schedule(session, task, origin=actor.origin)
     return task
 
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy import select
 
 from kizuna.auth.permissions import require
 from kizuna.config import get_settings
 from kizuna.listing import list_page
-from kizuna.sales import activities, deals, pipelines, teams
+from kizuna.sales import activities, deals, forecast, pipelines, teams
 from kizuna.sales.filters import ACTIVITY_FILTERS, DEAL_FILTERS, TASK_FILTERS, scoped
-from kizuna.sales.models import Activity, Deal, Task
+from kizuna.sales.forecast import ForecastResult
+from kizuna.sales.models import Activity, Deal, Stage, Task
 from kizuna.sales.schemas import (
     ActivityCreate,
     ActivityRead,
@@ -24,6 +25,10 @@ from kizuna.sales.schemas import (
     PipelineCreate,
     PipelineRead,
     StageChangeRead,
+    StageIn,
+    StageMove,
+    StageRead,
+    StageUpdate,
     TaskCreate,
     TaskRead,
     TaskUpdate,
@@ -66,6 +71,38 @@ def get_pipeline(pipeline_id: int, session: DB, actor: APIActor) -> dict:
     return pipelines.pipeline_read(session, pipelines.get_pipeline(session, pipeline_id))
 
 
+@pipelines_router.post("/{pipeline_id}/default", response_model=PipelineRead)
+def set_default_pipeline(pipeline_id: int, session: DB, actor: APIActor) -> dict:
+    """Make this the default pipeline (new deals without a pipeline go there; the board opens on it)."""
+    pipeline = pipelines.set_default(session, actor=actor, pipeline_id=pipeline_id)
+    session.commit()
+    return pipelines.pipeline_read(session, pipeline)
+
+
+@pipelines_router.post("/{pipeline_id}/stages", response_model=StageRead, status_code=201)
+def add_stage(pipeline_id: int, data: StageIn, session: DB, actor: APIActor) -> Stage:
+    """A new last stage of the pipeline."""
+    stage = pipelines.add_stage(session, actor=actor, pipeline_id=pipeline_id, data=data)
+    session.commit()
+    return stage
+
+
+@pipelines_router.patch("/{pipeline_id}/stages/{stage_id}", response_model=StageRead)
+def update_stage(pipeline_id: int, stage_id: int, data: StageUpdate, session: DB, actor: APIActor) -> Stage:
+    """Rename a stage or change its probability or kind (a kind only while no deal is in it)."""
+    stage = pipelines.update_stage(session, actor=actor, pipeline_id=pipeline_id, stage_id=stage_id, data=data)
+    session.commit()
+    return stage
+
+
+@pipelines_router.post("/{pipeline_id}/stages/{stage_id}/move", response_model=PipelineRead)
+def move_stage(pipeline_id: int, stage_id: int, data: StageMove, session: DB, actor: APIActor) -> dict:
+    """Put the stage at ``position`` in board order (0 = first); returns the pipeline in its new order."""
+    pipelines.move_stage(session, actor=actor, pipeline_id=pipeline_id, stage_id=stage_id, position=data.position)
+    session.commit()
+    return pipelines.pipeline_read(session, pipelines.get_pipeline(session, pipeline_id))
+
+
 def _page(session: DB, actor: APIActor, request: Request, filterset, model, schema, sort, cursor, limit) -> dict:  # noqa: ANN001
     limit = min(limit, get_settings().page_size_max)
     query, params = scoped(session, actor, select(model), filter_params(request))
@@ -81,6 +118,23 @@ def list_deals(
     ``expected_close_date__lte=`` ...) and by ``editable=true`` (the deals you may change)."""
     require(actor, "deals:read")
     return _page(session, actor, request, DEAL_FILTERS, Deal, DealRead, sort, cursor, limit)
+
+
+@deals_router.get("/forecast", response_model=ForecastResult)
+def deal_forecast(
+    session: DB,
+    actor: APIActor,
+    start: Annotated[str | None, Query(alias="from", description="First day, YYYY-MM-DD (inclusive).")] = None,
+    end: Annotated[str | None, Query(alias="to", description="Last day, YYYY-MM-DD (inclusive).")] = None,
+    pipeline_id: Annotated[str | None, Query(description="Only this pipeline.")] = None,
+    owner_id: Annotated[str | None, Query(description="Only this owner's deals.")] = None,
+    currency: Annotated[str | None, Query(description="Only this currency (e.g. JPY).")] = None,
+) -> ForecastResult:
+    """The weighted pipeline (open deals' amount × probability) by expected close month, owner and stage, one
+    row per currency; and win rate and average sales cycle (days) per stage and per owner, of the deals closed
+    in the period (``from``/``to`` filter close dates for the pipeline, closing days for the win rates)."""
+    spec = forecast.spec_of(start=start, end=end, pipeline_id=pipeline_id, owner_id=owner_id, currency=currency)
+    return forecast.forecast(session, actor=actor, spec=spec)
 
 
 @deals_router.post("", response_model=DealRead, status_code=201)

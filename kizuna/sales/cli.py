@@ -84,3 +84,48 @@ def move_command(
         console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(code=2) from exc
     print(json.dumps(shown))
+
+
+@deals_app.command("forecast")
+def forecast_command(
+    start: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD (inclusive).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD (inclusive).")] = None,
+    pipeline: Annotated[int | None, typer.Option("--pipeline", help="Only this pipeline's id.")] = None,
+    owner: Annotated[int | None, typer.Option("--owner", help="Only this owner's user id.")] = None,
+    currency: Annotated[str | None, typer.Option("--currency", help="Only this currency (e.g. JPY).")] = None,
+    output: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+) -> None:
+    """The weighted pipeline by month, owner and stage, and win rate and sales cycle per stage and owner."""
+    from kizuna.sales import forecast
+
+    if output not in ("table", "json", "csv"):
+        console.print(f"[red]error:[/red] --format '{output}' is not one of table, json, csv")
+        raise typer.Exit(code=2)
+    try:
+        spec = forecast.spec_of(start=start, end=end, pipeline_id=pipeline, owner_id=owner, currency=currency)
+        with transaction(_engine()) as session:
+            result = forecast.forecast(session, actor=CLI, spec=spec)
+    except KizunaError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(code=2) from exc
+    if output == "json":
+        print(result.model_dump_json(indent=2))
+        return
+    rows = forecast.flat_rows(result)
+    if output == "csv":
+        import csv
+        import sys
+
+        from kizuna.exports.service import neutralize
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(forecast.FLAT_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        # Stage and owner names are users' text: neutralised like every export (a leading '=' runs nowhere).
+        writer.writerows({k: neutralize(v) for k, v in row.items()} for row in rows)
+        return
+    for section, title in forecast.SECTIONS.items():
+        table = Table(*forecast.FLAT_COLUMNS[1:], title=title)
+        for row in rows:
+            if row["section"] == section:
+                table.add_row(*("" if row[c] is None else str(row[c]) for c in forecast.FLAT_COLUMNS[1:]))
+        console.print(table)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from kizuna.auth.permissions import Actor
@@ -78,6 +78,42 @@ TASK_FILTERS = FilterSet(
     sorts={"id": Task.id, "due_at": Task.due_at},
     default_sort="id",
 )
+
+# The deal list's form (the UI list, its saved views and its export): each field mapped to a DEAL_FILTERS
+# parameter (the API takes the parameter names themselves).
+DEAL_FORM_FIELDS = {
+    "pipeline_id": "pipeline_id",
+    "owner_id": "owner_id",
+    "stage_id": "stage_id",
+    "close_from": "expected_close_date__gte",
+    "close_to": "expected_close_date__lte",
+    "amount_min": "amount__gte",
+    "amount_max": "amount__lte",
+    "editable": "editable",
+}
+
+
+# The deal list's columns (a saved view of deals keeps them all: the list shows each).
+DEAL_COLUMNS = ("stage", "customer", "amount", "expected_close_date", "owner")
+
+
+def deal_form_params(form: dict[str, str]) -> dict[str, str]:
+    """The filter parameters of the deal list form's non-empty fields (``sort`` is passed through)."""
+    params = {DEAL_FORM_FIELDS[k]: v for k, v in form.items() if k in DEAL_FORM_FIELDS and v}
+    if form.get("sort"):
+        params["sort"] = form["sort"]
+    return params
+
+
+def check_deal_params(params: dict[str, str]) -> None:
+    """Refuse what a deal list could not apply (a bad date, an unknown sort), naming the problem."""
+    params = dict(params)
+    sort = params.pop("sort", None)
+    if str(params.pop("editable", "true")).lower() not in ("true", "false", "1", "0"):
+        raise ValidationError("filter 'editable' expects true or false", field="editable")
+    DEAL_FILTERS.apply(select(Deal), params)
+    DEAL_FILTERS.sort_key(sort)
+
 
 _EDITABLE = {Deal: ("deals:write", Deal.owner_id), Task: ("tasks:write", Task.owner_id)}
 

@@ -142,6 +142,9 @@ class Task(Timestamped, Versioned, Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     remind_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # When the worker sent the reminder of ``remind_at`` (cleared when ``remind_at`` changes): the home page's
+    # "reminders" notice lists the owner's open tasks that have one (sales/reminders.py).
+    reminded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(16), default="open")
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -7,9 +7,9 @@ from sqlalchemy.orm import Session
 
 from kizuna.auth import audit
 from kizuna.auth.permissions import Actor, require
-from kizuna.errors import Conflict, NotFound
-from kizuna.sales.models import Pipeline, Stage
-from kizuna.sales.schemas import PipelineCreate, StageIn
+from kizuna.errors import Conflict, NotFound, ValidationError
+from kizuna.sales.models import Deal, Pipeline, Stage
+from kizuna.sales.schemas import PipelineCreate, StageIn, StageUpdate
 
 # The stages Japanese B2B sales teams name (アポイント → ヒアリング → 提案 → 交渉 → 受注 / 失注), with English
 # names; they are data, so a team renames or adds stages without code.
@@ -98,3 +98,105 @@ def pipeline_read(session: Session, pipeline: Pipeline) -> dict:
         "version": pipeline.version,
         "stages": stages_of(session, pipeline.id),
     }
+
+
+# --- Changing a pipeline: stages added, renamed, reordered, and which pipeline is the default -----------------
+
+
+def _stage_of(session: Session, pipeline_id: int, stage_id: int) -> Stage:
+    stage = get_stage(session, stage_id)
+    if stage.pipeline_id != pipeline_id:
+        raise NotFound(f"stage {stage_id} is not a stage of pipeline {pipeline_id}", field="stage_id")
+    return stage
+
+
+def add_stage(session: Session, *, actor: Actor, pipeline_id: int, data: StageIn) -> Stage:
+    """A new last column of the pipeline."""
+    require(actor, "pipelines:manage")
+    pipeline = get_pipeline(session, pipeline_id)
+    stages = stages_of(session, pipeline.id)
+    if len(stages) >= 50:
+        raise ValidationError("a pipeline has at most 50 stages", field="name")
+    stage = Stage(pipeline_id=pipeline.id, position=len(stages), **data.model_dump())
+    session.add(stage)
+    session.flush()
+    audit.record(
+        session, actor=actor, action="pipeline.stage_add", entity_type="pipeline", entity_id=pipeline.id,
+        details={"stage_id": stage.id, **data.model_dump()}, summary=f"{pipeline.name}: {stage.name}",
+    )  # fmt: skip
+    return stage
+
+
+def update_stage(session: Session, *, actor: Actor, pipeline_id: int, stage_id: int, data: StageUpdate) -> Stage:
+    """Rename a stage, change its probability or its kind (a kind only while no deal is in the stage: its deals'
+    closing times would otherwise say something the history does not)."""
+    require(actor, "pipelines:manage")
+    stage = _stage_of(session, pipeline_id, stage_id)
+    values = data.model_dump(exclude_unset=True)
+    if "name" in values and values["name"] is None:
+        raise ValidationError("a stage's name cannot be emptied", field="name")
+    for name in ("probability", "kind"):
+        if name in values and values[name] is None:
+            values.pop(name)
+    if "kind" in values and values["kind"] != stage.kind:
+        count = session.scalar(select(func.count()).select_from(Deal).where(Deal.stage_id == stage.id))
+        if count:
+            raise ValidationError(
+                f"stage '{stage.name}' holds {count} deals: move them to another stage before changing its kind",
+                field="kind",
+            )
+    changes = {k: [getattr(stage, k), v] for k, v in values.items() if getattr(stage, k) != v}
+    for name, (_, new) in changes.items():
+        setattr(stage, name, new)
+    if changes:
+        session.flush()
+        audit.record(
+            session, actor=actor, action="pipeline.stage_update", entity_type="pipeline", entity_id=pipeline_id,
+            details={"stage_id": stage.id, **changes}, summary=stage.name,
+        )  # fmt: skip
+    return stage
+
+
+def move_stage(session: Session, *, actor: Actor, pipeline_id: int, stage_id: int, position: int) -> list[Stage]:
+    """Put the stage at ``position`` (0 = first column), the others keeping their order; returns the stages."""
+    require(actor, "pipelines:manage")
+    stage = _stage_of(session, pipeline_id, stage_id)
+    stages = stages_of(session, pipeline_id)
+    if position >= len(stages):
+        raise ValidationError(f"position {position} is past the last stage ({len(stages) - 1})", field="position")
+    before = stage.position
+    if before == position:
+        return stages
+    order = [s for s in stages if s.id != stage.id]
+    order.insert(position, stage)
+    # Positions are unique per pipeline: park every stage on a negative one first, so no update collides.
+    for i, s in enumerate(order):
+        s.position = -1 - i
+    session.flush()
+    for i, s in enumerate(order):
+        s.position = i
+    session.flush()
+    audit.record(
+        session, actor=actor, action="pipeline.stage_move", entity_type="pipeline", entity_id=pipeline_id,
+        details={"stage_id": stage.id, "position": [before, position]}, summary=stage.name,
+    )  # fmt: skip
+    return order
+
+
+def set_default(session: Session, *, actor: Actor, pipeline_id: int) -> Pipeline:
+    """Make ``pipeline_id`` the default one (new deals without a pipeline go there; the board opens on it)."""
+    require(actor, "pipelines:manage")
+    pipeline = get_pipeline(session, pipeline_id)
+    if pipeline.is_default:
+        return pipeline
+    previous = None
+    for other in session.scalars(select(Pipeline).where(Pipeline.is_default.is_(True))):
+        other.is_default = False
+        previous = other.id
+    pipeline.is_default = True
+    session.flush()
+    audit.record(
+        session, actor=actor, action="pipeline.default", entity_type="pipeline", entity_id=pipeline.id,
+        details={"default": [previous, pipeline.id]}, summary=pipeline.name,
+    )  # fmt: skip
+    return pipeline

@@ -34,6 +34,19 @@ class StageIn(Input):
     kind: StageKind = "open"
 
 
+class StageUpdate(Input):
+    """A stage's new name, English name, probability or kind (only the given fields change)."""
+
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
+    name_en: Text | None = Field(default=None, max_length=200)
+    probability: int | None = Field(default=None, ge=0, le=100)
+    kind: StageKind | None = None
+
+
+class StageMove(Input):
+    position: int = Field(ge=0, description="The stage's new place in board order (0 = first column).")
+
+
 class PipelineCreate(Input):
     name: Text = Field(min_length=1, max_length=200)
     name_en: Text | None = Field(default=None, max_length=200)
@@ -188,6 +201,7 @@ class TaskRead(Output):
     notes: str
     due_at: dt.datetime | None
     remind_at: dt.datetime | None
+    reminded_at: dt.datetime | None = Field(default=None, description="When the worker sent the reminder.")
     owner_id: int | None
     status: str
     completed_at: dt.datetime | None

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from kizuna.auth.models import User
 from kizuna.auth.permissions import Actor, require
 from kizuna.customers.models import Company, Customer
-from kizuna.sales import access, activities, deals
+from kizuna.sales import access, activities, deals, reminders
 from kizuna.sales.models import Activity, Deal, DealStageChange, Pipeline, Stage, Task
 
 SHOWN = 20
@@ -153,14 +153,15 @@ def deal_page(session: Session, *, actor: Actor, deal_id: int) -> DealPage:
 class Home:
     tasks: activities.MyTasks
     deals: list[DealLine]
+    reminders: list[Task] = field(default_factory=list)
 
 
 def home(session: Session, *, actor: Actor, zone: str) -> Home:
-    """The user's tasks due today and overdue, and their open deals closing soonest."""
+    """The user's tasks due today and overdue, their open deals closing soonest, and the reminders sent them."""
     mine = activities.my_tasks(session, user_id=actor.user_id, zone=zone)
     open_deals = (
         deal_lines(session, Deal.owner_id == actor.user_id, Stage.kind == "open", limit=10)
         if actor.user_id is not None
         else []
     )
-    return Home(tasks=mine, deals=open_deals)
+    return Home(tasks=mine, deals=open_deals, reminders=reminders.reminders(session, user_id=actor.user_id))

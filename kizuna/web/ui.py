@@ -19,8 +19,10 @@ from kizuna.web import (
     ui_companies,
     ui_customer_forms,
     ui_customers,
+    ui_deal_list,
     ui_duplicates,
     ui_fields,
+    ui_forecast,
     ui_imports,
     ui_journeys,
     ui_line,
@@ -30,6 +32,7 @@ from kizuna.web import (
     ui_privacy,
     ui_recipient,
     ui_sales,
+    ui_sales_admin,
     ui_segments,
     ui_sources,
     ui_users,
@@ -158,3 +161,6 @@ router.include_router(ui_recipient.router)
 router.include_router(ui_privacy.router)
 router.include_router(ui_sales.router)
 router.include_router(ui_cards.router)
+router.include_router(ui_deal_list.router)
+router.include_router(ui_forecast.router)
+router.include_router(ui_sales_admin.router)

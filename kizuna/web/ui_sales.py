@@ -18,6 +18,7 @@ from kizuna.config import get_settings
 from kizuna.customers import edits
 from kizuna.errors import KizunaError
 from kizuna.sales import activities, board, deals, pipelines, summary
+from kizuna.sales.filters import DEAL_FORM_FIELDS
 from kizuna.sales.schemas import ActivityCreate, DealCreate, DealUpdate, TaskCreate, TaskUpdate
 from kizuna.web import custom_fields
 from kizuna.web.deps import DB
@@ -49,17 +50,7 @@ ACTIVITY_FIELDS = (
     "deal_id",
 )
 TASK_FIELDS = ("title", "notes", "due_at", "remind_at", "owner_id", "customer_id", "company_id", "deal_id")
-# The deal list's form: each field mapped to a DEAL_FILTERS parameter (the API takes the same names).
-LIST_FIELDS = {
-    "pipeline_id": "pipeline_id",
-    "owner_id": "owner_id",
-    "stage_id": "stage_id",
-    "close_from": "expected_close_date__gte",
-    "close_to": "expected_close_date__lte",
-    "amount_min": "amount__gte",
-    "amount_max": "amount__lte",
-    "editable": "editable",
-}
+LIST_FIELDS = DEAL_FORM_FIELDS
 MORE = 200  # cards a column shows after "load more"
 
 
@@ -180,32 +171,6 @@ def _card_html(session: Session, viewer: Viewer, card: board.Card | None) -> str
         t=translator(viewer.lang),
         lang=viewer.lang,
         csrf_token=viewer.csrf_token,
-    )
-
-
-@router.get("/deals")
-def deal_list(
-    request: Request, session: DB, viewer: CurrentViewer, cursor: str | None = None, sort: str | None = None
-) -> Response:
-    form = {name: request.query_params.get(name, "") for name in LIST_FIELDS}
-    params = {LIST_FIELDS[name]: value for name, value in form.items() if value}
-    lines, next_cursor = summary.deal_list(
-        session, actor=viewer.actor, params=params, sort=sort or "expected_close_date", cursor=cursor
-    )
-    all_pipelines = pipelines.list_pipelines(session)
-    session.commit()
-    stages = [(s, p) for p in all_pipelines for s in pipelines.stages_of(session, p.id)]
-    return render(
-        request,
-        "sales/list.html",
-        viewer,
-        form=FormState(values=form),
-        deals=lines,
-        next_cursor=next_cursor,
-        pipelines=all_pipelines,
-        stages=stages,
-        owners=edits.assignable_users(session),
-        params={k: v for k, v in form.items() if v},
     )
 
 
