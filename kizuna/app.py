@@ -39,6 +39,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.outbox.api import router as outbox_router
     from kizuna.privacy.api import router as privacy_router
     from kizuna.sales.api import activities_router, deals_router, pipelines_router, tasks_router, teams_router
+    from kizuna.sales.scoring.api import router as scoring_router
     from kizuna.segments.api import router as segments_router
     from kizuna.web.ui import router as ui_router
     from kizuna.webhooks.api import router as webhook_events_router
@@ -88,6 +89,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         activities_router,
         tasks_router,
         teams_router,
+        scoring_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     # The Segment-compatible tracking API lives at /v1, where Segment's SDKs send once given Kizuna's host.

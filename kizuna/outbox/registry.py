@@ -34,6 +34,7 @@ SUBSCRIBER_MODULES: tuple[str, ...] = (
     "kizuna.privacy.retention",
     "kizuna.webhooks.delivery",
     "kizuna.ingest.retention",
+    "kizuna.sales.scoring.schedule",
 )
 
 _KEY_NAMESPACE = uuid.UUID("6f1c1a52-4b8e-4d7a-9a51-6b697a756e61")
