@@ -34,10 +34,9 @@ BUCKETS = 10
 TOP_FACTORS = 3
 
 
-def encoding(
-    rows: list[Row], numeric: tuple[str, ...], categorical: tuple[str, ...]
-) -> list[list[str | None]]:
-    """The columns: each numeric feature ``[name, None]``, then ``[name, level]`` for the frequent levels of each categorical."""
+def encoding(rows: list[Row], numeric: tuple[str, ...], categorical: tuple[str, ...]) -> list[list[str | None]]:
+    """The columns: each numeric feature as ``[name, None]``, then ``[name, level]`` for the frequent levels of
+    each categorical one."""
     columns: list[list[str | None]] = [[name, None] for name in numeric]
     for name in categorical:
         counts = Counter(str(r.features[name]) for r in rows)
