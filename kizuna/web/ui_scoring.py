@@ -12,7 +12,6 @@ from kizuna.auth.permissions import require
 from kizuna.errors import KizunaError
 from kizuna.sales.scoring import rules, service
 from kizuna.sales.scoring.features import RULE_FEATURES
-from kizuna.sales.scoring.models import RULE_OPS
 from kizuna.sales.scoring.schemas import RuleIn, model_read
 from kizuna.web.deps import DB
 from kizuna.web.forms import translate_error
@@ -63,7 +62,7 @@ def _scoring_page(
         describe=rules.describe,
         rule_rows=[*rule_rows, *([blank] * BLANK_RULES)],
         features=sorted({f for names in RULE_FEATURES.values() for f in names}),
-        ops=RULE_OPS,
+        ops=rules.RULE_OPS,
         error=error,
         min_history=service.MIN_HISTORY,
     )
