@@ -124,3 +124,33 @@ def test_cli_train_prints_auc_and_calibration_and_names_the_problem_without_hist
     assert out.returncode == 0, out.stderr
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert lines[0]["method"] == "model" and lines[0]["factors"][0]["feature"] == "act_meeting"
+
+
+def test_calibration_matches_scikit_learns_calibrated_classifier():
+    """The model's hand-made Platt step gives the probabilities CalibratedClassifierCV(sigmoid, ensemble=False)
+    gives on the same folds (within Platt's target smoothing, which sklearn adds and we do not)."""
+    import numpy as np
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    from kizuna.sales.scoring import model
+    from kizuna.sales.scoring.features import Row
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2000, 3))
+    y = (rng.random(2000) < 1 / (1 + np.exp(-(1.5 * x[:, 0] - x[:, 1])))).astype(int)
+    rows = [
+        Row(
+            subject="deal", key=i, name="", features={"a": x[i, 0], "b": x[i, 1], "c": x[i, 2]}, raw={}, label=int(y[i])
+        )
+        for i in range(len(y))
+    ]
+    params, metrics = model.fit(rows, ("a", "b", "c"), ())
+    ours = np.array([p for p, _ in model.predict(params, rows)])
+    z = (x - x.mean(axis=0)) / x.std(axis=0)
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+    theirs = CalibratedClassifierCV(LogisticRegression(max_iter=1000), method="sigmoid", cv=folds, ensemble=False)
+    theirs = theirs.fit(z, y).predict_proba(z)[:, 1]
+    assert np.abs(ours - theirs).max() < 0.01
+    assert metrics["cv_auc"] > 0.75

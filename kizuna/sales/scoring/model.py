@@ -1,27 +1,30 @@
-"""The scoring model: a logistic regression on standardised features, calibrated with Platt's sigmoid by
-scikit-learn's ``CalibratedClassifierCV``, kept as plain numbers.
+"""The scoring model: a logistic regression on standardised features with Platt's sigmoid calibration, kept
+as plain numbers.
 
 Why this model: its per-feature contribution (coefficient × standardised value) is an honest "why" for each
 score, it trains on 100,000 deals in seconds, and its parameters fit in a JSON column, so loading a model
-never unpickles anything. ``CalibratedClassifierCV(ensemble=False)`` fits the regression on all rows and the
-sigmoid on out-of-fold decision values, which is exactly one coefficient vector plus two numbers (a, b).
+never unpickles anything.
 
-The reported quality is honest too: the AUC and the calibration table come from 5-fold cross-validation, each
-fold's model (calibration included) fitted without the rows it predicts.
+Calibration is what scikit-learn's ``CalibratedClassifierCV(method="sigmoid", ensemble=False)`` does: the
+regression is fitted on all rows, and a sigmoid p = 1 / (1 + exp(a·f + b)) on its 5-fold out-of-fold decision
+values f. It is done here with the public pieces (``cross_val_predict`` and a one-feature
+``LogisticRegression``) because the same out-of-fold values then also give the cross-validated AUC (the AUC
+of a row's score from a model that never saw it; a monotone sigmoid does not change it) and the calibration
+table, without fitting every fold twice: 6 fits instead of 36, which is what keeps 100,000 deals under a
+minute. The sigmoid's two numbers are fitted on 100,000 out-of-fold values, so reusing them for the table
+flatters it by two parameters' worth, which is nothing at that size (and little at 50).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from typing import Any
 
 import numpy as np
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from kizuna.sales.scoring.features import Row
 
@@ -59,11 +62,6 @@ def matrix(rows: list[Row], columns: list[list[str | None]]) -> np.ndarray:
             if i is not None:
                 x[r, i] = 1.0
     return x
-
-
-def _calibrated(c: float = 1.0) -> CalibratedClassifierCV:
-    base = LogisticRegression(C=c, max_iter=1000)
-    return CalibratedClassifierCV(base, method="sigmoid", cv=FOLDS, ensemble=False)
 
 
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,33 +102,32 @@ def fit(rows: list[Row], numeric: tuple[str, ...], categorical: tuple[str, ...])
     mean, scale = _standardise(x)
     z = (x - mean) / scale
 
-    # Cross-validated probabilities: every row predicted by a model (calibration included) that never saw it.
-    out_of_fold = np.zeros(len(rows))
+    base = LogisticRegression(max_iter=1000)
     splitter = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=0)
-    for train, test in splitter.split(z, y):
-        fold = _calibrated().fit(z[train], y[train])
-        out_of_fold[test] = fold.predict_proba(z[test])[:, 1]
-
-    final = _calibrated().fit(z, y)
-    inner = final.calibrated_classifiers_[0]
-    base: LogisticRegression = inner.estimator
-    sigmoid = inner.calibrators[0]
+    # Each row's decision value from the model fitted on the other four fifths.
+    out_of_fold = cross_val_predict(base, z, y, cv=splitter, method="decision_function")
+    final = LogisticRegression(max_iter=1000).fit(z, y)
+    # Platt scaling: a one-feature logistic regression from decision value to outcome (no penalty: two numbers
+    # fitted on every row).
+    platt = LogisticRegression(C=1e6).fit(out_of_fold.reshape(-1, 1), y)
+    a, b = -float(platt.coef_[0][0]), -float(platt.intercept_[0])
+    calibrated = 1.0 / (1.0 + np.exp(np.clip(a * out_of_fold + b, -50, 50)))
     params = {
         "columns": columns,
         "mean": mean.tolist(),
         "scale": scale.tolist(),
-        "coef": base.coef_[0].tolist(),
-        "intercept": float(base.intercept_[0]),
+        "coef": final.coef_[0].tolist(),
+        "intercept": float(final.intercept_[0]),
         # Platt: p = 1 / (1 + exp(a·f + b)) for the regression's decision value f.
-        "a": float(sigmoid.a_),
-        "b": float(sigmoid.b_),
+        "a": a,
+        "b": b,
     }
     metrics = {
         "cv_auc": round(float(roc_auc_score(y, out_of_fold)), 4),
         "rows": len(rows),
         "positives": int(y.sum()),
         "base_rate": round(float(y.mean()), 4),
-        "calibration": _calibration_table(y, out_of_fold),
+        "calibration": _calibration_table(y, calibrated),
         "seconds": round(time.perf_counter() - started, 2),
     }
     return params, metrics
@@ -148,18 +145,19 @@ def predict(params: dict, rows: list[Row]) -> list[tuple[float, list[dict[str, A
     probability = 1.0 / (1.0 + np.exp(np.clip(a * decision + b, -50, 50)))
     # The sigmoid is decreasing in f when a > 0: contributions then push the other way.
     sign = -1.0 if a > 0 else 1.0
-    names = [name for name, _ in columns]
-    groups: dict[str, list[int]] = {}
-    for i, name in enumerate(names):
-        groups.setdefault(name, []).append(i)
+    # Sum each feature's columns (a categorical's one-hot levels) with one product: rows × features.
+    names = list(dict.fromkeys(name for name, _ in columns))
+    groups = np.zeros((len(columns), len(names)))
+    for i, (name, _) in enumerate(columns):
+        groups[i, names.index(name)] = 1.0
+    contributions = sign * (parts @ groups)
+    top = np.argsort(-np.abs(contributions), axis=1)[:, :TOP_FACTORS]
     result = []
     for r, row in enumerate(rows):
-        contributions = {name: sign * float(parts[r, idx].sum()) for name, idx in groups.items()}
-        top = sorted(contributions.items(), key=lambda kv: -abs(kv[1]))[:TOP_FACTORS]
         factors = [
-            {"feature": name, "value": _shown(row, name), "contribution": round(value, 3)}
-            for name, value in top
-            if not math.isclose(value, 0.0, abs_tol=1e-9)
+            {"feature": names[j], "value": _shown(row, names[j]), "contribution": round(float(contributions[r, j]), 3)}
+            for j in top[r]
+            if abs(contributions[r, j]) > 1e-9
         ]
         result.append((float(probability[r]), factors))
     return result
