@@ -50,17 +50,19 @@ def encoding(rows: list[Row], numeric: tuple[str, ...], categorical: tuple[str, 
 
 def matrix(rows: list[Row], columns: list[list[str | None]]) -> np.ndarray:
     """The rows as a float matrix in ``columns`` order (an unseen category is all zeros)."""
-    index = {(name, level): i for i, (name, level) in enumerate(columns)}
-    numeric = [(i, name) for i, (name, level) in enumerate(columns) if level is None]
-    categorical = sorted({name for name, level in columns if level is not None})
+    # Column by column with np.fromiter: assigning 100,000 × 40 numpy cells one by one took seconds.
     x = np.zeros((len(rows), len(columns)))
-    for r, row in enumerate(rows):
-        for i, name in numeric:
-            x[r, i] = float(row.features[name])
-        for name in categorical:
-            i = index.get((name, str(row.features[name])))
-            if i is not None:
-                x[r, i] = 1.0
+    levels: dict[str, dict[str, int]] = {}
+    for i, (name, level) in enumerate(columns):
+        if level is None:
+            x[:, i] = np.fromiter((r.features[name] for r in rows), dtype=float, count=len(rows))
+        else:
+            levels.setdefault(name, {})[level] = i
+    everyone = np.arange(len(rows))
+    for name, index in levels.items():
+        at = np.fromiter((index.get(str(r.features[name]), -1) for r in rows), dtype=int, count=len(rows))
+        known = at >= 0
+        x[everyone[known], at[known]] = 1.0
     return x
 
 
