@@ -22,6 +22,7 @@ from kizuna.messaging.cli import messages_app
 from kizuna.outbox.cli import outbox_app
 from kizuna.privacy.cli import privacy_app
 from kizuna.sales.cli import deals_app
+from kizuna.sales.scoring.cli import scoring_app
 from kizuna.segments.cli import segments_app
 from kizuna.webhooks.cli import webhooks_app
 
@@ -43,6 +44,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(deals_app, name="deals")
+app.add_typer(scoring_app, name="scoring")
 
 
 def _engine():  # noqa: ANN202

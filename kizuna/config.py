@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         description="Days an anonymous visitor profile (tracked, never identified) is kept after its last event; "
         "`kizuna sources purge-anonymous` removes older ones.",
     )
+    scoring_retrain_days: int = Field(
+        default=7,
+        ge=0,
+        description="Days between the worker's retrainings of the lead and deal scoring model (0: only on demand).",
+    )
     segment_refresh_minutes: int = Field(
         default=5, ge=1, description="Minutes between the worker's incremental refreshes of dynamic segments."
     )

@@ -31,6 +31,7 @@ from kizuna.orders.models import Order, OrderLine
 from kizuna.outbox.models import OutboxDelivery, OutboxMessage
 from kizuna.privacy.models import ThirdPartyProvision
 from kizuna.sales.models import Activity, Deal, DealStageChange, Pipeline, Stage, Task, Team
+from kizuna.sales.scoring.models import Score, ScoringModel, ScoringRule
 from kizuna.segments.models import Segment, SegmentMembership
 from kizuna.webhooks.models import WebhookDelivery, WebhookSubscription
 
@@ -39,6 +40,9 @@ never_reuse_ids(Base.metadata)
 __all__ = [
     "Activity",
     "Deal",
+    "Score",
+    "ScoringModel",
+    "ScoringRule",
     "DealStageChange",
     "Pipeline",
     "Stage",

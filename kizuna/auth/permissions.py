@@ -24,7 +24,8 @@ _MARKETING = {"journeys:write", "campaigns:write", "templates:write", "suppressi
 # are logged by whoever talks to customers (sales and support).
 _READ_ALL |= {"pipelines:read", "deals:read", "activities:read", "tasks:read"}
 _SALES = {"deals:write", "activities:write", "tasks:write"}
-_SALES_LEAD = _SALES | {"deals:write_all", "pipelines:manage", "teams:manage"}
+# Training the scoring model and editing its fallback rules (kizuna/sales/scoring): managers and admins.
+_SALES_LEAD = _SALES | {"deals:write_all", "pipelines:manage", "teams:manage", "scoring:manage"}
 
 
 def _grant(*domains: str, verbs: tuple[str, ...] = ("write",)) -> set[str]:

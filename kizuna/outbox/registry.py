@@ -35,6 +35,7 @@ SUBSCRIBER_MODULES: tuple[str, ...] = (
     "kizuna.webhooks.delivery",
     "kizuna.ingest.retention",
     "kizuna.sales.reminders",
+    "kizuna.sales.scoring.schedule",
 )
 
 

@@ -33,6 +33,7 @@ from kizuna.web import (
     ui_recipient,
     ui_sales,
     ui_sales_admin,
+    ui_scoring,
     ui_segments,
     ui_sources,
     ui_users,
@@ -140,6 +141,7 @@ def _lang(request: Request) -> str:
 
 
 router.include_router(ui_duplicates.router)
+router.include_router(ui_scoring.router)
 router.include_router(ui_lists.router)
 router.include_router(ui_customers.router)
 router.include_router(ui_companies.router)
