@@ -17,7 +17,7 @@ from kizuna.errors import KizunaError
 
 # The list kinds of ``exports.service.KINDS``, named here so the command starts without loading pyarrow and every
 # model (tests/exports/test_tables.py checks the two agree).
-LIST_KINDS = ("customers", "companies", "products", "orders", "events")
+LIST_KINDS = ("customers", "companies", "products", "orders", "events", "deals")
 
 export_app = typer.Typer(help="Export lists, whole tables and ad-platform audiences.", no_args_is_help=True)
 Output = Annotated[Path, typer.Option("--output", "-o", help="File to write.")]

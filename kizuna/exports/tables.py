@@ -41,6 +41,8 @@ SECRET_COLUMNS = {
     "channel_settings": frozenset({"secrets"}),
     "line_settings": frozenset({"channel_token", "channel_secret"}),
     "webhook_endpoints": frozenset({"secret"}),
+    # The hash of a user's calendar feed URL: who has the hash may not open the feed, but it stays with the token.
+    "calendar_feeds": frozenset({"token_hash"}),
 }
 # Columns whose name looks like a secret but which hold none (the test that guards SECRET_COLUMNS reads this).
 NOT_SECRET = {"users": frozenset({"must_change_password"})}

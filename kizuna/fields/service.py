@@ -26,6 +26,8 @@ from kizuna.auth.models import User
 from kizuna.auth.permissions import Actor, require
 from kizuna.db import check_version
 from kizuna.errors import Conflict, NotFound, ValidationError
+from kizuna.fields.models import ENTITIES as ENTITIES  # what a field may belong to, for the forms
+from kizuna.fields.models import TYPES as TYPES  # the types a field may have, for the forms
 from kizuna.fields.models import CustomField
 from kizuna.fields.schemas import CustomFieldCreate, CustomFieldUpdate, check_rules
 

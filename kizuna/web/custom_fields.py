@@ -9,14 +9,16 @@ error lands beside the field. Forms call ``names``, ``form_values``, ``attribute
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
 from kizuna.customers.edits import assignable_users
 from kizuna.fields import service as custom_fields
-from kizuna.fields.models import CustomField
 from kizuna.web.ui_base import env
+
+if TYPE_CHECKING:
+    from kizuna.fields.models import CustomField
 
 PREFIX = custom_fields.PREFIX
 

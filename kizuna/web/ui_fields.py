@@ -10,7 +10,6 @@ from starlette.responses import RedirectResponse, Response
 
 from kizuna.auth.permissions import require
 from kizuna.fields import service
-from kizuna.fields.models import ENTITIES, TYPES
 from kizuna.fields.schemas import CustomFieldCreate
 from kizuna.web import custom_fields  # noqa: F401 - its template globals (custom_field_label)
 from kizuna.web.deps import DB
@@ -36,8 +35,8 @@ def _page(request: Request, session: DB, viewer: Viewer, state: FormState, *, st
         status=status,
         form=state,
         fields=service.definitions(session),
-        entities=[(e, t(f"cfields.entity.{e}")) for e in ENTITIES],
-        types=[(k, t(f"cfields.type.{k}")) for k in TYPES],
+        entities=[(e, t(f"cfields.entity.{e}")) for e in service.ENTITIES],
+        types=[(k, t(f"cfields.type.{k}")) for k in service.TYPES],
     )
 
 
