@@ -78,7 +78,7 @@ def run_floor(url: str, end: int) -> float:
     """The floor, end to end: compute in DuckDB from the store, write into ``customer_metrics``."""
     import duckdb
 
-    from kizuna.analytics.engine import _extension, _libpq
+    from kizuna.analytics.engine import _extension, _libpq, _quote
 
     started = time.perf_counter()
     con = duckdb.connect()
@@ -108,7 +108,7 @@ def run_floor(url: str, end: int) -> float:
         db.close()
     else:
         con.execute(f"LOAD '{_extension('postgres')}'")
-        con.execute(f"ATTACH '{_libpq(url)}' AS store (TYPE postgres)")
+        con.execute(f"ATTACH '{_quote(_libpq(url))}' AS store (TYPE postgres)")
         con.execute("BEGIN")
         con.execute("DELETE FROM store.customer_metrics")
         con.execute(

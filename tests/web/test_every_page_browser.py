@@ -265,9 +265,13 @@ def overflow(page: Any) -> tuple[int, int]:
 
 
 # Layout and accessibility do not depend on the database, and this walk is the suite's slowest test (about three
-# minutes a backend): it runs on SQLite only. The pages' data paths run on both backends in the HTTP tests.
+# minutes a backend): it runs on SQLite only, and one test per language and width, so that the suite's workers
+# share it instead of one worker walking every page while the others wait. The pages' data paths run on both
+# backends in the HTTP tests.
 @pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
-def test_every_ui_page_fits_a_phone_and_passes_axe_in_both_languages(live_server, sign_in, db):
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_ui_page_fits_a_phone_and_passes_axe_in_both_languages(live_server, sign_in, db, lang, width):
     rows = demo_rows(db)
     page = sign_in("admin")
     routes = ui_get_routes()
@@ -275,23 +279,21 @@ def test_every_ui_page_fits_a_phone_and_passes_axe_in_both_languages(live_server
     assert set(NOT_PAGES) <= {r.name for r in routes}, "NOT_PAGES names a route that no longer exists"
     problems: list[str] = []
     seen = 0
-    for lang in LANGS:
-        page.goto(f"{live_server}/lang/{lang}?next=/customers")
-        for width in WIDTHS:
-            page.set_viewport_size({"width": width, "height": 900})
-            targets = {r.name: fill(r, rows, lang) for r in routes if r.name not in NOT_PAGES}
-            targets.update(EXTRA_PATHS)
-            for name, path in targets.items():
-                page.goto(f"{live_server}{path}")
-                seen += 1
-                where = f"{name} {path} [{lang}, {width}px]"
-                html_lang = page.evaluate("document.documentElement.lang")
-                if html_lang != lang:
-                    problems.append(f"{where}: shown in '{html_lang}'")
-                scroll, inner = overflow(page)
-                if scroll > inner:
-                    problems.append(f"{where}: {scroll}px wide in a {inner}px window")
-                problems.extend(f"{where}: {v}" for v in blocking_violations(page))
+    page.goto(f"{live_server}/lang/{lang}?next=/customers")
+    page.set_viewport_size({"width": width, "height": 900})
+    targets = {r.name: fill(r, rows, lang) for r in routes if r.name not in NOT_PAGES}
+    targets.update(EXTRA_PATHS)
+    for name, path in targets.items():
+        page.goto(f"{live_server}{path}")
+        seen += 1
+        where = f"{name} {path} [{lang}, {width}px]"
+        html_lang = page.evaluate("document.documentElement.lang")
+        if html_lang != lang:
+            problems.append(f"{where}: shown in '{html_lang}'")
+        scroll, inner = overflow(page)
+        if scroll > inner:
+            problems.append(f"{where}: {scroll}px wide in a {inner}px window")
+        problems.extend(f"{where}: {v}" for v in blocking_violations(page))
     assert not problems, f"{len(problems)} problems on {seen} page views:\n" + "\n".join(problems)
 
 
