@@ -5,11 +5,11 @@ the pages fit a 390px phone in both languages and pass axe-core."""
 from __future__ import annotations
 
 import pytest
-from axe_playwright_python.base import AXE_SCRIPT
 from sqlalchemy import select
 
 from kizuna.customers.models import Customer
 from kizuna.db import transaction
+from tests.phone import phone_problems
 
 pytestmark = pytest.mark.browser
 
@@ -70,20 +70,5 @@ def test_field_pages_fit_a_phone_and_pass_axe_in_both_languages(live_server, sig
     page.wait_for_url(f"{live_server}/customers/*")
     customer = page.url.rsplit("/", 1)[-1].split("#")[0]
     paths = ["/admin/fields", "/customers/new", f"/customers/{customer}", f"/customers/{customer}/edit"]
-    problems = []
-    for lang in ("ja", "en"):
-        page.goto(f"{live_server}/lang/{lang}?next=/home")
-        page.set_viewport_size({"width": 390, "height": 900})
-        for path in paths:
-            page.goto(f"{live_server}{path}")
-            scroll, inner = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
-            if scroll > inner:
-                problems.append(f"{path} [{lang}]: {scroll}px wide in {inner}px")
-            page.evaluate(AXE_SCRIPT)
-            result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-            problems += [
-                f"{path} [{lang}]: {v['id']} {v['help']} {[n['target'] for n in v['nodes'][:2]]}"
-                for v in result["violations"]
-                if v["impact"] in ("serious", "critical")
-            ]
+    problems = phone_problems(page, live_server, paths)
     assert not problems, "\n".join(problems)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from axe_playwright_python.base import AXE_SCRIPT
 from sqlalchemy import select
 
 from kizuna.auth.models import User
@@ -16,6 +15,7 @@ from kizuna.sales import deals, pipelines
 from kizuna.sales.models import Deal
 from kizuna.sales.schemas import DealCreate, DealUpdate
 from tests import factories
+from tests.phone import phone_problems
 
 pytestmark = pytest.mark.browser
 
@@ -102,20 +102,5 @@ def test_sales_pages_fit_a_phone_and_pass_axe_in_both_languages(live_server, sig
         f"/deals/{ids['deals'][0]}",
         f"/customers/{ids['customer']}",
     ]
-    problems = []
-    for lang in ("ja", "en"):
-        page.goto(f"{live_server}/lang/{lang}?next=/home")
-        page.set_viewport_size({"width": 390, "height": 900})
-        for path in paths:
-            page.goto(f"{live_server}{path}")
-            scroll, inner = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
-            if scroll > inner:
-                problems.append(f"{path} [{lang}]: {scroll}px wide in {inner}px")
-            page.evaluate(AXE_SCRIPT)
-            result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-            problems += [
-                f"{path} [{lang}]: {v['id']} {v['help']} {[n['target'] for n in v['nodes'][:2]]}"
-                for v in result["violations"]
-                if v["impact"] in ("serious", "critical")
-            ]
+    problems = phone_problems(page, live_server, paths)
     assert not problems, "\n".join(problems)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from axe_playwright_python.base import AXE_SCRIPT
 
+from tests.phone import page_problems
 from tests.sales.test_forecast import seed
 
 
@@ -65,14 +65,5 @@ def test_forecast_page_draws_its_charts_fits_a_phone_and_passes_axe(live_server,
         page.set_viewport_size({"width": 390, "height": 900})
         page.goto(f"{live_server}/deals/forecast")
         page.locator('[data-testid="chart-month"] svg.main-svg').first.wait_for()
-        scroll, inner = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
-        if scroll > inner:
-            problems.append(f"[{lang}]: {scroll}px wide in {inner}px")
-        page.evaluate(AXE_SCRIPT)
-        result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-        problems += [
-            f"[{lang}]: {v['id']} {v['help']} {[n['target'] for n in v['nodes'][:2]]}"
-            for v in result["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
+        problems += page_problems(page, f"[{lang}]")
     assert not problems, "\n".join(problems)

@@ -5,7 +5,6 @@ pages fit a 390px phone and pass axe-core."""
 from __future__ import annotations
 
 import pytest
-from axe_playwright_python.base import AXE_SCRIPT
 from sqlalchemy import select
 
 from kizuna.auth.models import AuditEntry, User
@@ -14,6 +13,7 @@ from kizuna.sales import deals, pipelines, teams
 from kizuna.sales.models import Pipeline, Stage
 from kizuna.sales.schemas import DealCreate
 from tests import factories
+from tests.phone import phone_problems
 from tests.web.conftest import csrf_of
 
 
@@ -160,20 +160,5 @@ def test_set_up_pages_fit_a_phone_and_pass_axe(live_server, sign_in, db):
     with transaction(db) as s:
         pid = pipelines.default_pipeline(s).id
         teams.create_team(s, actor=factories.SYSTEM, name="西日本営業", member_ids=[])
-    problems = []
-    for lang in ("ja", "en"):
-        page.goto(f"{live_server}/lang/{lang}?next=/home")
-        page.set_viewport_size({"width": 390, "height": 900})
-        for path in ("/deals/pipelines", f"/deals/pipelines/{pid}", "/deals/teams"):
-            page.goto(f"{live_server}{path}")
-            scroll, inner = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
-            if scroll > inner:
-                problems.append(f"{path} [{lang}]: {scroll}px wide in {inner}px")
-            page.evaluate(AXE_SCRIPT)
-            result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-            problems += [
-                f"{path} [{lang}]: {v['id']} {v['help']} {[n['target'] for n in v['nodes'][:2]]}"
-                for v in result["violations"]
-                if v["impact"] in ("serious", "critical")
-            ]
+    problems = phone_problems(page, live_server, ("/deals/pipelines", f"/deals/pipelines/{pid}", "/deals/teams"))
     assert not problems, "\n".join(problems)

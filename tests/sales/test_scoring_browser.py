@@ -5,34 +5,18 @@ with a trained model's calibration table and a manager's rules form."""
 from __future__ import annotations
 
 import pytest
-from axe_playwright_python.base import AXE_SCRIPT
 
 from kizuna.db import transaction
 from kizuna.sales.scoring import service
 from tests import factories
+from tests.phone import phone_problems
 from tests.sales.scoring_history import seed_history
 
 pytestmark = pytest.mark.browser
 
 
 def _problems(page, live_server: str, paths: list[str]) -> list[str]:  # noqa: ANN001
-    problems = []
-    for lang in ("ja", "en"):
-        page.goto(f"{live_server}/lang/{lang}?next=/home")
-        page.set_viewport_size({"width": 390, "height": 900})
-        for path in paths:
-            page.goto(f"{live_server}{path}")
-            scroll, inner = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
-            if scroll > inner:
-                problems.append(f"{path} [{lang}]: {scroll}px wide in {inner}px")
-            page.evaluate(AXE_SCRIPT)
-            result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-            problems += [
-                f"{path} [{lang}]: {v['id']} {v['help']} {[n['target'] for n in v['nodes'][:2]]}"
-                for v in result["violations"]
-                if v["impact"] in ("serious", "critical")
-            ]
-    return problems
+    return phone_problems(page, live_server, paths)
 
 
 def test_call_first_page_lists_the_best_first_with_reasons(live_server, sign_in, db):
