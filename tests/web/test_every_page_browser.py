@@ -130,6 +130,24 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
             s, actor=factories.SYSTEM, endpoint_id=endpoint.id, events=["customer.created", "order.completed"]
         )
         deal_id = demo_deal(s, customer_id, company.id, other.id)
+        from kizuna.fields import service as custom_fields
+        from kizuna.fields.schemas import CustomFieldCreate
+        from kizuna.sales import pipelines
+
+        pipeline_id = pipelines.default_pipeline(s).id
+        # A choice field with a long label: every customer form and page of the walk shows it.
+        field = custom_fields.create_field(
+            s,
+            actor=factories.SYSTEM,
+            data=CustomFieldCreate(
+                entity="customer",
+                key="preferred_store",
+                type="choice",
+                label="よく利用する店舗（長い項目名の例）",
+                label_en="Preferred store",
+                choices=["表参道店", "梅田店"],
+            ),
+        )
     from kizuna.journeys import engine as journey_engine
 
     journey_engine.run_until_idle(engine)
@@ -149,6 +167,8 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
         "token": unsubscribe.token(message.id),
         "endpoint_id": endpoint.id,
         "deal_id": deal_id,
+        "pipeline_id": pipeline_id,
+        "field_id": field.id,
     }
 
 
