@@ -7,7 +7,8 @@ type (stored before the field was defined) matches nothing rather than failing t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement, Float, String, case, cast, exists, func, literal, select
@@ -19,6 +20,19 @@ from kizuna.errors import ValidationError
 from kizuna.fields import registry
 from kizuna.fields.service import PREFIX
 from kizuna.listing import ORDERED, TEXT, Filter
+
+# A list form's parameter on a custom field: ``attributes.<key>`` or ``attributes.<key>__<op>``.
+FORM_PARAM = re.compile(r"attributes\.[a-z][a-z0-9_]{0,63}(__[a-z]+)?")
+
+
+def form_params(names: Iterable[str], values: Mapping[str, Any]) -> dict[str, str]:
+    """The non-empty custom-field filters among a list form's parameters (they travel with the list's state, its
+    saved views and its export like the built-in filters; the filter set types and checks them)."""
+    out: dict[str, str] = {}
+    for name in names:
+        if FORM_PARAM.fullmatch(name) and (value := str(values.get(name) or "").strip()):
+            out[name] = value
+    return out
 
 
 class json_value(FunctionElement[Any]):

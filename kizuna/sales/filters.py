@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from kizuna.auth.permissions import Actor
 from kizuna.errors import ValidationError
 from kizuna.fields.filters import custom_filters
+from kizuna.fields.filters import form_params as custom_form_params
 from kizuna.listing import ORDERED, TEXT, Filter, FilterSet
 from kizuna.sales import access
 from kizuna.sales.models import Activity, Deal, Task
@@ -100,6 +101,7 @@ DEAL_COLUMNS = ("stage", "customer", "amount", "expected_close_date", "owner")
 def deal_form_params(form: dict[str, str]) -> dict[str, str]:
     """The filter parameters of the deal list form's non-empty fields (``sort`` is passed through)."""
     params = {DEAL_FORM_FIELDS[k]: v for k, v in form.items() if k in DEAL_FORM_FIELDS and v}
+    params.update(custom_form_params(form.keys(), form))
     if form.get("sort"):
         params["sort"] = form["sort"]
     return params

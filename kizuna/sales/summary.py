@@ -34,6 +34,7 @@ class DealLine:
     customer_name: str | None
     company_id: int | None
     company_name: str | None
+    attributes: dict | None = None
 
 
 @dataclass
@@ -59,7 +60,7 @@ def deal_lines(session: Session, *conditions: object, limit: int = SHOWN, order:
             Deal.id, Deal.name, Stage.name.label("stage_name"), Stage.name_en.label("stage_name_en"),
             Stage.kind.label("stage_kind"), Deal.amount, Deal.currency, Deal.expected_close_date,
             _owner_name().label("owner_name"), Deal.customer_id, Customer.full_name.label("customer_name"),
-            Deal.company_id, Company.name.label("company_name"),
+            Deal.company_id, Company.name.label("company_name"), Deal.attributes,
         )
         .join(Stage, Stage.id == Deal.stage_id)
         .outerjoin(User, User.id == Deal.owner_id)

@@ -12,8 +12,11 @@ from starlette.responses import RedirectResponse, Response
 
 from kizuna.customers import edits, saved_views
 from kizuna.customers.schemas import SavedViewCreate
+from kizuna.errors import ValidationError
+from kizuna.fields.filters import form_params as custom_form_params
 from kizuna.sales import pipelines, summary
 from kizuna.sales.filters import deal_form_params
+from kizuna.web import custom_fields
 from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, submit
 from kizuna.web.i18n import translator
@@ -27,16 +30,19 @@ router = ui_router()
 def _deal_list_page(
     request: Request, session: Session, viewer: Viewer, *, view_form: FormState | None = None, status: int = 200
 ) -> Response:
-    form = {name: request.query_params.get(name, "") for name in LIST_FIELDS}
-    sort = request.query_params.get("sort") or ""
-    params = {LIST_FIELDS[name]: value for name, value in form.items() if value}
-    lines, next_cursor = summary.deal_list(
-        session,
-        actor=viewer.actor,
-        params=params,
-        sort=sort or "expected_close_date",
-        cursor=request.query_params.get("cursor"),
-    )
+    query = request.query_params
+    form = {name: query.get(name, "") for name in LIST_FIELDS} | custom_form_params(query.keys(), query)
+    sort = query.get("sort") or ""
+    params = deal_form_params(form)
+    error = None
+    try:
+        lines, next_cursor = summary.deal_list(
+            session, actor=viewer.actor, params=params, sort=sort or "expected_close_date", cursor=query.get("cursor")
+        )
+    except ValidationError as exc:
+        # A filter the list cannot apply (a custom number filter of "abc") is named above the empty list.
+        session.rollback()
+        lines, next_cursor, error = [], None, exc.message
     all_pipelines = pipelines.list_pipelines(session)
     session.commit()
     stages = [(s, p) for p in all_pipelines for s in pipelines.stages_of(session, p.id)]
@@ -46,8 +52,11 @@ def _deal_list_page(
         request,
         "sales/list.html",
         viewer,
-        status=status,
+        status=422 if error else status,
+        error=error,
+        **custom_fields.page_context(session, "deal"),
         form=FormState(values=form),
+        filter_values=form,
         deals=lines,
         next_cursor=next_cursor,
         pipelines=all_pipelines,
@@ -76,6 +85,7 @@ def create_deal_view(request: Request, session: DB, viewer: PostingViewer, poste
     views are the customers list's mechanism (kizuna/customers/saved_views.py) with ``list_name="deals"``."""
     name = str(posted.get("name", ""))
     params = {k: str(posted.get(k, "")) for k in (*LIST_FIELDS, "sort") if posted.get(k)}
+    params.update(custom_form_params(posted.keys(), posted))
     state = FormState(values={"name": name})
     t = translator(viewer.lang)
 
@@ -99,6 +109,7 @@ def export_deals(session: DB, viewer: PostingViewer, posted: Posted) -> Response
     from kizuna.exports import service as exports
 
     form = {k: str(posted.get(k, "")).strip() for k in (*LIST_FIELDS, "sort")}
+    form |= custom_form_params(posted.keys(), posted)
     params = deal_form_params({k: v for k, v in form.items() if v})
     params.setdefault("sort", "expected_close_date")
     content, media_type = exports.export(session, actor=viewer.actor, kind="deals", params=params, fmt="csv")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Annotated, Any
 
 from fastapi import Form, Request
@@ -17,6 +16,7 @@ from kizuna.customers import service as customers
 from kizuna.customers.filters import COMPANY_FILTERS, CUSTOMER_FILTERS, CUSTOMER_FORM_FIELDS, customer_form_params
 from kizuna.customers.schemas import SavedViewCreate
 from kizuna.errors import KizunaError, NotFound, ValidationError
+from kizuna.fields.filters import form_params as custom_form_params
 from kizuna.listing import Window, list_window
 from kizuna.listing_count import COUNT_CAP, Count, count_rows
 from kizuna.web import custom_fields
@@ -37,9 +37,6 @@ STATUSES = ("active", "anonymous", "merged", "all")
 STATE_FIELDS = (*CUSTOMER_FORM_FIELDS, "sort", "size")
 
 
-CUSTOM_FILTER = re.compile(r"attributes\.[a-z][a-z0-9_]{0,63}(__[a-z]+)?")
-
-
 def page_size(raw: str | None) -> int:
     """The page size asked for, if it is one of the choices; else the default."""
     return int(raw) if raw in {str(s) for s in PAGE_SIZES} else PAGE_SIZE
@@ -53,9 +50,8 @@ def _form(query: QueryParams) -> dict[str, Any]:
     never having chosen.
     """
     # Custom fields' filters (``attributes.<key>__gte`` ...) travel with the list's state too.
-    custom = [name for name in query if name.startswith("attributes.") and CUSTOM_FILTER.fullmatch(name)]
-    form: dict[str, Any] = {name: query.get(name, "").strip() for name in (*STATE_FIELDS, *custom)}
-    form = {k: v for k, v in form.items() if v}
+    form: dict[str, Any] = {name: query.get(name, "").strip() for name in STATE_FIELDS}
+    form = {k: v for k, v in form.items() if v} | custom_form_params(query.keys(), query)
     if form.get("size") and page_size(form["size"]) == PAGE_SIZE:
         del form["size"]
     if "cols" in query:
@@ -274,21 +270,24 @@ def customer_export(
 @router.get("/companies")
 def company_list(request: Request, session: DB, viewer: CurrentViewer) -> Response:
     require(viewer.actor, "companies:read")
-    form: dict[str, Any] = {k: request.query_params.get(k, "").strip() for k in ("q", "sort", "size")}
-    form = {k: v for k, v in form.items() if v}
-    cursor = request.query_params.get("cursor") or None
+    query = request.query_params
+    form: dict[str, Any] = {k: query.get(k, "").strip() for k in ("q", "sort", "size")}
+    form = {k: v for k, v in form.items() if v} | custom_form_params(query.keys(), query)
+    cursor = query.get("cursor") or None
     size = page_size(form.get("size"))
     window = Window([], None, None)
     error = None
     count = None
-    params = {"q": form["q"]} if "q" in form else {}
+    params = {k: v for k, v in form.items() if k not in ("sort", "size")}
     try:
         window = list_window(
             session, COMPANY_FILTERS, COMPANY_FILTERS.select(), params, sort=form.get("sort"), cursor=cursor, limit=size
         )
-        count = _count(session, COMPANY_FILTERS, params, request.query_params.get("count") == "exact")
+        count = _count(session, COMPANY_FILTERS, params, query.get("count") == "exact")
     except KizunaError as exc:
         error = exc.message
+    # Every custom field of companies is a column (there is no column picker here: companies have few fields).
+    shown_fields = custom_fields.page_context(session, "company")
     return render(
         request,
         "customers/companies.html",
@@ -303,4 +302,5 @@ def company_list(request: Request, session: DB, viewer: CurrentViewer) -> Respon
         page_sizes=PAGE_SIZES,
         size=size,
         error=error,
+        **shown_fields,
     )

@@ -106,3 +106,55 @@ def test_customer_list_offers_custom_columns_and_typed_filters(db, ui_client, cl
     assert "attributes.visits__gte=10" in listed.text
     bad = client_ui.get("/customers?attributes.visits__gte=many")
     assert bad.status_code == 422 and "attributes.visits" in bad.text
+
+
+def test_company_list_shows_and_filters_custom_fields(db, ui_client):
+    client = ui_client("admin")
+    _field(db, entity="company", key="employees", type="number", label="従業員数")
+    _field(db, entity="company", key="segment", type="multi_choice", label="業種区分", choices=["製造", "小売"])
+    with transaction(db) as s:
+        s.add_all([
+            Company(name="大きな製造", attributes={"employees": 900, "segment": ["製造"]}),
+            Company(name="小さな製造", attributes={"employees": 12, "segment": ["製造", "小売"]}),
+            Company(name="大きな小売", attributes={"employees": 700, "segment": ["小売"]}),
+        ])  # fmt: skip
+    page = client.get("/companies").text
+    assert '<th data-col="attributes.employees">従業員数</th>' in page and 'name="attributes.employees__gte"' in page
+    listed = client.get("/companies?attributes.employees__gte=500&attributes.segment=製造")
+    assert listed.status_code == 200
+    assert "大きな製造" in listed.text and "小さな製造" not in listed.text and "大きな小売" not in listed.text
+    assert '<td data-col="attributes.segment">製造</td>' in listed.text
+    bad = client.get("/companies?attributes.employees__gte=many")
+    assert bad.status_code == 422 and "attributes.employees" in bad.text
+
+
+def test_deal_list_shows_filters_saves_and_exports_custom_fields(db, ui_client):
+    client = ui_client("admin")
+    _field(db, entity="deal", key="licences", type="number", label="ライセンス数")
+    with transaction(db) as s:
+        company = Company(name="商談一覧の会社", attributes={})
+        s.add(company)
+    for name, licences in (("小口", 5), ("大口", 500)):
+        page = client.get("/deals/new").text
+        form = {"csrf_token": csrf_of(page), "name": name, "company_id": str(company.id), "currency": "JPY",
+                "attributes.licences": str(licences)}  # fmt: skip
+        assert client.post("/deals/new", data=form, follow_redirects=False).status_code == 303
+    page = client.get("/deals?attributes.licences__gte=100")
+    assert page.status_code == 200 and 'name="attributes.licences__gte"' in page.text
+    assert "大口" in page.text and "小口" not in page.text
+    assert '<td data-col="attributes.licences">500</td>' in page.text
+    # A saved view keeps the custom filter, and the export applies it.
+    saved = client.post(
+        "/deals/views",
+        data={"csrf_token": csrf_of(page.text), "name": "大口だけ", "attributes.licences__gte": "100"},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303 and "attributes.licences__gte=100" in saved.headers["location"]
+    exported = client.post(
+        "/deals/export.csv", data={"csrf_token": csrf_of(page.text), "attributes.licences__gte": "100"}
+    )
+    assert exported.status_code == 200 and "大口" in exported.text and "小口" not in exported.text
+    bad = client.get("/deals?attributes.licences__gte=many")
+    assert (
+        bad.status_code == 422 and 'data-testid="deal-filter-error"' in bad.text and "attributes.licences" in bad.text
+    )
