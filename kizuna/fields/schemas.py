@@ -77,20 +77,28 @@ class CustomFieldRead(Output):
     version: int
 
 
+class RuleError(ValueError):
+    """A rule that does not fit the field's type; ``field`` names the rule, so a form shows it beside its box."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def check_rules(
     kind: str, choices: list[str], min_value: float | None, max_value: float | None, max_length: int | None
 ) -> None:
-    """The validation rules make sense for the type (raises ValueError naming the rule)."""
+    """The validation rules make sense for the type (raises RuleError naming the rule)."""
     if kind in ("choice", "multi_choice"):
         if not choices:
-            raise ValueError(f"a {kind} field needs at least one choice")
+            raise RuleError(f"a {kind} field needs at least one choice", "choices")
         if len(set(choices)) != len(choices):
-            raise ValueError("choices must be different from each other")
+            raise RuleError("choices must be different from each other", "choices")
     elif choices:
-        raise ValueError(f"choices apply to choice and multi_choice fields, not {kind}")
+        raise RuleError(f"choices apply to choice and multi_choice fields, not {kind}", "choices")
     if kind != "number" and (min_value is not None or max_value is not None):
-        raise ValueError(f"min_value / max_value apply to number fields, not {kind}")
+        raise RuleError(f"min_value / max_value apply to number fields, not {kind}", "min_value")
     if min_value is not None and max_value is not None and min_value > max_value:
-        raise ValueError("min_value is larger than max_value")
+        raise RuleError("min_value is larger than max_value", "min_value")
     if kind not in ("text", "url") and max_length is not None:
-        raise ValueError(f"max_length applies to text and url fields, not {kind}")
+        raise RuleError(f"max_length applies to text and url fields, not {kind}", "max_length")

@@ -29,7 +29,7 @@ from kizuna.errors import Conflict, NotFound, ValidationError
 from kizuna.fields.models import ENTITIES as ENTITIES  # what a field may belong to, for the forms
 from kizuna.fields.models import TYPES as TYPES  # the types a field may have, for the forms
 from kizuna.fields.models import CustomField
-from kizuna.fields.schemas import CustomFieldCreate, CustomFieldUpdate, check_rules
+from kizuna.fields.schemas import CustomFieldCreate, CustomFieldUpdate, RuleError, check_rules
 
 PREFIX = "attributes."
 
@@ -93,8 +93,8 @@ def update_field(
             merged["max_value"],
             values.get("max_length", field.max_length),
         )
-    except ValueError as exc:
-        raise ValidationError(str(exc), field="choices") from exc
+    except RuleError as exc:
+        raise ValidationError(str(exc), field=exc.field) from exc
     audit.apply_changes(session, field, values, actor=actor, entity_type="custom_field")
     return field
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from kizuna.customers.models import Customer
 from kizuna.db import transaction
+from kizuna.fields.models import CustomField
 from tests.phone import phone_problems
 
 pytestmark = pytest.mark.browser
@@ -69,6 +70,11 @@ def test_field_pages_fit_a_phone_and_pass_axe_in_both_languages(live_server, sig
     page.get_by_test_id("save-customer").click()
     page.wait_for_url(f"{live_server}/customers/*")
     customer = page.url.rsplit("/", 1)[-1].split("#")[0]
-    paths = ["/admin/fields", "/customers/new", f"/customers/{customer}", f"/customers/{customer}/edit"]
+    with transaction(db) as s:
+        field_id = s.scalar(select(CustomField.id).where(CustomField.key == "hobbies"))
+    paths = [
+        "/admin/fields", f"/admin/fields/{field_id}/edit", "/customers/new", f"/customers/{customer}",
+        f"/customers/{customer}/edit", "/companies", "/deals",
+    ]  # fmt: skip
     problems = phone_problems(page, live_server, paths)
     assert not problems, "\n".join(problems)

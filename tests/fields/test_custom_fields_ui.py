@@ -11,6 +11,7 @@ from sqlalchemy import select
 from kizuna.customers.models import Company
 from kizuna.db import transaction
 from kizuna.fields import service
+from kizuna.fields.models import CustomField
 from kizuna.fields.schemas import CustomFieldCreate
 from kizuna.sales.models import Deal
 from tests import factories
@@ -158,3 +159,39 @@ def test_deal_list_shows_filters_saves_and_exports_custom_fields(db, ui_client):
     assert (
         bad.status_code == 422 and 'data-testid="deal-filter-error"' in bad.text and "attributes.licences" in bad.text
     )
+
+
+def test_admin_edits_a_field_label_rules_and_order(db, ui_client):
+    client = ui_client("admin")
+    _field(db, entity="customer", key="visits", type="number", label="来店回数", min_value=0)
+    with transaction(db) as s:
+        field = s.scalar(select(CustomField).where(CustomField.key == "visits"))
+    page = client.get(f"/admin/fields/{field.id}/edit").text
+    assert 'name="min_value" type="text" value="0"' in page and 'name="choices"' not in page  # a number has no choices
+    form = {
+        "csrf_token": csrf_of(page), "version": str(field.version), "label": "ご来店回数", "label_en": "Visits",
+        "min_value": "1", "max_value": "", "position": "5", "help_text": "年間",
+    }  # fmt: skip
+    # A rule that cannot hold is refused beside the form, nothing saved.
+    refused = client.post(f"/admin/fields/{field.id}/edit", data={**form, "max_value": "0"})
+    assert refused.status_code == 422 and "min_value is larger than max_value" in refused.text
+    assert 'data-testid="error-min_value"' in refused.text
+    saved = client.post(f"/admin/fields/{field.id}/edit", data={**form, "required": "on"}, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    with transaction(db) as s:
+        changed = s.get(CustomField, field.id)
+        assert (changed.label, changed.label_en, changed.min_value, changed.position) == ("ご来店回数", "Visits", 1, 5)
+        assert changed.required and changed.help_text == "年間" and changed.type == "number"
+    assert "ご来店回数" in client.get("/customers/new").text
+    # The same form sent again holds the old version: refused, the newer edit kept.
+    stale = client.post(f"/admin/fields/{field.id}/edit", data={**form, "label": "古い"})
+    assert stale.status_code == 422 and 'data-testid="stale"' in stale.text
+    with transaction(db) as s:
+        assert s.get(CustomField, field.id).label == "ご来店回数"
+    # Emptying the label is refused by name.
+    page = client.get(f"/admin/fields/{field.id}/edit").text
+    empty = client.post(
+        f"/admin/fields/{field.id}/edit",
+        data={**form, "csrf_token": csrf_of(page), "version": str(changed.version), "label": ""},
+    )
+    assert empty.status_code == 422 and 'data-testid="error-label"' in empty.text
