@@ -8,14 +8,17 @@ import json
 from typing import Any
 
 from fastapi import Request
+from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from kizuna.customers.edits import assignable_users
 from kizuna.db import new_session
 from kizuna.errors import KizunaError
 from kizuna.segments import service
 from kizuna.segments.rules import ORDER_METRICS
 from kizuna.segments.schedule import ensure_scheduled
 from kizuna.segments.schemas import SegmentCreate
+from kizuna.web import custom_fields
 from kizuna.web.deps import DB
 from kizuna.web.forms import translate_error
 from kizuna.web.i18n import translator
@@ -52,10 +55,16 @@ OPS = {
     "consent": ["has", "has_not"],
     "event": ["did", "did_not"],
     "bought": ["did", "did_not"],
+    # Custom fields of customers (attributes.<key>), by their type:
+    "date": ["on_or_after", "on_or_before", "eq", "is_empty", "is_not_empty"],
+    "choice": ["eq", "ne", "is_empty", "is_not_empty"],
+    "multi": ["has", "has_not", "is_empty", "is_not_empty"],
 }
+# A custom field's type as the builder's kind (user fields pick a user, as a choice of ids).
+CUSTOM_KINDS = {"number": "number", "date": "date", "choice": "choice", "multi_choice": "multi", "user": "choice"}
 
 
-def _builder(viewer: Viewer) -> dict[str, Any]:
+def _builder(viewer: Viewer, session: Session) -> dict[str, Any]:
     from kizuna.analytics.rfm import SEGMENTS
 
     t = translator(viewer.lang)
@@ -63,7 +72,8 @@ def _builder(viewer: Viewer) -> dict[str, Any]:
         # RFM segments are stored by code; the builder shows their names in the user's language.
         "rfm": [{"value": code, "label": t(f"analytics.segment.{code}")} for code in SEGMENTS],
         "fields": [
-            {"value": v, "kind": k, "label": t(f"segments.field.{v.replace(':', '_')}")} for v, k in BUILDER_FIELDS
+            *({"value": v, "kind": k, "label": t(f"segments.field.{v.replace(':', '_')}")} for v, k in BUILDER_FIELDS),
+            *_custom_fields(session, viewer.lang),
         ],
         "ops": {kind: [{"value": op, "label": t(f"segments.op.{op}")} for op in ops] for kind, ops in OPS.items()},
         "text": {
@@ -78,6 +88,25 @@ def _builder(viewer: Viewer) -> dict[str, Any]:
     }
 
 
+def _custom_fields(session: Session, lang: str) -> list[dict[str, Any]]:
+    """The customers' custom fields as builder fields (``attributes.<key>`` rules, typed by the field)."""
+    fields = custom_fields.definitions(session, "customer")
+    users = assignable_users(session) if any(f.type == "user" for f in fields) else []
+    out = []
+    for field in fields:
+        item: dict[str, Any] = {
+            "value": f"attribute:attributes.{field.key}",
+            "kind": CUSTOM_KINDS.get(field.type, "text"),
+            "label": custom_fields.label(field, lang),
+        }
+        if field.type in ("choice", "multi_choice"):
+            item["choices"] = [{"value": c, "label": c} for c in field.choices]
+        elif field.type == "user":
+            item["choices"] = [{"value": uid, "label": name} for uid, name in users]
+        out.append(item)
+    return out
+
+
 @router.get("/segments")
 def segments_list(request: Request, viewer: CurrentViewer, session: DB) -> Response:
     rows = service.list_segments(session, actor=viewer.actor)
@@ -85,14 +114,14 @@ def segments_list(request: Request, viewer: CurrentViewer, session: DB) -> Respo
 
 
 @router.get("/segments/new")
-def segment_new(request: Request, viewer: CurrentViewer) -> Response:
+def segment_new(request: Request, viewer: CurrentViewer, session: DB) -> Response:
     return render(
         request,
         "segments/new.html",
         viewer,
         section="segments",
         form={"name": "", "description": "", "rule": ""},
-        builder=_builder(viewer),
+        builder=_builder(viewer, session),
         error="",
     )
 
@@ -141,7 +170,7 @@ async def segment_create(request: Request, viewer: PostingViewer, session: DB) -
             status=422,
             section="segments",
             form=values,
-            builder=_builder(viewer),
+            builder=_builder(viewer, session),
             error=message,
         )
     except ValueError as exc:  # Pydantic: an empty or too long name
@@ -153,7 +182,7 @@ async def segment_create(request: Request, viewer: PostingViewer, session: DB) -
             status=422,
             section="segments",
             form=values,
-            builder=_builder(viewer),
+            builder=_builder(viewer, session),
             error=translator(viewer.lang)("segments.name_required") if not values["name"].strip() else str(exc),
         )
     return RedirectResponse(f"/segments/{segment.id}", status_code=303)

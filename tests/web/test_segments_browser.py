@@ -68,3 +68,56 @@ def test_builder_live_count_matches_the_api_then_the_saved_segment_shows_its_mem
     members = page.get_by_test_id("members-table").locator("tbody tr").all_inner_texts()
     assert len(members) == 1 and "aki@example.com" in members[0]
     assert world["aki"]
+
+
+def test_builder_offers_customer_custom_fields_by_their_type(sign_in, live_server: str, db: Engine) -> None:
+    from kizuna.customers.models import Customer
+    from kizuna.db import transaction
+    from kizuna.fields import service as fields
+    from kizuna.fields.schemas import CustomFieldCreate
+    from tests import factories
+
+    with transaction(db) as s:
+        for body in (
+            {"key": "plan", "type": "choice", "label": "プラン", "choices": ["gold", "10"]},
+            {"key": "hobbies", "type": "multi_choice", "label": "趣味", "choices": ["ski", "tea"]},
+            {"key": "renewal", "type": "date", "label": "更新日"},
+        ):
+            fields.create_field(s, actor=factories.SYSTEM, data=CustomFieldCreate(entity="customer", **body))
+        for email, attributes in (
+            ("gold-ski@example.jp", {"plan": "gold", "hobbies": ["ski"], "renewal": "2027-03-01"}),
+            ("gold-tea@example.jp", {"plan": "gold", "hobbies": ["tea"], "renewal": "2026-01-01"}),
+            ("ten-ski@example.jp", {"plan": "10", "hobbies": ["ski", "tea"]}),
+        ):
+            s.add(Customer(email=email, attributes=attributes))
+    page = sign_in("marketer")
+    page.goto(f"{live_server}/segments/new")
+    first = page.get_by_test_id("condition").nth(0)
+    first.get_by_test_id("condition-field").select_option(label="プラン")
+    assert first.get_by_test_id("condition-value").is_hidden()
+    assert first.get_by_test_id("condition-choice").locator("option").all_inner_texts() == ["gold", "10"]
+    first.get_by_test_id("condition-choice").select_option("10")
+    page.get_by_test_id("add-condition").click()
+    second = page.get_by_test_id("condition").nth(1)
+    second.get_by_test_id("condition-field").select_option(label="趣味")
+    second.get_by_test_id("condition-op").select_option("has")
+    second.get_by_test_id("condition-choice").select_option("ski")
+    rule = {"all": [
+        {"attribute": "attributes.plan", "op": "eq", "value": "10"},  # a choice that looks like a number stays text
+        {"attribute": "attributes.hobbies", "op": "eq", "value": "ski"},
+    ]}  # fmt: skip
+    want = json.dumps(rule, separators=(",", ":"), ensure_ascii=False)
+    page.wait_for_function("want => document.querySelector('[data-rule]').value === want", arg=want)
+    page.wait_for_function("() => document.querySelector('[data-count]').textContent === '1'")
+    assert page.get_by_test_id("sample").locator("li").all_inner_texts() == ["ten-ski@example.jp"]
+
+    # A date field: a date box and "on or after".
+    first.get_by_test_id("condition-field").select_option(label="更新日")
+    assert first.get_by_test_id("condition-value").get_attribute("type") == "date"
+    first.get_by_test_id("condition-op").select_option("on_or_after")
+    first.get_by_test_id("condition-value").fill("2027-01-01")
+    rule["all"][0] = {"attribute": "attributes.renewal", "op": "gte", "value": "2027-01-01"}
+    want = json.dumps(rule, separators=(",", ":"), ensure_ascii=False)
+    page.wait_for_function("want => document.querySelector('[data-rule]').value === want", arg=want)
+    page.wait_for_function("() => document.querySelector('[data-sample]').textContent === 'gold-ski@example.jp'")
+    assert page.get_by_test_id("live-count").inner_text() == "1"

@@ -14,7 +14,13 @@
   var errorBox = form.querySelector("[data-preview-error]");
   var sampleBox = form.querySelector("[data-sample]");
   var kinds = {};
-  builder.fields.forEach(function (f) { kinds[f.value] = f.kind; });
+  var choices = {};  // a choice, multi-choice or user custom field: its values to pick from
+  builder.fields.forEach(function (f) {
+    kinds[f.value] = f.kind;
+    if (f.choices) choices[f.value] = f.choices;
+  });
+  // Kinds whose value is picked from a list rather than typed.
+  var picked = { rfm: true, choice: true, multi: true };
   var timer = null;
   var serial = 0;
   var rowId = 0;
@@ -41,10 +47,12 @@
     var kind = kinds[row.field.value];
     row.op.textContent = "";
     builder.ops[kind].forEach(function (o) { row.op.appendChild(option(o.value, o.label)); });
-    var rfm = kind === "rfm";
-    row.choiceLabel.hidden = !rfm;
+    row.choice.textContent = "";
+    (kind === "rfm" ? builder.rfm : choices[row.field.value] || []).forEach(function (o) {
+      row.choice.appendChild(option(o.value, o.label));
+    });
     var numeric = kind === "number" || kind === "days";
-    row.value.type = numeric ? "number" : "text";
+    row.value.type = numeric ? "number" : kind === "date" ? "date" : "text";
     row.value.step = kind === "number" ? "any" : "1";
     row.days.hidden = !(kind === "event" || kind === "bought");
     row.daysLabel.hidden = row.days.hidden;
@@ -53,9 +61,10 @@
 
   function showValue(row) {
     var kind = kinds[row.field.value];
-    var empty = row.op.value === "is_empty" || row.op.value === "is_not_empty" || kind === "consent" || kind === "rfm";
-    row.value.hidden = empty;
-    row.valueLabel.hidden = empty;
+    var none = row.op.value === "is_empty" || row.op.value === "is_not_empty" || kind === "consent";
+    row.value.hidden = none || !!picked[kind];
+    row.valueLabel.hidden = row.value.hidden;
+    row.choiceLabel.hidden = none || !picked[kind];
   }
 
   function addRow(field) {
@@ -142,13 +151,20 @@
       if (days > 0) spec.within_days = days;
       return op === "did_not" ? { not: { bought: spec } } : { bought: spec };
     }
-    var cmp = { op: op };
-    if (kind === "rfm") {
-      cmp.value = row.choice.value;
+    // Custom fields: dates compare as ISO dates, a multi-choice field "has" one of its choices.
+    var ops = { on_or_after: "gte", on_or_before: "lte", has: "eq", has_not: "ne" };
+    var cmp = { op: ops[op] || op };
+    if (op === "is_empty" || op === "is_not_empty") {
+      // no value
+    } else if (kind === "rfm" || kind === "choice" || kind === "multi") {
+      // The option's own value: a user is an id (a number), a choice stays text even when it looks like one.
+      var options = kind === "rfm" ? builder.rfm : choices[row.field.value] || [];
+      var chosen = options.filter(function (o) { return String(o.value) === row.choice.value; })[0];
+      cmp.value = chosen ? chosen.value : row.choice.value;
     } else if (kind === "days") {
       cmp.op = op === "within" ? "gte" : "lt";
       cmp.value = { days_ago: parseInt(value, 10) || 0 };
-    } else if (op !== "is_empty" && op !== "is_not_empty") {
+    } else {
       cmp.value = kind === "number" ? number(value) : value;
     }
     if (parts[0] === "orders") return { orders: Object.assign({ metric: parts[1] }, cmp) };
