@@ -154,6 +154,7 @@ def save_card(session: Session, *, actor: Actor, values: dict[str, Any]) -> tupl
     the same person and is updated; a shared phone is put up for review); answers the customer and what
     happened ("inserted", "updated" or "unchanged"). ValidationError naming the field when a value is bad."""
     from kizuna.customers.importer import IMPORTER
+    from kizuna.customers.importer.companies import link_companies
     from kizuna.customers.importer.writing import write_people
     from kizuna.imports.importer import ImportOptions, RowRejected, WriteContext
     from kizuna.imports.reader import Record
@@ -175,6 +176,9 @@ def save_card(session: Session, *, actor: Actor, values: dict[str, Any]) -> tupl
     write_people(session, [parsed], WriteContext(actor=actor, options=options, report=report))
     session.flush()
     customer = _found(session, parsed.identities())
+    # The card's company becomes the contact's company record (found by name, or created).
+    link_companies(session, [customer.id], actor=actor)
+    session.refresh(customer)
     outcome = "inserted" if report.inserted else "updated" if report.updated or report.merged else "unchanged"
     audit.record(
         session,

@@ -28,6 +28,8 @@ class ImportOptions:
     # Of the file's bytes: recognises the same file in a later run (see customers.models.CustomerImportMark).
     file_sha256: str = ""
     extra_to_attributes: bool = False
+    # Contact cards (vCard, a scanned card): link each contact to the company its card names.
+    link_companies: bool = False
     create_products: bool = False
     # The custom fields an ``attributes.<key>`` column is checked against (kizuna.fields.service.FieldRule),
     # and the users a user field may name: read before parsing, as parsers have no database.

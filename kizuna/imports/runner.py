@@ -156,6 +156,7 @@ def run_import(
         file_name=path.name,
         file_sha256=digest,
         extra_to_attributes=extra_to_attributes,
+        link_companies=source.format == "vcard",
         create_products=create_products,
         **custom_field_options(engine, importer),
     )

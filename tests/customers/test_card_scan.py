@@ -14,7 +14,7 @@ from kizuna.auth.models import AuditEntry
 from kizuna.auth.permissions import Actor
 from kizuna.customers.card_parse import CardReadError, Line, parse_lines
 from kizuna.customers.card_scan import read_card, save_card
-from kizuna.customers.models import Customer, DuplicatePair
+from kizuna.customers.models import Company, Customer, DuplicatePair
 from kizuna.errors import ValidationError
 from tests import factories
 from tests.customers.card_images import CARDS, field_hits, render
@@ -106,6 +106,8 @@ def test_saving_follows_the_import_identity_rules(db, session) -> None:
         values={"email": "Taro.Yamada@Kizuna-Shoji.co.jp", "family_name": "山田", "company": "株式会社きずな商事"},
     )
     assert outcome == "updated" and taro.source == "shop" and taro.attributes["company"] == "株式会社きずな商事"
+    session.refresh(taro)
+    assert taro.company_id is not None and session.get(Company, taro.company_id).name == "株式会社きずな商事"
     hanako, outcome = save_card(session, actor=SYSTEM, values={"phone": "06-6123-4567", "family_name": "佐藤"})
     session.commit()
     # A phone another customer has is a hint, as in a CSV import: a new customer, the pair put up for review.

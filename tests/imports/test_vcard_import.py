@@ -260,3 +260,28 @@ def test_job_of_a_vcf_runs_through_the_worker_path(db):
         assert s.scalar(select(Customer.family_name_kana)) == "サトウ"
     with pytest.raises(ValidationError, match="takes a .vcf file"), transaction(db) as s:
         jobs.upload(s, actor=actor, kind="vcard", file_name="a.csv", stream=io.BytesIO(b"email\r\n"))
+
+
+def test_cards_are_linked_to_their_company_one_company_per_name(db, session, tmp_path):
+    from kizuna.customers.models import Company
+
+    with transaction(db) as s:
+        s.add(Company(name="有限会社たかはし商店", attributes={}))
+    cards = IPHONE + IPHONE.replace("Taro.Yamada@Example.JP", "hanako.yamada@example.jp").replace(
+        "ORG:株式会社きずな;営業部", "ORG:株式会社きずな　;総務部"
+    ).replace("090-1111-2222", "090-5555-6666").replace("N:山田;太郎", "N:山田;花子")
+    report = run_import(db, "vcard", _write(tmp_path, cards), actor=SYSTEM)
+    assert report.inserted == 3
+    run_import(db, "vcard", _write(tmp_path, outlook_21()), actor=SYSTEM)
+    session.expire_all()
+    companies = {c.name: c.id for c in session.scalars(select(Company))}
+    # The two cards of 株式会社きずな (one with a trailing full-width space) share one new company; the Outlook
+    # card joins the company that was already there; a card without ORG stays without one.
+    assert set(companies) == {"株式会社きずな", "有限会社たかはし商店"}
+    by_email = {c.email: c.company_id for c in _customers(session)}
+    assert by_email["taro.yamada@example.jp"] == by_email["hanako.yamada@example.jp"] == companies["株式会社きずな"]
+    assert by_email["jane@example.com"] is None
+    takahashi = session.scalar(select(Customer).where(Customer.family_name == "髙橋"))
+    assert takahashi.company_id == companies["有限会社たかはし商店"]
+    made = session.scalars(select(AuditEntry).where(AuditEntry.action == "company.create")).all()
+    assert [e.entity_id for e in made] == [str(companies["株式会社きずな"])]

@@ -19,7 +19,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from kizuna.customers import identities
 from kizuna.customers.importer.columns import COLUMNS
+from kizuna.customers.importer.companies import link_companies
 from kizuna.customers.importer.parsing import CustomerRow, parse_row
 from kizuna.customers.importer.staging import insert_strangers, stage_rows
 from kizuna.customers.importer.writing import write_people
@@ -86,6 +88,11 @@ class CustomerImporter:
         rows = insert_strangers(session, batch, ctx) if self.set_based or isinstance(batch, Staged) else batch
         if rows:
             write_people(session, rows, ctx)
+        if ctx.options.link_companies and not isinstance(batch, Staged):
+            # Contact cards (never staged: a vCard file is read by one process) join their company.
+            keys = {key for row in batch for key in row.identities()}
+            written = {i for ids in identities.holders(session, keys).values() for i in ids}
+            ctx.report.note("linked to their company", link_companies(session, written, actor=ctx.actor))
 
 
 IMPORTER = CustomerImporter()
