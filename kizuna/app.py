@@ -34,6 +34,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.imports.api import router as imports_router
     from kizuna.ingest.api import router as tracking_router
     from kizuna.ingest.api import snippet as snippet_router
+    from kizuna.inquiries.api import router as inquiries_router
     from kizuna.journeys.api import router as journeys_router
     from kizuna.messaging.api import router as messaging_router
     from kizuna.messaging.api_line import router as line_router
@@ -104,6 +105,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         cards_router,
         fields_router,
         scoring_router,
+        inquiries_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     # The Segment-compatible tracking API lives at /v1, where Segment's SDKs send once given Kizuna's host.
