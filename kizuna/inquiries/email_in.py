@@ -15,6 +15,7 @@ last resort with replacement characters. The raw mail is kept on the message in 
 from __future__ import annotations
 
 import base64
+import codecs
 import email
 import email.policy
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ def decode_bytes(data: bytes, charset: str | None, problems: list[str]) -> str:
 
 def _known(charset: str | None) -> bool:
     try:
-        b"".decode(_codec(charset) or "")
+        codecs.lookup(_codec(charset) or "")
     except LookupError:
         return False
     return bool(charset)
@@ -108,38 +109,51 @@ def _body(mail: EmailMessage, problems: list[str]) -> str:
     if part is None:
         problems.append("no text part")
         return ""
-    return _part_text(part, problems).replace("\r\n", "\n").strip()
+    return _clean(_part_text(part, problems).replace("\r\n", "\n").strip())
+
+
+def _damaged(text: str) -> bool:
+    """Replacement characters or escaped undecodable bytes: the parser could not read this header properly."""
+    return "\ufffd" in text or "=?" in text or any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
 def _header(mail: Message, name: str, problems: list[str]) -> str:
     try:
         value = mail.get(name)
     except Exception as exc:  # noqa: BLE001 - the header parser refuses some broken encoded words
-        problems.append(f"{name} header unreadable ({type(exc).__name__})")
-        return ""
+        problems.append(f"{name} header unreadable by the parser ({type(exc).__name__})")
+        value = ""
     if value is None:
         return ""
     text = str(value)
-    if "\ufffd" in text or "=?" in text:
-        # An encoded word the default policy could not decode (unknown or wrong charset): decode it ourselves.
-        text = _decode_words(mail, name, problems) or text
-    return " ".join(text.split())
+    if not text or _damaged(text):
+        # An encoded word in a charset the parser reads too strictly (Shift_JIS with ①), an unknown charset, or
+        # raw 8-bit bytes: decode the header as received, with the body's Japanese-aware order.
+        text = _decode_raw_header(mail, name, problems) or text
+    return _clean(" ".join(text.split()))
 
 
-def _decode_words(mail: Message, name: str, problems: list[str]) -> str:
+def _decode_raw_header(mail: Message, name: str, problems: list[str]) -> str:
     from email.header import decode_header
 
-    raw = mail.get_all(name) or []
-    raw_value = raw[0] if raw else ""
-    source = getattr(raw_value, "_parse_tree", None)
-    text_value = str(source) if source is not None else str(raw_value)
+    raw = next((v for k, v in mail.raw_items() if k.lower() == name.lower()), None)
+    if raw is None:
+        return ""
     out = []
     try:
-        for chunk, charset in decode_header(text_value):
-            out.append(decode_bytes(chunk, charset, problems) if isinstance(chunk, bytes) else chunk)
+        chunks = decode_header(str(raw))
     except Exception:  # noqa: BLE001
-        return ""
+        chunks = [(str(raw), None)]
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            chunk = chunk.encode("ascii", errors="surrogateescape")
+        out.append(decode_bytes(chunk, charset, problems))
     return "".join(out)
+
+
+def _clean(text: str) -> str:
+    """No escaped bytes survive into stored text (PostgreSQL and JSON refuse them): each becomes U+FFFD."""
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace") if _damaged(text) else text
 
 
 def _ids(value: str) -> list[str]:
