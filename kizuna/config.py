@@ -186,6 +186,18 @@ class Settings(BaseSettings):
     inquiry_imap_password: str = Field(default="", description="IMAP password.")
     inquiry_imap_folder: str = Field(default="INBOX", description="IMAP folder read for new inquiry mail.")
     inquiry_imap_poll_seconds: int = Field(default=60, ge=5, description="How often the worker polls IMAP.")
+    inquiry_form_min_seconds: int = Field(
+        default=3,
+        ge=0,
+        description="The public inquiry form refuses a submission made sooner than this after the "
+        "form was served (bots post at once).",
+    )
+    inquiry_form_max_hours: int = Field(default=24, ge=1, description="How long a served inquiry form stays valid.")
+    inquiry_form_frame_ancestors: str = Field(
+        default="*",
+        description="Sites that may embed the public inquiry form in an iframe (CSP frame-ancestors), e.g. "
+        "'https://shop.example.com'; 'none' forbids embedding.",
+    )
     inquiry_mail_max_bytes: int = Field(default=10_000_000, description="Largest raw mail accepted by e-mail-in.")
 
     @property
