@@ -176,7 +176,8 @@ def create_inquiry(session: Session, *, actor: Actor, data: InquiryCreate) -> In
     return open_inquiry(session, actor=actor, data=data).inquiry
 
 
-def open_inquiry(session: Session, *, actor: Actor, data: InquiryCreate) -> Opened:
+def open_inquiry(session: Session, *, actor: Actor, data: InquiryCreate, repeat: bool = True) -> Opened:
+    """``create_inquiry`` saying whether a ticket was opened or a repeat appended (``repeat=False``: always open)."""
     require(actor, "inquiries:create")
     category = find_category(session, data.category)
     if data.customer_id is not None:
@@ -190,19 +191,19 @@ def open_inquiry(session: Session, *, actor: Actor, data: InquiryCreate) -> Open
     if team_id is not None and session.get(Team, team_id) is None:
         raise ValidationError(f"team {team_id} does not exist", field="team_id")
     now = utcnow()
-    repeat = _open_repeat(session, customer_id, category.id if category else None, now)
-    if repeat is not None:
-        message = _customer_message(session, repeat, data, now)
-        repeat.last_customer_message_at = now
-        if repeat.status == "pending":
-            repeat.status = "open"  # the customer answered: the ball is with the agent again
-        _event(session, repeat, "received", actor)
+    existing = _open_repeat(session, customer_id, category.id if category else None, now) if repeat else None
+    if existing is not None:
+        message = _customer_message(session, existing, data, now)
+        existing.last_customer_message_at = now
+        if existing.status == "pending":
+            existing.status = "open"  # the customer answered: the ball is with the agent again
+        _event(session, existing, "received", actor)
         audit.record(
-            session, actor=actor, action="inquiry.append", entity_type="inquiry", entity_id=repeat.id,
-            customer_id=customer_id, summary=f"{reference(repeat.id)}: {data.subject}",
+            session, actor=actor, action="inquiry.append", entity_type="inquiry", entity_id=existing.id,
+            customer_id=customer_id, summary=f"{reference(existing.id)}: {data.subject}",
         )  # fmt: skip
-        emit(session, "inquiry.received", payload(repeat), customer_id=customer_id, origin=actor.origin)
-        return Opened(repeat, False, message)
+        emit(session, "inquiry.received", payload(existing), customer_id=customer_id, origin=actor.origin)
+        return Opened(existing, False, message)
     first_due, resolve_due = sla.due_times(data.priority, now)
     inquiry = Inquiry(
         subject=data.subject.strip(),
