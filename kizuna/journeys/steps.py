@@ -147,8 +147,8 @@ def step_types() -> list[str]:
 
 
 def _load_builtins() -> None:
-    from kizuna.journeys import handlers  # noqa: F401 - registers the built-in types at import
     from kizuna.inquiries import journey_step  # noqa: F401 - registers ``open_inquiry``
+    from kizuna.journeys import handlers  # noqa: F401 - registers the built-in types at import
 
 
 # --- the built-in step settings ------------------------------------------------------------------------------
