@@ -32,7 +32,12 @@ def _ticket(engine) -> int:  # noqa: ANN001
         inquiry = service.create_inquiry(
             s,
             actor=factories.SYSTEM,
-            data=InquiryCreate(subject="届きません", body="まだ届きません", email="hanako@example.jp", category="配送"),
+            data=InquiryCreate(
+                subject="届きません",
+                body="まだ届きません",
+                email="hanako.sato.very.long.address@subdomain.example.co.jp",
+                category="配送",
+            ),
         )
         return inquiry.id
 
