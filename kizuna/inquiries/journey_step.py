@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field
 from sqlalchemy import select
 
+from kizuna.auth import audit
 from kizuna.customers.models import Customer
 from kizuna.inquiries import service
 from kizuna.inquiries.models import Inquiry, InquiryMessage
@@ -86,6 +87,10 @@ def run_open_inquiry(ctx: StepContext, step: OpenInquiryStep, runs: list[Run]) -
                 .values(claimed_by=owner, claimed_at=ctx.now, status="open", version=table.c.version + 1)
             )
             session.refresh(inquiry)
+            audit.record(
+                session, actor=ctx.actor, action="inquiry.claim", entity_type="inquiry", entity_id=inquiry.id,
+                customer_id=inquiry.customer_id, summary=f"{service.reference(inquiry.id)} for the account owner",
+            )  # fmt: skip
     session.flush()
     return {r.id: forward(step) for r in runs}
 
