@@ -20,7 +20,7 @@ import email
 import email.policy
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
-from email.utils import getaddresses, parseaddr
+from email.utils import parseaddr
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -198,13 +198,12 @@ def parse(raw: bytes) -> ParsedMail:
 
 
 def _match(session: Session, mail: ParsedMail) -> Inquiry | None:
+    """The ticket a mail answers. Our Message-IDs are random, so a mail naming one in In-Reply-To/References
+    answers that thread whoever sends it (a colleague of the customer replying too); a ``[#KZ-n]`` reference is
+    guessable, so it counts only from the ticket's own correspondent: a stranger cannot write into a thread."""
+    from kizuna.customers.models import Customer
     from kizuna.inquiries.service import REFERENCE
 
-    found = REFERENCE.search(mail.subject)
-    if found:
-        inquiry = session.get(Inquiry, int(found.group(1)))
-        if inquiry is not None:
-            return inquiry
     ids = [*mail.in_reply_to, *reversed(mail.references)]
     if ids:
         inquiry_id = session.scalar(
@@ -212,6 +211,15 @@ def _match(session: Session, mail: ParsedMail) -> Inquiry | None:
         )
         if inquiry_id is not None:
             return session.get(Inquiry, inquiry_id)
+    found = REFERENCE.search(mail.subject)
+    if found:
+        inquiry = session.get(Inquiry, int(found.group(1)))
+        if inquiry is not None:
+            known = {inquiry.reply_to or ""}
+            if inquiry.customer_id is not None:
+                known.add(session.scalar(select(Customer.email).where(Customer.id == inquiry.customer_id)) or "")
+            if mail.from_address.lower() in {k.lower() for k in known if k}:
+                return inquiry
     return None
 
 
@@ -252,7 +260,3 @@ def receive(session: Session, *, actor: Actor, raw: bytes) -> EmailInResult:
     assert opened.message is not None
     opened.message.details = {**(opened.message.details or {}), **details}
     return EmailInResult(inquiry_id=opened.inquiry.id, message_id=opened.message.id, created=opened.created)
-
-
-def recipients(mail: EmailMessage) -> list[str]:
-    return [addr for _, addr in getaddresses([str(v) for v in mail.get_all("To") or []])]

@@ -195,6 +195,17 @@ def test_real_smtp_to_endpoint_and_a_reply_by_mail_comes_back_into_the_same_thre
     assert session.get(Inquiry, inquiry.id).status == "open"  # the customer wrote: back with the agent
 
 
+def test_a_strangers_mail_naming_a_ticket_reference_opens_its_own_ticket(client, session):
+    first = post_mail(client, iso2022jp_mail("注文の確認", "お願いします")).json()
+    stranger = iso2022jp_mail(
+        f"Re: [#KZ-{first['inquiry_id']}] 注文の確認", "割り込み", sender="x@evil.example", msgid="<e1@evil>"
+    )
+    r = post_mail(client, stranger).json()
+    assert r["inquiry_id"] != first["inquiry_id"] and r["created"] is True
+    own = iso2022jp_mail(f"Re: [#KZ-{first['inquiry_id']}] 注文の確認", "追記", msgid="<a9@example.jp>")
+    assert post_mail(client, own).json()["inquiry_id"] == first["inquiry_id"]
+
+
 def test_parse_names_problems_without_raising_on_a_malformed_mime_tree():
     raw = b"From: x@example.jp\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nbroken"
     parsed = email_in.parse(raw)
