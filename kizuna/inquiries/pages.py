@@ -18,8 +18,10 @@ from kizuna.customers.schemas import CustomerSummary
 from kizuna.customers.summary import customer_summary
 from kizuna.db import utcnow
 from kizuna.inquiries import queues, service, setup
-from kizuna.inquiries.models import Inquiry, InquiryCategory, InquiryMacro, InquiryMessage
+from kizuna.inquiries.models import PRIORITIES, STATUSES, Inquiry, InquiryCategory, InquiryMacro, InquiryMessage
 from kizuna.sales.models import Team
+
+__all__ = ["PRIORITIES", "STATUSES", "TicketPage", "queue_rows", "setup_page", "ticket_page"]
 
 
 @dataclass(frozen=True)

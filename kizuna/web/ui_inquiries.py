@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 
 from kizuna.errors import KizunaError
 from kizuna.inquiries import pages, queues, service, setup
-from kizuna.inquiries.models import PRIORITIES, STATUSES
+from kizuna.inquiries.pages import PRIORITIES, STATUSES
 from kizuna.inquiries.schemas import CategoryIn, InquiryUpdate, MacroIn, ReplyCreate
 from kizuna.web.deps import DB
 from kizuna.web.forms import FormState, collect, read_form, submit, translate_error
