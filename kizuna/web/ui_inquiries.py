@@ -215,6 +215,29 @@ def add_category(request: Request, session: DB, viewer: PostingViewer, posted: P
     return RedirectResponse("/inquiries/setup?saved=1", status_code=303)
 
 
+@router.post("/inquiries/setup/categories/{category_id:int}")
+def update_category(request: Request, session: DB, viewer: PostingViewer, posted: Posted, category_id: int) -> Response:
+    """Rename a category, route it to a team, or retire it (inactive: no longer offered, kept on old tickets)."""
+    state = read_form(posted, ("name", "name_en", "team_id", "active"))
+    t = translator(viewer.lang)
+
+    def action() -> Any:
+        data = CategoryIn(
+            name=state.values["name"],
+            name_en=state.values["name_en"] or None,
+            team_id=_int(state.values["team_id"]),
+            active=state.values["active"] == "1",
+        )
+        return setup.update_category(session, actor=viewer.actor, category_id=category_id, data=data)
+
+    if submit(state, t, viewer.lang, action) is None:
+        session.rollback()
+        state.general += list(state.errors.values())
+        return _setup(request, session, viewer, category=state, status=422)
+    session.commit()
+    return RedirectResponse("/inquiries/setup?saved=1", status_code=303)
+
+
 @router.post("/inquiries/setup/macros")
 def add_macro(request: Request, session: DB, viewer: PostingViewer, posted: Posted) -> Response:
     state = read_form(posted, ("name", "body", "category_id"))

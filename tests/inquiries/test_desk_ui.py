@@ -217,3 +217,25 @@ def test_the_form_keeps_what_was_typed_and_names_the_missing_field(app, quick_fo
         )
     assert r.status_code == 422 and "件名だけ" in r.text and "e-mail address" in r.text
     assert "evil.example" not in r.text
+
+
+def test_a_category_is_renamed_and_retired_on_the_setup_page(ui_client, client, session):
+    made = client.post("/api/v1/inquiries/categories", json={"name": "請求", "name_en": "Billing"}).json()
+    c = ui_client("manager")
+    token = csrf_of(c.get("/inquiries/setup").text)
+    r = c.post(
+        f"/inquiries/setup/categories/{made['id']}",
+        data={"csrf_token": token, "name": "請求・支払い", "name_en": "Billing", "team_id": ""},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    [shown] = client.get("/api/v1/inquiries/categories").json()
+    assert shown["name"] == "請求・支払い" and shown["active"] is False
+    assert "請求・支払い" not in client.get("/forms/inquiry").text  # a retired category is not offered
+
+
+def test_a_viewer_reads_a_ticket_but_gets_no_forms_to_work_it(client, ui_client):
+    opened = open_ticket(client)
+    page = ui_client("viewer").get(f"/inquiries/{opened['id']}").text
+    assert "荷物が届きません" in page
+    assert 'data-testid="claim"' not in page and 'data-testid="reply-form"' not in page
