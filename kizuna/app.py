@@ -73,6 +73,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     # A business-card photo from a phone camera may be several megabytes.
     card_limit = card_scan.MAX_BYTES + 64 * 1024
     uploads |= {"/customers/scan": card_limit, f"{API_PREFIX}/cards/scan": card_limit}
+    # A raw mail posted by the mail server (attachments included) may be bigger than a JSON body.
+    uploads |= {f"{API_PREFIX}/inquiries/email": settings.inquiry_mail_max_bytes + 64 * 1024}
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes, uploads=uploads)
     app.add_middleware(errors.NoSniff)
     for router in (

@@ -210,3 +210,18 @@ def test_parse_names_problems_without_raising_on_a_malformed_mime_tree():
     raw = b"From: x@example.jp\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nbroken"
     parsed = email_in.parse(raw)
     assert parsed.from_address == "x@example.jp" and isinstance(parsed.text, str)
+
+
+def test_a_large_mail_with_an_attachment_is_accepted_up_to_the_mail_limit(client, session):
+    mail = EmailMessage()
+    mail["From"] = "big@example.jp"
+    mail["Subject"] = "写真を添付します"
+    mail["Message-ID"] = "<big1@example.jp>"
+    mail.set_content("破損した商品の写真です。")
+    mail.add_attachment(bytes(range(256)) * 24_000, maintype="image", subtype="jpeg", filename="photo.jpg")
+    raw = mail.as_bytes()
+    assert len(raw) > 6_000_000  # over the JSON body limit (5 MB), under the mail limit (10 MB)
+    r = post_mail(client, raw)
+    assert r.status_code == 200, r.text[:300]
+    message = session.get(InquiryMessage, r.json()["message_id"])
+    assert message.body == "破損した商品の写真です。" and message.raw.encode() == raw  # kept whole
