@@ -38,7 +38,8 @@ def mails(n: int) -> list[bytes]:
         subject, body = f"注文{i}の件について", f"注文番号{i}の商品が届きません。①髙橋～\r\nよろしくお願いします。\r\n"
         kind = i % 3
         if kind == 0:
-            head = f"Subject: {Header(subject, 'iso-2022-jp').encode()}\r\nContent-Type: text/plain; charset=ISO-2022-JP\r\n"
+            encoded = Header(subject, "iso-2022-jp").encode()
+            head = f"Subject: {encoded}\r\nContent-Type: text/plain; charset=ISO-2022-JP\r\n"
             data = body.replace("①", "1").replace("髙", "高").replace("～", "ー").encode("iso2022_jp")
         elif kind == 1:
             words = base64.b64encode(subject.encode("cp932")).decode()
