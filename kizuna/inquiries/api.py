@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from sqlalchemy import select
 
 from kizuna.auth.permissions import require
-from kizuna.inquiries import email_in, queues, service, setup
+from kizuna.inquiries import claims, email_in, queues, service, setup
 from kizuna.inquiries.models import Inquiry, InquiryMessage
 from kizuna.inquiries.schemas import (
     CategoryIn,
@@ -148,14 +148,14 @@ def update_inquiry(
 @router.post("/{inquiry_id}/claim", response_model=InquiryRead)
 def claim(inquiry_id: int, session: DB, actor: APIActor) -> dict[str, Any]:
     """Take the ticket; 409 when another agent holds it or it is closed."""
-    inquiry = service.claim(session, actor=actor, inquiry_id=inquiry_id)
+    inquiry = claims.claim(session, actor=actor, inquiry_id=inquiry_id)
     session.commit()
     return inquiry_read(inquiry)
 
 
 @router.post("/{inquiry_id}/release", response_model=InquiryRead)
 def release(inquiry_id: int, session: DB, actor: APIActor) -> dict[str, Any]:
-    inquiry = service.release(session, actor=actor, inquiry_id=inquiry_id)
+    inquiry = claims.release(session, actor=actor, inquiry_id=inquiry_id)
     session.commit()
     return inquiry_read(inquiry)
 

@@ -2,7 +2,7 @@
 macros (saved replies).
 
 An inquiry is claimed by one agent at a time (``claimed_by``); the claim is taken with one guarded UPDATE
-(service.claim), so two agents racing for a ticket cannot both win on SQLite or PostgreSQL. SLA due times are
+(claims.claim), so two agents racing for a ticket cannot both win on SQLite or PostgreSQL. SLA due times are
 fixed when the ticket is opened (``first_response_due_at``, ``resolution_due_at``) from the per-priority targets
 of the settings, so a later change of the targets does not move the deadlines of tickets already open.
 """

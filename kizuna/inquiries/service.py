@@ -1,10 +1,6 @@
-"""Inquiry actions: open (or append a repeat to an open ticket), claim and release, reply and note, change status
-and priority. Each checks the permission, writes its audit entry and outbox message in the caller's transaction
-and never commits; replies to the customer go out through kizuna/messaging after commit.
-
-No double handling: a claim is one guarded UPDATE (``claimed_by IS NULL OR claimed_by = me``), so of two agents
-racing for a ticket exactly one changes the row and the other gets a 409 naming the holder, on SQLite and on
-PostgreSQL alike (PostgreSQL re-checks the condition on the row the first transaction committed).
+"""Inquiry actions: open (or append a repeat to an open ticket), reply and note, change status and priority; claim
+and release live in claims.py. Each checks the permission, writes its audit entry and outbox message in the
+caller's transaction and never commits; replies to the customer go out through kizuna/messaging after commit.
 """
 
 from __future__ import annotations
@@ -14,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from kizuna.auth import audit
@@ -80,7 +76,7 @@ def require_team(session: Session, actor: Actor, inquiry: Inquiry) -> None:
         )
 
 
-def _user_label(session: Session, user_id: int | None) -> str:
+def user_label(session: Session, user_id: int | None) -> str:
     user = session.get(User, user_id) if user_id is not None else None
     return (user.name or user.email) if user else "?"
 
@@ -299,87 +295,6 @@ def append_customer_message(
     return message
 
 
-# --- claim and release -----------------------------------------------------------------------------------------
-
-
-def claim(session: Session, *, actor: Actor, inquiry_id: int) -> Inquiry:
-    """Take the ticket; a 409 naming the holder when another agent has it, or when it is closed."""
-    require(actor, "inquiries:write")
-    inquiry = get_inquiry(session, inquiry_id)
-    require_team(session, actor, inquiry)
-    if actor.user_id is None:
-        raise ValidationError("only a signed-in user can claim an inquiry", field="claimed_by")
-    _take(session, actor, inquiry)
-    audit.record(
-        session, actor=actor, action="inquiry.claim", entity_type="inquiry", entity_id=inquiry.id,
-        customer_id=inquiry.customer_id, summary=reference(inquiry.id),
-    )  # fmt: skip
-    return inquiry
-
-
-def _take(session: Session, actor: Actor, inquiry: Inquiry) -> None:
-    now = utcnow()
-    table = Inquiry.__table__
-    result = session.execute(
-        update(table)
-        .where(
-            table.c.id == inquiry.id,
-            table.c.status != "closed",
-            or_(table.c.claimed_by.is_(None), table.c.claimed_by == actor.user_id),
-        )
-        .values(
-            claimed_by=actor.user_id,
-            claimed_at=case((table.c.claimed_by == actor.user_id, table.c.claimed_at), else_=now),
-            status=case((table.c.status == "new", "open"), else_=table.c.status),
-            version=table.c.version + 1,
-            updated_at=now,
-        )
-    )
-    session.refresh(inquiry)
-    if result.rowcount == 1:  # type: ignore[attr-defined]
-        return
-    if inquiry.status == "closed":
-        raise Conflict(
-            f"inquiry {reference(inquiry.id)} is closed; reopen it before working it",
-            key="error.inquiry_closed",
-            params={"ref": reference(inquiry.id)},
-        )
-    holder = _user_label(session, inquiry.claimed_by)
-    raise Conflict(
-        f"inquiry {reference(inquiry.id)} is already claimed by {holder}; it is theirs until they release it",
-        key="error.inquiry_claimed",
-        params={"ref": reference(inquiry.id), "holder": holder},
-    )
-
-
-def release(session: Session, *, actor: Actor, inquiry_id: int) -> Inquiry:
-    """Give the ticket back to the queue; only its holder may, or a manager/admin (``inquiries:write_all``)."""
-    require(actor, "inquiries:write")
-    inquiry = get_inquiry(session, inquiry_id)
-    table = Inquiry.__table__
-    guard = [table.c.id == inquiry.id, table.c.claimed_by.is_not(None)]
-    if not actor.can("inquiries:write_all"):
-        guard.append(table.c.claimed_by == actor.user_id)
-    result = session.execute(
-        update(table).where(*guard).values(claimed_by=None, claimed_at=None, version=table.c.version + 1)
-    )
-    session.refresh(inquiry)
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        if inquiry.claimed_by is None:
-            return inquiry  # nobody holds it: nothing to give back
-        holder = _user_label(session, inquiry.claimed_by)
-        raise Conflict(
-            f"inquiry {reference(inquiry.id)} is claimed by {holder}; only they or a manager can release it",
-            key="error.inquiry_claimed",
-            params={"ref": reference(inquiry.id), "holder": holder},
-        )
-    audit.record(
-        session, actor=actor, action="inquiry.release", entity_type="inquiry", entity_id=inquiry.id,
-        customer_id=inquiry.customer_id, summary=reference(inquiry.id),
-    )  # fmt: skip
-    return inquiry
-
-
 # --- replies, notes and changes --------------------------------------------------------------------------------
 
 
@@ -387,6 +302,7 @@ def reply(session: Session, *, actor: Actor, inquiry_id: int, data: ReplyCreate)
     """A reply to the customer (sent as e-mail after commit) or an internal note. Replying claims an unclaimed
     ticket; a ticket another agent holds is refused (409), as is a ticket of another team (403)."""
     from kizuna.inquiries import email_out
+    from kizuna.inquiries.claims import take
 
     require(actor, "inquiries:write")
     inquiry = get_inquiry(session, inquiry_id)
@@ -398,14 +314,14 @@ def reply(session: Session, *, actor: Actor, inquiry_id: int, data: ReplyCreate)
             params={"ref": reference(inquiry.id)},
         )
     if not data.note:
-        _take(session, actor, inquiry)  # the same guarded UPDATE as a claim: a held ticket answers 409
+        take(session, actor, inquiry)  # the same guarded UPDATE as a claim: a held ticket answers 409
     now = utcnow()
     message = InquiryMessage(
         inquiry_id=inquiry.id,
         customer_id=inquiry.customer_id,
         direction="note" if data.note else "out",
         author_user_id=actor.user_id,
-        author_label=_user_label(session, actor.user_id) if actor.user_id else actor.label,
+        author_label=user_label(session, actor.user_id) if actor.user_id else actor.label,
         body=data.body,
         created_at=now,
     )
@@ -465,7 +381,7 @@ def update_inquiry(
     check_version(inquiry.version, if_match=expected_version, body=data.version)
     require_team(session, actor, inquiry)
     if inquiry.claimed_by not in (None, actor.user_id) and not actor.can("inquiries:write_all"):
-        holder = _user_label(session, inquiry.claimed_by)
+        holder = user_label(session, inquiry.claimed_by)
         raise Conflict(
             f"inquiry {reference(inquiry.id)} is claimed by {holder}; only they or a manager can change it",
             key="error.inquiry_claimed",

@@ -13,7 +13,7 @@ from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from kizuna.errors import KizunaError
-from kizuna.inquiries import pages, queues, service, setup
+from kizuna.inquiries import claims, pages, queues, service, setup
 from kizuna.inquiries.pages import PRIORITIES, STATUSES
 from kizuna.inquiries.schemas import CategoryIn, InquiryUpdate, MacroIn, ReplyCreate
 from kizuna.web.deps import DB
@@ -108,7 +108,7 @@ def _act(request: Request, session: Session, viewer: Viewer, inquiry_id: int, ac
 def claim(request: Request, session: DB, viewer: PostingViewer, inquiry_id: int) -> Response:
     return _act(
         request, session, viewer, inquiry_id,
-        lambda: service.claim(session, actor=viewer.actor, inquiry_id=inquiry_id), "claimed",
+        lambda: claims.claim(session, actor=viewer.actor, inquiry_id=inquiry_id), "claimed",
     )  # fmt: skip
 
 
@@ -116,7 +116,7 @@ def claim(request: Request, session: DB, viewer: PostingViewer, inquiry_id: int)
 def release(request: Request, session: DB, viewer: PostingViewer, inquiry_id: int) -> Response:
     return _act(
         request, session, viewer, inquiry_id,
-        lambda: service.release(session, actor=viewer.actor, inquiry_id=inquiry_id), "released",
+        lambda: claims.release(session, actor=viewer.actor, inquiry_id=inquiry_id), "released",
     )  # fmt: skip
 
 

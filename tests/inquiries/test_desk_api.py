@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from kizuna.auth.models import AuditEntry
 from kizuna.customers.models import Customer
 from kizuna.db import new_session, transaction
-from kizuna.inquiries import service, sla
+from kizuna.inquiries import claims, service, sla
 from kizuna.inquiries.models import Inquiry, InquiryEvent, InquiryMessage
 from kizuna.inquiries.schemas import InquiryCreate
 from kizuna.outbox.models import OutboxMessage
@@ -144,7 +144,7 @@ def test_claims_race_on_the_database_and_exactly_one_agent_wins(db, agents):
             actor = auth.actor_for(s.get(User, ids[name]))
             barrier.wait()
             try:
-                service.claim(s, actor=actor, inquiry_id=opened["id"])
+                claims.claim(s, actor=actor, inquiry_id=opened["id"])
                 s.commit()
                 results[name] = "won"
             except Exception as exc:  # noqa: BLE001 - the loser's refusal is what the test looks at
