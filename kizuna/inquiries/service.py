@@ -189,6 +189,7 @@ def open_inquiry(session: Session, *, actor: Actor, data: InquiryCreate, repeat:
     now = utcnow()
     existing = _open_repeat(session, customer_id, category.id if category else None, now) if repeat else None
     if existing is not None:
+        _transcript(session, existing, data, now)  # a chat hand-over keeps its conversation on the open ticket
         message = _customer_message(session, existing, data, now)
         existing.last_customer_message_at = now
         if existing.status == "pending":
@@ -217,14 +218,7 @@ def open_inquiry(session: Session, *, actor: Actor, data: InquiryCreate, repeat:
     )
     session.add(inquiry)
     session.flush()
-    for line in data.transcript:
-        direction = "in" if line.author == "customer" else "out"
-        session.add(
-            InquiryMessage(
-                inquiry_id=inquiry.id, customer_id=customer_id, direction=direction, author_label=line.author,
-                body=line.text, details={"transcript": True}, created_at=line.at or now,
-            )
-        )  # fmt: skip
+    _transcript(session, inquiry, data, now)
     message = _customer_message(session, inquiry, data, now)
     _event(session, inquiry, "opened", actor)
     audit.record(
@@ -246,6 +240,17 @@ def _open_repeat(session: Session, customer_id: int, category_id: int | None, no
         Inquiry.category_id == category_id if category_id is not None else Inquiry.category_id.is_(None),
     )
     return session.scalars(query.order_by(Inquiry.last_customer_message_at.desc(), Inquiry.id.desc())).first()
+
+
+def _transcript(session: Session, inquiry: Inquiry, data: InquiryCreate, now: dt.datetime) -> None:
+    for line in data.transcript:
+        direction = "in" if line.author == "customer" else "out"
+        session.add(
+            InquiryMessage(
+                inquiry_id=inquiry.id, customer_id=inquiry.customer_id, direction=direction, author_label=line.author,
+                body=line.text, details={"transcript": True}, created_at=line.at or now,
+            )
+        )  # fmt: skip
 
 
 def _customer_message(

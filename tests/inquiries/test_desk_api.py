@@ -314,3 +314,26 @@ def test_erasing_the_customer_erases_their_inquiries(client, session):
     assert r.status_code == 204, r.text
     assert session.scalar(select(func.count()).select_from(Inquiry)) == 0
     assert session.scalar(select(func.count()).select_from(InquiryMessage)) == 0
+
+
+def test_a_chat_hand_over_appended_to_an_open_ticket_keeps_its_transcript(client, session):
+    first = open_one(client, email="chat@example.jp")
+    r = client.post(
+        "/api/v1/inquiries",
+        json={
+            "subject": "チャットから",
+            "body": "担当者と話したい",
+            "channel": "chat",
+            "email": "chat@example.jp",
+            "transcript": [{"author": "customer", "text": "まだ届かない"}, {"author": "bot", "text": "確認します"}],
+        },
+    )
+    assert r.status_code == 200 and r.json()["id"] == first["id"]
+    thread = client.get(f"/api/v1/inquiries/{first['id']}").json()["messages"]
+    assert [m["body"] for m in thread] == ["荷物が届きません", "まだ届かない", "確認します", "担当者と話したい"]
+
+
+def test_a_too_long_chat_message_is_refused_naming_the_limit_and_nothing_is_written(client, session):
+    r = client.post("/api/v1/inquiries", json={"subject": "長文", "body": "あ" * 100_001, "email": "long@example.jp"})
+    assert r.status_code == 422 and "body" in r.text
+    assert session.scalar(select(func.count()).select_from(Inquiry)) == 0
