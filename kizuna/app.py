@@ -34,6 +34,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.imports.api import router as imports_router
     from kizuna.ingest.api import router as tracking_router
     from kizuna.ingest.api import snippet as snippet_router
+    from kizuna.inquiries.api import router as inquiries_router
     from kizuna.journeys.api import router as journeys_router
     from kizuna.messaging.api import router as messaging_router
     from kizuna.messaging.api_line import router as line_router
@@ -72,6 +73,8 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     # A business-card photo from a phone camera may be several megabytes.
     card_limit = card_scan.MAX_BYTES + 64 * 1024
     uploads |= {"/customers/scan": card_limit, f"{API_PREFIX}/cards/scan": card_limit}
+    # A raw mail posted by the mail server (attachments included) may be bigger than a JSON body.
+    uploads |= {f"{API_PREFIX}/inquiries/email": settings.inquiry_mail_max_bytes + 64 * 1024}
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes, uploads=uploads)
     app.add_middleware(errors.NoSniff)
     for router in (
@@ -104,6 +107,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         cards_router,
         fields_router,
         scoring_router,
+        inquiries_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     # The Segment-compatible tracking API lives at /v1, where Segment's SDKs send once given Kizuna's host.

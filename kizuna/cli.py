@@ -17,6 +17,7 @@ from kizuna.errors import KizunaError
 from kizuna.exports.cli import export_app
 from kizuna.imports.cli import imports_app
 from kizuna.ingest.cli import sources_app
+from kizuna.inquiries.cli import inquiries_app
 from kizuna.journeys.cli import journeys_app
 from kizuna.messaging.cli import messages_app
 from kizuna.outbox.cli import outbox_app
@@ -45,6 +46,7 @@ app.add_typer(privacy_app, name="privacy")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(deals_app, name="deals")
 app.add_typer(scoring_app, name="scoring")
+app.add_typer(inquiries_app, name="inquiries")
 
 
 def _engine():  # noqa: ANN202

@@ -154,6 +154,51 @@ class Settings(BaseSettings):
         description="Ibis backend the analytics run on; empty means DuckDB in process, reading the database itself "
         "(e.g. postgres://user@host/db to run them in PostgreSQL, or a Spark/ClickHouse/BigQuery URL).",
     )
+    # --- inquiry desk (kizuna/inquiries) ---
+    inquiry_repeat_hours: int = Field(
+        default=72,
+        ge=0,
+        description="A new inquiry from the same customer on the same category within this many hours of their last "
+        "message is appended to their open ticket instead of opening another (0: never).",
+    )
+    inquiry_first_response_minutes: str = Field(
+        default="urgent=60,high=240,normal=480,low=960",
+        description="SLA first-response targets per priority, in working minutes (normal 480 = one business day).",
+    )
+    inquiry_resolution_minutes: str = Field(
+        default="urgent=480,high=960,normal=2400,low=4800",
+        description="SLA resolution targets per priority, in working minutes.",
+    )
+    inquiry_business_hours: str = Field(
+        default="09:00-18:00",
+        description="Working hours (default time zone, Monday to Friday) SLA clocks run in; empty: around the clock.",
+    )
+    inquiry_email_address: str = Field(
+        default="",
+        description="The support address replies come from and customers write to (empty: the sender identity's).",
+    )
+    inquiry_imap_host: str = Field(
+        default="", description="IMAP server the worker reads inquiry mail from (empty: off)."
+    )
+    inquiry_imap_port: int = Field(default=993, description="IMAP port (993 for TLS, 143 for plain/STARTTLS).")
+    inquiry_imap_ssl: bool = Field(default=True, description="Connect to IMAP over TLS.")
+    inquiry_imap_user: str = Field(default="", description="IMAP user name.")
+    inquiry_imap_password: str = Field(default="", description="IMAP password.")
+    inquiry_imap_folder: str = Field(default="INBOX", description="IMAP folder read for new inquiry mail.")
+    inquiry_imap_poll_seconds: int = Field(default=60, ge=5, description="How often the worker polls IMAP.")
+    inquiry_form_min_seconds: int = Field(
+        default=3,
+        ge=0,
+        description="The public inquiry form refuses a submission made sooner than this after the "
+        "form was served (bots post at once).",
+    )
+    inquiry_form_max_hours: int = Field(default=24, ge=1, description="How long a served inquiry form stays valid.")
+    inquiry_form_frame_ancestors: str = Field(
+        default="*",
+        description="Sites that may embed the public inquiry form in an iframe (CSP frame-ancestors), e.g. "
+        "'https://shop.example.com'; 'none' forbids embedding.",
+    )
+    inquiry_mail_max_bytes: int = Field(default=10_000_000, description="Largest raw mail accepted by e-mail-in.")
 
     @property
     def resolved_database_url(self) -> str:

@@ -22,6 +22,7 @@ from kizuna.events.models import Event
 from kizuna.fields.models import CustomField
 from kizuna.imports.models import ImportJob
 from kizuna.ingest.models import Source
+from kizuna.inquiries.models import Inquiry, InquiryCategory, InquiryEvent, InquiryMacro, InquiryMessage
 from kizuna.journeys.models import Journey, JourneyEnrollment, JourneyStep, JourneyVersion
 from kizuna.messaging.line_models import LineLink, LineSettings, LineWebhookEvent
 from kizuna.messaging.models import Message, MessageEvent, Suppression, Template
@@ -65,6 +66,11 @@ __all__ = [
     "Event",
     "CustomField",
     "ImportJob",
+    "Inquiry",
+    "InquiryCategory",
+    "InquiryEvent",
+    "InquiryMacro",
+    "InquiryMessage",
     "LineLink",
     "LineSettings",
     "LineWebhookEvent",

@@ -26,6 +26,12 @@ _READ_ALL |= {"pipelines:read", "deals:read", "activities:read", "tasks:read"}
 _SALES = {"deals:write", "activities:write", "tasks:write"}
 # Training the scoring model and editing its fallback rules (kizuna/sales/scoring): managers and admins.
 _SALES_LEAD = _SALES | {"deals:write_all", "pipelines:manage", "teams:manage", "scoring:manage"}
+# Inquiry desk (kizuna/inquiries): everyone reads tickets; support, managers and admins work them (their own
+# teams' tickets; managers and admins any, with ``inquiries:write_all``); whoever talks to customers may open one;
+# managers and admins keep the categories and macros.
+_READ_ALL |= {"inquiries:read"}
+_DESK = {"inquiries:create", "inquiries:write"}
+_DESK_LEAD = _DESK | {"inquiries:write_all", "inquiries:manage"}
 
 
 def _grant(*domains: str, verbs: tuple[str, ...] = ("write",)) -> set[str]:
@@ -38,8 +44,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         _READ_ALL
         | _grant("customers", "notes", "events", "consents")
         | {"suppressions:write", "activities:write", "tasks:write"}
+        | _DESK
     ),
-    "sales": frozenset(_READ_ALL | _grant("customers", "companies", "notes", "events", "orders") | _SALES),
+    "sales": frozenset(
+        _READ_ALL | _grant("customers", "companies", "notes", "events", "orders") | _SALES | {"inquiries:create"}
+    ),
     "marketer": frozenset(
         _READ_ALL
         | _grant("customers", "events", "consents", "notes")
@@ -53,6 +62,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         | {"data:export", "data:import", "customers:merge", "analytics:refresh", "segments:write"}
         | _MARKETING
         | _SALES_LEAD
+        | _DESK_LEAD
     ),
     "admin": frozenset(
         _READ_ALL
@@ -67,6 +77,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         # Third-party provision records (APPI) and their purge; whole-table exports for a warehouse.
         | {"privacy:read", "privacy:manage", "tables:export"}
         | _SALES_LEAD
+        | _DESK_LEAD
     ),
 }
 

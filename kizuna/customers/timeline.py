@@ -25,6 +25,7 @@ from kizuna.customers.models import Consent, CustomerMerge, Note
 from kizuna.customers.schemas import TimelineItem
 from kizuna.errors import ValidationError
 from kizuna.events.models import Event
+from kizuna.inquiries.models import InquiryEvent
 from kizuna.messaging.models import Message
 from kizuna.orders.models import Order, OrderLine
 from kizuna.sales.models import Activity, Task
@@ -190,6 +191,16 @@ def _task(t: Task) -> TimelineItem:
     )
 
 
+def _inquiry(e: InquiryEvent) -> TimelineItem:
+    return TimelineItem(
+        kind="inquiry",
+        id=e.id,
+        occurred_at=e.occurred_at,
+        title=e.subject,
+        data={"event": e.kind, "inquiry_id": e.inquiry_id, "actor_user_id": e.actor_user_id},
+    )
+
+
 SOURCES: Sequence[TimelineSource] = (
     TimelineSource(
         "activity", Activity, Activity.occurred_at, Activity.customer_id, _activity, icon="☎",
@@ -219,6 +230,10 @@ SOURCES: Sequence[TimelineSource] = (
     TimelineSource(
         "task", Task, Task.created_at, Task.customer_id, _task, icon="☐",
         columns=("created_at", "title", "status", "due_at", "owner_id", "deal_id"),
+    ),
+    TimelineSource(
+        "inquiry", InquiryEvent, InquiryEvent.occurred_at, InquiryEvent.customer_id, _inquiry, icon="?",
+        columns=("occurred_at", "kind", "subject", "inquiry_id", "actor_user_id"),
     ),
     TimelineSource(
         "order", Order, Order.ordered_at, Order.customer_id, _order, icon="¥", columns=_ORDER_COLUMNS,

@@ -147,6 +147,7 @@ def step_types() -> list[str]:
 
 
 def _load_builtins() -> None:
+    from kizuna.inquiries import journey_step  # noqa: F401 - registers ``open_inquiry``
     from kizuna.journeys import handlers  # noqa: F401 - registers the built-in types at import
 
 

@@ -21,6 +21,8 @@ from kizuna.messaging.models import Message
 
 CHANNEL = "email"
 SECURITIES = ("starttls", "ssl", "none")
+# Headers a message's content may set (``content["headers"]``): only these, so no content adds others.
+THREAD_HEADERS = ("In-Reply-To", "References")
 # Headers DKIM signs: what a forwarder must not change, including both one-click unsubscribe headers (RFC 8058
 # requires them signed, so that nobody can point List-Unsubscribe at another address).
 DKIM_HEADERS = [
@@ -139,6 +141,9 @@ class EmailBatch:
         reply_to = own.get("reply_to") or self.identity.reply_to
         if reply_to:
             headers.append(("Reply-To", reply_to))
+        # Threading headers a reply carries (an inquiry's answer names the customer's mail it answers).
+        threading = (message.content or {}).get("headers") or {}
+        headers += [(name, str(threading[name])) for name in THREAD_HEADERS if threading.get(name)]
         if message.kind == "marketing":
             link = self.unsubscribe_link(message)
             foot_text, foot_html = footer.footer(self.identity, link, locale)

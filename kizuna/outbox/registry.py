@@ -36,6 +36,7 @@ SUBSCRIBER_MODULES: tuple[str, ...] = (
     "kizuna.ingest.retention",
     "kizuna.sales.reminders",
     "kizuna.sales.scoring.schedule",
+    "kizuna.inquiries.imap",
 )
 
 

@@ -24,6 +24,8 @@ from kizuna.web import (
     ui_fields,
     ui_forecast,
     ui_imports,
+    ui_inquiries,
+    ui_inquiry_form,
     ui_journeys,
     ui_line,
     ui_lists,
@@ -166,3 +168,5 @@ router.include_router(ui_cards.router)
 router.include_router(ui_deal_list.router)
 router.include_router(ui_forecast.router)
 router.include_router(ui_sales_admin.router)
+router.include_router(ui_inquiries.router)
+router.include_router(ui_inquiry_form.router)

@@ -191,6 +191,9 @@ for _event in (
 ):
     register(_event)
 
+# Events of later domains, registered by their own modules (each imports what it needs from above).
+from kizuna.inquiries import webhook_events  # noqa: E402, F401
+
 
 def body(session: Session, event: EventType, delivery: Delivery) -> str:
     """The JSON text sent for ``delivery``'s message as ``event``: built now, sent as is on every attempt."""

@@ -148,6 +148,7 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
                 choices=["表参道店", "梅田店"],
             ),
         )
+        inquiry_id = demo_inquiry(s, customer_id)
     from kizuna.journeys import engine as journey_engine
 
     journey_engine.run_until_idle(engine)
@@ -169,7 +170,30 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
         "deal_id": deal_id,
         "pipeline_id": pipeline_id,
         "field_id": field.id,
+        "inquiry_id": inquiry_id,
     }
+
+
+def demo_inquiry(s: Any, customer_id: int) -> int:
+    """An inquiry with a category, a macro and a note, so the queue, the ticket and the report have rows."""
+    from kizuna.inquiries import service as inquiries
+    from kizuna.inquiries import setup as inquiry_setup
+    from kizuna.inquiries.schemas import CategoryIn, InquiryCreate, MacroIn, ReplyCreate
+
+    inquiry_setup.create_category(s, actor=factories.SYSTEM, data=CategoryIn(name="配送", name_en="Shipping"))
+    inquiry_setup.create_macro(s, actor=factories.SYSTEM, data=MacroIn(name="お詫び", body="ご迷惑をおかけしました。"))
+    inquiry = inquiries.create_inquiry(
+        s,
+        actor=factories.SYSTEM,
+        data=InquiryCreate(
+            subject="商品が届かない（長い件名の例）",
+            body="注文から一週間たちました。",
+            customer_id=customer_id,
+            category="配送",
+        ),
+    )
+    inquiries.reply(s, actor=factories.SYSTEM, inquiry_id=inquiry.id, data=ReplyCreate(body="確認します", note=True))
+    return inquiry.id
 
 
 def demo_deal(s: Any, customer_id: int, company_id: int, owner_id: int) -> int:

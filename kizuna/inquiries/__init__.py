@@ -1,0 +1,1 @@
+"""Inquiry desk: tickets from the web form, the API, e-mail and chat; claims, SLA, replies by e-mail."""
