@@ -26,6 +26,9 @@ _READ_ALL |= {"pipelines:read", "deals:read", "activities:read", "tasks:read"}
 _SALES = {"deals:write", "activities:write", "tasks:write"}
 # Training the scoring model and editing its fallback rules (kizuna/sales/scoring): managers and admins.
 _SALES_LEAD = _SALES | {"deals:write_all", "pipelines:manage", "teams:manage", "scoring:manage"}
+# NPS surveys (kizuna/surveys): every role reads the reports; marketers, managers and admins run the surveys.
+_READ_ALL |= {"surveys:read"}
+_MARKETING |= {"surveys:write"}
 
 
 def _grant(*domains: str, verbs: tuple[str, ...] = ("write",)) -> set[str]:

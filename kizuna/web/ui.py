@@ -36,6 +36,7 @@ from kizuna.web import (
     ui_scoring,
     ui_segments,
     ui_sources,
+    ui_surveys,
     ui_users,
     ui_webhooks,
 )
@@ -166,3 +167,4 @@ router.include_router(ui_cards.router)
 router.include_router(ui_deal_list.router)
 router.include_router(ui_forecast.router)
 router.include_router(ui_sales_admin.router)
+router.include_router(ui_surveys.router)
