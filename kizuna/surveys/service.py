@@ -119,7 +119,8 @@ def delete_survey(session: Session, survey_id: int, *, actor: Actor) -> None:
 
 def active_link_days(session: Session) -> dict[int, int]:
     """Active survey id -> link_days: what ``nps_links`` in a batch of messages may name."""
-    return dict(session.execute(select(Survey.id, Survey.link_days).where(Survey.active.is_(True))).tuples())
+    rows = session.execute(select(Survey.id, Survey.link_days).where(Survey.active.is_(True)))
+    return {survey_id: days for survey_id, days in rows}
 
 
 def make_links(
@@ -165,10 +166,12 @@ def _source_of(session: Session, send_key: str) -> tuple[str, int | None]:
     return "link", None
 
 
-def open_link(session: Session, token_text: str) -> tuple[Survey, links.Claim, SurveyResponse | None]:
+def open_link(
+    session: Session, token_text: str, *, now: dt.datetime | None = None
+) -> tuple[Survey, links.Claim, SurveyResponse | None]:
     """What the survey page shows for a link: the survey and the answer already given through it, if any.
     Reads only. ``keys.BadToken`` / ``LinkExpired`` for a bad link, ``NotFound`` when the survey was deleted."""
-    claim = links.read(token_text)
+    claim = links.read(token_text, now=now)
     survey = session.get(Survey, claim.survey_id)
     if survey is None:
         raise NotFound("this survey no longer exists")
@@ -204,7 +207,7 @@ def answer(
         raise ValidationError("the comment is longer than 5,000 characters", field="comment")
     if "\x00" in comment:
         raise ValidationError("the comment contains a NUL character", field="comment")
-    survey, claim, existing = open_link(session, token_text)
+    survey, claim, existing = open_link(session, token_text, now=now)
     if not survey.active:
         raise SurveyClosed("this survey is closed")
     customer_id = _customer(session, claim)

@@ -145,8 +145,9 @@ def _public(template: str, lang: str, *, status: int = 200, **context: object) -
     html = env.get_template(template).render(
         viewer=None, lang=lang, t=translator(lang), notice="", can=lambda _p: False, **context
     )
-    # The page holds a personal link: no caching, no referrer leaving it.
-    headers = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"}
+    # The page holds a personal link: no caching, and no referrer leaving for another site ("same-origin", not
+    # "no-referrer": under that, browsers post the form with ``Origin: null``, which reads as a cross-site post).
+    headers = {"Cache-Control": "no-store, private", "Referrer-Policy": "same-origin"}
     return HTMLResponse(html, status_code=status, headers=headers)
 
 
@@ -182,9 +183,10 @@ def _score(raw: object) -> int | None:
     return int(text) if text.isdigit() and 0 <= int(text) <= 10 else None
 
 
-@router.get("/nps/{token}")
-def answer_page(request: Request, session: DB, token: str, score: str = "", lang: str | None = None) -> Response:
+@router.get("/nps/{survey_token}")
+def answer_page(request: Request, session: DB, survey_token: str, score: str = "", lang: str | None = None) -> Response:
     """The question with the linked score chosen and a comment field; records nothing."""
+    token = survey_token
     try:
         survey, claim, existing = service.open_link(session, token)
     except KizunaError as exc:
@@ -214,8 +216,10 @@ def _cross_site(request: Request) -> bool:
     return origin.rstrip("/") not in allowed
 
 
-@router.post("/nps/{token}")
-async def answer_submit(request: Request, session: DB, token: str, lang: str | None = None) -> Response:
+@router.post("/nps/{survey_token}")
+async def answer_submit(request: Request, session: DB, survey_token: str, lang: str | None = None) -> Response:
+    """Record the answer (a second one through the same link replaces the first) and thank the customer."""
+    token = survey_token
     form = await request.form()
     try:
         survey, claim, _ = service.open_link(session, token)

@@ -148,6 +148,7 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
                 choices=["表参道店", "梅田店"],
             ),
         )
+    survey_id, survey_token = demo_survey(engine, customer_id, segment.id)
     from kizuna.journeys import engine as journey_engine
 
     journey_engine.run_until_idle(engine)
@@ -169,7 +170,36 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
         "deal_id": deal_id,
         "pipeline_id": pipeline_id,
         "field_id": field.id,
+        "survey_id": survey_id,
+        # The public page a customer's NPS link opens.
+        "survey_token": survey_token,
     }
+
+
+def demo_survey(engine: Engine, customer_id: int, segment_id: int) -> tuple[int, str]:
+    """An NPS survey with a commented answer (its report, chart and comments) and a link's token."""
+    from kizuna.surveys import links
+    from kizuna.surveys import service as surveys
+    from kizuna.surveys.schemas import SurveyCreate
+
+    with transaction(engine) as s:
+        data = SurveyCreate(
+            name="購入後アンケート（長い名前の例）", question_ja="友人に薦める可能性は?", question_en="How likely?",
+            touchpoint="purchase",
+        )  # fmt: skip
+        survey = surveys.create_survey(s, actor=factories.SYSTEM, data=data)
+        found = surveys.make_links(
+            s,
+            actor=factories.SYSTEM,
+            survey_id=survey.id,
+            customer_id=customer_id,
+            base_url="http://x",
+            send_key="demo",
+        )
+        token = found.links[0].url.split("/nps/")[1].split("?")[0]
+        surveys.answer(s, token, score=3, comment="配送がとても遅く、連絡もありませんでした。" * 3)
+        assert links.read(token).survey_id == survey.id
+        return survey.id, token
 
 
 def demo_deal(s: Any, customer_id: int, company_id: int, owner_id: int) -> int:
