@@ -2,12 +2,13 @@
 
 A report counts each link's current answer once (a changed answer replaces the earlier one, see service.answer),
 grouped by month (in the configured time zone), segment (current members), touchpoint or the customer's owner.
-Counting happens in the database for every breakdown but the month, whose calendar depends on the time zone:
-those rows (time and score only) are bucketed here.
+Counting happens in the database for every breakdown; a month is found there too, between the first instants
+of the months in the configured zone (computed here).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Iterable
 
@@ -68,12 +69,34 @@ def _totals(session: Session, survey_id: int) -> Counter[str]:
     return Counter({cat: n for cat, n in session.execute(query)})
 
 
-def _months(session: Session, survey_id: int) -> tuple[dict[str, Counter[str]], dict[str, str]]:
+def _month_starts(first: dt.datetime, last: dt.datetime) -> list[tuple[str, dt.datetime]]:
+    """(``YYYY-MM``, the month's first instant in the configured zone, as UTC) from ``first``'s month to
+    ``last``'s."""
     tz = zone()
+    local, end = first.astimezone(tz), last.astimezone(tz)
+    year, month = local.year, local.month
+    out = []
+    while (year, month) <= (end.year, end.month):
+        out.append((f"{year:04d}-{month:02d}", dt.datetime(year, month, 1, tzinfo=tz).astimezone(dt.UTC)))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def _months(session: Session, survey_id: int) -> tuple[dict[str, Counter[str]], dict[str, str]]:
+    # The month of each answer is found in the database with one CASE over the months' first instants (computed
+    # here in the zone, so daylight saving and half-hour offsets are right on every backend): the answers are
+    # counted where they are, never read out one by one.
+    first, last = session.execute(
+        select(func.min(_r.answered_at), func.max(_r.answered_at)).where(_r.survey_id == survey_id)
+    ).one()
+    if first is None:
+        return {}, {}
+    starts = _month_starts(first, last)
+    month = case(*[(_r.answered_at >= start, label) for label, start in reversed(starts)], else_=starts[0][0])
     counts: dict[str, Counter[str]] = {}
-    for at, score in session.execute(select(_r.answered_at, _r.score).where(_r.survey_id == survey_id)):
-        month = at.astimezone(tz).strftime("%Y-%m")
-        counts.setdefault(month, Counter())[category(score)] += 1
+    query = select(month, _CATEGORY, func.count()).where(_r.survey_id == survey_id).group_by(month, _CATEGORY)
+    for label, cat, n in session.execute(query):
+        counts.setdefault(label, Counter())[cat] += n
     return counts, {m: m for m in counts}
 
 
@@ -82,7 +105,6 @@ def report(session: Session, survey_id: int, *, by: str = "month") -> NPSReport:
     oldest first, segments and owners by name). A customer in two segments counts in both."""
     if by not in BREAKDOWNS:
         raise ValidationError(f"by must be one of {', '.join(BREAKDOWNS)}, not {by!r}", field="by")
-    overall = row("", "", _totals(session, survey_id))
     if by == "month":
         counts, labels = _months(session, survey_id)
     elif by == "touchpoint":
@@ -117,5 +139,9 @@ def report(session: Session, survey_id: int, *, by: str = "month") -> NPSReport:
             name = "" if k is None else str(k)
             counts.setdefault(name, Counter())[cat] += n
             labels[name] = lab or ""
+    if by == "segment":  # a customer in two segments counts in both, and in neither when in none
+        overall = row("", "", _totals(session, survey_id))
+    else:  # every answer is in exactly one row: the total is their sum, without reading the answers again
+        overall = row("", "", sum(counts.values(), Counter()))
     order = sorted(counts) if by == "month" else sorted(counts, key=lambda k: (labels[k] == "", labels[k], k))
     return NPSReport(survey_id=survey_id, by=by, total=overall, rows=[row(k, labels[k], counts[k]) for k in order])

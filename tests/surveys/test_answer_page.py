@@ -192,3 +192,41 @@ def test_the_customer_page_shows_the_score_and_comment(ui_client, public, world)
     page = ui_client("viewer").get(f"/customers/{world['customer']}")
     assert page.status_code == 200
     assert "最高でした" in page.text and 'data-testid="nps-comment"' in page.text
+
+
+def test_a_post_with_an_opaque_origin_is_refused(public, world, db):
+    # A sandboxed frame or a data: page posts with ``Origin: null``.
+    r = public.post(world["path"].split("?")[0], data={"score": "0"}, headers={"Origin": "null"})
+    assert r.status_code == 403 and responses(db) == []
+
+
+def test_two_answers_through_one_link_at_the_same_moment_make_one_row(world, db):
+    import threading
+
+    from kizuna.db import new_session, take_write_lock
+
+    token = token_of(world["path"])
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def answer(score: int) -> None:
+        session = new_session(db)
+        try:
+            barrier.wait()
+            take_write_lock(session.connection())
+            service.answer(session, token, score=score)
+            session.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            session.close()
+
+    threads = [threading.Thread(target=answer, args=(s,)) for s in (1, 9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    [row] = responses(db)
+    assert row.score in (1, 9) and row.answers == 2
+    assert len(answered_events(db)) == 2

@@ -69,5 +69,12 @@ def test_a_marketer_creates_a_survey_and_reads_its_report(sign_in, live_server, 
     page.locator('[data-testid="nps-chart"][data-drawn="true"]').wait_for()
     assert page.get_by_test_id("nps-total").inner_text() == "+100.0"
     assert "丁寧でした" in page.get_by_test_id("comments").inner_text()
-    paths = ["/surveys", f"/surveys/{sid}", f"/surveys/{sid}?by=segment", f"/surveys/{sid}?by=owner"]
+    # The customer's page shows the answer on the timeline, linked to the survey.
+    paths = [
+        "/surveys",
+        f"/surveys/{sid}",
+        f"/surveys/{sid}?by=segment",
+        f"/surveys/{sid}?by=owner",
+        f"/customers/{cid}",
+    ]
     assert phone_problems(page, live_server, paths) == []
