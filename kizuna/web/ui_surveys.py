@@ -132,6 +132,8 @@ async def survey_update(request: Request, session: DB, viewer: PostingViewer, su
     if not form.ok:
         session.rollback()
         status = 409 if form.error("version") else 422
+        if form.error("version"):  # no field shows the version: say it above the form
+            form.general.append(form.errors.pop("version"))
         return _show(request, session, viewer, survey_id, "month", form, status=status)
     session.commit()
     return with_notice(RedirectResponse(f"/surveys/{survey_id}", status_code=303), "saved")
