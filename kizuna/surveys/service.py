@@ -305,3 +305,30 @@ def latest_comments(session: Session, survey_id: int, *, limit: int = 20) -> lis
             .limit(limit)
         )
     )
+
+
+def before_merge(session: Session, *, survivor_id: int, merged_id: int) -> int:
+    """Make room for the merged customer's answers on the survivor: where both answered one survey under the same
+    send key (a key a tool chose for everyone it sent to), the newer answer stays and the older goes, so that the
+    link stays counted once. Returns how many answers were dropped. Called by ``merge_customers`` before it moves
+    the rows."""
+    from sqlalchemy import delete
+    from sqlalchemy.orm import aliased
+
+    mine, theirs = aliased(SurveyResponse), aliased(SurveyResponse)
+    pairs = session.execute(
+        select(mine.id, mine.updated_at, theirs.id, theirs.updated_at)
+        .join(
+            theirs,
+            (theirs.survey_id == mine.survey_id)
+            & (theirs.send_key == mine.send_key)
+            & (theirs.customer_id == merged_id),
+        )
+        .where(mine.customer_id == survivor_id)
+    ).all()
+    older = [kept_id if kept_at < moved_at else moved_id for kept_id, kept_at, moved_id, moved_at in pairs]
+    if older:
+        session.execute(
+            delete(SurveyResponse).where(SurveyResponse.id.in_(older)).execution_options(synchronize_session=False)
+        )
+    return len(older)

@@ -230,3 +230,23 @@ def test_two_answers_through_one_link_at_the_same_moment_make_one_row(world, db)
     [row] = responses(db)
     assert row.score in (1, 9) and row.answers == 2
     assert len(answered_events(db)) == 2
+
+
+def test_merging_two_customers_who_answered_under_one_send_key_keeps_the_newer_answer(db):
+    from kizuna.customers.merge import merge_customers
+
+    with transaction(db) as session:
+        sid = survey(session, name="newsletter").id
+        a = factories.customer(session, email="a@example.jp").id
+        b = factories.customer(session, email="b@example.jp").id
+        # A tool sent the same key ("newsletter-11") to everyone.
+        for cid, score, at in (
+            (a, 3, dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
+            (b, 9, dt.datetime(2026, 1, 2, tzinfo=dt.UTC)),
+        ):
+            path = link_path(session, sid, cid, send_key="newsletter-11", now=at)
+            service.answer(session, token_of(path), score=score, now=at)
+    with transaction(db) as session:
+        merge_customers(session, actor=factories.SYSTEM, survivor_id=a, merged_id=b, reason="same person")
+    rows = [r for r in responses(db) if r.survey_id == sid]
+    assert [(r.customer_id, r.score) for r in rows] == [(a, 9)]
