@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from fastapi import APIRouter, Query, Request, Response
 
 from kizuna.auth.permissions import require
@@ -78,11 +80,19 @@ def list_responses(
 
 
 @router.get("/{survey_id}/nps", response_model=NPSReport)
-def nps(session: DB, actor: APIActor, survey_id: int, by: Breakdown = "month") -> NPSReport:
-    """NPS (% promoters 9-10 minus % detractors 0-6) overall and by month, segment, touchpoint or owner."""
+def nps(
+    session: DB,
+    actor: APIActor,
+    survey_id: int,
+    by: Breakdown = "month",
+    start: dt.date | None = Query(default=None, alias="from", description="First day (inclusive)."),
+    end: dt.date | None = Query(default=None, alias="to", description="Last day (inclusive)."),
+) -> NPSReport:
+    """NPS (% promoters 9-10 minus % detractors 0-6) overall and by month, segment, touchpoint or owner, of the
+    answers given in a period (days in the configured time zone) or ever."""
     require(actor, "surveys:read")
     service.get_survey(session, survey_id)
-    return report.report(session, survey_id, by=by)
+    return report.report(session, survey_id, by=by, start=start, end=end)
 
 
 @router.post("/{survey_id}/links", response_model=LinksRead)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Annotated
 
@@ -63,10 +64,21 @@ def link(
         print(f"{item.score}\t{item.url}")
 
 
+def _day(text: str | None, name: str) -> dt.date | None:
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise KizunaError(f"--{name} {text!r} is not a date (YYYY-MM-DD)", field=name) from exc
+
+
 @surveys_app.command("nps")
 def nps(
     survey_id: Annotated[int, typer.Argument(help="The survey's id.")],
     by: Annotated[str, typer.Option(help="month, segment, touchpoint or owner")] = "month",
+    start: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD (inclusive).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD (inclusive).")] = None,
 ) -> None:
     """NPS of a survey overall and by month, segment, touchpoint or owner."""
     from kizuna.surveys import report, service
@@ -74,7 +86,7 @@ def nps(
     try:
         with _session() as session:
             service.get_survey(session, survey_id, actor=CLI)
-            found = report.report(session, survey_id, by=by)
+            found = report.report(session, survey_id, by=by, start=_day(start, "from"), end=_day(end, "to"))
     except KizunaError as exc:
         raise _fail(exc) from exc
     table = Table(by, "answers", "promoters", "passives", "detractors", "NPS")

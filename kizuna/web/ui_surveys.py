@@ -9,10 +9,11 @@ cross-site`` or a foreign ``Origin``) is refused, so another page cannot submit 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import Request
+from fastapi import Query, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from kizuna import keys
@@ -72,19 +73,31 @@ async def survey_create(request: Request, session: DB, viewer: PostingViewer) ->
     return with_notice(RedirectResponse(f"/surveys/{survey.id}", status_code=303), "created")
 
 
+def _day(text: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
 def _show(
     request: Request, session: DB, viewer: Any, survey_id: int, by: str, form: FormState | None = None,
-    status: int = 200,
+    status: int = 200, start: str = "", end: str = "",
 ) -> Response:  # fmt: skip
     survey = service.get_survey(session, survey_id, actor=viewer.actor)
     by = by if by in report.BREAKDOWNS else "month"
-    found = report.report(session, survey.id, by=by)
-    trend = report.report(session, survey.id, by="month") if by != "month" else found
+    t = translator(viewer.lang)
+    first, last = _day(start), _day(end)
+    period_error = ""
+    if (start and first is None) or (end and last is None) or (first and last and first > last):
+        period_error, first, last = t("surveys.bad_period"), None, None
+        status = 422
+    found = report.report(session, survey.id, by=by, start=first, end=last)
+    trend = report.report(session, survey.id, by="month", start=first, end=last) if by != "month" else found
     comments = service.latest_comments(session, survey.id, limit=20)
     if form is None:
         form = FormState(values={k: str(getattr(survey, k)) for k in FIELDS})
         form.values["active"] = "on" if survey.active else ""
-    t = translator(viewer.lang)
     chart = {
         "data": [
             {
@@ -106,13 +119,21 @@ def _show(
     return render(
         request, "surveys/show.html", viewer, status=status, section="surveys", survey=survey, found=found,
         trend=trend, by=by, comments=comments, chart=chart, form=form, breakdowns=report.BREAKDOWNS,
-        category=report.category,
+        category=report.category, start=start, end=end, period_error=period_error,
     )  # fmt: skip
 
 
 @router.get("/surveys/{survey_id}")
-def survey_page(request: Request, session: DB, viewer: CurrentViewer, survey_id: int, by: str = "month") -> Response:
-    return _show(request, session, viewer, survey_id, by)
+def survey_page(
+    request: Request,
+    session: DB,
+    viewer: CurrentViewer,
+    survey_id: int,
+    by: str = "month",
+    start: str = Query(default="", alias="from"),
+    end: str = Query(default="", alias="to"),
+) -> Response:
+    return _show(request, session, viewer, survey_id, by, start=start.strip(), end=end.strip())
 
 
 @router.post("/surveys/{survey_id}")

@@ -132,6 +132,14 @@ def test_nps_by_month_segment_touchpoint_and_owner(db, client):
     assert [(r["label"], r["responses"], r["nps"]) for r in by_owner] == [("佐藤", 4, 25.0), ("", 3, -33.3)]
     with transaction(db) as session:
         assert report(session, sid, by="owner").rows[0].key == str(owner.id)
+    # A period is whole days in the configured zone (Asia/Tokyo): 31 Jan 20:00 UTC is 1 February there.
+    february = client.get(f"/api/v1/surveys/{sid}/nps?by=touchpoint&from=2026-02-01&to=2026-02-28").json()
+    assert (february["total"]["responses"], february["total"]["nps"]) == (4, -25.0)
+    january = client.get(f"/api/v1/surveys/{sid}/nps", params={"to": "2026-01-31"}).json()
+    assert [(r["key"], r["responses"]) for r in january["rows"]] == [("2026-01", 3)]
+    backwards = client.get(f"/api/v1/surveys/{sid}/nps", params={"from": "2026-03-01", "to": "2026-02-01"})
+    assert backwards.status_code == 422 and "after it ends" in backwards.text
+    assert client.get(f"/api/v1/surveys/{sid}/nps", params={"from": "yesterday"}).status_code == 422
 
 
 def test_the_cli_prints_a_customers_links(db):

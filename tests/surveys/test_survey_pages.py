@@ -71,6 +71,11 @@ def test_a_viewer_reads_the_report_and_comments_but_gets_no_forms(ui_client, db)
     page = ui.get(f"/surveys/{sid}?by=touchpoint")
     assert "とても良い" in page.text and "遅い" in page.text and 'data-testid="survey-edit"' not in page.text
     assert '<tr data-key="purchase">' in page.text
+    today = ui.get(f"/surveys/{sid}?by=touchpoint&from=2000-01-01&to=2000-01-31")
+    assert today.status_code == 200 and '<tr data-key="purchase">' not in today.text
+    assert f'href="/surveys/{sid}?by=owner&amp;from=2000-01-01&amp;to=2000-01-31"' in today.text
+    bad = ui.get(f"/surveys/{sid}?from=2026-13-01")
+    assert bad.status_code == 422 and 'data-testid="period-error"' in bad.text
     assert ui.get("/surveys/999").status_code == 404
     csrf = csrf_of(ui.get("/customers").text)
     assert ui.post("/surveys", data={**FORM, "csrf_token": csrf}).status_code == 403
