@@ -201,12 +201,18 @@ def answer(
     """Record the answer given through a link; returns (response, created). A second answer through the same
     link updates the first. The caller commits (and on SQLite holds the write lock)."""
     if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 10:
-        raise ValidationError(f"the score must be a whole number from 0 to 10, not {score!r}", field="score")
+        raise ValidationError(
+            f"the score must be a whole number from 0 to 10, not {score!r}", field="score", key="surveys.error.score"
+        )
     comment = (comment or "").strip()
     if len(comment) > 5000:
-        raise ValidationError("the comment is longer than 5,000 characters", field="comment")
+        raise ValidationError(
+            "the comment is longer than 5,000 characters", field="comment", key="surveys.error.comment_long"
+        )
     if "\x00" in comment:
-        raise ValidationError("the comment contains a NUL character", field="comment")
+        raise ValidationError(
+            "the comment contains a NUL character", field="comment", key="surveys.error.comment_invalid"
+        )
     survey, claim, existing = open_link(session, token_text, now=now)
     if not survey.active:
         raise SurveyClosed("this survey is closed")

@@ -23,7 +23,7 @@ from kizuna.errors import KizunaError, NotFound, ValidationError
 from kizuna.surveys import links, report, service
 from kizuna.surveys.schemas import SurveyCreate, SurveyUpdate
 from kizuna.web.deps import DB
-from kizuna.web.forms import FormState, read_form, submit
+from kizuna.web.forms import FormState, read_form, submit, translate_error
 from kizuna.web.i18n import LANG_COOKIE, LANGUAGES, translator
 from kizuna.web.session import CurrentViewer, PostingViewer
 from kizuna.web.ui_base import env, render, ui_router, with_notice
@@ -215,6 +215,8 @@ def answer_page(request: Request, session: DB, survey_token: str, score: str = "
     except KizunaError as exc:
         return _refusal(_lang(request, lang), exc)
     shown = _lang(request, lang, _customer_locale(session, claim.customer_id))
+    if not survey.active:
+        return _refusal(shown, service.SurveyClosed("this survey is closed"))
     chosen = _score(score)
     if chosen is None and existing is not None:
         chosen = existing.score
@@ -268,7 +270,7 @@ async def answer_submit(request: Request, session: DB, survey_token: str, lang: 
         session.rollback()
         return _public(
             "surveys/answer.html", shown, status=422, survey=survey, token=token, chosen=score, comment=comment,
-            answered=False, done=False, error=exc.message, bad_score=False,
+            answered=False, done=False, error=translate_error(t, shown, exc), bad_score=False,
         )  # fmt: skip
     except KizunaError as exc:
         session.rollback()

@@ -135,6 +135,7 @@ def test_a_deleted_survey_and_a_closed_one_are_refused(public, world, db):
         service.update_survey(session, s.id, actor=MARKETER, data=SurveyUpdate(active=False, version=s.version))
     r = public.post(url, data={"score": "9"})
     assert r.status_code == 410 and 'data-reason="closed"' in r.text
+    assert public.get(url).status_code == 410
     with transaction(db) as session:
         service.delete_survey(session, world["survey"], actor=MARKETER)
     r = public.get(url)
@@ -250,3 +251,9 @@ def test_merging_two_customers_who_answered_under_one_send_key_keeps_the_newer_a
         merge_customers(session, actor=factories.SYSTEM, survivor_id=a, merged_id=b, reason="same person")
     rows = [r for r in responses(db) if r.survey_id == sid]
     assert [(r.customer_id, r.score) for r in rows] == [(a, 9)]
+
+
+def test_a_comment_too_long_is_refused_in_the_customers_language(public, world, db):
+    r = public.post(world["path"].split("?")[0] + "?lang=ja", data={"score": "5", "comment": "長" * 5001})
+    assert r.status_code == 422 and "5,000 文字まで" in r.text and "長" * 5001 in r.text
+    assert responses(db) == []
