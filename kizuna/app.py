@@ -48,6 +48,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.sales.calendar_api import feed_router as calendar_feed_router
     from kizuna.sales.scoring.api import router as scoring_router
     from kizuna.segments.api import router as segments_router
+    from kizuna.surveys.api import router as surveys_router
     from kizuna.web.ui import router as ui_router
     from kizuna.webhooks.api import router as webhook_events_router
 
@@ -108,6 +109,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         fields_router,
         scoring_router,
         inquiries_router,
+        surveys_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     # The Segment-compatible tracking API lives at /v1, where Segment's SDKs send once given Kizuna's host.

@@ -25,6 +25,7 @@ from kizuna.privacy.cli import privacy_app
 from kizuna.sales.cli import deals_app
 from kizuna.sales.scoring.cli import scoring_app
 from kizuna.segments.cli import segments_app
+from kizuna.surveys.cli import surveys_app
 from kizuna.webhooks.cli import webhooks_app
 
 app = typer.Typer(help="Kizuna (絆) CRM.", no_args_is_help=True, pretty_exceptions_show_locals=False)
@@ -47,6 +48,7 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(deals_app, name="deals")
 app.add_typer(scoring_app, name="scoring")
 app.add_typer(inquiries_app, name="inquiries")
+app.add_typer(surveys_app, name="surveys")
 
 
 def _engine():  # noqa: ANN202

@@ -34,6 +34,7 @@ from kizuna.privacy.models import ThirdPartyProvision
 from kizuna.sales.models import Activity, Deal, DealStageChange, Pipeline, Stage, Task, Team
 from kizuna.sales.scoring.models import Score, ScoringModel, ScoringRule
 from kizuna.segments.models import Segment, SegmentMembership
+from kizuna.surveys.models import Survey, SurveyResponse
 from kizuna.webhooks.models import WebhookDelivery, WebhookSubscription
 
 never_reuse_ids(Base.metadata)
@@ -92,6 +93,8 @@ __all__ = [
     "SegmentMembership",
     "Source",
     "Suppression",
+    "Survey",
+    "SurveyResponse",
     "Tag",
     "Template",
     "ThirdPartyProvision",

@@ -32,6 +32,9 @@ _SALES_LEAD = _SALES | {"deals:write_all", "pipelines:manage", "teams:manage", "
 _READ_ALL |= {"inquiries:read"}
 _DESK = {"inquiries:create", "inquiries:write"}
 _DESK_LEAD = _DESK | {"inquiries:write_all", "inquiries:manage"}
+# NPS surveys (kizuna/surveys): every role reads the reports; marketers, managers and admins run the surveys.
+_READ_ALL |= {"surveys:read"}
+_MARKETING |= {"surveys:write"}
 
 
 def _grant(*domains: str, verbs: tuple[str, ...] = ("write",)) -> set[str]:

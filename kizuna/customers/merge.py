@@ -102,6 +102,10 @@ def merge_customers(
             check_version(customer.version, body=expected_versions[customer.id])
     before = snapshot(merged)
     identities.drop_shared(session, keep=survivor.id, drop=merged.id)
+    # An NPS link is counted once: two answers under one send key become the newer one before the rows move.
+    from kizuna.surveys.service import before_merge as surveys_before_merge
+
+    surveys_before_merge(session, survivor_id=survivor.id, merged_id=merged.id)
     for table in MOVED:
         session.execute(update(table).where(table.c.customer_id == merged.id).values(customer_id=survivor.id))
     tag_ids = set(session.scalars(select(customer_tags.c.tag_id).where(customer_tags.c.customer_id == merged.id)))

@@ -29,6 +29,7 @@ from kizuna.inquiries.models import InquiryEvent
 from kizuna.messaging.models import Message
 from kizuna.orders.models import Order, OrderLine
 from kizuna.sales.models import Activity, Task
+from kizuna.surveys.models import Survey, SurveyResponse
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,40 @@ def _inquiry(e: InquiryEvent) -> TimelineItem:
     )
 
 
+_responses = SurveyResponse.__table__.c
+_RESPONSE_ROWS = (
+    select(
+        _responses.id, _responses.updated_at, _responses.score, _responses.comment, _responses.touchpoint,
+        _responses.survey_id, _responses.answers, Survey.__table__.c.name.label("survey"),
+    )
+    .join(Survey.__table__, Survey.__table__.c.id == _responses.survey_id)
+    .where(_responses.id.in_(bindparam("ids", expanding=True)))
+)  # fmt: skip
+
+
+def _load_responses(session: Session, ids: list[int]) -> Iterable[Any]:
+    return session.execute(_RESPONSE_ROWS, {"ids": ids})
+
+
+def _survey_response(r: Any) -> TimelineItem:
+    category = "promoter" if r.score >= 9 else "passive" if r.score >= 7 else "detractor"
+    return TimelineItem(
+        kind="survey_response",
+        id=r.id,
+        occurred_at=r.updated_at,
+        title=f"NPS {r.score} ({r.survey})",
+        data={
+            "score": r.score,
+            "category": category,
+            "comment": r.comment[:1000],
+            "survey_id": r.survey_id,
+            "survey": r.survey,
+            "touchpoint": r.touchpoint,
+            "answers": r.answers,
+        },
+    )
+
+
 SOURCES: Sequence[TimelineSource] = (
     TimelineSource(
         "activity", Activity, Activity.occurred_at, Activity.customer_id, _activity, icon="☎",
@@ -234,6 +269,11 @@ SOURCES: Sequence[TimelineSource] = (
     TimelineSource(
         "inquiry", InquiryEvent, InquiryEvent.occurred_at, InquiryEvent.customer_id, _inquiry, icon="?",
         columns=("occurred_at", "kind", "subject", "inquiry_id", "actor_user_id"),
+    ),
+    TimelineSource(
+        "survey_response", SurveyResponse, SurveyResponse.updated_at, SurveyResponse.customer_id, _survey_response,
+        icon="☆", columns=("updated_at", "score", "comment", "touchpoint", "survey_id", "answers"),
+        load=_load_responses,
     ),
     TimelineSource(
         "order", Order, Order.ordered_at, Order.customer_id, _order, icon="¥", columns=_ORDER_COLUMNS,

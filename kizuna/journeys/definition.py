@@ -69,7 +69,37 @@ class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Property = bool | int | float | str
+class Comparison(_Part):
+    """A numeric property filter, e.g. ``{"score": {"lte": 6}}`` (an NPS detractor's answer)."""
+
+    lt: float | None = None
+    lte: float | None = None
+    gt: float | None = None
+    gte: float | None = None
+
+    @field_validator("lt", "lte", "gt", "gte")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("a bound must be a finite number")
+        return value
+
+    def model_post_init(self, _context: Any) -> None:
+        if all(v is None for v in (self.lt, self.lte, self.gt, self.gte)):
+            raise ValueError("a comparison needs at least one of lt, lte, gt, gte")
+
+    def holds(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        return (
+            (self.lt is None or value < self.lt)
+            and (self.lte is None or value <= self.lte)
+            and (self.gt is None or value > self.gt)
+            and (self.gte is None or value >= self.gte)
+        )
+
+
+Property = bool | int | float | str | Comparison
 
 
 class EventTrigger(_Part):

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from kizuna.db import UTCDateTime, utcnow
 from kizuna.events.models import Event
-from kizuna.journeys.definition import Definition, EventTrigger, SegmentTrigger
+from kizuna.journeys.definition import Comparison, Definition, EventTrigger, SegmentTrigger
 from kizuna.journeys.engine import definition_of
 from kizuna.journeys.enroll import Entry, enroll
 from kizuna.journeys.models import OPEN_STATUSES, Journey, JourneyEnrollment, JourneyVersion
@@ -73,7 +73,10 @@ def _matches(wanted: dict[str, Any], facts: dict[str, Any] | None) -> bool:
         return True
     if facts is None:
         return False
-    return all(name in facts and facts[name] == value for name, value in wanted.items())
+    return all(
+        name in facts and (value.holds(facts[name]) if isinstance(value, Comparison) else facts[name] == value)
+        for name, value in wanted.items()
+    )
 
 
 def enter(session: Session, deliveries: list[Delivery]) -> int:

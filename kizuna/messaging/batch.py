@@ -8,7 +8,7 @@ the sender can run them while an SMTP server works on other mails, instead of af
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -197,6 +197,7 @@ def _items(
             parts_of[m.id] = templates.Parts.of(m.content)
     wants = {id(p): p.uses("recommendations") for p in parts_of.values()}
     recs = _recommendations(session, [d.customer_id for d in decisions if wants.get(id(parts_of.get(d.message.id)))])
+    surveys = _survey_links(session, parts_of.values())
     items: list[Item] = []
     for d in decisions:
         m = d.message
@@ -222,6 +223,8 @@ def _items(
         }
         if setup is not None:
             values.update(setup.variables(m))
+        if surveys is not None:
+            values["nps_links"] = surveys.for_message(m, d.customer_id)
         items.append(Item(m, d.customer_id, d.address, d.locale, parts, values, setup))
     return items
 
@@ -235,6 +238,15 @@ def _recommendations(session: Session, customer_ids: list[int | None]) -> dict[i
     except Exception:  # noqa: BLE001 - mails go out with an empty list rather than not at all
         log.exception("recommendations for %s customers could not be computed", len(wanted))
         return {}
+
+
+def _survey_links(session: Session, parts: Iterable[templates.Parts]) -> Any:
+    """``nps_links`` for the messages of this batch, when a template of the batch calls it (surveys read once)."""
+    if not any(p.uses("nps_links") for p in parts):
+        return None
+    from kizuna.surveys.links import BatchLinks
+
+    return BatchLinks.read(session)
 
 
 def _setup(session: Session, channel: str, setups: dict[str, ChannelBatch]) -> ChannelBatch | None:

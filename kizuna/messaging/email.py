@@ -237,6 +237,9 @@ def send_test(
     values = templates.customer_variables(session, [customer_id]).get(customer_id) if customer_id else None
     variables = {**(values or templates.sample_variables()), "context": {}, **batch.variables(probe)}
     variables["recommendations"] = templates.recommendations_for([])
+    from kizuna.surveys.links import sample_function
+
+    variables["nps_links"] = sample_function()
     try:
         content = templates.render(templates.Parts.of(template or TEST_CONTENT), variables)
     except templates.RenderError as exc:

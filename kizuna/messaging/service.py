@@ -202,6 +202,8 @@ def check_template(session: Session, parts: templates.Parts, *, customer_id: int
     variables = {**_check_customer(session, customer_id), **_sample_extras()}
     if parts.uses("recommendations"):
         variables["recommendations"] = templates.recommendations_for([])
+    if parts.uses("nps_links"):
+        variables["nps_links"] = _sample_nps_links(session)
     templates.check_render(parts, variables)
 
 
@@ -211,7 +213,16 @@ def _sample_extras() -> dict[str, Any]:
         "sender": {"name": "", "address": "", "postal_address": "", "contact": ""},
         "message": {"id": 0, "source": "manual", "source_id": None, "variant": None},
         "recommendations": templates.recommendations_for([]),
+        "nps_links": _sample_nps_links(None),
     }
+
+
+def _sample_nps_links(session: Session | None) -> Any:
+    """Example NPS links; with a session, a survey id that names no active survey is refused."""
+    from kizuna.surveys import links
+    from kizuna.surveys.service import active_link_days
+
+    return links.sample_function(active_link_days(session) if session is not None else None)
 
 
 def create_template(session: Session, *, actor: Actor, data: TemplateCreate) -> Template:
@@ -326,6 +337,8 @@ def preview(
 
     customer_id = resolve_id(session, customer_id)
     variables = {**_sample_extras(), **_check_customer(session, customer_id), "context": {}}
+    if parts.uses("nps_links"):
+        variables["nps_links"] = _sample_nps_links(session)
     if parts.uses("recommendations"):
         products = templates.batch_recommendations(session, [customer_id]).get(customer_id, [])
         variables["recommendations"] = templates.recommendations_for(products)

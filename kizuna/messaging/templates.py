@@ -12,6 +12,9 @@ What a template may use (anything else is refused when it is saved):
 - ``context``: what the creator of the message passed (the order of an order confirmation, a journey's event).
 - ``unsubscribe_url`` (marketing mail), ``sender`` (name, address, postal_address, contact), ``message`` (id,
   source, variant).
+- ``nps_links(survey_id)``: the 11 signed answer links of an NPS survey for this customer and message, as
+  ``[{"score": 0, "url": ...}, ..., {"score": 10, "url": ...}]`` (``kizuna.surveys.links``):
+  ``{% for l in nps_links(3) %}<a href="{{ l.url }}">{{ l.score }}</a> {% endfor %}``.
 
 Templates run in Jinja's immutable sandbox on plain dicts and lists (never ORM objects), so a template written in
 the UI can read values but not reach Python internals or change anything.
@@ -33,7 +36,9 @@ from sqlalchemy.orm import Session
 
 from kizuna.errors import KizunaError, ValidationError
 
-TOP_LEVEL = ("customer", "metrics", "recommendations", "context", "unsubscribe_url", "sender", "message")
+TOP_LEVEL = (
+    "customer", "metrics", "recommendations", "context", "unsubscribe_url", "sender", "message", "nps_links",
+)  # fmt: skip
 CUSTOMER_FIELDS = (
     "id", "external_id", "email", "phone", "family_name", "given_name", "family_name_kana", "given_name_kana",
     "full_name", "full_name_kana", "birth_date", "gender", "postal_code", "prefecture", "city", "address_line",
@@ -326,7 +331,7 @@ def check_syntax(parts: Parts) -> None:
 
 def _check_calls(ast: nodes.Template, part: str) -> None:
     for call in ast.find_all(nodes.Call):
-        if isinstance(call.node, nodes.Name) and call.node.name not in ("recommendations", "range"):
+        if isinstance(call.node, nodes.Name) and call.node.name not in ("recommendations", "range", "nps_links"):
             raise ValidationError(f"{part}: {call.node.name}(...) is not a function templates may call", field=part)
 
 

@@ -38,6 +38,7 @@ from kizuna.web import (
     ui_scoring,
     ui_segments,
     ui_sources,
+    ui_surveys,
     ui_users,
     ui_webhooks,
 )
@@ -170,3 +171,4 @@ router.include_router(ui_forecast.router)
 router.include_router(ui_sales_admin.router)
 router.include_router(ui_inquiries.router)
 router.include_router(ui_inquiry_form.router)
+router.include_router(ui_surveys.router)

@@ -41,6 +41,7 @@ def person(session) -> dict[str, int]:
     factories.message(session, customer_id=c.id, key="welcome")
     factories.activity(session, customer_id=c.id, occurred_at=factories.at("2024-03-05"))
     factories.task(session, customer_id=c.id)
+    factories.survey_response(session, customer_id=c.id)
     merge.merge_customers(session, actor=factories.SYSTEM, survivor_id=c.id, merged_id=dup.id, reason="same person")
     session.commit()
     return {"id": c.id, "merged": dup.id}

@@ -149,6 +149,7 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
             ),
         )
         inquiry_id = demo_inquiry(s, customer_id)
+    survey_id, survey_token = demo_survey(engine, customer_id, segment.id)
     from kizuna.journeys import engine as journey_engine
 
     journey_engine.run_until_idle(engine)
@@ -171,6 +172,9 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
         "pipeline_id": pipeline_id,
         "field_id": field.id,
         "inquiry_id": inquiry_id,
+        "survey_id": survey_id,
+        # The public page a customer's NPS link opens.
+        "survey_token": survey_token,
     }
 
 
@@ -194,6 +198,32 @@ def demo_inquiry(s: Any, customer_id: int) -> int:
     )
     inquiries.reply(s, actor=factories.SYSTEM, inquiry_id=inquiry.id, data=ReplyCreate(body="確認します", note=True))
     return inquiry.id
+
+
+def demo_survey(engine: Engine, customer_id: int, segment_id: int) -> tuple[int, str]:
+    """An NPS survey with a commented answer (its report, chart and comments) and a link's token."""
+    from kizuna.surveys import links
+    from kizuna.surveys import service as surveys
+    from kizuna.surveys.schemas import SurveyCreate
+
+    with transaction(engine) as s:
+        data = SurveyCreate(
+            name="購入後アンケート（長い名前の例）", question_ja="友人に薦める可能性は?", question_en="How likely?",
+            touchpoint="purchase",
+        )  # fmt: skip
+        survey = surveys.create_survey(s, actor=factories.SYSTEM, data=data)
+        found = surveys.make_links(
+            s,
+            actor=factories.SYSTEM,
+            survey_id=survey.id,
+            customer_id=customer_id,
+            base_url="http://x",
+            send_key="demo",
+        )
+        token = found.links[0].url.split("/nps/")[1].split("?")[0]
+        surveys.answer(s, token, score=3, comment="配送がとても遅く、連絡もありませんでした。" * 3)
+        assert links.read(token).survey_id == survey.id
+        return survey.id, token
 
 
 def demo_deal(s: Any, customer_id: int, company_id: int, owner_id: int) -> int:
