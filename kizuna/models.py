@@ -4,6 +4,7 @@ from kizuna.analytics.models import CustomerMetrics, MetricRun
 from kizuna.auth.models import ApiToken, AuditEntry, UiSession, User
 from kizuna.campaigns.models import Campaign
 from kizuna.catalog.models import Product
+from kizuna.chat.models import Chat, ChatMessage, ChatOrigin
 from kizuna.customers.models import (
     Company,
     Consent,
@@ -22,6 +23,7 @@ from kizuna.events.models import Event
 from kizuna.fields.models import CustomField
 from kizuna.imports.models import ImportJob
 from kizuna.ingest.models import Source
+from kizuna.knowledge.models import Article
 from kizuna.journeys.models import Journey, JourneyEnrollment, JourneyStep, JourneyVersion
 from kizuna.messaging.line_models import LineLink, LineSettings, LineWebhookEvent
 from kizuna.messaging.models import Message, MessageEvent, Suppression, Template
@@ -38,6 +40,10 @@ from kizuna.webhooks.models import WebhookDelivery, WebhookSubscription
 never_reuse_ids(Base.metadata)
 
 __all__ = [
+    "Article",
+    "Chat",
+    "ChatMessage",
+    "ChatOrigin",
     "Activity",
     "Deal",
     "Score",

@@ -28,6 +28,12 @@ _SALES = {"deals:write", "activities:write", "tasks:write"}
 _SALES_LEAD = _SALES | {"deals:write_all", "pipelines:manage", "teams:manage", "scoring:manage"}
 
 
+# The FAQ knowledge base and the website chat (kizuna/knowledge, kizuna/chat): every role reads articles and
+# chats; support and admins write articles and answer chats; admins choose the sites that may embed the chat.
+_READ_ALL |= {"knowledge:read", "chats:read"}
+_CHAT_DESK = {"knowledge:write", "chats:answer"}
+
+
 def _grant(*domains: str, verbs: tuple[str, ...] = ("write",)) -> set[str]:
     return {f"{d}:{v}" for d in domains for v in verbs}
 
@@ -38,6 +44,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         _READ_ALL
         | _grant("customers", "notes", "events", "consents")
         | {"suppressions:write", "activities:write", "tasks:write"}
+        | _CHAT_DESK
     ),
     "sales": frozenset(_READ_ALL | _grant("customers", "companies", "notes", "events", "orders") | _SALES),
     "marketer": frozenset(
@@ -67,6 +74,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         # Third-party provision records (APPI) and their purge; whole-table exports for a warehouse.
         | {"privacy:read", "privacy:manage", "tables:export"}
         | _SALES_LEAD
+        | _CHAT_DESK
+        | {"chats:manage"}
     ),
 }
 
