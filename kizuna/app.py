@@ -26,6 +26,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.chat.api import router as chats_router
     from kizuna.chat.api import widget as chat_widget_router
     from kizuna.chat.cors import ChatCORS
+    from kizuna.chat.limits import ChatLimits
     from kizuna.customers import card_scan
     from kizuna.customers.api import companies as companies_router
     from kizuna.customers.api import router as customers_router
@@ -81,6 +82,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.add_middleware(errors.NoSniff)
     # The website chat's public API answers only the sites an admin allowed (kizuna/chat/cors.py).
     app.add_middleware(ChatCORS)
+    app.state.chat_limits = ChatLimits()
     for router in (
         customers_router,
         companies_router,

@@ -23,8 +23,8 @@ from kizuna.events.models import Event
 from kizuna.fields.models import CustomField
 from kizuna.imports.models import ImportJob
 from kizuna.ingest.models import Source
-from kizuna.knowledge.models import Article
 from kizuna.journeys.models import Journey, JourneyEnrollment, JourneyStep, JourneyVersion
+from kizuna.knowledge.models import Article
 from kizuna.messaging.line_models import LineLink, LineSettings, LineWebhookEvent
 from kizuna.messaging.models import Message, MessageEvent, Suppression, Template
 from kizuna.messaging.settings import ChannelSettings

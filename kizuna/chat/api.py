@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse
 
 from kizuna.auth.permissions import require
-from kizuna.chat import limits, service
+from kizuna.chat import cors, service
 from kizuna.chat.models import Chat, ChatMessage, ChatOrigin
 from kizuna.chat.schemas import (
     AgentReply,
@@ -46,7 +46,9 @@ def _state(chat: Chat, messages: list[ChatMessage]) -> ChatState:
 @public.post("/sessions", response_model=ChatStarted, status_code=201)
 def start_chat(request: Request, session: DB, data: ChatStart | None = None) -> ChatStarted:
     """Start a chat; keep ``secret`` and send it as ``X-Chat-Secret`` with every later call."""
-    limits.starts.hit(client_address(request), get_settings().chat_starts_per_minute, "chats started")
+    request.app.state.chat_limits.starts.hit(
+        client_address(request), get_settings().chat_starts_per_minute, "chats started"
+    )
     chat, secret, messages = service.start_chat(session, data=data or ChatStart(), site=request.headers.get("origin"))
     session.commit()
     return ChatStarted(
@@ -59,7 +61,7 @@ def start_chat(request: Request, session: DB, data: ChatStart | None = None) -> 
 def post_message(chat_id: str, data: MessageIn, request: Request, session: DB, secret: Secret = None) -> ChatState:
     """The visitor's message; the answer holds it and the bot's reply (with the articles it used)."""
     chat = service.visitor_chat(session, chat_id, secret)
-    limits.messages.hit(chat.public_id, get_settings().chat_messages_per_minute, "chat messages")
+    request.app.state.chat_limits.messages.hit(chat.public_id, get_settings().chat_messages_per_minute, "chat messages")
     added = service.post_message(session, chat=chat, data=data, link_base=_base(request))
     session.commit()
     return _state(chat, added)
@@ -139,4 +141,5 @@ def sites(session: DB, actor: APIActor) -> list[ChatOrigin]:
 def add_site(data: OriginIn, session: DB, actor: APIActor) -> ChatOrigin:
     row = service.add_origin(session, actor=actor, origin=data.origin)
     session.commit()
+    cors.forget()
     return row

@@ -20,22 +20,29 @@ PREFIX = "/chat/v1/"
 CACHE_SECONDS = 5.0
 
 
+# Database URL -> (when read, allowed origins).
+_cached: dict[str, tuple[float, set[str]]] = {}
+
+
+def forget() -> None:
+    """Re-read the allowed sites on the next request (after an admin changed them in this process)."""
+    _cached.clear()
+
+
+def _allowed(scope: Scope) -> set[str]:
+    engine = scope["app"].state.engine
+    key = str(engine.url)
+    at, origins = _cached.get(key, (0.0, set()))
+    if time.monotonic() - at > CACHE_SECONDS:
+        with new_session(engine) as session:
+            origins = set(session.scalars(select(ChatOrigin.origin)))
+        _cached[key] = (time.monotonic(), origins)
+    return origins
+
+
 class ChatCORS:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._cached: tuple[float, set[str]] = (0.0, set())
-
-    def _allowed(self, scope: Scope) -> set[str]:
-        at, origins = self._cached
-        if time.monotonic() - at > CACHE_SECONDS:
-            with new_session(scope["app"].state.engine) as session:
-                origins = set(session.scalars(select(ChatOrigin.origin)))
-            self._cached = (time.monotonic(), origins)
-        return origins
-
-    def forget(self) -> None:
-        """Re-read the allowed sites on the next request (after an admin changed them in this process)."""
-        self._cached = (0.0, set())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope.get("path", "").startswith(PREFIX):
@@ -47,7 +54,7 @@ class ChatCORS:
         if not origin or origin in (f"http://{host}", f"https://{host}"):
             await self.app(scope, receive, send)
             return
-        if origin not in self._allowed(scope):
+        if origin not in _allowed(scope):
             await _json(send, 403, {"error": {"code": "forbidden", "field": None, "message": (
                 f"the site {origin} may not use this chat (an admin allows it under Chats > Sites)")}})  # fmt: skip
             return

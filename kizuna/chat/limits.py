@@ -40,5 +40,9 @@ class SlidingWindow:
                     del self._hits[stale]
 
 
-messages = SlidingWindow()
-starts = SlidingWindow()
+class ChatLimits:
+    """The limits of one app (``app.state.chat_limits``): messages per chat, chats started per address."""
+
+    def __init__(self) -> None:
+        self.messages = SlidingWindow()
+        self.starts = SlidingWindow()

@@ -2,7 +2,7 @@
 
 The index is built from the database once per process and rebuilt when the published articles change (their
 count, newest change or version sum differ: one small query per question). Each article's tokens are kept
-by (id, version), so a rebuild after one edit analyses only that article; BM25 over the kept tokens of
+by its text, so a rebuild after one edit analyses only that article; BM25 over the kept tokens of
 1,000 articles builds in tens of milliseconds.
 """
 
@@ -52,7 +52,8 @@ class Answer:
 class _Cache:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.tokens: dict[tuple[str, int, int], tuple[str, ...]] = {}
+        # (title, body, tags) -> tokens: an unchanged article is not analysed again.
+        self.tokens: dict[tuple[str, str, tuple[str, ...]], tuple[str, ...]] = {}
         self.indexes: dict[str, tuple[tuple, KnowledgeIndex]] = {}
 
 
@@ -89,12 +90,16 @@ def current_index(session: Session) -> KnowledgeIndex:
             )
         ).all()
         documents = []
-        for article_id, version, language, title, body, tags in rows:
-            key = (bind, article_id, version)
+        kept: dict[tuple[str, str, tuple[str, ...]], tuple[str, ...]] = {}
+        for article_id, _version, language, title, body, tags in rows:
+            key = (title, body, tuple(tags or ()))
             tokens = _cache.tokens.get(key)
             if tokens is None:
-                tokens = _cache.tokens[key] = document_tokens(analyser, title, body, tags or ())
+                tokens = document_tokens(analyser, title, body, tags or ())
+            kept[key] = tokens
             documents.append(Document(article_id, language, tokens))
+        # Only the current articles' tokens stay (for this database; another's are analysed again if needed).
+        _cache.tokens = kept
         index = KnowledgeIndex(documents, analyser)
         _cache.indexes[bind] = (stamp, index)
         return index

@@ -16,6 +16,7 @@ from kizuna.web import (
     ui_analytics,
     ui_campaigns,
     ui_cards,
+    ui_chats,
     ui_companies,
     ui_customer_forms,
     ui_customers,
@@ -25,6 +26,7 @@ from kizuna.web import (
     ui_forecast,
     ui_imports,
     ui_journeys,
+    ui_knowledge,
     ui_line,
     ui_lists,
     ui_messaging,
@@ -166,3 +168,5 @@ router.include_router(ui_cards.router)
 router.include_router(ui_deal_list.router)
 router.include_router(ui_forecast.router)
 router.include_router(ui_sales_admin.router)
+router.include_router(ui_knowledge.router)
+router.include_router(ui_chats.router)
