@@ -283,12 +283,18 @@ class KnowledgeIndex:
         self.analyser = analyser
         languages = sorted({d.language for d in documents})
         self._by_language = {lang: _LanguageIndex([d for d in documents if d.language == lang]) for lang in languages}
-        self._all = _LanguageIndex(documents)
+        self._documents = documents
+        self._all: _LanguageIndex | None = None
         self.size = len(documents)
 
     def search(self, question: str, *, k: int = 3) -> list[Hit]:
         """The best ``k`` articles for ``question``, best first, each with its confidence (0-1)."""
         tokens = self.analyser.tokens(question)
         own = self._by_language.get(query_language(question))
-        # A question in a language the base has no article in still finds articles that share its words.
-        return (own or self._all).search(tokens, k)
+        if own is None:
+            # A question in a language the base has no article in still finds articles that share its words;
+            # built on first need, so a rebuild after an edit costs only the per-language indexes.
+            if self._all is None:
+                self._all = _LanguageIndex(self._documents)
+            own = self._all
+        return own.search(tokens, k)

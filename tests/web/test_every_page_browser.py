@@ -148,6 +148,18 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
                 choices=["表参道店", "梅田店"],
             ),
         )
+        from kizuna.chat import service as chats
+        from kizuna.chat.schemas import ChatStart, MessageIn
+        from kizuna.knowledge import service as knowledge
+        from kizuna.knowledge.schemas import ArticleCreate
+
+        article = knowledge.create_article(
+            s, actor=factories.SYSTEM, data=ArticleCreate(
+                title="送料について（長いタイトルの例: 沖縄・離島への配送を含む）", body="送料は全国一律550円です。",
+                language="ja", tags=["配送"]),
+        )  # fmt: skip
+        chat, _, _ = chats.start_chat(s, data=ChatStart(language="ja"))
+        chats.post_message(s, chat=chat, data=MessageIn(text="担当者と話したい"))
     from kizuna.journeys import engine as journey_engine
 
     journey_engine.run_until_idle(engine)
@@ -169,6 +181,8 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
         "deal_id": deal_id,
         "pipeline_id": pipeline_id,
         "field_id": field.id,
+        "article_id": article.id,
+        "chat_id": chat.id,
     }
 
 
