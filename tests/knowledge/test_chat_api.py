@@ -120,6 +120,9 @@ def test_giving_an_email_links_the_chat_to_the_customer(visitor, client, db) -> 
     assert r.status_code == 200, r.text
     with new_session(db) as s:
         assert s.scalar(select(Chat.customer_id)) == customer["id"]
+    # The chat is on the customer's timeline.
+    items = client.get(f"/api/v1/customers/{customer['id']}/timeline").json()["items"]
+    assert [(i["kind"], i["data"]["status"]) for i in items if i["kind"] == "chat"] == [("chat", "bot")]
 
 
 def test_bad_input_is_refused_and_nothing_is_stored(visitor, articles, db) -> None:  # noqa: ANN001
