@@ -93,6 +93,10 @@ def test_visitor_asks_then_an_agent_answers_live(live_server, shop_site, sign_in
         agent.get_by_test_id("chat-log").locator("li[data-author=agent]").wait_for()
 
         log.locator("li[data-author=agent]", has_text="担当の佐藤です").wait_for()
+        # The visitor answers; the agent's open chat page shows it without a reload.
+        visitor.get_by_test_id("kz-chat-input").fill("よろしくお願いします")
+        visitor.get_by_test_id("kz-chat-send").click()
+        agent.get_by_test_id("chat-log").locator("li[data-author=customer]", has_text="よろしくお願いします").wait_for()
         chat_page = agent.url.removeprefix(live_server)
         pages = ["/chats", chat_page, "/knowledge", "/knowledge/new", "/knowledge/1", "/knowledge?ask=送料"]
         problems = phone_problems(agent, live_server, pages)
