@@ -27,7 +27,8 @@ class Chat(Timestamped, Versioned, Base):
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
     # SHA-256 of the visitor's session secret: the secret itself is only ever in the visitor's browser.
     secret_hash: Mapped[str] = mapped_column(String(64))
-    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
+    # Deleting (erasing) a customer deletes their chats and so the messages: the conversation is theirs.
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     email: Mapped[str | None] = mapped_column(String(320))
     name: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(2), default="ja")

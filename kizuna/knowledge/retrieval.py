@@ -240,7 +240,8 @@ class _LanguageIndex:
     def __init__(self, documents: Sequence[Document]) -> None:
         self.ids = np.array([d.id for d in documents], dtype=np.int64)
         self.retriever = bm25s.BM25(k1=K1, b=B)
-        self.retriever.index([list(d.tokens) or [""] for d in documents], show_progress=False)
+        if documents:  # bm25s cannot index nothing; an empty base finds nothing (and so hands over)
+            self.retriever.index([list(d.tokens) or [""] for d in documents], show_progress=False)
         count = len(documents)
         frequency: dict[str, int] = {}
         for document in documents:

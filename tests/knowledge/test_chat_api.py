@@ -178,3 +178,19 @@ def test_roles_viewer_reads_support_answers(visitor, articles, client_as) -> Non
     assert support.post(f"/api/v1/chats/{row['id']}/messages", json={"text": "はい"}).status_code == 201
     assert viewer.post("/api/v1/knowledge", json={"title": "x", "body": "y", "language": "ja"}).status_code == 403
     assert support.post("/api/v1/chats/sites", json={"origin": "https://a.example"}).status_code == 403
+
+
+def test_a_merge_moves_the_chat_and_erasing_the_customer_erases_it(visitor, client, db, admin) -> None:  # noqa: ANN001
+    from kizuna.customers.merge import merge_customers
+
+    keep = client.post("/api/v1/customers", json={"email": "keep@example.jp", "family_name": "山田"}).json()
+    gone = client.post("/api/v1/customers", json={"email": "gone@example.jp", "family_name": "山田"}).json()
+    chat_id, secret = _start(visitor, language="ja", email="gone@example.jp")
+    visitor.post(f"/chat/v1/sessions/{chat_id}/messages", json={"text": "送料は？"}, headers=secret)
+    with new_session(db) as s:
+        merge_customers(s, actor=admin, survivor_id=keep["id"], merged_id=gone["id"], reason="same person")
+        s.commit()
+        assert s.scalar(select(Chat.customer_id)) == keep["id"]
+    r = client.delete(f"/api/v1/customers/{keep['id']}", headers={"If-Match": 'W/"1"'})
+    assert r.status_code == 204, r.text
+    assert _count(db, Chat) == 0 and _count(db, ChatMessage) == 0

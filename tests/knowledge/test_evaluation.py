@@ -63,3 +63,9 @@ def test_the_index_follows_edits_without_a_restart(session: Session, admin) -> N
     session.commit()
     found = answering.answer(session, "京都のお店は何時まで開いていますか")
     assert article_id not in [s.id for s in found.sources]
+
+
+def test_an_empty_knowledge_base_hands_everything_over(session: Session) -> None:
+    result = answering.answer(session, "送料はいくらですか")
+    assert result.sources == [] and result.hand_over
+    assert answering.answer(session, "Where is my parcel?").hand_over

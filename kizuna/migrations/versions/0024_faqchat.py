@@ -76,7 +76,7 @@ def upgrade() -> None:
             ["agent_user_id"], ["users.id"], name=op.f("fk_chat_sessions_agent_user_id_users"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(
-            ["customer_id"], ["customers.id"], name=op.f("fk_chat_sessions_customer_id_customers"), ondelete="SET NULL"
+            ["customer_id"], ["customers.id"], name=op.f("fk_chat_sessions_customer_id_customers"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_chat_sessions")),
         sa.UniqueConstraint("public_id", name=op.f("uq_chat_sessions_public_id")),
