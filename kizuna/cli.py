@@ -18,6 +18,7 @@ from kizuna.exports.cli import export_app
 from kizuna.imports.cli import imports_app
 from kizuna.ingest.cli import sources_app
 from kizuna.journeys.cli import journeys_app
+from kizuna.knowledge.cli import chats_app, knowledge_app
 from kizuna.messaging.cli import messages_app
 from kizuna.outbox.cli import outbox_app
 from kizuna.privacy.cli import privacy_app
@@ -45,6 +46,8 @@ app.add_typer(privacy_app, name="privacy")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(deals_app, name="deals")
 app.add_typer(scoring_app, name="scoring")
+app.add_typer(knowledge_app, name="knowledge")
+app.add_typer(chats_app, name="chats")
 
 
 def _engine():  # noqa: ANN202
