@@ -81,11 +81,17 @@ def test_visitor_asks_then_an_agent_answers_live(live_server, shop_site, sign_in
         visitor.get_by_test_id("kz-chat-input").fill("担当者と話したい")
         visitor.get_by_test_id("kz-chat-send").click()
         log.locator("li[data-author=bot]", has_text="担当者におつなぎします").wait_for()
+        # Handed over, the widget offers to leave an e-mail address for the reply.
+        visitor.get_by_test_id("kz-chat-email").fill("hanako@example.jp")
+        visitor.get_by_test_id("kz-chat-contact").locator("button").click()
+        visitor.get_by_test_id("kz-chat-contact").wait_for(state="hidden")
+        assert visitor.get_by_test_id("kz-chat-person").is_hidden()
 
         agent = sign_in("support", "agent@example.com")
         agent.goto(f"{live_server}/chats")
         row = agent.locator("[data-testid=chat-row][data-status=waiting_agent]")
         assert row.count() == 1
+        assert "hanako@example.jp" in row.inner_text()
         row.locator("a").click()
         assert "定期便をやめたいです" in agent.get_by_test_id("chat-log").inner_text()
         agent.fill("#f-text", "担当の佐藤です。解約のお手続きをご案内します。")

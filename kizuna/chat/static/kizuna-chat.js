@@ -15,10 +15,12 @@
   var T = {
     ja: { open: "チャットで質問", title: "お問い合わせチャット", close: "閉じる", label: "メッセージ",
           send: "送信", person: "担当者と話す", you: "あなた", bot: "ボット", agent: "担当者",
-          sources: "参考記事", sending: "送信中…", failed: "送信できませんでした: " },
+          sources: "参考記事", sending: "送信中…", failed: "送信できませんでした: ",
+          email: "返信先メールアドレス（任意）", save: "登録", saved: "メールアドレスを登録しました。" },
     en: { open: "Chat with us", title: "Chat", close: "Close", label: "Message",
           send: "Send", person: "Talk to a person", you: "You", bot: "Bot", agent: "Agent",
-          sources: "Articles", sending: "Sending…", failed: "Could not send: " }
+          sources: "Articles", sending: "Sending…", failed: "Could not send: ",
+          email: "Your e-mail for our reply (optional)", save: "Save", saved: "Thank you, we will reply there too." }
   }[lang];
   var title = script.getAttribute("data-title") || T.title;
   var KEY = "kizuna-chat:" + base;
@@ -27,7 +29,7 @@
 
   var css = ".kz-chat-launch{position:fixed;right:16px;bottom:16px;z-index:2147483000;padding:12px 16px;border-radius:24px;border:0;background:#1f4e79;color:#fff;font:600 15px system-ui,sans-serif;cursor:pointer}" +
     ".kz-chat-panel{position:fixed;right:16px;bottom:72px;z-index:2147483000;width:min(360px,calc(100vw - 32px));max-height:min(560px,calc(100vh - 96px));display:flex;flex-direction:column;background:#fff;color:#1a1a1a;border:1px solid #8a8a8a;border-radius:8px;box-shadow:0 4px 24px rgba(0,0,0,.2);font:15px/1.5 system-ui,sans-serif}" +
-    ".kz-chat-panel[hidden]{display:none}.kz-chat-head{display:flex;justify-content:space-between;align-items:center;padding:8px 12px;border-bottom:1px solid #ddd}" +
+    ".kz-chat-panel[hidden],.kz-chat-panel [hidden]{display:none!important}.kz-chat-head{display:flex;justify-content:space-between;align-items:center;padding:8px 12px;border-bottom:1px solid #ddd}" +
     ".kz-chat-head h2{font-size:16px;margin:0}.kz-chat-log{list-style:none;margin:0;padding:8px 12px;overflow-y:auto;flex:1}" +
     ".kz-chat-log li{margin:6px 0;padding:6px 8px;border-radius:6px;background:#f1f3f5}.kz-chat-log li.kz-customer{background:#e3effa;margin-left:24px}" +
     ".kz-chat-log li.kz-agent{background:#fff4d6}.kz-who{font-size:12px;font-weight:600;display:block}.kz-chat-log a{color:#0b5394}" +
@@ -62,7 +64,16 @@
   form.appendChild(label); form.appendChild(input); form.appendChild(send);
   var person = el("button", { type: "button", "class": "kz-chat-btn kz-chat-alt", "data-testid": "kz-chat-person",
                               style: "margin:0 12px 8px" }, T.person);
-  panel.appendChild(head); panel.appendChild(log); panel.appendChild(error); panel.appendChild(form); panel.appendChild(person);
+  // Once a person is asked for, the visitor may leave an e-mail address so the team can answer there too.
+  var contact = el("form", { "class": "kz-chat-form", hidden: "", "data-testid": "kz-chat-contact" });
+  var emailLabel = el("label", { "for": "kz-chat-email" }, T.email);
+  var email = el("input", { id: "kz-chat-email", type: "email", autocomplete: "email", "data-testid": "kz-chat-email" });
+  var save = el("button", { type: "submit", "class": "kz-chat-btn" }, T.save);
+  var emailBox = el("div", { style: "flex:1;display:flex;flex-direction:column" });
+  emailBox.appendChild(emailLabel); emailBox.appendChild(email);
+  contact.appendChild(emailBox); contact.appendChild(save);
+  panel.appendChild(head); panel.appendChild(log); panel.appendChild(error); panel.appendChild(form);
+  panel.appendChild(contact); panel.appendChild(person);
   document.body.appendChild(launch);
   document.body.appendChild(panel);
 
@@ -103,16 +114,25 @@
     log.scrollTop = log.scrollHeight;
   }
 
+  function status(value) {
+    var withPerson = value === "waiting_agent" || value === "live";
+    person.hidden = value !== "bot";
+    if (withPerson && !state.contactGiven) contact.hidden = false;
+  }
+
   function poll() {
     if (!state) return;
     call("GET", "/sessions/" + state.id + "/messages?after=" + lastId).then(function (data) {
       show(data.messages);
+      status(data.status);
     }).catch(function () { /* a missed poll is retried on the next tick */ });
   }
 
   function start() {
     if (state) {
-      return call("GET", "/sessions/" + state.id + "/messages").then(function (data) { show(data.messages); })
+      return call("GET", "/sessions/" + state.id + "/messages").then(function (data) {
+        show(data.messages); status(data.status);
+      })
         .catch(function () { state = null; sessionStorage.removeItem(KEY); return start(); });
     }
     return call("POST", "/sessions", { language: lang }).then(function (data) {
@@ -147,12 +167,26 @@
     call("POST", "/sessions/" + state.id + "/messages", { text: text }).then(function (data) {
       input.value = "";
       show(data.messages);
+      status(data.status);
     }).catch(function (err) { error.textContent = T.failed + err.message; })
       .then(function () { send.disabled = false; input.focus(); });
   });
+  contact.addEventListener("submit", function (e) {
+    e.preventDefault();
+    if (!state || !email.value.trim()) return;
+    error.textContent = "";
+    call("POST", "/sessions/" + state.id + "/contact", { email: email.value.trim() }).then(function () {
+      state.contactGiven = true;
+      sessionStorage.setItem(KEY, JSON.stringify(state));
+      contact.hidden = true;
+      error.textContent = T.saved;
+    }).catch(function (err) { error.textContent = T.failed + err.message; });
+  });
   person.addEventListener("click", function () {
     if (!state) return;
-    call("POST", "/sessions/" + state.id + "/handover", {}).then(function (data) { show(data.messages); })
+    call("POST", "/sessions/" + state.id + "/handover", {}).then(function (data) {
+      show(data.messages); status(data.status);
+    })
       .catch(function (err) { error.textContent = T.failed + err.message; });
   });
 })();
