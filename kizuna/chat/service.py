@@ -94,6 +94,11 @@ def _link(session: Session, chat: Chat, email: str, name: str | None) -> None:
 def give_contact(session: Session, *, chat: Chat, data: ChatContact) -> Chat:
     """The visitor's e-mail (and name): links the chat to the customer with that address, if there is one."""
     _link(session, chat, data.email, data.name)
+    # ---- MERGE POINT (inquiry desk) ----------------------------------------------------------------------
+    # A visitor often leaves the address after the hand-over: pass it to the inquiry opened then, e.g.
+    #     if chat.inquiry_id: inquiries.service.set_contact(session, actor=BOT, inquiry_id=chat.inquiry_id,
+    #                                                       customer_id=chat.customer_id, email=chat.email)
+    # --------------------------------------------------------------------------------------------------------
     audit.record(
         session, actor=VISITOR, action="chat.contact", entity_type="chat", entity_id=chat.id,
         customer_id=chat.customer_id, summary=chat.email or "",

@@ -194,3 +194,17 @@ def test_a_merge_moves_the_chat_and_erasing_the_customer_erases_it(visitor, clie
     r = client.delete(f"/api/v1/customers/{keep['id']}", headers={"If-Match": 'W/"1"'})
     assert r.status_code == 204, r.text
     assert _count(db, Chat) == 0 and _count(db, ChatMessage) == 0
+
+
+def test_a_second_agent_is_refused_and_a_closed_chat_takes_no_more(visitor, articles, client_as) -> None:  # noqa: ANN001
+    chat_id, secret = _start(visitor)
+    visitor.post(f"/chat/v1/sessions/{chat_id}/handover", headers=secret)
+    first, second = client_as("support"), client_as("support")
+    row = first.get("/api/v1/chats").json()[0]
+    assert row["status"] == "waiting_agent"
+    assert first.post(f"/api/v1/chats/{row['id']}/messages", json={"text": "担当します"}).status_code == 201
+    taken = second.post(f"/api/v1/chats/{row['id']}/messages", json={"text": "私も"})
+    assert taken.status_code == 409 and "another agent" in taken.json()["error"]["message"]
+    assert first.post(f"/api/v1/chats/{row['id']}/close").json()["status"] == "closed"
+    late = visitor.post(f"/chat/v1/sessions/{chat_id}/messages", json={"text": "まだいますか"}, headers=secret)
+    assert late.status_code == 409 and "closed" in late.json()["error"]["message"]
