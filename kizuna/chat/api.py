@@ -49,7 +49,9 @@ def start_chat(request: Request, session: DB, data: ChatStart | None = None) -> 
     request.app.state.chat_limits.starts.hit(
         client_address(request), get_settings().chat_starts_per_minute, "chats started"
     )
-    chat, secret, messages = service.start_chat(session, data=data or ChatStart(), site=request.headers.get("origin"))
+    chat, secret, messages = service.start_chat(
+        session, data=data or ChatStart(), site=(request.headers.get("origin") or "")[:300] or None
+    )
     session.commit()
     return ChatStarted(
         id=chat.public_id, secret=secret, status=chat.status,

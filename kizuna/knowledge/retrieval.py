@@ -10,8 +10,9 @@ Which analyser, and why (measured by ``benchmarks/faq_retrieval.py`` on the eval
   top-3 (98%) and top-1 (93%) hit rates and answers the most in-scope questions (83%) while still handing over
   every out-of-scope one (100%); modes B and C (longer compounds) miss more. The dictionary ships in the
   wheel, so nothing is downloaded at run time.
-- ``fugashi`` (MeCab + ``unidic-lite``): the same hit rates, but it answered one out-of-scope question and its
-  dictionary took longer to load here; a second native dependency for no gain.
+- ``fugashi`` (MeCab + ``unidic-lite``): the same hit rates, but it answered one out-of-scope question
+  (おすすめの映画を教えて) and analysed the articles about twice as slowly here; a second native dependency for
+  no gain.
 - ``bigram``: overlapping character pairs. Needs no dictionary and ranks well, but its confidence separates
   covered from uncovered questions poorly (fewer than half the in-scope questions answered at a threshold
   that hands over 96% of the rest).
@@ -39,8 +40,9 @@ from typing import Protocol
 import bm25s
 import numpy as np
 
-# Chosen on tests/knowledge/data/tuning.json (benchmarks/faq_retrieval.py prints the sweep): the middle of the
-# widest range of thresholds with the best tuning-set balance of answered and handed-over questions.
+# Chosen on tests/knowledge/data/tuning.json by ``evaluation.tune_threshold`` (benchmarks/faq_retrieval.py --sweep
+# prints the sweep): the middle of the first run of thresholds with the best answered + 2 x handed-over score.
+# tests/knowledge/test_evaluation.py fails when the tuning set would now give another value.
 CONFIDENCE_THRESHOLD = 0.44
 DEFAULT_ANALYZER = "sudachi"
 K1 = 1.5
