@@ -22,6 +22,11 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.auth.api import router as auth_router
     from kizuna.campaigns.api import router as campaigns_router
     from kizuna.catalog.api import router as catalog_router
+    from kizuna.chat.api import public as chat_public_router
+    from kizuna.chat.api import router as chats_router
+    from kizuna.chat.api import widget as chat_widget_router
+    from kizuna.chat.cors import ChatCORS
+    from kizuna.chat.limits import ChatLimits
     from kizuna.customers import card_scan
     from kizuna.customers.api import companies as companies_router
     from kizuna.customers.api import router as customers_router
@@ -36,6 +41,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.ingest.api import snippet as snippet_router
     from kizuna.inquiries.api import router as inquiries_router
     from kizuna.journeys.api import router as journeys_router
+    from kizuna.knowledge.api import router as knowledge_router
     from kizuna.messaging.api import router as messaging_router
     from kizuna.messaging.api_line import router as line_router
     from kizuna.messaging.api_line import webhooks as webhooks_router
@@ -78,6 +84,9 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     uploads |= {f"{API_PREFIX}/inquiries/email": settings.inquiry_mail_max_bytes + 64 * 1024}
     app.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes, uploads=uploads)
     app.add_middleware(errors.NoSniff)
+    # The website chat's public API answers only the sites an admin allowed (kizuna/chat/cors.py).
+    app.add_middleware(ChatCORS)
+    app.state.chat_limits = ChatLimits()
     for router in (
         customers_router,
         companies_router,
@@ -110,12 +119,17 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         scoring_router,
         inquiries_router,
         surveys_router,
+        knowledge_router,
+        chats_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     # The Segment-compatible tracking API lives at /v1, where Segment's SDKs send once given Kizuna's host.
     app.include_router(tracking_router)
     app.include_router(snippet_router)
     app.include_router(calendar_feed_router)
+    # The website chat: its public API (/chat/v1) and the widget script sites embed.
+    app.include_router(chat_public_router)
+    app.include_router(chat_widget_router)
     app.include_router(ui_router)
     openapi.install(app)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static"), name="static")

@@ -19,6 +19,7 @@ from kizuna.imports.cli import imports_app
 from kizuna.ingest.cli import sources_app
 from kizuna.inquiries.cli import inquiries_app
 from kizuna.journeys.cli import journeys_app
+from kizuna.knowledge.cli import chats_app, knowledge_app
 from kizuna.messaging.cli import messages_app
 from kizuna.outbox.cli import outbox_app
 from kizuna.privacy.cli import privacy_app
@@ -49,6 +50,8 @@ app.add_typer(deals_app, name="deals")
 app.add_typer(scoring_app, name="scoring")
 app.add_typer(inquiries_app, name="inquiries")
 app.add_typer(surveys_app, name="surveys")
+app.add_typer(knowledge_app, name="knowledge")
+app.add_typer(chats_app, name="chats")
 
 
 def _engine():  # noqa: ANN202

@@ -200,6 +200,13 @@ class Settings(BaseSettings):
     )
     inquiry_mail_max_bytes: int = Field(default=10_000_000, description="Largest raw mail accepted by e-mail-in.")
 
+    chat_messages_per_minute: int = Field(
+        default=20, ge=1, description="Messages one website chat may send per minute (more are refused with 429)."
+    )
+    chat_starts_per_minute: int = Field(
+        default=10, ge=1, description="Website chats one address may start per minute (more are refused with 429)."
+    )
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -4,6 +4,7 @@ from kizuna.analytics.models import CustomerMetrics, MetricRun
 from kizuna.auth.models import ApiToken, AuditEntry, UiSession, User
 from kizuna.campaigns.models import Campaign
 from kizuna.catalog.models import Product
+from kizuna.chat.models import Chat, ChatMessage, ChatOrigin
 from kizuna.customers.models import (
     Company,
     Consent,
@@ -24,6 +25,7 @@ from kizuna.imports.models import ImportJob
 from kizuna.ingest.models import Source
 from kizuna.inquiries.models import Inquiry, InquiryCategory, InquiryEvent, InquiryMacro, InquiryMessage
 from kizuna.journeys.models import Journey, JourneyEnrollment, JourneyStep, JourneyVersion
+from kizuna.knowledge.models import Article
 from kizuna.messaging.line_models import LineLink, LineSettings, LineWebhookEvent
 from kizuna.messaging.models import Message, MessageEvent, Suppression, Template
 from kizuna.messaging.settings import ChannelSettings
@@ -40,6 +42,10 @@ from kizuna.webhooks.models import WebhookDelivery, WebhookSubscription
 never_reuse_ids(Base.metadata)
 
 __all__ = [
+    "Article",
+    "Chat",
+    "ChatMessage",
+    "ChatOrigin",
     "Activity",
     "Deal",
     "Score",

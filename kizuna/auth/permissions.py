@@ -37,6 +37,12 @@ _READ_ALL |= {"surveys:read"}
 _MARKETING |= {"surveys:write"}
 
 
+# The FAQ knowledge base and the website chat (kizuna/knowledge, kizuna/chat): every role reads articles and
+# chats; support and admins write articles and answer chats; admins choose the sites that may embed the chat.
+_READ_ALL |= {"knowledge:read", "chats:read"}
+_CHAT_DESK = {"knowledge:write", "chats:answer"}
+
+
 def _grant(*domains: str, verbs: tuple[str, ...] = ("write",)) -> set[str]:
     return {f"{d}:{v}" for d in domains for v in verbs}
 
@@ -51,6 +57,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     ),
     "sales": frozenset(
         _READ_ALL | _grant("customers", "companies", "notes", "events", "orders") | _SALES | {"inquiries:create"}
+        | _CHAT_DESK
     ),
     "marketer": frozenset(
         _READ_ALL
@@ -81,6 +88,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         | {"privacy:read", "privacy:manage", "tables:export"}
         | _SALES_LEAD
         | _DESK_LEAD
+        | _CHAT_DESK
+        | {"chats:manage"}
     ),
 }
 

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
+from kizuna.chat.models import Chat
 from kizuna.customers.models import Consent, CustomerMerge, Note
 from kizuna.customers.schemas import TimelineItem
 from kizuna.errors import ValidationError
@@ -236,6 +237,20 @@ def _survey_response(r: Any) -> TimelineItem:
     )
 
 
+def _chat(c: Chat) -> TimelineItem:
+    return TimelineItem(
+        kind="chat",
+        id=c.id,
+        occurred_at=c.created_at,
+        title=c.status,
+        data={
+            "status": c.status,
+            "handover_reason": c.handover_reason,
+            "last_message_at": c.last_message_at.isoformat(),
+        },
+    )
+
+
 SOURCES: Sequence[TimelineSource] = (
     TimelineSource(
         "activity", Activity, Activity.occurred_at, Activity.customer_id, _activity, icon="☎",
@@ -278,6 +293,10 @@ SOURCES: Sequence[TimelineSource] = (
     TimelineSource(
         "order", Order, Order.ordered_at, Order.customer_id, _order, icon="¥", columns=_ORDER_COLUMNS,
         load=_load_orders,
+    ),
+    TimelineSource(
+        "chat", Chat, Chat.created_at, Chat.customer_id, _chat, icon="💬",
+        columns=("created_at", "status", "handover_reason", "last_message_at"),
     ),
 )  # fmt: skip
 KINDS = tuple(s.kind for s in SOURCES)

@@ -43,6 +43,8 @@ SECRET_COLUMNS = {
     "webhook_endpoints": frozenset({"secret"}),
     # The hash of a user's calendar feed URL: who has the hash may not open the feed, but it stays with the token.
     "calendar_feeds": frozenset({"token_hash"}),
+    # The hash of a website visitor's chat secret (kizuna/chat): it stays with the visitor's browser.
+    "chat_sessions": frozenset({"secret_hash"}),
 }
 # Columns whose name looks like a secret but which hold none (the test that guards SECRET_COLUMNS reads this).
 NOT_SECRET = {"users": frozenset({"must_change_password"})}

@@ -33,7 +33,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 
 # The tracking API (/v1/) answers JSON like the main API.
-API_PATHS = ("/api/", "/v1/", "/openapi.json", "/healthz")
+API_PATHS = ("/api/", "/v1/", "/openapi.json", "/healthz", "/chat/v1/")
 
 
 def is_api(request: Request) -> bool:

@@ -16,6 +16,7 @@ from kizuna.web import (
     ui_analytics,
     ui_campaigns,
     ui_cards,
+    ui_chats,
     ui_companies,
     ui_customer_forms,
     ui_customers,
@@ -27,6 +28,7 @@ from kizuna.web import (
     ui_inquiries,
     ui_inquiry_form,
     ui_journeys,
+    ui_knowledge,
     ui_line,
     ui_lists,
     ui_messaging,
@@ -172,3 +174,5 @@ router.include_router(ui_sales_admin.router)
 router.include_router(ui_inquiries.router)
 router.include_router(ui_inquiry_form.router)
 router.include_router(ui_surveys.router)
+router.include_router(ui_knowledge.router)
+router.include_router(ui_chats.router)

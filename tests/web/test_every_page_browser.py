@@ -149,6 +149,18 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
             ),
         )
         inquiry_id = demo_inquiry(s, customer_id)
+        from kizuna.chat import service as chats
+        from kizuna.chat.schemas import ChatStart, MessageIn
+        from kizuna.knowledge import service as knowledge
+        from kizuna.knowledge.schemas import ArticleCreate
+
+        article = knowledge.create_article(
+            s, actor=factories.SYSTEM, data=ArticleCreate(
+                title="送料について（長いタイトルの例: 沖縄・離島への配送を含む）", body="送料は全国一律550円です。",
+                language="ja", tags=["配送"]),
+        )  # fmt: skip
+        chat, _, _ = chats.start_chat(s, data=ChatStart(language="ja"))
+        chats.post_message(s, chat=chat, data=MessageIn(text="担当者と話したい"))
     survey_id, survey_token = demo_survey(engine, customer_id, segment.id)
     from kizuna.journeys import engine as journey_engine
 
@@ -175,6 +187,8 @@ def demo_rows(engine: Engine) -> dict[str, Any]:
         "survey_id": survey_id,
         # The public page a customer's NPS link opens.
         "survey_token": survey_token,
+        "article_id": article.id,
+        "chat_id": chat.id,
     }
 
 
