@@ -54,10 +54,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         | _grant("customers", "notes", "events", "consents")
         | {"suppressions:write", "activities:write", "tasks:write"}
         | _DESK
+        | _CHAT_DESK
     ),
     "sales": frozenset(
         _READ_ALL | _grant("customers", "companies", "notes", "events", "orders") | _SALES | {"inquiries:create"}
-        | _CHAT_DESK
     ),
     "marketer": frozenset(
         _READ_ALL
@@ -73,6 +73,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         | _MARKETING
         | _SALES_LEAD
         | _DESK_LEAD
+        | _CHAT_DESK
     ),
     "admin": frozenset(
         _READ_ALL

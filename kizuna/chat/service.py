@@ -94,11 +94,9 @@ def _link(session: Session, chat: Chat, email: str, name: str | None) -> None:
 def give_contact(session: Session, *, chat: Chat, data: ChatContact) -> Chat:
     """The visitor's e-mail (and name): links the chat to the customer with that address, if there is one."""
     _link(session, chat, data.email, data.name)
-    # ---- MERGE POINT (inquiry desk) ----------------------------------------------------------------------
-    # A visitor often leaves the address after the hand-over: pass it to the inquiry opened then, e.g.
-    #     if chat.inquiry_id: inquiries.service.set_contact(session, actor=BOT, inquiry_id=chat.inquiry_id,
-    #                                                       customer_id=chat.customer_id, email=chat.email)
-    # --------------------------------------------------------------------------------------------------------
+    if chat.status != "bot":
+        # A visitor often leaves the address only after the hand-over: the ticket opens now.
+        open_ticket(session, chat)
     audit.record(
         session, actor=VISITOR, action="chat.contact", entity_type="chat", entity_id=chat.id,
         customer_id=chat.customer_id, summary=chat.email or "",
@@ -148,6 +146,41 @@ def transcript(session: Session, chat: Chat) -> list[dict[str, Any]]:
     return rows
 
 
+def open_ticket(session: Session, chat: Chat, data: dict[str, Any] | None = None) -> int | None:
+    """Open the inquiry of a handed-over chat, with the conversation as its transcript, once: a desk agent
+    sees it in the queue (nothing missed) and its thread carries on by e-mail. A visitor nobody knows yet (no
+    customer, no e-mail) gets it when they leave their address (``give_contact``). Answers the inquiry id."""
+    from kizuna.inquiries.schemas import BODY_MAX, InquiryCreate
+    from kizuna.inquiries.service import create_inquiry
+
+    if chat.inquiry_id is not None or (chat.customer_id is None and not chat.email):
+        return chat.inquiry_id
+    data = dict(data or _ticket_data(session, chat))
+    data.update(customer_id=chat.customer_id, email=chat.email, name=chat.name)
+    data["body"] = data["body"][:BODY_MAX]
+    # The newest lines when a long chat exceeds what a ticket keeps.
+    data["transcript"] = [{**line, "text": line["text"][:BODY_MAX]} for line in data["transcript"][-500:]]
+    inquiry = create_inquiry(session, actor=BOT, data=InquiryCreate(**data))
+    chat.inquiry_id = inquiry.id
+    chat.customer_id = chat.customer_id or inquiry.customer_id
+    session.flush()
+    return inquiry.id
+
+
+def _ticket_data(session: Session, chat: Chat) -> dict[str, Any]:
+    lines = transcript(session, chat)
+    first = next((m["text"] for m in lines if m["author"] == "customer"), "")
+    return {
+        "subject": (("チャット: " if chat.language == "ja" else "Chat: ") + (first[:80] or chat.public_id))[:300],
+        "body": first or "(chat)",
+        "channel": "chat",
+        "customer_id": chat.customer_id,
+        "email": chat.email,
+        "name": chat.name,
+        "transcript": lines,
+    }
+
+
 def hand_over(session: Session, chat_id: int, reason: str) -> dict[str, Any]:
     """Hand the chat to a person: it waits for an agent, and an inquiry is opened with the conversation.
 
@@ -166,24 +199,8 @@ def hand_over(session: Session, chat_id: int, reason: str) -> dict[str, Any]:
     chat.handover_reason = reason
     chat.handed_over_at = utcnow()
     session.flush()
-    lines = transcript(session, chat)
-    first = next((m["text"] for m in lines if m["author"] == "customer"), "")
-    data: dict[str, Any] = {
-        "subject": ("チャット: " if chat.language == "ja" else "Chat: ") + (first[:80] or chat.public_id),
-        "body": first or "(chat)",
-        "channel": "chat",
-        "customer_id": chat.customer_id,
-        "email": chat.email,
-        "name": chat.name,
-        "transcript": lines,
-    }
-    # ---- MERGE POINT (inquiry desk) --------------------------------------------------------------------
-    # When kizuna.inquiries exists, open the ticket here, in this transaction:
-    #     from kizuna.inquiries.schemas import InquiryCreate
-    #     from kizuna.inquiries.service import create_inquiry
-    #     inquiry = create_inquiry(session, actor=BOT, data=InquiryCreate(**data))
-    #     chat.inquiry_id = inquiry.id
-    # ------------------------------------------------------------------------------------------------------
+    data = _ticket_data(session, chat)
+    open_ticket(session, chat, data)
     audit.record(
         session, actor=BOT, action="chat.hand_over", entity_type="chat", entity_id=chat.id,
         customer_id=chat.customer_id, details={"reason": reason}, summary=chat.public_id,

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from kizuna.db import Base, BigId, JSONType, UTCDateTime, utcnow
 
-ORIGINS = ("api", "ui", "import", "tracking", "cli", "worker", "system")
+ORIGINS = ("api", "ui", "import", "tracking", "cli", "worker", "system", "chat")
 
 
 class OutboxMessage(Base):

@@ -208,3 +208,35 @@ def test_a_second_agent_is_refused_and_a_closed_chat_takes_no_more(visitor, arti
     assert first.post(f"/api/v1/chats/{row['id']}/close").json()["status"] == "closed"
     late = visitor.post(f"/chat/v1/sessions/{chat_id}/messages", json={"text": "まだいますか"}, headers=secret)
     assert late.status_code == 409 and "closed" in late.json()["error"]["message"]
+
+
+def test_hand_over_opens_one_inquiry_with_the_conversation_once_the_visitor_is_known(visitor, articles, db, client):  # noqa: ANN001
+    from kizuna.inquiries.models import Inquiry, InquiryMessage
+
+    chat_id, secret = _start(visitor)
+    visitor.post(f"/chat/v1/sessions/{chat_id}/messages", json={"text": "送料はいくら？"}, headers=secret)
+    r = visitor.post(f"/chat/v1/sessions/{chat_id}/messages", json={"text": "担当者と話したい"}, headers=secret)
+    assert r.json()["status"] == "waiting_agent"
+    with new_session(db) as s:
+        # Nobody to answer by mail yet: the ticket waits for the visitor's address.
+        assert s.scalar(select(func.count()).select_from(Inquiry)) == 0
+    r = visitor.post(f"/chat/v1/sessions/{chat_id}/contact", json={"email": "new-visitor@example.jp"}, headers=secret)
+    assert r.status_code == 200, r.text
+    visitor.post(f"/chat/v1/sessions/{chat_id}/contact", json={"email": "new-visitor@example.jp"}, headers=secret)
+    with new_session(db) as s:
+        (inquiry,) = s.scalars(select(Inquiry)).all()
+        chat = s.scalar(select(Chat))
+        assert chat.inquiry_id == inquiry.id and inquiry.channel == "chat"
+        assert inquiry.customer_id == chat.customer_id is not None  # a new customer for the new address
+        texts = " ".join(
+            m.body for m in s.scalars(select(InquiryMessage).where(InquiryMessage.inquiry_id == inquiry.id))
+        )
+        assert "送料はいくら？" in texts and "担当者と話したい" in texts
+    # A known visitor's hand-over opens the ticket at once, in the desk's queue.
+    customer = client.post("/api/v1/customers", json={"email": "known@example.jp"}).json()
+    chat_id, secret = _start(visitor)
+    visitor.post(f"/chat/v1/sessions/{chat_id}/contact", json={"email": "known@example.jp"}, headers=secret)
+    visitor.post(f"/chat/v1/sessions/{chat_id}/messages", json={"text": "人と話したい"}, headers=secret)
+    queue = client.get("/api/v1/inquiries?tab=all").json()
+    items = queue["items"] if isinstance(queue, dict) else queue
+    assert any(i["customer_id"] == customer["id"] and i["channel"] == "chat" for i in items)
