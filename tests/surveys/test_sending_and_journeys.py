@@ -103,3 +103,31 @@ def test_a_detractor_answer_enrols_the_customer_in_a_journey_triggered_by_score_
 
         assert [t.name for t in get_customer(session, unhappy).tags] == ["nps-detractor"]
         assert get_customer(session, happy).tags == []
+
+
+def test_a_detractor_answer_opens_a_ticket_for_the_account_owner_through_a_journey(db):
+    """The loop the issue names: a score of 0–6 triggers a journey whose step opens an inquiry claimed for the
+    customer's owner; a promoter opens nothing."""
+    from kizuna.inquiries.models import Inquiry
+
+    with transaction(db) as session:
+        sid = survey(session).id
+        owner = factories.user(session, email="owner-nps@example.com", role="sales")
+        unhappy = factories.customer(session, email="unhappy2@example.jp", owner_id=owner.id).id
+        happy = factories.customer(session, email="happy2@example.jp", owner_id=owner.id).id
+        paths = {c: link_path(session, sid, c) for c in (unhappy, happy)}
+    steps = [
+        {"id": "ticket", "type": "open_inquiry", "subject": "NPS 批判者へのフォロー", "priority": "high",
+         "next": "done"},
+        {"id": "done", "type": "exit"},
+    ]  # fmt: skip
+    trigger = {"type": "event", "event": "nps.answered", "properties": {"score": {"lte": 6}}}
+    with transaction(db) as session:
+        publish(session, definition(steps, name="detractor ticket", trigger=trigger))
+    with transaction(db) as session:
+        service.answer(session, token_of(paths[unhappy]), score=2, comment="サポートの返事がない")
+        service.answer(session, token_of(paths[happy]), score=9)
+    drain(db)
+    with transaction(db) as session:
+        tickets = session.scalars(select(Inquiry)).all()
+        assert [(t.customer_id, t.claimed_by, t.priority) for t in tickets] == [(unhappy, owner.id, "high")]
