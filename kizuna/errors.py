@@ -90,4 +90,7 @@ def pydantic_message(error: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     params = {name: ctx[name] for name in _PYDANTIC_CTX_NAMES if name in ctx}
     if "value" not in params and isinstance(error.get("input"), (str, int, float)):
         params["value"] = error["input"]
+    if kind == "value_error" and "message" not in params:
+        # A model's own check (a plain ValueError): its text is the message, not Pydantic's "Value error, ...".
+        params["message"] = str(ctx.get("error") or error.get("msg", ""))
     return f"error.{kind}", params

@@ -20,7 +20,8 @@ STATUSES = ("new", "open", "pending", "resolved", "closed")
 # A ticket in one of these is still to be worked: queues, SLA warnings and repeat matching look at them.
 OPEN_STATUSES = ("new", "open", "pending")
 PRIORITIES = ("low", "normal", "high", "urgent")
-CHANNELS = ("web_form", "api", "email", "chat")
+# phone / visit: an agent typed in what a customer said on the phone or at the counter (/inquiries/new).
+CHANNELS = ("web_form", "api", "email", "chat", "phone", "visit")
 DIRECTIONS = ("in", "out", "note")
 EVENT_KINDS = ("opened", "replied", "received", "resolved", "reopened", "closed")
 

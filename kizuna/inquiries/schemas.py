@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Status = Literal["new", "open", "pending", "resolved", "closed"]
 Priority = Literal["low", "normal", "high", "urgent"]
-Channel = Literal["web_form", "api", "email", "chat"]
+Channel = Literal["web_form", "api", "email", "chat", "phone", "visit"]
 Direction = Literal["in", "out", "note"]
 # A chat message may be long, but the thread is for people: 100 KB is kept, anything longer is refused.
 BODY_MAX = 100_000

@@ -267,3 +267,71 @@ def delete_macro(session: DB, viewer: PostingViewer, macro_id: int) -> Response:
 def report_page(request: Request, session: DB, viewer: CurrentViewer) -> Response:
     report = queues.report(session, actor=viewer.actor, lang=viewer.lang)
     return render(request, "inquiries/report.html", viewer, report=report)
+
+
+NEW_FIELDS = ("subject", "body", "channel", "email", "phone", "name", "customer_id", "category", "priority")
+# What an agent logs by hand: a call, a visit, or a mail or form entry typed in from elsewhere.
+NEW_CHANNELS = ("phone", "visit", "email", "web_form")
+
+
+def _new_page(request: Request, session: Session, viewer: Viewer, state: FormState, status: int = 200) -> Response:
+    t = translator(viewer.lang)
+    customer = None
+    if customer_id := _int(state.values.get("customer_id")):
+        from kizuna.customers.models import Customer
+
+        customer = session.get(Customer, customer_id)
+    categories = [
+        (str(c.id), c.name_en if viewer.lang == "en" and c.name_en else c.name)
+        for c in setup.list_categories(session, active_only=True)
+    ]
+    return render(
+        request,
+        "inquiries/new.html",
+        viewer,
+        status=status,
+        form=state,
+        customer=customer,
+        channels=[(c, t(f"inquiries.channel.{c}")) for c in NEW_CHANNELS],
+        categories=categories,
+        priority_options=[(p, t(f"inquiries.priority.{p}")) for p in PRIORITIES],
+    )
+
+
+@router.get("/inquiries/new")
+def new_inquiry_page(request: Request, session: DB, viewer: CurrentViewer) -> Response:
+    from kizuna.auth.permissions import require
+
+    require(viewer.actor, "inquiries:create")
+    values = {name: "" for name in NEW_FIELDS} | {"channel": "phone", "priority": "normal"}
+    values["customer_id"] = str(_int(request.query_params.get("customer_id")) or "")
+    return _new_page(request, session, viewer, FormState(values=values))
+
+
+@router.post("/inquiries/new")
+def create_inquiry(request: Request, session: DB, viewer: PostingViewer, posted: Posted) -> Response:
+    from kizuna.inquiries.schemas import InquiryCreate
+
+    state = read_form(posted, NEW_FIELDS)
+
+    def save() -> Any:
+        values = {k: v.strip() for k, v in state.values.items()}
+        data = InquiryCreate(
+            subject=values["subject"],
+            body=values["body"],
+            channel=values["channel"] or "phone",
+            customer_id=_int(values["customer_id"]),
+            email=values["email"] or None,
+            phone=values["phone"] or None,
+            name=values["name"] or None,
+            category=_int(values["category"]),
+            priority=values["priority"] or "normal",
+        )
+        return service.open_inquiry(session, actor=viewer.actor.via("ui"), data=data)
+
+    opened = submit(state, translator(viewer.lang), viewer.lang, save)
+    if opened is None:
+        session.rollback()
+        return _new_page(request, session, viewer, state, status=422)
+    session.commit()
+    return RedirectResponse(f"/inquiries/{opened.inquiry.id}", status_code=303)

@@ -32,6 +32,8 @@ def test_queue_ticket_setup_and_report_pages_render_in_both_languages(client, ui
         f"/inquiries/{opened['id']}",
         "/inquiries/setup",
         "/inquiries/report",
+        "/inquiries/new",
+        f"/inquiries/new?customer_id={opened['customer_id']}",
     ):
         r = c.get(path)
         assert r.status_code == 200, (path, r.text[:500])
@@ -239,3 +241,38 @@ def test_a_viewer_reads_a_ticket_but_gets_no_forms_to_work_it(client, ui_client)
     page = ui_client("viewer").get(f"/inquiries/{opened['id']}").text
     assert "荷物が届きません" in page
     assert 'data-testid="claim"' not in page and 'data-testid="reply-form"' not in page
+
+
+def test_an_agent_logs_a_phone_inquiry_linked_to_the_caller(db, client, ui_client):
+    from kizuna.customers.models import Customer
+
+    known = client.post("/api/v1/customers", json={"email": "caller@example.jp", "phone": "03-1234-5678"}).json()
+    c = ui_client("support")
+    page = c.get("/inquiries/new").text
+    form = {"csrf_token": csrf_of(page), "subject": "請求書の再発行", "body": "先月分をもう一度", "channel": "phone",
+            "phone": "0312345678", "priority": "high"}  # fmt: skip
+    # Nobody named: refused with the reason, nothing stored.
+    refused = c.post("/inquiries/new", data={**form, "phone": ""})
+    assert refused.status_code == 422 and "customer_id, an email or a phone" in refused.text
+    made = c.post("/inquiries/new", data=form, follow_redirects=False)
+    assert made.status_code == 303, made.text
+    with db.connect() as conn:
+        row = conn.execute(select(Inquiry.customer_id, Inquiry.channel, Inquiry.priority)).one()
+    assert tuple(row) == (known["id"], "phone", "high")  # the caller's phone found the customer
+    # From the 360 page: the customer is fixed, a visit.
+    c360 = c.get(f"/customers/{known['id']}").text
+    assert f'href="/inquiries/new?customer_id={known["id"]}"' in c360
+    page = c.get(f"/inquiries/new?customer_id={known['id']}").text
+    assert 'data-testid="inquiry-customer"' in page and 'name="email"' not in page
+    form = {"csrf_token": csrf_of(page), "subject": "店頭で返品の相談", "body": "来店して再度の相談",
+            "channel": "visit", "customer_id": str(known["id"]), "priority": "normal"}  # fmt: skip
+    again = c.post("/inquiries/new", data=form, follow_redirects=False)
+    # The same customer on the same (no) category within the repeat window: added to the open ticket.
+    with db.connect() as conn:
+        ticket = conn.execute(select(Inquiry.id)).scalar_one()
+        assert again.headers["location"] == f"/inquiries/{ticket}"
+        bodies = conn.execute(select(InquiryMessage.body).where(InquiryMessage.inquiry_id == ticket)).scalars().all()
+        assert any("来店して再度の相談" in b for b in bodies)
+        assert conn.execute(select(func.count()).select_from(Customer)).scalar() == 1
+    # A viewer may read the desk but not log one.
+    assert ui_client("viewer").get("/inquiries/new").status_code == 403

@@ -69,7 +69,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.CheckConstraint("channel IN ('web_form', 'api', 'email', 'chat')", name=op.f('ck_inquiries_channel')),
+    sa.CheckConstraint("channel IN ('web_form', 'api', 'email', 'chat', 'phone', 'visit')", name=op.f('ck_inquiries_channel')),
     sa.CheckConstraint("priority IN ('low', 'normal', 'high', 'urgent')", name=op.f('ck_inquiries_priority')),
     sa.CheckConstraint("status IN ('new', 'open', 'pending', 'resolved', 'closed')", name=op.f('ck_inquiries_status')),
     sa.ForeignKeyConstraint(['category_id'], ['inquiry_categories.id'], name=op.f('fk_inquiries_category_id_inquiry_categories'), ondelete='SET NULL'),
