@@ -278,9 +278,9 @@ def _new_page(request: Request, session: Session, viewer: Viewer, state: FormSta
     t = translator(viewer.lang)
     customer = None
     if customer_id := _int(state.values.get("customer_id")):
-        from kizuna.customers.models import Customer
+        from kizuna.customers.service import get_customer
 
-        customer = session.get(Customer, customer_id)
+        customer = get_customer(session, customer_id)  # an unknown id is a 404, a merged one its survivor
     categories = [
         (str(c.id), c.name_en if viewer.lang == "en" and c.name_en else c.name)
         for c in setup.list_categories(session, active_only=True)

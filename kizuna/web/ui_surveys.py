@@ -184,10 +184,12 @@ def _lang(request: Request, asked: str | None, locale: str | None = None) -> str
 
 
 def _customer_locale(session: DB, customer_id: int) -> str | None:
-    from kizuna.customers.models import Customer
+    from kizuna.customers.service import get_customer
 
-    customer = session.get(Customer, customer_id)
-    return customer.locale if customer else None
+    try:
+        return get_customer(session, customer_id).locale
+    except KizunaError:
+        return None
 
 
 def _refusal(lang: str, exc: KizunaError) -> HTMLResponse:

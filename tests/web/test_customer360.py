@@ -42,6 +42,17 @@ def person(session) -> dict[str, int]:
     factories.activity(session, customer_id=c.id, occurred_at=factories.at("2024-03-05"))
     factories.task(session, customer_id=c.id)
     factories.survey_response(session, customer_id=c.id)
+    from kizuna.chat.models import Chat
+    from kizuna.inquiries import service as inquiries
+    from kizuna.inquiries.schemas import InquiryCreate
+
+    inquiries.create_inquiry(
+        session,
+        actor=factories.SYSTEM,
+        data=InquiryCreate(subject="配送の遅れ", body="まだ届きません", customer_id=c.id),
+    )
+    session.add(Chat(public_id="c360chat", secret_hash="0" * 64, customer_id=c.id, email=c.email))
+    session.flush()
     merge.merge_customers(session, actor=factories.SYSTEM, survivor_id=c.id, merged_id=dup.id, reason="same person")
     session.commit()
     return {"id": c.id, "merged": dup.id}
