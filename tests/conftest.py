@@ -65,6 +65,28 @@ def pytest_configure(config: pytest.Config) -> None:
     _cheap_password_hashing()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests run on SQLite only, unless marked ``both_backends``.
+
+    What a browser test checks (layout, phone width, axe, the page's JavaScript) does not depend on the database;
+    every service and API test under it runs on both backends. Running each browser test twice cost minutes of
+    every CI run. A browser test whose point is the database's behaviour (two agents racing for one claim, a
+    drag under optimistic locking) is marked ``both_backends`` and keeps its PostgreSQL run. The PostgreSQL
+    copies are deselected (counted in pytest's summary), not skipped.
+    """
+    keep, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_pg = callspec is not None and callspec.params.get("engine") == "postgresql"
+        if on_pg and item.get_closest_marker("browser") and not item.get_closest_marker("both_backends"):
+            dropped.append(item)
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 def _cheap_password_hashing() -> None:
     """Argon2 at its lowest cost in this process: the same algorithm and code path, ~300x cheaper.
 

@@ -54,6 +54,7 @@ def _signed_in(browser, live_server: str, email: str):  # noqa: ANN001, ANN202
     return context, page
 
 
+@pytest.mark.both_backends
 def test_two_agents_race_to_claim_and_exactly_one_wins(browser, live_server, db, make_user):
     inquiry_id = _ticket(db)
     emails = [make_user("support", "aoki@example.com", "青木"), make_user("support", "baba@example.com", "馬場")]

@@ -47,6 +47,7 @@ def _column(page, stage_id: int):  # noqa: ANN001, ANN202
     return page.locator(f'.board-column[data-stage="{stage_id}"]')
 
 
+@pytest.mark.both_backends
 def test_drag_a_card_to_the_next_stage_and_it_persists(live_server, sign_in, db):
     page = sign_in("sales", "rep@example.com")
     ids = _seed(db, "rep@example.com")
