@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine.interfaces import ExecuteStyle
 
 # What kizuna.db gives every SQLite connection when it opens (its "connect" listener runs them on the driver
 # connection, where the recorder does not see them). replay_sqlite checks they match the engine's.
@@ -77,7 +78,10 @@ class Recorder:
             os.link(parameters[0], kept)
             self.steps.append(("execute", statement, (str(kept),)))
         else:
-            self.steps.append(("executemany" if many else "execute", statement, parameters))
+            # SQLAlchemy's "insertmanyvalues" (an ORM flush of many rows with RETURNING) reports ``many`` but sends
+            # one multi-row INSERT with a flat parameter tuple through the driver's execute.
+            batched = context is not None and context.execute_style is ExecuteStyle.INSERTMANYVALUES
+            self.steps.append(("executemany" if many and not batched else "execute", statement, parameters))
         return statement, parameters
 
     def _commit(self, conn: Any) -> None:

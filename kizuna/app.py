@@ -49,6 +49,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     from kizuna.outbox import registry
     from kizuna.outbox.api import router as outbox_router
     from kizuna.privacy.api import router as privacy_router
+    from kizuna.privacy.api import subjects as subject_export_router
     from kizuna.sales.api import activities_router, deals_router, pipelines_router, tasks_router, teams_router
     from kizuna.sales.calendar_api import calendar_router
     from kizuna.sales.calendar_api import feed_router as calendar_feed_router
@@ -86,7 +87,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.add_middleware(errors.NoSniff)
     # The website chat's public API answers only the sites an admin allowed (kizuna/chat/cors.py).
     app.add_middleware(ChatCORS)
-    app.state.chat_limits = ChatLimits()
+    app.state.chat_limits = ChatLimits(app.state.engine)
     for router in (
         customers_router,
         companies_router,
@@ -121,6 +122,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         surveys_router,
         knowledge_router,
         chats_router,
+        subject_export_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     # The Segment-compatible tracking API lives at /v1, where Segment's SDKs send once given Kizuna's host.

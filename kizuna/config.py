@@ -143,7 +143,9 @@ class Settings(BaseSettings):
     )
     smtp_timeout_seconds: float = Field(default=30.0, gt=0, description="How long an SMTP answer is waited for.")
     smtp_connections: int = Field(
-        default=2,
+        # 2 left the sender waiting on the server ~20% of the time; 4 sends a 100,000-customer journey 1.2x faster
+        # (benchmarks/journey_email.py) and stays well inside the per-client limits of common relays.
+        default=4,
         ge=1,
         le=16,
         description="SMTP connections a sender keeps open at once: while the server takes one mail, the next is "

@@ -60,6 +60,16 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
+def sqlite_time(value: dt.datetime) -> str:
+    """The text a ``UTCDateTime`` column holds on SQLite for ``value`` (SQLAlchemy's DATETIME storage format:
+    UTC, always six digits of microseconds, so that text order is time order), for writers that bind values
+    themselves (``events.rows``)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given; Kizuna stores time-zone aware timestamps only")
+    v = value.astimezone(dt.UTC)
+    return f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+
+
 MONEY_LIMIT = Decimal(10) ** 16  # Numeric(18, 2): 16 digits before the point, 2 after
 _CENT = Decimal("0.01")
 

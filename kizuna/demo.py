@@ -162,9 +162,9 @@ def load_demo(
                     "country": "US",
                 }
                 zone = rng.choice(["America/New_York", "America/Los_Angeles", "Asia/Tokyo"])
-            email = normalize_email(f"{local}{i}@{fake.free_email_domain()}")
+            email = normalize_email(f"{local}{i}@{fake.safe_domain_name()}")
             while email in seen:
-                email = normalize_email(f"{local}{i}x{rng.randrange(1000)}@{fake.free_email_domain()}")
+                email = normalize_email(f"{local}{i}x{rng.randrange(1000)}@{fake.safe_domain_name()}")
             seen.add(email or "")
             phone = _phone(rng) if rng.random() < 0.85 else None
             if phone in seen:
@@ -348,7 +348,9 @@ def load_demo(
     _compute_metrics(engine)
     _marketing_examples(engine)
     _sales_examples(engine, seed)
-    return summary
+    from kizuna.demo_service import service_examples
+
+    return f"{summary}; {service_examples(engine, seed, end)}"
 
 
 def _marketing_examples(engine: Engine) -> None:

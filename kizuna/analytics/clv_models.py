@@ -176,7 +176,21 @@ def expected_purchases(params: BGNBDParams, t: float, x: ArrayLike, t_x: ArrayLi
         a = 1 + 1e-7
     c = a + b + x - 1
     z = t / (alpha + T + t)
-    decay = np.power(1 - z, a - 1) * hyp2f1(a + b - 1 - r, a - 1, c, z)
+    with np.errstate(invalid="ignore", over="ignore"):
+        decay = np.power(1 - z, a - 1) * hyp2f1(a + b - 1 - r, a - 1, c, z)
+        # A fit that finds no heterogeneity in dropout drives a and b to millions (their ratio stays): Euler's
+        # form then overflows (0 · ∞), while the untransformed one converges, its series shrinking like b/(a+b).
+        bad = ~np.isfinite(decay)
+        if bad.any():
+            xb, zb, cb = x[bad], z[bad], c[bad]
+            decay[bad] = np.power(1 - zb, r + xb) * hyp2f1(r + xb, b + xb, cb, zb)
+    if not np.all(np.isfinite(decay)):
+        raise ModelFitError(
+            "the BG/NBD model's expected purchases cannot be computed for these parameters "
+            f"(r={r:.4g}, α={alpha:.4g}, a={a:.4g}, b={b:.4g})",
+            key="error.clv_fit_failed",
+            params={"model": "BG/NBD"},
+        )
     return c / (a - 1) * (1 - decay) * p_alive(BGNBDParams(r, alpha, a, b), x, t_x, T)
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tempfile
 from typing import Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from kizuna.audiences.service import MEDIA_TYPE, write_audience
+from kizuna.web.api import spooled_download
 from kizuna.web.deps import DB, APIActor
 
 router = APIRouter(prefix="/segments", tags=["segments"])
@@ -30,22 +30,11 @@ def audience(
     Each customer in the file gets a third-party provision record; the export is audited. Headers
     ``X-Kizuna-Members``, ``X-Kizuna-Rows``, ``X-Kizuna-Without-Consent`` say who was left out and why.
     """
-    spool = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)  # noqa: SIM115 - closed by the response
-    result = write_audience(session, actor=actor, segment_id=segment_id, platform=platform, out=spool)
-    session.commit()
-    spool.seek(0)
-
-    def chunks():  # noqa: ANN202
-        try:
-            while data := spool.read(1 << 16):
-                yield data
-        finally:
-            spool.close()
-
-    return StreamingResponse(
-        chunks(),
+    return spooled_download(
+        session,
+        lambda out: write_audience(session, actor=actor, segment_id=segment_id, platform=platform, out=out),
         media_type=MEDIA_TYPE,
-        headers={
+        headers=lambda result: {
             "Content-Disposition": f'attachment; filename="{result.file_name}"',
             "X-Kizuna-Members": str(result.members),
             "X-Kizuna-Rows": str(result.rows),

@@ -91,6 +91,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
         | _DESK_LEAD
         | _CHAT_DESK
         | {"chats:manage"}
+        # A data-subject access export (kizuna/privacy/subject_export.py): everything held about one person, in one
+        # file. Admins only, as the provision records: there is no privacy officer role yet.
+        | {"customers:export_subject"}
     ),
 }
 

@@ -4,6 +4,7 @@ and mark finished ones sent. A pump (run after each outbox batch) that looks at 
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from sqlalchemy.engine import Engine
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 # The campaigns table is small, but a worker polls every second: once every few seconds is fresh enough for a
 # scheduled send and spares SQLite's single writer.
 INTERVAL_SECONDS = 5.0
-_last_look = 0.0
+_last_look = -math.inf  # never: the monotonic clock starts near 0 at boot
 
 
 def _in_transaction(engine: Engine, campaign_id: int, step: str) -> object:

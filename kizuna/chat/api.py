@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse
 
 from kizuna.auth.permissions import require
-from kizuna.chat import cors, service
+from kizuna.chat import claims, cors, desk, service
 from kizuna.chat.models import Chat, ChatMessage, ChatOrigin
 from kizuna.chat.schemas import (
     AgentReply,
@@ -124,6 +124,28 @@ def reply(chat_id: int, data: AgentReply, session: DB, actor: APIActor) -> ChatM
     message = service.agent_reply(session, actor=actor, chat_id=chat_id, data=data)
     session.commit()
     return message
+
+
+@router.get("/waiting")
+def waiting(session: DB, actor: APIActor) -> dict[str, int]:
+    """How many chats wait for a person nobody has taken yet."""
+    return {"waiting": desk.waiting_count(session, actor=actor)}
+
+
+@router.post("/{chat_id}/claim", response_model=ChatRead)
+def claim(chat_id: int, session: DB, actor: APIActor) -> Chat:
+    """Take the chat before replying; 409 naming the holder when another agent has it (or it is closed)."""
+    chat = claims.claim(session, actor=actor, chat_id=chat_id)
+    session.commit()
+    return chat
+
+
+@router.post("/{chat_id}/release", response_model=ChatRead)
+def release(chat_id: int, session: DB, actor: APIActor) -> Chat:
+    """Give the chat back: it waits for a person again (its holder, or a desk lead)."""
+    chat = claims.release(session, actor=actor, chat_id=chat_id)
+    session.commit()
+    return chat
 
 
 @router.post("/{chat_id}/close", response_model=ChatRead)

@@ -1,12 +1,15 @@
 """CORS for the public chat API: only the sites an admin allowed (``chat_origins``) may call it from a page.
 
 A middleware rather than per-route headers, so that errors (404, 413, 422, 429) carry the header too and the
-widget can show them. The allowed list is read from the database at most every few seconds.
+widget can show them. The allowed list is read from the database at most every few seconds, and again (at
+most twice a second) when an origin is not in it: a site an admin just allowed in another process, or with the
+CLI, works at once instead of being refused until the cache ages out.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 
 from sqlalchemy import select
@@ -18,6 +21,7 @@ from kizuna.db import new_session
 
 PREFIX = "/chat/v1/"
 CACHE_SECONDS = 5.0
+MISS_SECONDS = 0.5
 
 
 # Database URL -> (when read, allowed origins).
@@ -29,15 +33,16 @@ def forget() -> None:
     _cached.clear()
 
 
-def _allowed(scope: Scope) -> set[str]:
+def _allowed(scope: Scope, origin: str) -> bool:
     engine = scope["app"].state.engine
     key = str(engine.url)
-    at, origins = _cached.get(key, (0.0, set()))
-    if time.monotonic() - at > CACHE_SECONDS:
+    at, origins = _cached.get(key, (-math.inf, set()))
+    age = time.monotonic() - at
+    if age > CACHE_SECONDS or (origin not in origins and age > MISS_SECONDS):
         with new_session(engine) as session:
             origins = set(session.scalars(select(ChatOrigin.origin)))
         _cached[key] = (time.monotonic(), origins)
-    return origins
+    return origin in origins
 
 
 class ChatCORS:
@@ -54,7 +59,7 @@ class ChatCORS:
         if not origin or origin in (f"http://{host}", f"https://{host}"):
             await self.app(scope, receive, send)
             return
-        if origin not in _allowed(scope):
+        if not _allowed(scope, origin):
             await _json(send, 403, {"error": {"code": "forbidden", "field": None, "message": (
                 f"the site {origin} may not use this chat (an admin allows it under Chats > Sites)")}})  # fmt: skip
             return

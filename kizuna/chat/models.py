@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kizuna.db import Base, JSONType, Timestamped, UTCDateTime, Versioned, utcnow
@@ -67,3 +67,15 @@ class ChatOrigin(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     origin: Mapped[str] = mapped_column(String(300), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ChatRateCount(Base):
+    """Requests one key (``start:<address>``, ``message:<chat>``) made in one fixed window."""
+
+    __tablename__ = "chat_rate_limits"
+    __table_args__ = (Index("ix_chat_rate_limits_window_start", "window_start"),)
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # Unix seconds at which the window starts (a multiple of its length).
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column(Integer, default=0)

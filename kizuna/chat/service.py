@@ -241,15 +241,11 @@ def open_chats(session: Session, *, actor: Actor) -> list[Chat]:
 
 
 def agent_reply(session: Session, *, actor: Actor, chat_id: int, data: AgentReply) -> ChatMessage:
-    """An agent's reply; the chat becomes live (the bot stops answering it)."""
-    require(actor, "chats:answer")
-    chat = get_chat(session, chat_id)
-    if chat.status == "closed":
-        raise Conflict("this chat is closed", key="error.chat_closed")
-    if chat.agent_user_id not in (None, actor.user_id):
-        raise Conflict("another agent is answering this chat", key="error.chat_taken")
-    chat.status = "live"
-    chat.agent_user_id = actor.user_id
+    """An agent's reply. The agent takes the chat first (``claims.take``: a 409 naming the holder when another
+    agent has it); the chat is live and the bot stops answering it."""
+    from kizuna.chat import claims
+
+    chat = claims.claim(session, actor=actor, chat_id=chat_id)
     message = _add(session, chat, "agent", data.text, agent_user_id=actor.user_id)
     session.flush()
     audit.record(
@@ -260,14 +256,10 @@ def agent_reply(session: Session, *, actor: Actor, chat_id: int, data: AgentRepl
 
 
 def close_chat(session: Session, *, actor: Actor, chat_id: int) -> Chat:
-    require(actor, "chats:answer")
-    chat = get_chat(session, chat_id)
-    chat.status = "closed"
-    audit.record(
-        session, actor=actor, action="chat.close", entity_type="chat", entity_id=chat.id,
-        customer_id=chat.customer_id, summary=chat.public_id,
-    )  # fmt: skip
-    return chat
+    """End the chat; see ``claims.close`` for who may."""
+    from kizuna.chat import claims
+
+    return claims.close(session, actor=actor, chat_id=chat_id)
 
 
 # ---- sites that may embed the widget -------------------------------------------------------------------------

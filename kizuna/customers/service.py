@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Table, and_, bindparam, delete, func, select, update
@@ -335,6 +336,15 @@ def list_notes(session: Session, customer_id: int) -> list[Note]:
 
 def list_identities(session: Session, customer_id: int) -> list[CustomerIdentity]:
     return identities.list_identities(session, customer_id)
+
+
+def display_names(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
+    """Customer id -> the name a page shows (the full name, else the e-mail, else ``#id``), for a list's rows."""
+    wanted = sorted({i for i in ids if i is not None})
+    if not wanted:
+        return {}
+    rows = session.execute(select(Customer.id, Customer.full_name, Customer.email).where(Customer.id.in_(wanted)))
+    return {row.id: row.full_name or row.email or f"#{row.id}" for row in rows}
 
 
 def count_customers(session: Session) -> int:

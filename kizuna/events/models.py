@@ -21,7 +21,7 @@ class Event(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
-    anonymous_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    anonymous_id: Mapped[str | None] = mapped_column(String(200), index=True)
     # Kept as sent (Segment SDKs send "Order Completed": spaces, capitals, up to 200 characters).
     type: Mapped[str] = mapped_column(String(200), index=True)
     channel: Mapped[str] = mapped_column(String(32))

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import tempfile
 from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from kizuna.exports.service import MEDIA_TYPES, write_export
-from kizuna.web.api import filter_params
+from kizuna.web.api import filter_params, spooled_download
 from kizuna.web.deps import DB, APIActor
 
 router = APIRouter(prefix="/exports", tags=["exports"])
@@ -28,18 +27,9 @@ def export_list(
     params = dict(filter_params(request))
     if "sort" in request.query_params:
         params["sort"] = request.query_params["sort"]
-    spool = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)  # noqa: SIM115 - closed by the response
-    write_export(session, actor=actor, kind=kind, params=params, fmt=fmt, out=spool)
-    session.commit()
-    spool.seek(0)
-
-    def chunks():  # noqa: ANN202
-        try:
-            while data := spool.read(1 << 16):
-                yield data
-        finally:
-            spool.close()
-
-    return StreamingResponse(
-        chunks(), media_type=MEDIA_TYPES[fmt], headers={"Content-Disposition": f'attachment; filename="{kind}.{fmt}"'}
+    return spooled_download(
+        session,
+        lambda out: write_export(session, actor=actor, kind=kind, params=params, fmt=fmt, out=out),
+        media_type=MEDIA_TYPES[fmt],
+        headers=lambda _: {"Content-Disposition": f'attachment; filename="{kind}.{fmt}"'},
     )

@@ -7,6 +7,7 @@ itself; here the statement is compiled once and each value goes through its colu
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,8 +16,13 @@ from typing import Any
 
 from sqlalchemy import MetaData, Table, bindparam, insert, inspect, literal, select, text
 from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
+
+log = logging.getLogger(__name__)
+# How long a bulk load waits to drop indexes on PostgreSQL before it loads with them instead.
+DROP_LOCK_TIMEOUT_MS = 1000
 
 # Scratch tables of imports live outside the application's metadata: migrations never see them.
 _SCRATCH = MetaData()
@@ -145,40 +151,50 @@ def reset_scratch(session: Session, *tables: Table) -> None:
 
 @contextmanager
 def without_indexes(connection: Connection, table: Table, names: Iterable[str]) -> Iterator[bool]:
-    """On SQLite, drop the named non-unique indexes of an EMPTY ``table`` for a bulk load; build them after.
+    """Drop the named non-unique indexes of an EMPTY ``table`` for a bulk load; build them after.
 
     Yields whether it dropped them. Indexes fed random keys (e-mail, phone, name) make every batch dirty pages
-    all over them, which each commit writes out; building an index once from the finished table is a sort.
-    Unique indexes are never dropped (they are what de-duplication relies on), nor anything on a table that
-    already has rows. The indexes are built again in ``finally``; if the process dies first, the next import
-    (``restore_indexes``) or ``kizuna init`` builds the missing ones.
+    all over them, which each commit writes out (and on PostgreSQL, WAL-logs); building an index once from the
+    finished table is a sort. Unique indexes are never dropped (they are what de-duplication relies on), nor
+    anything on a table that already has rows. The indexes are built again in ``finally``; if the process dies
+    first, the next import (``restore_indexes``) or ``kizuna init`` builds the missing ones. ``connection``
+    must be one the batches do not write through on PostgreSQL (its DROP and CREATE commit on their own).
     """
     wanted = set(names)
     indexes = [index for index in table.indexes if index.name in wanted and not index.unique]
-    if (
-        connection.dialect.name != "sqlite"
-        or not indexes
-        or connection.execute(select(literal(1)).select_from(table).limit(1)).first() is not None
-    ):
+    if not indexes or connection.execute(select(literal(1)).select_from(table).limit(1)).first() is not None:
         connection.rollback()
         yield False
         return
-    for index in indexes:
-        index.drop(connection, checkfirst=True)
+    if connection.dialect.name == "postgresql":
+        # DROP INDEX waits for every open transaction that read the table, and the readers that come after queue
+        # behind it: rather than stall the application, give up quickly and load with the indexes in place.
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT_MS}ms'")
+    try:
+        for index in indexes:
+            index.drop(connection, checkfirst=True)
+    except OperationalError:
+        connection.rollback()
+        log.info("bulk load of %s keeps its indexes: another transaction is using the table", table.name)
+        yield False
+        return
     connection.commit()
     try:
         yield True
     finally:
         connection.rollback()
-        # Building an index is a sort; SQLite may hand parts of it to helper threads (the CPU is idle by now).
-        threads = connection.exec_driver_sql("PRAGMA threads").scalar()
-        connection.exec_driver_sql(f"PRAGMA threads={os.cpu_count() or 1}")
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Building an index is a sort; SQLite may hand parts of it to helper threads (the CPU is idle now).
+            threads = connection.exec_driver_sql("PRAGMA threads").scalar()
+            connection.exec_driver_sql(f"PRAGMA threads={os.cpu_count() or 1}")
         try:
             for index in indexes:
                 index.create(connection, checkfirst=True)
             connection.commit()
         finally:
-            connection.exec_driver_sql(f"PRAGMA threads={int(threads or 0)}")
+            if sqlite:
+                connection.exec_driver_sql(f"PRAGMA threads={int(threads or 0)}")
 
 
 def restore_indexes(engine: Engine, table: Table) -> None:

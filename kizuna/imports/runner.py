@@ -197,9 +197,11 @@ def run_import(
                         if progress is not None:
                             progress(report.read, source.line_estimate)
             else:
-                if isinstance(bind, Connection):
+                if importer.bulk_indexes:
+                    # SQLite: the import's own connection (one writer); PostgreSQL: one beside the batches'.
+                    owner = bind if isinstance(bind, Connection) else bulk_load.enter_context(bind.connect())
                     for table, names in importer.bulk_indexes:
-                        bulk_load.enter_context(without_indexes(bind, table, names))
+                        bulk_load.enter_context(without_indexes(owner, table, names))
                 for number, batch in enumerate(batches, start=1):
                     _take_read_errors(read_errors, report)
                     _write_batch(bind, importer, batch, ctx, number)

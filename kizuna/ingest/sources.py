@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, event, select, update
 from sqlalchemy.orm import Session
 
 from kizuna.auth import audit
@@ -72,6 +74,9 @@ def revoke_source(session: Session, *, actor: Actor, ref: str | int) -> Source:
     """Stop accepting the source's write key; its events stay."""
     require(actor, "sources:manage")
     source = get_source(session, ref)
+    forget_keys()
+    # And again once the revocation is committed: a batch may have read the source live in between.
+    event.listen(session, "after_commit", lambda _session: forget_keys(), once=True)
     if source.revoked_at is None:
         source.revoked_at = utcnow()
         audit.record(
@@ -80,27 +85,57 @@ def revoke_source(session: Session, *, actor: Actor, ref: str | int) -> Source:
     return source
 
 
+# Live sources found by write key, kept for a few seconds: every tracking batch names its key, and reading the
+# source each time was a statement per batch. A revocation empties this process's cache at once; another server
+# process may take the revoked key for up to ``KEY_CACHE_SECONDS`` more.
+KEY_CACHE_SECONDS = 5.0
+_KNOWN: dict[tuple[str, str], tuple[float, KnownSource]] = {}
+_KNOWN_LOCK = threading.Lock()
+
+
 def authenticate(session: Session, key: str | None) -> KnownSource:
     """The live source whose write key this is; ``WrongWriteKey`` otherwise."""
     if not key:
         raise WrongWriteKey("no write key: send it as the HTTP Basic user name (or as writeKey in the body)")
+    cache_key = (str(session.get_bind().url), hash_key(key))
+    now = time.monotonic()
+    with _KNOWN_LOCK:
+        cached = _KNOWN.get(cache_key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
     row = session.execute(
-        select(Source.id, Source.name, Source.revoked_at).where(Source.key_hash == hash_key(key))
+        select(Source.id, Source.name, Source.revoked_at).where(Source.key_hash == cache_key[1])
     ).first()
     if row is None:
         raise WrongWriteKey("unknown write key")
     if row.revoked_at is not None:
         raise WrongWriteKey(f"the write key of source {row.name!r} was revoked")
-    return KnownSource(id=row.id, name=row.name)
+    known = KnownSource(id=row.id, name=row.name)
+    with _KNOWN_LOCK:
+        if len(_KNOWN) > 1000:  # only live keys are kept; a bound all the same
+            _KNOWN.clear()
+        _KNOWN[cache_key] = (now + KEY_CACHE_SECONDS, known)
+    return known
+
+
+def forget_keys() -> None:
+    """Empty this process's cache of write keys (a source was revoked)."""
+    with _KNOWN_LOCK:
+        _KNOWN.clear()
+
+
+# Built once: every tracking batch runs it.
+_COUNT_USE = (
+    update(Source.__table__)
+    .where(Source.__table__.c.id == bindparam("source_id"))
+    .values(
+        last_seen_at=bindparam("now", type_=Source.__table__.c.last_seen_at.type),
+        event_count=Source.__table__.c.event_count + bindparam("accepted"),
+        rejected_count=Source.__table__.c.rejected_count + bindparam("rejected"),
+    )
+)
 
 
 def count_use(session: Session, source_id: int, *, accepted: int, rejected: int) -> None:
-    session.execute(
-        update(Source)
-        .where(Source.id == source_id)
-        .values(
-            last_seen_at=utcnow(),
-            event_count=Source.event_count + accepted,
-            rejected_count=Source.rejected_count + rejected,
-        )
-    )
+    params = {"source_id": source_id, "now": utcnow(), "accepted": accepted, "rejected": rejected}
+    session.connection().execute(_COUNT_USE, params)

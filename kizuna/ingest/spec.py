@@ -76,7 +76,8 @@ def _id(value: object, name: str) -> str | None:
     text = str(value).strip()
     if not text:
         return None
-    if len(text) > MAX_ID or not text.isprintable() or any(c.isspace() for c in text):
+    # Every white space but the ASCII space is unprintable, so "printable and no space" is "no white space".
+    if len(text) > MAX_ID or not text.isprintable() or " " in text:
         raise MessageError(f"{name} must be 1-{MAX_ID} printable characters without spaces", field=name)
     return text
 

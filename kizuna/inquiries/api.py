@@ -36,6 +36,7 @@ def inquiry_read(inquiry: Inquiry) -> dict[str, Any]:
     values = {name: getattr(inquiry, name) for name in InquiryRead.model_fields if hasattr(inquiry, name)}
     values["reference"] = service.reference(inquiry.id)
     values["overdue"] = service.is_overdue(inquiry)
+    values["sla_paused"] = inquiry.sla_paused_at is not None
     return values
 
 

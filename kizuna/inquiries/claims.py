@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from kizuna.auth import audit
 from kizuna.auth.permissions import Actor, require
-from kizuna.db import utcnow
+from kizuna.db import take_write_lock, utcnow
 from kizuna.errors import Conflict, ValidationError
 from kizuna.inquiries.models import Inquiry
 from kizuna.inquiries.service import get_inquiry, reference, require_team, user_label
@@ -35,6 +35,8 @@ def claim(session: Session, *, actor: Actor, inquiry_id: int) -> Inquiry:
 
 
 def take(session: Session, actor: Actor, inquiry: Inquiry) -> None:
+    # SQLite: two agents' UPDATEs at once could fail the second with "database is locked" instead of its 409.
+    take_write_lock(session.connection())
     now = utcnow()
     table = Inquiry.__table__
     result = session.execute(
@@ -77,6 +79,7 @@ def release(session: Session, *, actor: Actor, inquiry_id: int) -> Inquiry:
     guard = [table.c.id == inquiry.id, table.c.claimed_by.is_not(None)]
     if not actor.can("inquiries:write_all"):
         guard.append(table.c.claimed_by == actor.user_id)
+    take_write_lock(session.connection())
     result = session.execute(
         update(table).where(*guard).values(claimed_by=None, claimed_at=None, version=table.c.version + 1)
     )

@@ -46,8 +46,12 @@ def email_in_command(
     except Exception as exc:  # a database outage: the mail server keeps the mail and retries
         console.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
         raise typer.Exit(code=EX_TEMPFAIL) from exc
+    if result.ignored:
+        print(f"ignored: {result.automatic} matching no inquiry (see the audit log)")
+        return
     what = "duplicate of" if result.duplicate else ("new inquiry" if result.created else "added to")
-    print(f"{what} KZ-{result.inquiry_id} (message {result.message_id})")
+    kind = f", {result.automatic}" if result.automatic else ""
+    print(f"{what} KZ-{result.inquiry_id} (message {result.message_id}{kind})")
 
 
 @inquiries_app.command("imap-poll")
@@ -60,7 +64,10 @@ def imap_poll_command() -> None:
         console.print("[red]error:[/red] KIZUNA_INQUIRY_IMAP_HOST is not set")
         raise typer.Exit(code=2)
     result = imap.poll(_engine())
-    print(f"read {result.read}, threaded {result.threaded}, refused {len(result.refused)}")
+    print(
+        f"read {result.read}, threaded {result.threaded}, automatic {result.automatic} "
+        f"(ignored {result.ignored}), refused {len(result.refused)}"
+    )
     for line in result.refused:
         print(f"  refused {line}")
 

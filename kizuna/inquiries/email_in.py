@@ -6,6 +6,13 @@ Matching: the ``[#KZ-123]`` reference in the subject first (it survives clients 
 window may still append to the customer's open one). A mail seen before (same Message-ID: a relay's retry, an
 IMAP poll after a crash) is recorded once.
 
+Auto-replies and bounces (automail.py) are not customer messages. One that belongs to a ticket (an out-of-office
+answering our reply; a bounce naming our reply's Message-ID in its returned headers) is kept on the ticket as a
+system entry agents see, and a bounce marks the reply it bounced and is recorded as a bounce by kizuna/messaging
+(a permanent failure suppresses the address, as for any other mail). One that belongs to no ticket is dropped:
+nothing is stored but an audit entry ``inquiry.mail_ignored`` (the audit log, /admin/audit, shows what came from
+whom and why it was taken for automatic) and a counted log line.
+
 Japanese mail comes as ISO-2022-JP or Shift_JIS as often as UTF-8. The standard library's ``email`` package with
 ``policy.default`` decodes headers (RFC 2047) and bodies; a body whose charset is wrong or missing is decoded by a
 fixed order of Japanese-aware guesses (Shift_JIS is read as CP932, its superset, which has ①, ～ and 髙), and as a
@@ -18,6 +25,7 @@ import base64
 import codecs
 import email
 import email.policy
+import logging
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
 from email.utils import parseaddr
@@ -25,9 +33,12 @@ from email.utils import parseaddr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kizuna.auth import audit
 from kizuna.auth.permissions import Actor, require
 from kizuna.config import get_settings
+from kizuna.db import utcnow
 from kizuna.errors import ValidationError
+from kizuna.inquiries import automail
 from kizuna.inquiries.models import Inquiry, InquiryMessage
 from kizuna.inquiries.schemas import BODY_MAX, EmailInResult, InquiryCreate
 from kizuna.messaging.templates import html_to_text
@@ -40,6 +51,7 @@ _CODECS = {
 }  # fmt: skip
 # Tried in order when the declared charset fails or is missing.
 _GUESSES = ("utf-8", "iso2022_jp_ext", "cp932", "euc_jis_2004")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,6 +65,8 @@ class ParsedMail:
     references: list[str]
     raw: str
     problems: list[str] = field(default_factory=list)
+    # An auto-reply or a bounce (None: a person wrote it).
+    auto: automail.AutoMail | None = None
 
 
 def _codec(charset: str | None) -> str | None:
@@ -194,6 +208,7 @@ def parse(raw: bytes) -> ParsedMail:
         references=references,
         raw=keep_raw(raw),
         problems=problems,
+        auto=automail.classify(mail),
     )
 
 
@@ -233,12 +248,14 @@ def receive(session: Session, *, actor: Actor, raw: bytes) -> EmailInResult:
     if len(raw) > get_settings().inquiry_mail_max_bytes:
         raise ValidationError(f"the mail is larger than {get_settings().inquiry_mail_max_bytes} bytes", field="body")
     mail = parse(raw)
-    if not mail.from_address or "@" not in mail.from_address:
-        raise ValidationError("the mail has no usable From address; cannot tell who is asking", field="From")
     if mail.message_id:
         seen = session.scalars(select(InquiryMessage).where(InquiryMessage.email_message_id == mail.message_id)).first()
         if seen is not None:
             return EmailInResult(inquiry_id=seen.inquiry_id, message_id=seen.id, created=False, duplicate=True)
+    if mail.auto is not None:
+        return _receive_automatic(session, actor=actor, mail=mail, auto=mail.auto)
+    if not mail.from_address or "@" not in mail.from_address:
+        raise ValidationError("the mail has no usable From address; cannot tell who is asking", field="From")
     body = mail.text
     if len(body) > BODY_MAX:
         mail.problems.append(f"body cut at {BODY_MAX} characters (raw kept)")
@@ -260,3 +277,89 @@ def receive(session: Session, *, actor: Actor, raw: bytes) -> EmailInResult:
     assert opened.message is not None
     opened.message.details = {**(opened.message.details or {}), **details}
     return EmailInResult(inquiry_id=opened.inquiry.id, message_id=opened.message.id, created=opened.created)
+
+
+# --- auto-replies and bounces --------------------------------------------------------------------------------
+
+
+def _bounced_reply(session: Session, auto: automail.AutoMail) -> InquiryMessage | None:
+    """The agent's reply a bounce names (by the Message-ID in its returned headers): our ids are random, so the
+    match proves the bounce is about our mail, whoever relayed it."""
+    if not auto.original_ids:
+        return None
+    return session.scalars(
+        select(InquiryMessage).where(
+            InquiryMessage.email_message_id.in_(auto.original_ids[:20]), InquiryMessage.direction == "out"
+        )
+    ).first()
+
+
+def _receive_automatic(session: Session, *, actor: Actor, mail: ParsedMail, auto: automail.AutoMail) -> EmailInResult:
+    bounced = _bounced_reply(session, auto) if auto.kind == "bounce" else None
+    inquiry = session.get(Inquiry, bounced.inquiry_id) if bounced is not None else None
+    if inquiry is None and auto.kind == "auto_reply":
+        inquiry = _match(session, mail)
+    sender = mail.from_address or "<>"
+    if inquiry is None:
+        audit.record(
+            session, actor=actor, action="inquiry.mail_ignored", entity_type="inquiry",
+            summary=f"{auto.kind} from {sender}: {mail.subject[:120]}",
+            details={"kind": auto.kind, "from": sender, "subject": mail.subject[:300], "reason": auto.reason,
+                     "summary": auto.summary(), "message_id": mail.message_id},
+        )  # fmt: skip
+        log.info("inquiry mail ignored: %s from %s (%s), no ticket matched", auto.kind, sender, auto.reason)
+        return EmailInResult(inquiry_id=None, message_id=None, created=False, automatic=auto.kind, ignored=True)
+    now = utcnow()
+    details: dict[str, object] = {"auto": auto.kind, "reason": auto.reason, "from": sender, "subject": mail.subject}
+    if auto.kind == "bounce":
+        failed = [d for d in auto.deliveries if d.failed]
+        details["summary"] = auto.summary()
+        details["failed"] = bool(failed)
+        details["permanent"] = any(d.permanent for d in failed)
+    # The thread shows what the mail said (an out-of-office's return date) as a system entry, never as the
+    # customer's message: the ticket's status, its SLA and the customer's last message stay as they were.
+    entry = InquiryMessage(
+        inquiry_id=inquiry.id, customer_id=inquiry.customer_id, direction="note", author_label=sender,
+        body=mail.text[:BODY_MAX], email_message_id=mail.message_id, raw=mail.raw, details=details, created_at=now,
+    )  # fmt: skip
+    session.add(entry)
+    session.flush()
+    if bounced is not None and details.get("failed"):
+        bounced.details = {
+            **(bounced.details or {}),
+            "bounced": {"at": now.isoformat(), "summary": auto.summary(), "permanent": details["permanent"],
+                        "entry_id": entry.id},
+        }  # fmt: skip
+        _report_bounces(session, actor=actor, auto=auto, reply=bounced)
+    from kizuna.inquiries.service import reference
+
+    audit.record(
+        session, actor=actor, action="inquiry.auto_mail", entity_type="inquiry", entity_id=inquiry.id,
+        customer_id=inquiry.customer_id, summary=f"{reference(inquiry.id)}: {auto.kind} from {sender}",
+        details={"kind": auto.kind, "reason": auto.reason, "summary": auto.summary()},
+    )  # fmt: skip
+    return EmailInResult(inquiry_id=inquiry.id, message_id=entry.id, created=False, automatic=auto.kind)
+
+
+def _report_bounces(session: Session, *, actor: Actor, auto: automail.AutoMail, reply: InquiryMessage) -> None:
+    """Each failed recipient as a bounce of the reply's message, through the messaging bounce handling: a hard
+    bounce suppresses the address exactly as a marketing bounce does. The bounce matched one of our random
+    Message-IDs, so the desk's mail server speaks for it (``suppressions:write`` is the system's, not the token's)."""
+    from kizuna.messaging import bounces
+    from kizuna.messaging.schemas import BounceReport
+
+    if reply.outgoing_message_id is None:
+        return
+    reports = [
+        BounceReport(
+            type="bounce",
+            bounce_type="hard" if d.permanent else "soft",
+            message_id=str(reply.outgoing_message_id),
+            email=d.recipient[:320] or None,
+            reason=(d.diagnostic or d.status)[:2000] or None,
+        )
+        for d in auto.deliveries
+        if d.failed
+    ]
+    if reports:
+        bounces.record_reports(session, actor=Actor.system("inquiry-bounces", origin=actor.origin), reports=reports)

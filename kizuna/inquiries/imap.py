@@ -33,6 +33,9 @@ ACTOR = Actor.system("inquiries-imap", origin="worker")
 class PollResult:
     read: int = 0
     threaded: int = 0
+    # Auto-replies and bounces (counted in ``threaded`` too), and those of them that matched no ticket.
+    automatic: int = 0
+    ignored: int = 0
     refused: list[str] = field(default_factory=list)
 
 
@@ -62,9 +65,11 @@ def poll(engine: Engine) -> PollResult:
             result.read += 1
             with new_session(engine) as session:
                 try:
-                    email_in.receive(session, actor=ACTOR, raw=raw)
+                    outcome = email_in.receive(session, actor=ACTOR, raw=raw)
                     session.commit()
                     result.threaded += 1
+                    result.automatic += outcome.automatic is not None
+                    result.ignored += outcome.ignored
                 except KizunaError as exc:
                     session.rollback()
                     result.refused.append(f"uid {uid.decode()}: {exc.message}")
@@ -77,7 +82,9 @@ def poll(engine: Engine) -> PollResult:
     return result
 
 
-_last_poll = 0.0
+# When this process last polled; None until its first poll. Not 0.0: the monotonic clock counts from the
+# machine's boot, so a worker started within poll_seconds of a boot would wait that long for its first poll.
+_last_poll: float | None = None
 
 
 @declare_pump("inquiries.imap")
@@ -85,7 +92,9 @@ def imap_pump(engine: Any, worker: str) -> int:
     """The worker's schedule: a poll when IMAP is configured and the interval has passed."""
     global _last_poll
     settings = get_settings()
-    if not settings.inquiry_imap_host or time.monotonic() - _last_poll < settings.inquiry_imap_poll_seconds:
+    if not settings.inquiry_imap_host:
+        return 0
+    if _last_poll is not None and time.monotonic() - _last_poll < settings.inquiry_imap_poll_seconds:
         return 0
     _last_poll = time.monotonic()
     try:

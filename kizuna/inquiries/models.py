@@ -4,7 +4,8 @@ macros (saved replies).
 An inquiry is claimed by one agent at a time (``claimed_by``); the claim is taken with one guarded UPDATE
 (claims.claim), so two agents racing for a ticket cannot both win on SQLite or PostgreSQL. SLA due times are
 fixed when the ticket is opened (``first_response_due_at``, ``resolution_due_at``) from the per-priority targets
-of the settings, so a later change of the targets does not move the deadlines of tickets already open.
+of the settings, so a later change of the targets does not move the deadlines of tickets already open; they move
+forward only by the business time a ticket spent waiting for the customer (sla.pause / sla.resume).
 """
 
 from __future__ import annotations
@@ -85,6 +86,12 @@ class Inquiry(Timestamped, Versioned, Base):
     resolution_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # The last time the customer wrote: a repeat within the window is appended to this ticket.
     last_customer_message_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # While the ticket waits for the customer (pending) its SLA clocks stop: when it went pending, and, summed over
+    # every pending spell, the business time paused (what moved the due times) and the wall-clock time pending
+    # (what the report takes off the elapsed time to show the agents' own time).
+    sla_paused_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sla_paused_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
+    pending_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class InquiryMessage(Base):

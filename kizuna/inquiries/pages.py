@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
@@ -17,8 +17,9 @@ from kizuna.customers.models import Customer
 from kizuna.customers.schemas import CustomerSummary
 from kizuna.customers.summary import customer_summary
 from kizuna.db import utcnow
-from kizuna.inquiries import queues, service, setup
+from kizuna.inquiries import queues, service, setup, sla
 from kizuna.inquiries.models import PRIORITIES, STATUSES, Inquiry, InquiryCategory, InquiryMacro, InquiryMessage
+from kizuna.messaging.models import Message
 from kizuna.sales.models import Team
 
 __all__ = ["PRIORITIES", "STATUSES", "TicketPage", "queue_rows", "setup_page", "ticket_page"]
@@ -33,6 +34,7 @@ class Row:
     holder: str
     overdue: bool
     due_at: dt.datetime | None
+    sla_paused: bool = False
 
 
 def _names(session: Session, model: Any, ids: set[int], label: Any) -> dict[int, str]:
@@ -67,6 +69,7 @@ def queue_rows(session: Session, *, actor: Actor, tab: str, lang: str, limit: in
             holder=users.get(t.claimed_by or 0, ""),
             overdue=service.is_overdue(t, now),
             due_at=t.first_response_due_at if t.first_responded_at is None else t.resolution_due_at,
+            sla_paused=t.sla_paused_at is not None,
         )
         for t in tickets
     ]
@@ -89,6 +92,11 @@ class TicketPage:
     categories: list[tuple[int, str]]
     teams: list[tuple[int, str]]
     can_work: bool
+    sla_paused: bool = False
+    # Business minutes the SLA has been paused, the running spell included.
+    paused_minutes: int = 0
+    # A reply's mail as the sender last left it (queued, sent, failed, skipped, held), by thread message id.
+    deliveries: dict[int, str] = field(default_factory=dict)
 
 
 def ticket_page(session: Session, *, actor: Actor, inquiry_id: int, lang: str) -> TicketPage:
@@ -101,6 +109,13 @@ def ticket_page(session: Session, *, actor: Actor, inquiry_id: int, lang: str) -
             .order_by(InquiryMessage.created_at, InquiryMessage.id)
         )
     )
+    outgoing = {m.outgoing_message_id: m.id for m in messages if m.outgoing_message_id is not None}
+    deliveries = {
+        outgoing[message_id]: status
+        for message_id, status in session.execute(
+            select(Message.id, Message.status).where(Message.id.in_(sorted(outgoing)))
+        )
+    } if outgoing else {}  # fmt: skip
     customer = session.get(Customer, inquiry.customer_id) if inquiry.customer_id else None
     summary = None
     others = 0
@@ -120,6 +135,7 @@ def ticket_page(session: Session, *, actor: Actor, inquiry_id: int, lang: str) -
     team = session.get(Team, inquiry.team_id) if inquiry.team_id else None
     holder = session.get(User, inquiry.claimed_by) if inquiry.claimed_by else None
     return TicketPage(
+        deliveries=deliveries,
         inquiry=inquiry,
         reference=service.reference(inquiry.id),
         messages=messages,
@@ -135,6 +151,8 @@ def ticket_page(session: Session, *, actor: Actor, inquiry_id: int, lang: str) -
         categories=[(c.id, name(c)) for c in setup.list_categories(session, active_only=True)],
         teams=[(t.id, t.name) for t in session.scalars(select(Team).order_by(Team.name))],
         can_work=actor.can("inquiries:write"),
+        sla_paused=inquiry.sla_paused_at is not None,
+        paused_minutes=int(sla.paused_for(inquiry, utcnow()).total_seconds() // 60),
     )
 
 

@@ -1,5 +1,7 @@
 """The desk's queues (mine, my team's, unclaimed, all) in the order tickets should be worked: overdue first,
-then unclaimed, then by the nearest deadline; and the first-response and resolution times per agent and category.
+then unclaimed, then those whose SLA runs (a ticket waiting for the customer is never overdue and comes after),
+then by the nearest deadline; and the first-response and resolution times per agent and category, the resolution
+time both as elapsed and as the agents' own time (elapsed less the time the ticket waited for the customer).
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ def queue(
         query = query.where(Inquiry.team_id.in_(teams) if teams else Inquiry.id.is_(None))
     elif tab == "unclaimed":
         query = query.where(Inquiry.claimed_by.is_(None))
+    running = Inquiry.sla_paused_at.is_(None)
     overdue = and_(
         Inquiry.status.in_(OPEN_STATUSES),
+        running,
         or_(
             and_(Inquiry.first_responded_at.is_(None), Inquiry.first_response_due_at < now),
             Inquiry.resolution_due_at < now,
@@ -54,6 +58,7 @@ def queue(
     query = query.order_by(
         case((overdue, 0), else_=1),
         case((Inquiry.claimed_by.is_(None), 0), else_=1),
+        case((running, 0), else_=1),
         case((Inquiry.first_responded_at.is_(None), Inquiry.first_response_due_at), else_=Inquiry.resolution_due_at),
         Inquiry.id,
     )
@@ -68,7 +73,10 @@ def _minutes(start: dt.datetime | None, end: dt.datetime | None) -> float | None
 
 def _row(key: str, label: str, tickets: list[Inquiry]) -> ReportRow:
     first = [m for m in (_minutes(t.created_at, t.first_responded_at) for t in tickets) if m is not None]
-    done = [m for m in (_minutes(t.created_at, t.resolved_at) for t in tickets) if m is not None]
+    resolved = [t for t in tickets if t.resolved_at is not None]
+    done = [m for m in (_minutes(t.created_at, t.resolved_at) for t in resolved) if m is not None]
+    # The agents' own time: the elapsed time less the time the ticket waited for the customer (pending).
+    agent = [max(0.0, m - (t.pending_seconds or 0) / 60) for t, m in zip(resolved, done, strict=True)]
     return ReportRow(
         key=key,
         label=label,
@@ -77,6 +85,7 @@ def _row(key: str, label: str, tickets: list[Inquiry]) -> ReportRow:
         resolved=len(done),
         median_first_response_minutes=round(statistics.median(first), 1) if first else None,
         median_resolution_minutes=round(statistics.median(done), 1) if done else None,
+        median_resolution_agent_minutes=round(statistics.median(agent), 1) if agent else None,
     )
 
 

@@ -107,6 +107,13 @@ class InquiryRead(BaseModel):
     first_response_due_at: dt.datetime | None
     resolution_due_at: dt.datetime | None
     overdue: bool
+    # Waiting for the customer: the SLA clocks stop (since sla_paused_at); the due times above move forward by the
+    # business time paused when the ticket leaves pending. sla_paused_seconds: business time paused so far (finished
+    # spells); pending_seconds: wall-clock time spent pending so far (finished spells).
+    sla_paused: bool = False
+    sla_paused_at: dt.datetime | None = None
+    sla_paused_seconds: int = 0
+    pending_seconds: int = 0
     created_at: dt.datetime
     updated_at: dt.datetime
     version: int
@@ -155,10 +162,14 @@ class MacroRead(BaseModel):
 
 
 class EmailInResult(BaseModel):
-    inquiry_id: int
-    message_id: int
+    # None when an automatic mail matched no ticket and was dropped (``ignored``).
+    inquiry_id: int | None
+    message_id: int | None
     created: bool
     duplicate: bool = False
+    # An auto-reply or a bounce: kept on its ticket as a system entry, or ignored when it matched none.
+    automatic: Literal["auto_reply", "bounce"] | None = None
+    ignored: bool = False
 
 
 class ReportRow(BaseModel):
@@ -169,6 +180,8 @@ class ReportRow(BaseModel):
     resolved: int
     median_first_response_minutes: float | None
     median_resolution_minutes: float | None
+    # Elapsed time less the time waiting for the customer (pending).
+    median_resolution_agent_minutes: float | None = None
 
 
 class Report(BaseModel):

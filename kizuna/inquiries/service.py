@@ -45,8 +45,9 @@ def get_inquiry(session: Session, inquiry_id: int) -> Inquiry:
 
 
 def is_overdue(inquiry: Inquiry, now: dt.datetime | None = None) -> bool:
-    """Past its first-response deadline without a response, or past its resolution deadline while open."""
-    if inquiry.status not in OPEN_STATUSES:
+    """Past its first-response deadline without a response, or past its resolution deadline while open; never
+    while its SLA is paused (waiting for the customer)."""
+    if inquiry.status not in OPEN_STATUSES or inquiry.sla_paused_at is not None:
         return False
     now = now or utcnow()
     late_first = inquiry.first_responded_at is None and inquiry.first_response_due_at is not None
@@ -81,7 +82,7 @@ def user_label(session: Session, user_id: int | None) -> str:
     return (user.name or user.email) if user else "?"
 
 
-def _event(session: Session, inquiry: Inquiry, kind: str, actor: Actor) -> None:
+def _event(session: Session, inquiry: Inquiry, kind: str, actor: Actor, now: dt.datetime | None = None) -> None:
     session.add(
         InquiryEvent(
             inquiry_id=inquiry.id,
@@ -89,7 +90,7 @@ def _event(session: Session, inquiry: Inquiry, kind: str, actor: Actor) -> None:
             kind=kind,
             subject=inquiry.subject,
             actor_user_id=actor.user_id,
-            occurred_at=utcnow(),
+            occurred_at=now or utcnow(),
         )
     )
 
@@ -105,6 +106,8 @@ def payload(inquiry: Inquiry) -> dict[str, Any]:
         "customer_id": inquiry.customer_id,
         "team_id": inquiry.team_id,
         "claimed_by": inquiry.claimed_by,
+        # Waiting for the customer: the SLA clocks stand still (sla.py), so a receiver need not escalate it.
+        "sla_paused": inquiry.sla_paused_at is not None,
     }
 
 
@@ -172,7 +175,9 @@ def create_inquiry(session: Session, *, actor: Actor, data: InquiryCreate) -> In
     return open_inquiry(session, actor=actor, data=data).inquiry
 
 
-def open_inquiry(session: Session, *, actor: Actor, data: InquiryCreate, repeat: bool = True) -> Opened:
+def open_inquiry(
+    session: Session, *, actor: Actor, data: InquiryCreate, repeat: bool = True, now: dt.datetime | None = None
+) -> Opened:
     """``create_inquiry`` saying whether a ticket was opened or a repeat appended (``repeat=False``: always open)."""
     require(actor, "inquiries:create")
     category = find_category(session, data.category)
@@ -186,15 +191,18 @@ def open_inquiry(session: Session, *, actor: Actor, data: InquiryCreate, repeat:
     team_id = data.team_id if data.team_id is not None else (category.team_id if category else None)
     if team_id is not None and session.get(Team, team_id) is None:
         raise ValidationError(f"team {team_id} does not exist", field="team_id")
-    now = utcnow()
+    now = now or utcnow()
     existing = _open_repeat(session, customer_id, category.id if category else None, now) if repeat else None
     if existing is not None:
         _transcript(session, existing, data, now)  # a chat hand-over keeps its conversation on the open ticket
         message = _customer_message(session, existing, data, now)
         existing.last_customer_message_at = now
         if existing.status == "pending":
-            existing.status = "open"  # the customer answered: the ball is with the agent again
-        _event(session, existing, "received", actor)
+            # The customer answered: the ball is with the agent again, and the SLA clocks run on.
+            for name, value in sla.clock_changes(existing, "open", now).items():
+                setattr(existing, name, value)
+            existing.status = "open"
+        _event(session, existing, "received", actor, now)
         audit.record(
             session, actor=actor, action="inquiry.append", entity_type="inquiry", entity_id=existing.id,
             customer_id=customer_id, summary=f"{reference(existing.id)}: {data.subject}",
@@ -276,10 +284,11 @@ def _customer_message(
 
 def append_customer_message(
     session: Session, *, actor: Actor, inquiry: Inquiry, body: str, author: str, email_message_id: str | None = None,
-    raw: str | None = None, details: dict[str, Any] | None = None,
+    raw: str | None = None, details: dict[str, Any] | None = None, now: dt.datetime | None = None,
 ) -> InquiryMessage:  # fmt: skip
-    """A customer's message into an existing thread (a reply by mail); a resolved ticket opens again."""
-    now = utcnow()
+    """A customer's message into an existing thread (a reply by mail); a resolved ticket opens again, a pending
+    one's SLA clocks run on."""
+    now = now or utcnow()
     message = InquiryMessage(
         inquiry_id=inquiry.id, customer_id=inquiry.customer_id, direction="in", author_label=author, body=body,
         email_message_id=email_message_id, raw=raw, details=details or {}, created_at=now,
@@ -288,10 +297,12 @@ def append_customer_message(
     inquiry.last_customer_message_at = now
     reopened = inquiry.status in ("resolved", "closed")
     if inquiry.status in ("pending", "resolved", "closed"):
+        for name, value in sla.clock_changes(inquiry, "open", now).items():
+            setattr(inquiry, name, value)
         inquiry.status = "open"
         inquiry.resolved_at = None
     session.flush()
-    _event(session, inquiry, "reopened" if reopened else "received", actor)
+    _event(session, inquiry, "reopened" if reopened else "received", actor, now)
     audit.record(
         session, actor=actor, action="inquiry.append", entity_type="inquiry", entity_id=inquiry.id,
         customer_id=inquiry.customer_id, summary=f"{reference(inquiry.id)}: {body[:100]}",
@@ -303,7 +314,9 @@ def append_customer_message(
 # --- replies, notes and changes --------------------------------------------------------------------------------
 
 
-def reply(session: Session, *, actor: Actor, inquiry_id: int, data: ReplyCreate) -> InquiryMessage:
+def reply(
+    session: Session, *, actor: Actor, inquiry_id: int, data: ReplyCreate, now: dt.datetime | None = None
+) -> InquiryMessage:
     """A reply to the customer (sent as e-mail after commit) or an internal note. Replying claims an unclaimed
     ticket; a ticket another agent holds is refused (409), as is a ticket of another team (403)."""
     from kizuna.inquiries import email_out
@@ -320,7 +333,7 @@ def reply(session: Session, *, actor: Actor, inquiry_id: int, data: ReplyCreate)
         )
     if not data.note:
         take(session, actor, inquiry)  # the same guarded UPDATE as a claim: a held ticket answers 409
-    now = utcnow()
+    now = now or utcnow()
     message = InquiryMessage(
         inquiry_id=inquiry.id,
         customer_id=inquiry.customer_id,
@@ -342,7 +355,7 @@ def reply(session: Session, *, actor: Actor, inquiry_id: int, data: ReplyCreate)
     values: dict[str, Any] = {"status": data.status or "pending"}
     if inquiry.first_responded_at is None:
         values["first_responded_at"] = now
-    _set_status(session, actor, inquiry, values, event="replied")
+    _set_status(session, actor, inquiry, values, event="replied", now=now)
     audit.record(
         session, actor=actor, action="inquiry.reply", entity_type="inquiry", entity_id=inquiry.id,
         customer_id=inquiry.customer_id, summary=f"{reference(inquiry.id)}: {data.body[:100]}",
@@ -352,34 +365,46 @@ def reply(session: Session, *, actor: Actor, inquiry_id: int, data: ReplyCreate)
 
 
 def _set_status(
-    session: Session, actor: Actor, inquiry: Inquiry, values: dict[str, Any], *, event: str | None = None
-) -> dict[str, list[Any]]:
+    session: Session, actor: Actor, inquiry: Inquiry, values: dict[str, Any], *, event: str | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, list[Any]]:  # fmt: skip
+    now = now or utcnow()
     before = inquiry.status
     new = values.get("status", before)
     if new != before:
         if new == "resolved":
-            values["resolved_at"] = utcnow()
+            values["resolved_at"] = now
         elif new in OPEN_STATUSES and before in ("resolved", "closed"):
             values["resolved_at"] = None
+        # Into pending the SLA clocks stop; out of it they run on with the due times moved forward. A due time the
+        # priority change of this same update set is moved too (it was computed from the opening, pause ignored).
+        changes = sla.clock_changes(inquiry, new, now)
+        spell = dt.timedelta(seconds=int(changes.get("sla_paused_seconds", inquiry.sla_paused_seconds or 0)))
+        spell -= dt.timedelta(seconds=inquiry.sla_paused_seconds or 0)
+        for name, value in changes.items():
+            if name.endswith("_due_at") and values.get(name) is not None:
+                value = sla.shift(values[name], spell)
+            values[name] = value
     diff = audit.apply_changes(
         session, inquiry, values, actor=actor, entity_type="inquiry", customer_id=inquiry.customer_id
     )
     if event:
-        _event(session, inquiry, event, actor)
+        _event(session, inquiry, event, actor, now)
     if "status" in diff:
         if new == "resolved":
-            _event(session, inquiry, "resolved", actor)
+            _event(session, inquiry, "resolved", actor, now)
             emit(session, "inquiry.resolved", payload(inquiry), customer_id=inquiry.customer_id, origin=actor.origin)
         elif new == "closed":
-            _event(session, inquiry, "closed", actor)
+            _event(session, inquiry, "closed", actor, now)
         elif before in ("resolved", "closed"):
-            _event(session, inquiry, "reopened", actor)
+            _event(session, inquiry, "reopened", actor, now)
     return diff
 
 
 def update_inquiry(
-    session: Session, *, actor: Actor, inquiry_id: int, data: InquiryUpdate, expected_version: int | None = None
-) -> Inquiry:
+    session: Session, *, actor: Actor, inquiry_id: int, data: InquiryUpdate, expected_version: int | None = None,
+    now: dt.datetime | None = None,
+) -> Inquiry:  # fmt: skip
     """Change status, priority, category, team or subject. A ticket another agent holds is theirs to change."""
     require(actor, "inquiries:write")
     inquiry = get_inquiry(session, inquiry_id)
@@ -401,6 +426,10 @@ def update_inquiry(
         raise ValidationError(f"team {values['team_id']} does not exist", field="team_id")
     if "priority" in values and values["priority"] != inquiry.priority:
         first_due, resolve_due = sla.due_times(values["priority"], inquiry.created_at)
+        # The business time already paused still counts: the new targets start from the opening, pauses skipped.
+        paused = dt.timedelta(seconds=inquiry.sla_paused_seconds or 0)
+        if paused:
+            first_due, resolve_due = sla.shift(first_due, paused), sla.shift(resolve_due, paused)
         values["first_response_due_at"], values["resolution_due_at"] = first_due, resolve_due
-    _set_status(session, actor, inquiry, values)
+    _set_status(session, actor, inquiry, values, now=now)
     return inquiry

@@ -16,7 +16,8 @@ from kizuna.webhooks.events import EventType, customer_of, register
 
 _FIELDS = (
     "id", "subject", "status", "priority", "channel", "category_id", "team_id", "claimed_by", "created_at",
-    "first_responded_at", "resolved_at", "first_response_due_at", "resolution_due_at",
+    "first_responded_at", "resolved_at", "first_response_due_at", "resolution_due_at", "sla_paused_at",
+    "sla_paused_seconds", "pending_seconds",
 )  # fmt: skip
 
 

@@ -84,7 +84,10 @@ def claim(engine: Engine, worker: str, *, limit: int = BATCH, now: dt.datetime |
     lease = dt.timedelta(seconds=get_settings().outbox_lease_seconds)
     due = (
         select(E.id)
-        .join(Journey, Journey.id == E.journey_id)
+        # "+ 0" keeps SQLite (no statistics on a fresh database) from walking every enrollment of the live
+        # journey by ix_journey_enrollments_step and sorting them: a claim then cost O(enrollments), 6 ms a
+        # batch at 100,000; through ix_journey_enrollments_due it reads only the due rows, in order.
+        .join(Journey, Journey.id == E.journey_id + 0)
         .where(
             E.next_at <= now,
             E.status.in_(OPEN_STATUSES),

@@ -17,8 +17,9 @@ BATCH = 500
 @declare_batch("journeys", *triggers.TOPICS, batch=BATCH)
 def on_messages(session: Session, deliveries: list[Delivery]) -> None:
     """Enrol the customers the messages trigger, then count the goals they reach."""
-    triggers.enter(session, deliveries)
-    triggers.convert(session, deliveries)
+    occurrences = triggers.occurrences(session, deliveries)
+    triggers.enter(session, occurrences)
+    triggers.convert(session, occurrences)
 
 
 @declare(scans.SUBSCRIBER, scans.TOPIC)

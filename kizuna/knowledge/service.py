@@ -56,10 +56,14 @@ def update_article(
     return article
 
 
-def delete_article(session: Session, *, actor: Actor, article_id: int, expected_version: int | None) -> None:
+def delete_article(
+    session: Session, *, actor: Actor, article_id: int, expected_version: int | None, version: int | None = None
+) -> None:
+    """Delete the article for good. ``expected_version`` comes from an If-Match header (412 when stale),
+    ``version`` from a form (409 when stale). The bot's index drops it on its next question."""
     require(actor, "knowledge:write")
     article = get_article(session, article_id)
-    check_version(article.version, if_match=expected_version)
+    check_version(article.version, if_match=expected_version, body=version)
     audit.record(
         session, actor=actor, action="article.delete", entity_type="article", entity_id=article.id,
         summary=article.title,

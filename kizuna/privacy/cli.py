@@ -1,4 +1,5 @@
-"""``kizuna privacy provisions|purge``: the third-party provision records (APPI) and their retention."""
+"""``kizuna privacy provisions|purge|export-subject``: the third-party provision records (APPI), their retention, and
+a data-subject access export of one customer."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import csv
 import datetime as dt
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,7 +18,7 @@ from kizuna.cli_support import fail as _fail
 from kizuna.errors import KizunaError
 
 privacy_app = typer.Typer(
-    help="Privacy records: third-party provisions (APPI) and their retention.", no_args_is_help=True
+    help="Privacy: third-party provision records (APPI), their retention, data-subject exports.", no_args_is_help=True
 )
 COLUMNS = ("id", "provided_at", "customer_id", "recipient", "fields", "purpose", "via", "reference", "provided_by")
 
@@ -100,3 +102,37 @@ def purge() -> None:
     except KizunaError as exc:
         raise _fail(exc) from exc
     console.print(f"purged {count:,} provision record(s) older than {RETENTION_YEARS} years")
+
+
+@privacy_app.command("export-subject")
+def export_subject(
+    customer_id: Annotated[int, typer.Argument(help="The customer's id (a merged id exports its survivor).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The ZIP file to write.")],
+) -> None:
+    """Write everything held about one customer to a ZIP of JSON files (a data-subject access request; audited).
+
+    The file appears only once the export and its audit entry are committed; until then it is written beside it.
+    """
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from kizuna.db import ready_engine, transaction
+    from kizuna.exports.service import replacing
+    from kizuna.privacy.subject_export import write_subject_export
+
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True) as bar:
+            task = bar.add_task("exporting", total=None)
+            with replacing(output) as out, transaction(ready_engine()) as session:
+                result = write_subject_export(
+                    session,
+                    actor=CLI,
+                    customer_id=customer_id,
+                    out=out,
+                    progress=lambda table: bar.update(task, description=f"exporting {table}"),
+                )
+    except KizunaError as exc:
+        raise _fail(exc) from exc
+    rows = sum(result.tables.values())
+    held = sum(1 for n in result.tables.values() if n)
+    merged = f" (with merged {', '.join(map(str, result.merged_ids))})" if result.merged_ids else ""
+    console.print(f"wrote {rows:,} rows from {held} tables about customer {result.customer_id}{merged} to {output}")

@@ -1,8 +1,8 @@
 """Surveys (create, edit, delete: audited), the links of a customer, and answering through a link.
 
 Answers come from customers through signed links, not from users: like tracked events they are not audited,
-but each new or changed answer records a customer event ``nps.answered`` (score, category, survey, touchpoint),
-which puts it before journeys (a trigger with ``{"score": {"lte": 6}}`` catches detractors) and webhooks.
+but each new or changed answer records a customer event ``nps.answered`` (score, category, comment, survey,
+touchpoint), which puts it before journeys (a trigger with ``{"score": {"lte": 6}}`` catches detractors) and webhooks.
 """
 
 from __future__ import annotations
@@ -266,6 +266,8 @@ def _record_event(
     properties: dict[str, Any] = {
         "score": response.score,
         "category": category(response.score),
+        # What the customer wrote, for what follows the answer: an open_inquiry step puts it into the ticket.
+        "comment": response.comment,
         "survey_id": survey.id,
         "survey": survey.name,
         "touchpoint": response.touchpoint,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import IO, Annotated, Any, TypeVar
 
 from fastapi import Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
@@ -74,3 +77,34 @@ def require_if_match(if_match: str | None) -> int | None:
     if if_match is None:
         raise PreconditionRequired("send If-Match: <ETag from your GET> (or *), so a record changed meanwhile is kept")
     return expected_version(if_match)
+
+
+T = TypeVar("T")
+# A download is written in memory up to this size, then on disk, before its first byte is sent.
+SPOOL_MEMORY = 32 * 1024 * 1024
+
+
+def spooled_download(
+    session: Session, write: Callable[[IO[bytes]], T], *, media_type: str, headers: Callable[[T], dict[str, str]]
+) -> StreamingResponse:
+    """A file written whole, with what writing it recorded (audit, provision records) committed, then streamed.
+
+    Writing before the first byte means an error is still an error answer, never a truncated file with a 200; the
+    spool is closed when the response ends or when writing fails."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115 - closed by chunks() or below
+    try:
+        result = write(spool)
+        session.commit()
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            while data := spool.read(1 << 16):
+                yield data
+        finally:
+            spool.close()
+
+    return StreamingResponse(chunks(), media_type=media_type, headers=headers(result))

@@ -10,12 +10,12 @@ from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from kizuna.auth.permissions import require
-from kizuna.errors import NotFound
+from kizuna.errors import KizunaError, NotFound, ValidationError
 from kizuna.knowledge import service
 from kizuna.knowledge.answer import answer
 from kizuna.knowledge.schemas import ArticleCreate, ArticleUpdate
 from kizuna.web.deps import DB
-from kizuna.web.forms import FormState, read_form, submit
+from kizuna.web.forms import FormState, read_form, submit, translate_error
 from kizuna.web.i18n import translator
 from kizuna.web.session import CurrentViewer, PostingViewer, Viewer
 from kizuna.web.ui_base import render, ui_router, with_notice
@@ -128,6 +128,42 @@ def update_article(request: Request, session: DB, viewer: PostingViewer, posted:
         )  # fmt: skip
     session.commit()
     return with_notice(RedirectResponse("/knowledge", status_code=303), "saved")
+
+
+def _delete_page(
+    request: Request, session: DB, viewer: Viewer, article_id: int, problem: str = "", status: int = 200
+) -> Response:
+    require(viewer.actor, "knowledge:write")
+    article = service.get_article(session, article_id)
+    return render(request, "knowledge/delete.html", viewer, status=status, article=article, problem=problem)
+
+
+@router.get("/knowledge/{article_id:int}/delete")
+def delete_confirm(request: Request, session: DB, viewer: CurrentViewer, article_id: int) -> Response:
+    """The confirm step: the article's title and what deleting it means, with its version."""
+    return _delete_page(request, session, viewer, article_id)
+
+
+@router.post("/knowledge/{article_id:int}/delete")
+def delete_article(request: Request, session: DB, viewer: PostingViewer, posted: Posted, article_id: int) -> Response:
+    """Delete for good (audited); the bot's index forgets the article on its next question (its stamp counts the
+    published articles). A version older than the article's is refused (409) with the confirm page again."""
+    raw = str(posted.get("version", ""))
+    try:
+        if not raw.isdigit():
+            raise ValidationError("the form sent no article version; open the article again", field="version")
+        service.delete_article(
+            session, actor=viewer.actor.via("ui"), article_id=article_id, expected_version=None,
+            version=int(raw),
+        )  # fmt: skip
+    except KizunaError as exc:
+        session.rollback()
+        if exc.status_code == 404:
+            raise
+        problem = translate_error(translator(viewer.lang), viewer.lang, exc)
+        return _delete_page(request, session, viewer, article_id, problem=problem, status=exc.status_code)
+    session.commit()
+    return with_notice(RedirectResponse("/knowledge", status_code=303), "deleted")
 
 
 @router.get("/faq/{article_id:int}")

@@ -57,3 +57,16 @@ def provisions_page(request: Request, session: DB, viewer: CurrentViewer, cursor
         form=form,
         retention_years=privacy.RETENTION_YEARS,
     )
+
+
+@router.post("/customers/{customer_id:int}/export")
+def customer_subject_export(session: DB, viewer: PostingViewer, customer_id: int) -> Response:
+    """Download everything held about the customer (a data-subject access request) as a ZIP.
+
+    A POST with the CSRF token, as the list and audience exports: a download of a person's data must not start
+    from another site's link or image. A merged id exports its survivor; the service checks
+    ``customers:export_subject`` and writes the audit entry.
+    """
+    from kizuna.privacy.api import subject_export_response
+
+    return subject_export_response(session, actor=viewer.actor.via("ui"), customer_id=customer_id)

@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from kizuna import keys
 from kizuna.config import get_settings
+from kizuna.customers import service as customers
 from kizuna.db import take_write_lock
 from kizuna.errors import KizunaError, NotFound, ValidationError
 from kizuna.surveys import links, report, service
@@ -95,6 +96,7 @@ def _show(
     found = report.report(session, survey.id, by=by, start=first, end=last)
     trend = report.report(session, survey.id, by="month", start=first, end=last) if by != "month" else found
     comments = service.latest_comments(session, survey.id, limit=20)
+    names = customers.display_names(session, (c.customer_id for c in comments))
     if form is None:
         form = FormState(values={k: str(getattr(survey, k)) for k in FIELDS})
         form.values["active"] = "on" if survey.active else ""
@@ -118,7 +120,7 @@ def _show(
     }
     return render(
         request, "surveys/show.html", viewer, status=status, section="surveys", survey=survey, found=found,
-        trend=trend, by=by, comments=comments, chart=chart, form=form, breakdowns=report.BREAKDOWNS,
+        trend=trend, by=by, comments=comments, names=names, chart=chart, form=form, breakdowns=report.BREAKDOWNS,
         category=report.category, start=start, end=end, period_error=period_error,
     )  # fmt: skip
 

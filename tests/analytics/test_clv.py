@@ -110,6 +110,23 @@ def test_expected_purchases_agree_with_the_untransformed_formula():
     np.testing.assert_allclose(models.expected_purchases(p, t, x, t_x, T), printed, rtol=1e-9)
 
 
+def test_expected_purchases_stay_finite_when_the_fit_finds_no_dropout_heterogeneity():
+    """A fit on the demo shop's data (no spread in dropout) gave a and b in the millions: Euler's form overflows
+    there. The numbers must be finite and tend to what smaller a and b of the same ratio give."""
+    huge = models.BGNBDParams(r=0.1107, alpha=0.8002, a=6.042e6, b=1.662e7)
+    x = np.array([0, 0, 1, 3, 20.0])
+    t_x = np.array([0, 0, 8.57, 30, 59])
+    T = np.array([99.7, 9.29, 33.4, 60, 60])  # noqa: N806
+    got = models.expected_purchases(huge, 52.14, x, t_x, T)
+    assert np.all(np.isfinite(got)) and np.all(got > 0)
+    smaller = models.BGNBDParams(r=huge.r, alpha=huge.alpha, a=huge.a / 1e3, b=huge.b / 1e3)
+    # They differ by O(x/a): 0.13% for x = 20 at a = 6,042.
+    np.testing.assert_allclose(got, models.expected_purchases(smaller, 52.14, x, t_x, T), rtol=5e-3)
+    value = models.discounted_value(huge, np.full_like(x, 4000.0), x, t_x, T, horizon=52.14, period=4.35,
+                                    discount_rate=0.01)  # fmt: skip
+    assert np.all(np.isfinite(value))
+
+
 def test_cdnow_through_the_store_gives_fader_hardies_summary_and_the_published_fits(cdnow_fits):
     fits, cdnow_id = cdnow_fits
     params, rows = fits["duckdb"]

@@ -5,6 +5,7 @@ the pages fit a 390px phone in both languages and pass axe-core."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from kizuna.customers.models import Customer
@@ -44,7 +45,7 @@ def test_admin_adds_a_field_and_the_customer_form_shows_it_and_its_error(live_se
     page.locator('select[name="attributes.plan"]').select_option("gold")
     page.get_by_test_id("save-customer").click()
     error = page.get_by_test_id("error-attributes.visits")
-    assert error.is_visible()
+    expect(error).to_be_visible()
     assert "abc" in error.inner_text() and "来店回数" in error.inner_text()
     # The error sits beside its field, the user's input is kept, and nothing was saved.
     assert page.locator('input[name="attributes.visits"]').get_attribute("aria-invalid") == "true"

@@ -1,4 +1,5 @@
-"""A first customer import into an empty SQLite table drops its random-key indexes and always builds them again."""
+"""A first customer import into an empty table drops its random-key indexes and always builds them again, on
+SQLite and on PostgreSQL (where the indexes of 1M customers took 13 of the 31 s of its INSERTs)."""
 
 from __future__ import annotations
 
@@ -35,15 +36,12 @@ def _ddl(engine, run):
     return result, seen
 
 
-def test_first_import_drops_and_rebuilds_only_on_an_empty_sqlite_table(db, csv_file):
+def test_first_import_drops_and_rebuilds_only_on_an_empty_table(db, csv_file):
     report, ddl = _ddl(db, lambda: run_import(db, "customers", csv_file(ROWS), actor=SYSTEM, batch_size=2))
     assert report.inserted == 3
     assert _indexes(db) >= EXPECTED
-    if db.dialect.name == "sqlite":
-        assert sum(s.startswith("DROP INDEX") for s in ddl) == 4
-        assert sum(s.startswith("CREATE INDEX") for s in ddl) == 4
-    else:
-        assert ddl == []
+    assert sum(s.startswith("DROP INDEX") for s in ddl) == 4
+    assert sum(s.startswith("CREATE INDEX") for s in ddl) == 4
     # The table has rows now: a second import leaves the indexes alone (and changes nothing).
     again, ddl = _ddl(db, lambda: run_import(db, "customers", csv_file(ROWS), actor=SYSTEM))
     assert (again.inserted, again.unchanged) == (0, 3)
@@ -66,3 +64,16 @@ def test_next_import_restores_indexes_an_interrupted_load_left_dropped(db, csv_f
     assert not _indexes(db) >= EXPECTED
     run_import(db, "customers", csv_file(ROWS), actor=SYSTEM, dry_run=True)
     assert _indexes(db) >= EXPECTED
+
+
+def test_an_import_beside_an_open_reader_finishes_and_keeps_every_index(db, csv_file):
+    # On PostgreSQL, DROP INDEX waits for this reader's transaction (and would queue every later reader behind
+    # it): the import gives up the drop after a moment and loads with the indexes in place.
+    with db.connect() as reader:
+        assert reader.execute(text("SELECT count(*) FROM customers")).scalar() == 0
+        report, ddl = _ddl(db, lambda: run_import(db, "customers", csv_file(ROWS), actor=SYSTEM, batch_size=2))
+        reader.rollback()
+    assert report.inserted == 3
+    assert _indexes(db) >= EXPECTED
+    if db.dialect.name == "postgresql":
+        assert sum(s.startswith("CREATE INDEX") for s in ddl) == 0

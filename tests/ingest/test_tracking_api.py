@@ -8,15 +8,16 @@ import gzip
 import json
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from kizuna.auth.permissions import Actor
 from kizuna.customers.models import Customer, CustomerIdentity
 from kizuna.db import new_session
+from kizuna.events import recorded
 from kizuna.events.models import Event
 from kizuna.ingest import sources
 from kizuna.ingest.models import Source
-from kizuna.outbox.models import OutboxMessage
+from kizuna.outbox.models import OutboxDelivery, OutboxMessage
 
 ADMIN = Actor.system("test")
 
@@ -159,16 +160,19 @@ def test_write_key_in_body_gzip_and_revocation(app, write_key, db) -> None:  # n
         assert r.status_code == 401 and "revoked" in r.json()["error"]
 
 
-def test_tracked_events_emit_event_recorded(tracker, db) -> None:  # noqa: ANN001
+def test_a_tracked_batch_emits_one_events_recorded_message(tracker, db) -> None:  # noqa: ANN001
     tracker.post("/v1/batch", json={"batch": [{"type": "track", "userId": "u1", "event": f"E {i}"} for i in range(3)]})
+    tracker.post("/v1/track", json={"userId": "u2", "event": "Signed Up"})
     with new_session(db) as s:
-        messages = list(s.scalars(select(OutboxMessage).where(OutboxMessage.topic == "event.recorded")))
-        events = {e.id: e for e in s.scalars(select(Event))}
-    assert len(messages) == 3
-    for m in messages:
-        assert m.origin == "tracking"
-        assert events[m.payload["event_id"]].type == m.payload["type"]
-        assert m.customer_id == events[m.payload["event_id"]].customer_id
+        messages = list(s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+        events = sorted(s.scalars(select(Event.id)))
+        deliveries = s.scalars(select(OutboxDelivery.subscriber).where(OutboxDelivery.message_id == messages[-1].id))
+        assert list(deliveries) == ["journeys"]
+    batches = [m for m in messages if m.topic == "events.recorded"]
+    assert not [m for m in messages if m.topic == "event.recorded"]
+    assert [m.payload["count"] for m in batches] == [3, 1]
+    assert [i for m in batches for i in recorded.ids_of(m.payload)] == events
+    assert all(m.origin == "tracking" and m.customer_id is None for m in batches)
 
 
 def test_identities_are_rows_of_the_customer(tracker, db) -> None:  # noqa: ANN001
@@ -194,3 +198,25 @@ def test_long_message_ids_are_kept_once(tracker, db) -> None:  # noqa: ANN001
     other = {**call, "messageId": "m" * 189 + "n"}
     assert tracker.post("/v1/track", json=other).json()["accepted"] == 1
     assert len(_events(db)) == 2
+
+
+def test_an_anonymous_id_of_200_characters_is_stored_whole(tracker, db) -> None:  # noqa: ANN001
+    # The longest id the API accepts (PostgreSQL's column once held 128 and answered 500).
+    long_id = "a" * 199 + "z"
+    assert tracker.post("/v1/page", json={"anonymousId": long_id, "name": "Home"}).json()["accepted"] == 1
+    assert [e.anonymous_id for e in _events(db)] == [long_id]
+
+
+def test_a_write_key_is_remembered_for_seconds_and_forgotten_when_revoked(db) -> None:  # noqa: ANN001
+    with new_session(db) as s:
+        source, key = sources.create_source(s, actor=ADMIN, name="cached site")
+        s.commit()
+        assert sources.authenticate(s, key).name == "cached site"
+        s.execute(update(Source).where(Source.id == source.id).values(name="renamed"))
+        s.commit()
+        # Within KEY_CACHE_SECONDS (5 s) the source is not read again for every batch.
+        assert sources.authenticate(s, key).name == "cached site"
+        sources.revoke_source(s, actor=ADMIN, ref=source.id)
+        s.commit()
+        with pytest.raises(sources.WrongWriteKey, match="revoked"):
+            sources.authenticate(s, key)

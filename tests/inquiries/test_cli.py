@@ -33,3 +33,14 @@ def test_a_mail_the_desk_cannot_use_exits_65_so_the_server_bounces_it(db):
 def test_imap_poll_without_a_server_configured_says_so(db):
     result = kizuna("inquiries", "imap-poll", engine=db)
     assert result.returncode == 2 and "KIZUNA_INQUIRY_IMAP_HOST" in result.stdout
+
+
+def test_a_piped_auto_reply_matching_no_ticket_is_ignored_with_exit_0(db, session):
+    from kizuna.customers.models import Customer
+    from tests.inquiries.test_automail import out_of_office_jp, postfix_dsn
+
+    oof = kizuna("inquiries", "email-in", engine=db, input=out_of_office_jp().decode("ascii"))
+    assert oof.returncode == 0 and "ignored: auto_reply" in oof.stdout, oof.stdout
+    dsn = kizuna("inquiries", "email-in", engine=db, input=postfix_dsn("<x@elsewhere.example>").decode("ascii"))
+    assert dsn.returncode == 0 and "ignored: bounce" in dsn.stdout, dsn.stdout
+    assert session.scalars(select(Inquiry)).all() == [] and session.scalars(select(Customer)).all() == []

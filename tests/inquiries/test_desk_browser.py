@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from kizuna.auth.models import User
@@ -99,7 +100,7 @@ def test_an_agent_claims_inserts_a_macro_and_replies(sign_in, live_server, db):
     page.goto(f"{live_server}/inquiries?tab=unclaimed")
     page.get_by_role("link", name=f"KZ-{inquiry_id}").click()
     page.get_by_test_id("claim").click()
-    assert page.get_by_test_id("ticket-done").is_visible()
+    expect(page.get_by_test_id("ticket-done")).to_be_visible()
     page.get_by_test_id("macro-picker").get_by_role("button").click()
     assert page.input_value("#f-body") == "ご迷惑をおかけしました。"
     page.get_by_test_id("reply-send").click()

@@ -276,3 +276,55 @@ def test_an_agent_logs_a_phone_inquiry_linked_to_the_caller(db, client, ui_clien
         assert conn.execute(select(func.count()).select_from(Customer)).scalar() == 1
     # A viewer may read the desk but not log one.
     assert ui_client("viewer").get("/inquiries/new").status_code == 403
+
+
+def test_report_shows_hours_and_minutes_and_names_tickets_without_a_category(client, ui_client, session):
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    opened = open_ticket(client)
+    c = ui_client("support")
+    page = c.get(f"/inquiries/{opened['id']}").text
+    r = c.post(f"/inquiries/{opened['id']}/reply", data={"csrf_token": csrf_of(page), "body": "確認します"})
+    assert r.status_code in (200, 303), r.text[:300]
+    # The answer came 2 h 5 min after the ticket opened.
+    ticket = session.get(Inquiry, opened["id"])
+    session.execute(
+        update(Inquiry)
+        .where(Inquiry.id == opened["id"])
+        .values(first_responded_at=ticket.created_at + dt.timedelta(hours=2, minutes=5))
+    )
+    session.commit()
+    ja = ui_client("manager")
+    ja.cookies.set("kizuna_lang", "ja")
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", ja.get("/inquiries/report").text))
+    assert "2時間5分" in text and "カテゴリなし" in text
+    ja.cookies.set("kizuna_lang", "en")
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", ja.get("/inquiries/report").text))
+    assert "2 h 5 min" in text and "No category" in text
+
+
+def test_ticket_page_shows_deadlines_as_due_and_each_reply_mails_state(client, ui_client, session):
+    from sqlalchemy import update
+
+    from kizuna.messaging.models import Message
+
+    opened = open_ticket(client)
+    c = ui_client("support")
+    c.cookies.set("kizuna_lang", "ja")
+    page = c.get(f"/inquiries/{opened['id']}").text
+    assert re.search(r"\d{2}:\d{2}まで", page)  # a deadline not yet met reads as one, not as a done time
+    c.post(f"/inquiries/{opened['id']}/reply", data={"csrf_token": csrf_of(page), "body": "確認いたします"})
+    page = c.get(f"/inquiries/{opened['id']}").text
+    badge = re.search(r'<span class="badge([^"]*)" data-testid="delivery">([^<]+)</span>', page)
+    assert badge and badge.group(2) == "送信待ち" and "warn" not in badge.group(1)
+    outgoing = session.scalar(
+        select(InquiryMessage.outgoing_message_id).where(InquiryMessage.inquiry_id == opened["id"])
+        .where(InquiryMessage.direction == "out")
+    )  # fmt: skip
+    session.execute(update(Message).where(Message.id == outgoing).values(status="failed"))
+    session.commit()
+    page = c.get(f"/inquiries/{opened['id']}").text
+    badge = re.search(r'<span class="badge([^"]*)" data-testid="delivery">([^<]+)</span>', page)
+    assert badge and badge.group(2) == "送信失敗" and "warn" in badge.group(1)

@@ -142,9 +142,21 @@ def test_a_reply_read_over_imap_joins_its_thread(db, session, mailbox, client):
 
 def test_the_worker_pump_polls_on_its_schedule(db, mailbox, configure):
     configure(inquiry_imap_poll_seconds=3600)
-    imap._last_poll = 0.0
+    imap._last_poll = None
     mailbox.append(iso2022jp_mail("ポンプ", "定期取得"))
     assert imap.imap_pump(db, "w1") == 1
     mailbox.append(iso2022jp_mail("次", "まだ読まない", msgid="<n2@example.jp>"))
     assert imap.imap_pump(db, "w1") == 0  # within the interval: no poll
     assert mailbox.unseen() == 1
+
+
+def test_auto_replies_and_bounces_read_over_imap_open_nothing_and_are_counted(db, session, mailbox):
+    from tests.inquiries.test_automail import out_of_office_jp, postfix_dsn
+
+    mailbox.append(out_of_office_jp())
+    mailbox.append(postfix_dsn("<x@elsewhere.example>"))
+    mailbox.append(iso2022jp_mail("注文の確認", "人が書いたメール", msgid="<person@example.jp>"))
+    result = imap.poll(db)
+    assert (result.read, result.threaded, result.automatic, result.ignored) == (3, 3, 2, 2)
+    assert mailbox.unseen() == 0
+    assert set(session.scalars(select(Inquiry.subject))) == {"注文の確認"}

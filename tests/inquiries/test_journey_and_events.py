@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from kizuna.inquiries import service
-from kizuna.inquiries.models import Inquiry
+from kizuna.inquiries.models import Inquiry, InquiryMessage
 from kizuna.inquiries.schemas import InquiryCreate, InquiryUpdate
 from kizuna.journeys import engine
 from kizuna.journeys import service as journeys
@@ -70,3 +71,46 @@ def test_created_and_resolved_are_sent_to_webhook_subscribers(db, session, admin
     assert bodies[0]["data"]["inquiry"]["subject"] == "請求書の再発行"
     assert bodies[0]["data"]["customer"]["email"] == "bill@example.jp"
     assert bodies[1]["data"]["inquiry"]["status"] == "resolved" and bodies[1]["data"]["inquiry"]["reference"]
+    # The SLA's pause is part of the ticket a receiver sees (none here: it never waited for the customer).
+    assert (
+        bodies[1]["data"]["inquiry"]["sla_paused_at"] is None and bodies[1]["data"]["inquiry"]["pending_seconds"] == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("{{ event.properties.comment", "not a valid template"),
+        ("{{ secret_key }}", "unknown variable secret_key"),
+        ("{{ event.properties.items() }}", "items(...) is a call"),
+        ("{{ event.properties.comment | no_such_filter }}", "no_such_filter"),
+    ],
+)
+def test_a_broken_ticket_template_is_refused_when_the_journey_is_published(session, body, says):
+    from kizuna.errors import KizunaError
+
+    bad = definition([{"id": "ticket", "type": "open_inquiry", "subject": "NPS", "body": body, "next": "done"},
+                      {"id": "done", "type": "exit"}])  # fmt: skip
+    with pytest.raises(KizunaError) as caught:
+        publish(session, bad)
+    problems = [(p.path, p.message) for p in caught.value.problems]
+    assert any(path == "steps.ticket.body" and says in message for path, message in problems), problems
+
+
+def test_a_ticket_template_without_a_triggering_event_renders_its_fallbacks(session, db):
+    customer = factories.customer(session, email="quiet@example.jp")
+    session.commit()
+    steps = [
+        {"id": "ticket", "type": "open_inquiry", "subject": "{{ customer.email }} のフォロー",
+         "body": "コメント: {{ event.properties.comment | default('なし') }} / {{ event.type }}", "next": "done"},
+        {"id": "done", "type": "exit"},
+    ]  # fmt: skip
+    journey_id = publish(session, definition(steps))
+    journeys.enroll_customers(session, journey_id, actor=MARKETER, customer_ids=[customer.id])
+    session.commit()
+    engine.run_pass(db, "w1")
+    session.expire_all()
+    [ticket] = session.scalars(select(Inquiry)).all()
+    assert ticket.subject == "quiet@example.jp のフォロー"
+    body = session.scalars(select(InquiryMessage.body).where(InquiryMessage.direction == "in")).one()
+    assert body == "コメント: なし / "

@@ -157,6 +157,26 @@ def test_only_allowed_sites_may_call_the_chat_from_a_page(visitor, client) -> No
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "origin"
 
 
+def test_a_site_allowed_by_another_process_works_within_a_second(visitor, db, admin) -> None:  # noqa: ANN001
+    import time
+
+    from kizuna.chat.service import add_origin
+
+    first, later = "https://first.example", "https://later.example"
+    with new_session(db) as s:
+        add_origin(s, actor=admin, origin=first)
+        s.commit()
+    # This process reads the allowed sites once (and keeps them for a few seconds)...
+    assert visitor.options("/chat/v1/sessions", headers={"Origin": first}).status_code == 204
+    # ...then another process (the CLI, another server) allows a second site: not refused for the cache's life.
+    with new_session(db) as s:
+        add_origin(s, actor=admin, origin=later)
+        s.commit()
+    time.sleep(0.6)
+    r = visitor.post("/chat/v1/sessions", json={}, headers={"Origin": later})
+    assert r.status_code == 201 and r.headers["access-control-allow-origin"] == later
+
+
 def test_rate_limit_refuses_a_flood_with_429(visitor, articles, monkeypatch) -> None:  # noqa: ANN001
     from kizuna.config import get_settings
 

@@ -58,7 +58,7 @@ def test_export_writes_the_filtered_list_with_formulas_neutralised(db, ui_client
     assert r.status_code == 422
     assert manager.post("/deals/export.csv", data={"amount_min": "1"}).status_code == 403  # no CSRF token
     with transaction(db) as s:
-        entries = list(s.scalars(select(AuditEntry).where(AuditEntry.action == "export.deals")))
+        entries = list(s.scalars(select(AuditEntry).where(AuditEntry.action == "export.deals").order_by(AuditEntry.id)))
     assert [e.details["rows"] for e in entries] == [2, 1]
     rep = ui_client("sales")
     assert 'data-testid="deal-export-form"' not in rep.get("/deals").text

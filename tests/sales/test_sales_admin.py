@@ -52,7 +52,9 @@ def test_api_adds_renames_and_reorders_stages_and_sets_the_default(db, client_as
     assert rep.post(f"/api/v1/pipelines/{pid}/stages", json={"name": "勝手"}).status_code == 403
     assert rep.post(f"/api/v1/pipelines/{default['id']}/default").status_code == 403
     with transaction(db) as s:
-        actions = list(s.scalars(select(AuditEntry.action).where(AuditEntry.entity_type == "pipeline")))
+        actions = list(
+            s.scalars(select(AuditEntry.action).where(AuditEntry.entity_type == "pipeline").order_by(AuditEntry.id))
+        )
     assert actions == [
         "pipeline.create", "pipeline.stage_add", "pipeline.stage_update", "pipeline.stage_move", "pipeline.default",
     ]  # fmt: skip

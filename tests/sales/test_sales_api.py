@@ -71,7 +71,9 @@ def test_deal_moves_through_stages_with_history_audit_and_events(client, db):
     assert all(h["actor"] == "api-admin@example.com" for h in history)
     with transaction(db) as s:
         topics = list(s.scalars(select(OutboxMessage.topic).order_by(OutboxMessage.id)))
-        actions = list(s.scalars(select(AuditEntry.action).where(AuditEntry.entity_type == "deal")))
+        actions = list(
+            s.scalars(select(AuditEntry.action).where(AuditEntry.entity_type == "deal").order_by(AuditEntry.id))
+        )
     assert [t for t in topics if t.startswith("deal.")] == [
         "deal.created", "deal.stage_changed", "deal.stage_changed", "deal.won",
     ]  # fmt: skip

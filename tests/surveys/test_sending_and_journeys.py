@@ -108,7 +108,7 @@ def test_a_detractor_answer_enrols_the_customer_in_a_journey_triggered_by_score_
 def test_a_detractor_answer_opens_a_ticket_for_the_account_owner_through_a_journey(db):
     """The loop the issue names: a score of 0–6 triggers a journey whose step opens an inquiry claimed for the
     customer's owner; a promoter opens nothing."""
-    from kizuna.inquiries.models import Inquiry
+    from kizuna.inquiries.models import Inquiry, InquiryMessage
 
     with transaction(db) as session:
         sid = survey(session).id
@@ -117,8 +117,8 @@ def test_a_detractor_answer_opens_a_ticket_for_the_account_owner_through_a_journ
         happy = factories.customer(session, email="happy2@example.jp", owner_id=owner.id).id
         paths = {c: link_path(session, sid, c) for c in (unhappy, happy)}
     steps = [
-        {"id": "ticket", "type": "open_inquiry", "subject": "NPS 批判者へのフォロー", "priority": "high",
-         "next": "done"},
+        {"id": "ticket", "type": "open_inquiry", "subject": "NPS {{ event.properties.score }} 批判者へのフォロー",
+         "body": "コメント: {{ event.properties.comment }}", "priority": "high", "next": "done"},
         {"id": "done", "type": "exit"},
     ]  # fmt: skip
     trigger = {"type": "event", "event": "nps.answered", "properties": {"score": {"lte": 6}}}
@@ -131,3 +131,9 @@ def test_a_detractor_answer_opens_a_ticket_for_the_account_owner_through_a_journ
     with transaction(db) as session:
         tickets = session.scalars(select(Inquiry)).all()
         assert [(t.customer_id, t.claimed_by, t.priority) for t in tickets] == [(unhappy, owner.id, "high")]
+        # The answer's score and comment came with the event into the ticket.
+        assert tickets[0].subject == "NPS 2 批判者へのフォロー"
+        first = session.scalars(
+            select(InquiryMessage).where(InquiryMessage.inquiry_id == tickets[0].id, InquiryMessage.direction == "in")
+        ).one()
+        assert first.body == "コメント: サポートの返事がない"

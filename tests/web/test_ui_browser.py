@@ -7,6 +7,7 @@ import re
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy.engine import Engine
 
 from kizuna.customers import service as customers
@@ -80,7 +81,7 @@ def test_sign_in_shows_error_for_wrong_password_then_succeeds(live_server, page,
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", "not-the-password")
     page.click("button[type=submit]")
-    assert page.get_by_test_id("login-error").is_visible()
+    expect(page.get_by_test_id("login-error")).to_be_visible()
     assert "/login" in page.url
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")

@@ -25,7 +25,7 @@
   var title = script.getAttribute("data-title") || T.title;
   var KEY = "kizuna-chat:" + base;
   var state = JSON.parse(sessionStorage.getItem(KEY) || "null");
-  var lastId = 0, timer = null, seen = {};
+  var lastId = 0, timer = null, seen = {}, starting = false;
 
   var css = ".kz-chat-launch{position:fixed;right:16px;bottom:16px;z-index:2147483000;padding:12px 16px;border-radius:24px;border:0;background:#1f4e79;color:#fff;font:600 15px system-ui,sans-serif;cursor:pointer}" +
     ".kz-chat-panel{position:fixed;right:16px;bottom:72px;z-index:2147483000;width:min(360px,calc(100vw - 32px));max-height:min(560px,calc(100vh - 96px));display:flex;flex-direction:column;background:#fff;color:#1a1a1a;border:1px solid #8a8a8a;border-radius:8px;box-shadow:0 4px 24px rgba(0,0,0,.2);font:15px/1.5 system-ui,sans-serif}" +
@@ -121,7 +121,12 @@
   }
 
   function poll() {
-    if (!state) return;
+    if (!state) {
+      // The chat could not start (the network, a busy server): try again on each tick rather than leave the
+      // visitor with an error until they reopen the panel.
+      if (!starting) begin();
+      return;
+    }
     call("GET", "/sessions/" + state.id + "/messages?after=" + lastId).then(function (data) {
       show(data.messages);
       status(data.status);
@@ -142,11 +147,18 @@
     });
   }
 
+  function begin() {
+    starting = true;
+    return start().then(function () { error.textContent = ""; input.focus(); })
+      .catch(function (e) { error.textContent = T.failed + e.message; })
+      .then(function () { starting = false; });
+  }
+
   function toggle(open) {
     panel.hidden = !open;
     launch.setAttribute("aria-expanded", String(open));
     if (open) {
-      start().then(function () { input.focus(); }).catch(function (e) { error.textContent = T.failed + e.message; });
+      begin();
       if (!timer) timer = setInterval(poll, pollSeconds * 1000);
     } else {
       clearInterval(timer); timer = null; launch.focus();
