@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -306,11 +307,22 @@ def browser() -> Iterator[object]:
         b.close()
 
 
+def browser_timeouts(page: Any) -> None:
+    """A step fails after 10 s, a page load after 30 s: CI runs the suite on two busy cores (browsers, a Spark,
+    PostgreSQL and the test servers together), where a page load once took over 10 s while nothing was wrong."""
+    from playwright.sync_api import expect
+
+    page.set_default_timeout(10_000)
+    page.set_default_navigation_timeout(30_000)
+    # expect()'s own default is 5 s, shorter than the step timeout above.
+    expect.set_options(timeout=10_000)
+
+
 @pytest.fixture
 def page(browser) -> Iterator[object]:  # noqa: ANN001
     context = browser.new_context(locale="en-US")
     pg = context.new_page()
-    pg.set_default_timeout(10_000)
+    browser_timeouts(pg)
     yield pg
     context.close()
 

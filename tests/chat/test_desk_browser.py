@@ -16,6 +16,7 @@ from kizuna.chat import service
 from kizuna.chat.models import Chat
 from kizuna.chat.schemas import ChatStart, MessageIn
 from kizuna.db import transaction
+from tests.conftest import browser_timeouts
 from tests.phone import phone_problems
 from tests.web.conftest import PASSWORD
 
@@ -35,7 +36,7 @@ def _waiting_chat(engine, name: str = "佐藤 花子") -> int:  # noqa: ANN001
 def _signed_in(browser, live_server: str, email: str, **options):  # noqa: ANN001, ANN003, ANN202
     context = browser.new_context(locale="ja-JP", **options)
     page = context.new_page()
-    page.set_default_timeout(10_000)
+    browser_timeouts(page)
     page.goto(f"{live_server}/login")
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", PASSWORD)

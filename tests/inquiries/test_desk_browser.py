@@ -19,7 +19,7 @@ from kizuna.inquiries import service, setup
 from kizuna.inquiries.models import Inquiry
 from kizuna.inquiries.schemas import CategoryIn, InquiryCreate, MacroIn
 from tests import factories
-from tests.conftest import free_port
+from tests.conftest import browser_timeouts, free_port
 from tests.phone import phone_problems
 from tests.web.conftest import PASSWORD
 
@@ -46,7 +46,7 @@ def _ticket(engine) -> int:  # noqa: ANN001
 def _signed_in(browser, live_server: str, email: str):  # noqa: ANN001, ANN202
     context = browser.new_context(locale="ja-JP")
     page = context.new_page()
-    page.set_default_timeout(10_000)
+    browser_timeouts(page)
     page.goto(f"{live_server}/login")
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", PASSWORD)

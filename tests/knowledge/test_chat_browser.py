@@ -16,7 +16,7 @@ from kizuna.chat.service import add_origin
 from kizuna.db import transaction
 from kizuna.knowledge.schemas import ArticleCreate
 from kizuna.knowledge.service import create_article
-from tests.conftest import free_port
+from tests.conftest import browser_timeouts, free_port
 from tests.knowledge import evalset
 from tests.phone import page_problems, phone_problems
 
@@ -66,7 +66,7 @@ def test_visitor_asks_then_an_agent_answers_live(live_server, shop_site, sign_in
     _seed(db, shop_site)
     context = browser.new_context(locale="ja-JP", viewport={"width": 390, "height": 800})
     visitor = context.new_page()
-    visitor.set_default_timeout(10_000)
+    browser_timeouts(visitor)
     try:
         visitor.goto(shop_site)
         visitor.get_by_test_id("kz-chat-open").click()
