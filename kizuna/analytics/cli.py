@@ -213,6 +213,39 @@ def refresh_command(
         )
 
 
+@analytics_app.command("neighbors")
+def neighbors_command(fmt: Format = "table") -> None:
+    """Recompute which products customers buy together, the similarities recommendations read.
+
+    The worker does this by itself once a day; until it has, recommendations compute them on each call."""
+    from kizuna.analytics import service
+    from kizuna.db import ready_engine
+
+    _check_format(fmt)
+    ready_engine()
+    try:
+        with console.status("Finding the products customers buy together…"):
+            run = service.refresh_neighbors(actor=CLI)
+    except KizunaError as exc:
+        raise _fail(exc) from exc
+    summary = {
+        "customers": run.customers,
+        "products": run.details.get("products", 0),
+        "pairs": run.changed,
+        "seconds": round(run.seconds, 3),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+    if fmt == "json":
+        print(json.dumps(summary))
+    elif fmt == "csv":
+        _print_rows([summary])
+    else:
+        console.print(
+            f"Similar products of {summary['products']:,} products from {run.customers:,} customers' baskets: "
+            f"{run.changed:,} pairs kept, {run.seconds:.1f} s"
+        )
+
+
 def _print_rows(rows: list[dict[str, Any]]) -> None:
     if not rows:
         return

@@ -61,3 +61,23 @@ class MetricRun(Base):
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
     # The spec the run used (currency, bins, as-of...) and, for CLV, the fitted parameters.
     details: Mapped[dict] = mapped_column(JSONType, default=dict)
+
+
+class ProductNeighbor(Base):
+    """One of a product's most similar products by co-purchase (``analytics.recommend``), kept by the daily
+    refresh so that recommendations for an email read a few rows instead of every order line."""
+
+    __tablename__ = "product_neighbors"
+
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    neighbor_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    cosine: Mapped[float] = mapped_column(Float)
+
+
+class ProductPopularity(Base):
+    """How many customers bought a product, as the same refresh counted them (the "popular" fill)."""
+
+    __tablename__ = "product_popularity"
+
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    buyers: Mapped[int] = mapped_column(Integer)

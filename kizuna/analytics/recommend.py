@@ -4,25 +4,46 @@
   counted orders, lines of a known product).
 - Similarity of products ``i`` and ``j``: cosine of their buyer sets, ``n_ij / sqrt(n_i × n_j)`` (``n_ij``
   customers bought both). Cosine rather than lift: lift rewards pairs of rare products bought once together.
+  Only a customer's ``BASKET`` most recently bought products count towards similarity: a customer who bought
+  thousands of products bought everything together, which says nothing, and their pairs alone (millions) made a
+  store with a few such customers take minutes (``benchmarks/analytics_at_size.py``).
 - A customer's score for a product ``j`` they have not bought = ``Σ`` over the products ``i`` they bought of
   ``similarity(i, j)``; ``because`` names the bought product most similar to ``j``. Products they already bought
   are never recommended, nor inactive products.
 - When co-purchases give fewer than ``k`` products (a new customer, a rare basket), the list is filled with the
   products most customers bought (``reason`` "popular"), so an email always has something to show.
 - Order: score (rounded to 12 digits) descending, then product id: the same lists on every run and backend.
+
+Similarities over the whole store are one sparse matrix product (customers × products, transposed by itself)
+with scipy, computed in blocks of products so memory stays bounded for large catalogues. The daily refresh keeps
+each product's ``NEIGHBORS`` most similar products in ``product_neighbors`` (``refresh_neighbors``), which is what
+email templates and the API read for the default period; another period computes them on the fly for the
+products of the customers asked about.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Literal
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
+import pyarrow as pa
 from pydantic import BaseModel, Field
 
-from kizuna.analytics.ctb import DIGITS, CTBSpec, _rows, ctb_lines, first
+from kizuna.analytics.ctb import DIGITS, CTBSpec, _rows, ctb_lines
 from kizuna.analytics.engine import Store
+
+# Products per customer (the most recently bought) that count towards similarity.
+BASKET = 50
+# Neighbours kept per product by the daily refresh: recommendations sum the similarities of a customer's
+# products, and a product's hundredth neighbour adds little to any list of ten.
+NEIGHBORS = 100
+# Cells of one block of the co-occurrence product (block of products × all products): about 200 MB of int64.
+_BLOCK_CELLS = 25_000_000
 
 
 class Recommendation(BaseModel):
@@ -42,6 +63,91 @@ class CustomerRecommendations(BaseModel):
     products: list[Recommendation]
 
 
+@dataclass
+class Similarity:
+    """Each product's similar products (``neighbors[i]``: ``(j, cosine)``) and its buyers (the popularity)."""
+
+    neighbors: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
+    buyers: dict[int, int] = field(default_factory=dict)
+    customers: int = 0
+
+
+def _bought(store: Store, spec: CTBSpec) -> ir.Table:
+    """``customer_id, product_id, last``: each product a customer bought in the period, and when last."""
+    lines, _, _ = ctb_lines(store, spec)
+    known = lines.filter(lines.product_id.notnull())
+    return known.group_by(["customer_id", "product_id"]).aggregate(last=known.at.max())
+
+
+def baskets(store: Store, spec: CTBSpec) -> ir.Table:
+    """``customer_id, product_id``: each customer's ``BASKET`` most recently bought products (ties by id)."""
+    bought = _bought(store, spec)
+    recent = ibis.row_number().over(group_by=bought.customer_id, order_by=[bought["last"].desc(), bought.product_id])
+    ranked = bought.mutate(pos=recent)
+    return ranked.filter(ranked.pos < BASKET).select("customer_id", "product_id")
+
+
+def similarity(rows: pa.Table, items: set[int] | None = None, keep: int | None = None) -> Similarity:
+    """Cosine similarities from ``rows`` (``customer_id, product_id``, one row per basket entry): for the
+    products ``items`` (all when None), their ``keep`` most similar products (all with a co-buyer when None),
+    best first, ties by product id."""
+    from scipy import sparse
+
+    found = Similarity()
+    if rows.num_rows == 0:
+        return found
+    customer = rows.column("customer_id").to_numpy()
+    product = rows.column("product_id").to_numpy()
+    products, column = np.unique(product, return_inverse=True)
+    _, row = np.unique(customer, return_inverse=True)
+    found.customers = int(row.max()) + 1
+    x = sparse.csr_matrix(
+        (np.ones(len(row), dtype=np.int64), (row, column)), shape=(found.customers, len(products))
+    ).tocsc()
+    n = np.asarray(x.sum(axis=0)).ravel()
+    found.buyers = dict(zip(products.tolist(), n.tolist(), strict=True))
+    wanted = np.arange(len(products)) if items is None else np.flatnonzero(np.isin(products, list(items)))
+    xt = x.T.tocsr()
+    step = max(1, _BLOCK_CELLS // max(1, len(products)))
+    for first in range(0, len(wanted), step):
+        block = wanted[first : first + step]
+        co = (xt[block] @ x).tocsr()  # co[b, j]: customers who bought both block[b] and j
+        for b, i in enumerate(block.tolist()):
+            cells = slice(co.indptr[b], co.indptr[b + 1])
+            j, nij = co.indices[cells], co.data[cells]
+            others = j != i
+            j, nij = j[others], nij[others]
+            if not len(j):
+                continue
+            # The same arithmetic as SQL's nij / sqrt(ni * nj), in doubles.
+            cosine = nij.astype(np.float64) / np.sqrt((n[i] * n[j]).astype(np.float64))
+            order = np.lexsort((products[j], -np.round(cosine, DIGITS)))
+            if keep is not None:
+                order = order[:keep]
+            found.neighbors[int(products[i])] = list(
+                zip(products[j][order].tolist(), cosine[order].tolist(), strict=True)
+            )
+    return found
+
+
+def neighbors_table(store: Store, spec: CTBSpec) -> tuple[pa.Table, pa.Table, int]:
+    """What the daily refresh stores: ``(product_id, neighbor_id, cosine)`` for every product's ``NEIGHBORS``
+    most similar, ``(product_id, buyers)``, and the number of customers counted."""
+    found = similarity(baskets(store, spec).to_pyarrow(), keep=NEIGHBORS)
+    pairs = [(i, j, c) for i, near in found.neighbors.items() for j, c in near]
+    neighbors = pa.table(
+        {
+            "product_id": pa.array([p[0] for p in pairs], pa.int64()),
+            "neighbor_id": pa.array([p[1] for p in pairs], pa.int64()),
+            "cosine": pa.array([p[2] for p in pairs], pa.float64()),
+        }
+    )
+    buyers = pa.table(
+        {"product_id": pa.array(list(found.buyers), pa.int64()), "buyers": pa.array(list(found.buyers.values()))}
+    )
+    return neighbors, buyers, found.customers
+
+
 def _active_products(store: Store) -> ir.Table:
     products = store.products()
     # Read beside the shared accessor: only recommending cares whether a product is still sold.
@@ -52,6 +158,21 @@ def _active_products(store: Store) -> ir.Table:
     return products.join(active, products.id == active.aid).drop("aid")
 
 
+def _stored(store: Store, items: set[int]) -> Similarity:
+    """The daily refresh's neighbours of ``items`` and every product's buyers, read from the store."""
+    found = Similarity()
+    near = store.table("product_neighbors")
+    if items:
+        mine = near.filter(near.product_id.isin(sorted(items)))
+        for row in _rows(mine.select("product_id", "neighbor_id", "cosine")):
+            found.neighbors.setdefault(row["product_id"], []).append((row["neighbor_id"], row["cosine"]))
+    for near_list in found.neighbors.values():
+        near_list.sort(key=lambda p: (-round(p[1], DIGITS), p[0]))
+    popular = store.table("product_popularity")
+    found.buyers = {row["product_id"]: row["buyers"] for row in _rows(popular.select("product_id", "buyers"))}
+    return found
+
+
 def recommendations(
     store: Store,
     customer_ids: list[int],
@@ -60,62 +181,54 @@ def recommendations(
     start: dt.date | None = None,
     end: dt.date | None = None,
     currency: str | None = None,
+    stored: bool = False,
 ) -> dict[int, list[Recommendation]]:
-    """Up to ``k`` products for each of ``customer_ids`` (every id is a key; ranked best first)."""
+    """Up to ``k`` products for each of ``customer_ids`` (every id is a key; ranked best first).
+
+    ``stored``: read the similarities the daily refresh kept (``product_neighbors``, made with the default
+    period and currency, which the caller checked); otherwise compute them now for these customers' products."""
     ids = sorted(set(customer_ids))
     if not ids or k < 1:
         return {cid: [] for cid in ids}
-    lines, _, _ = ctb_lines(store, CTBSpec(start=start, end=end, currency=currency))
-    bought = lines.filter(lines.product_id.notnull()).select("customer_id", "product_id").distinct()
-    counts = bought.group_by("product_id").aggregate(n=bought.count())
-    mine = bought.filter(bought.customer_id.isin(ids)).select(cid=bought.customer_id, i=bought.product_id)
-    items = mine.select("i").distinct()
-    a = bought.view()
-    b = bought.view()
-    buyers_of_mine = a.join(items, a.product_id == items.i).select(ac=a.customer_id, i=items.i)
-    pairs = buyers_of_mine.join(b, buyers_of_mine.ac == b.customer_id).select(i=buyers_of_mine.i, j=b.product_id)
-    pairs = pairs.filter(pairs.i != pairs.j)
-    pairs = pairs.group_by(["i", "j"]).aggregate(nij=pairs.count())
-    ni = counts.select(pi=counts.product_id, ni=counts.n)
-    nj = counts.select(pj=counts.product_id, nj=counts.n)
-    sim = pairs.join(ni, pairs.i == ni.pi).join(nj, pairs.j == nj.pj)
-    sim = sim.select("i", "j", cosine=sim.nij.cast("float64") / (sim.ni * sim.nj).cast("float64").sqrt())
-    scored = mine.join(sim, mine.i == sim.i).select(cid=mine.cid, i=mine.i, j=sim.j, cosine=sim.cosine)
-    owned = mine.select(oc=mine.cid, oj=mine.i)
-    scored = scored.anti_join(owned, (scored.cid == owned.oc) & (scored.j == owned.oj))
-    active = _active_products(store)
-    active_ids = active.select(act=active.id)
-    scored = scored.join(active_ids, scored.j == active_ids.act).drop("act")
-    best_reason = ibis.row_number().over(
-        group_by=[scored.cid, scored.j], order_by=[scored.cosine.round(DIGITS).desc(), scored.i.asc()]
-    )
-    scored = scored.mutate(pick=best_reason)
-    because = scored.filter(scored.pick == 0).select(bc=scored.cid, bj=scored.j, because=scored.i)
-    per = scored.group_by(["cid", "j"]).aggregate(score=scored.cosine.sum().round(DIGITS))
-    per = per.join(because, (per.cid == because.bc) & (per.j == because.bj)).drop("bc", "bj")
-    per = per.mutate(rank=ibis.row_number().over(group_by=per.cid, order_by=[per.score.desc(), per.j.asc()]))
-    per = per.filter(per["rank"] < k)
-    per = per.join(active, per.j == active.id)
+    spec = CTBSpec(start=start, end=end, currency=currency)
+    bought = _bought(store, spec)
+    owned_by: dict[int, set[int]] = {cid: set() for cid in ids}
+    for row in _rows(bought.filter(bought.customer_id.isin(ids)).select("customer_id", "product_id")):
+        owned_by[row["customer_id"]].add(row["product_id"])
+    items = set().union(*owned_by.values())
+    found = _stored(store, items) if stored else similarity(baskets(store, spec).to_pyarrow(), items=items)
+    active = {row["id"]: row for row in _rows(_active_products(store))}
     result: dict[int, list[Recommendation]] = {cid: [] for cid in ids}
-    for row in _rows(per.order_by(["cid", "rank"])):
-        result[row["cid"]].append(_recommendation(row, row["score"], "co_purchase", row["because"]))
-    owned_by = {cid: set() for cid in ids}
-    for row in _rows(mine):
-        owned_by[row["cid"]].add(row["i"])
+    for cid in ids:
+        owned = owned_by[cid]
+        score: dict[int, float] = defaultdict(float)
+        because: dict[int, tuple[float, int]] = {}
+        for i in sorted(owned):
+            for j, cosine in found.neighbors.get(i, ()):
+                if j in owned or j not in active:
+                    continue
+                score[j] += cosine
+                # The bought product most like j: highest similarity, then lowest id (i runs in id order).
+                if j not in because or round(cosine, DIGITS) > because[j][0]:
+                    because[j] = (round(cosine, DIGITS), i)
+        ranked = sorted(((round(s, DIGITS), j) for j, s in score.items()), key=lambda p: (-p[0], p[1]))
+        result[cid] = [_recommendation(active[j], total, "co_purchase", because[j][1]) for total, j in ranked[:k]]
     short = [cid for cid in ids if len(result[cid]) < k]
     if short:
-        popular = active.join(counts, active.id == counts.product_id)
-        cap = k + max(len(owned_by[cid]) for cid in short)
-        popular = first(popular, [popular.n.desc(), popular.id.asc()], cap)
-        ranked = _rows(popular)
+        popular = sorted((p for p in active if found.buyers.get(p)), key=lambda p: (-found.buyers[p], p))
         for cid in short:
             taken = owned_by[cid] | {r.product_id for r in result[cid]}
-            for row in ranked:
+            for product_id in popular:
                 if len(result[cid]) >= k:
                     break
-                if row["id"] not in taken:
-                    result[cid].append(_recommendation(row, 0.0, "popular", None))
+                if product_id not in taken:
+                    result[cid].append(_recommendation(active[product_id], 0.0, "popular", None))
     return result
+
+
+def for_customers(store: Store, customer_ids: list[int], k: int, stored: bool) -> dict[int, list[Recommendation]]:
+    """``recommendations`` for the default period and currency (what ``run_on_store`` can call with positions)."""
+    return recommendations(store, customer_ids, k, stored=stored)
 
 
 def _recommendation(row: dict, score: float, reason: str, because: int | None) -> Recommendation:

@@ -10,15 +10,14 @@ from kizuna.analytics import clv as clv_analysis
 from kizuna.analytics import cohorts as cohort_analysis
 from kizuna.analytics import ctb as ctb_analysis
 from kizuna.analytics import deciles as decile_analysis
-from kizuna.analytics import metrics
+from kizuna.analytics import metrics, neighbors
 from kizuna.analytics import rfm as rfm_analysis
 from kizuna.analytics.ctb import CTBSpec
 from kizuna.analytics.ctb_likely import LikelyResult, LikelySpec, likely
 from kizuna.analytics.engine import run_on_store
 from kizuna.analytics.metrics import MetricsSpec
 from kizuna.analytics.models import MetricRun
-from kizuna.analytics.recommend import CustomerRecommendations
-from kizuna.analytics.recommend import recommendations as recommend
+from kizuna.analytics.recommend import CustomerRecommendations, for_customers
 from kizuna.analytics.spend import default_currency
 from kizuna.auth.permissions import Actor, require
 from kizuna.db import get_engine, new_session
@@ -58,6 +57,12 @@ def refresh_with(engine: Engine, spec: MetricsSpec | None = None) -> metrics.Met
     return metrics.refresh_on(engine, spec or MetricsSpec())
 
 
+def refresh_neighbors(*, actor: Actor, database_url: str | None = None) -> MetricRun:
+    """Recompute every product's similar products (what recommendations read) and record the run."""
+    require(actor, "analytics:refresh")
+    return neighbors.refresh_neighbors(get_engine(database_url))
+
+
 def last_metrics_run(session: Session) -> MetricRun | None:
     """The latest finished score refresh (when the persisted metrics were computed), if any."""
     return session.scalars(
@@ -95,7 +100,11 @@ def recommendations(
 ) -> list[CustomerRecommendations]:
     """Up to ``k`` products for each customer (email templates call this too), in the order of ``customer_ids``."""
     require(actor, "analytics:read")
-    found = run_on_store(recommend, customer_ids, k, database_url=database_url)
+    engine = get_engine(database_url)
+    with new_session(engine) as session:
+        stored = neighbors.current(session) is not None
+    url = engine.url.render_as_string(hide_password=False)
+    found = run_on_store(for_customers, sorted(set(customer_ids)), k, stored, database_url=url)
     return [CustomerRecommendations(customer_id=cid, products=found[cid]) for cid in dict.fromkeys(customer_ids)]
 
 

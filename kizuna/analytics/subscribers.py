@@ -88,6 +88,11 @@ def on_message(session: Session, delivery: Delivery) -> None:
     refresh_with(engine, MetricsSpec(categories=daily_run))
     if daily_run:
         _daily_clv(engine, delivery)
+        renew_lease(engine, delivery=delivery)
+        # What customers buy together moves slowly too; recommendations read it (analytics.recommend).
+        from kizuna.analytics.neighbors import refresh_neighbors
+
+        refresh_neighbors(engine)
     daily = next_daily(utcnow())
     if not _due_before(session, daily, besides=delivery.id):
         emit(session, TOPIC, {"reason": "daily"}, available_at=daily)

@@ -241,12 +241,15 @@ def recommendations_for(products: list[dict[str, Any]]) -> Callable[..., list[di
 
 def batch_recommendations(session: Session, customer_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     """Up to ``MAX_RECOMMENDATIONS`` products per customer, as plain dicts, in one analytics query."""
+    from kizuna.analytics import neighbors
     from kizuna.analytics.engine import run_on_store
-    from kizuna.analytics.recommend import recommendations
+    from kizuna.analytics.recommend import for_customers
 
     bind = session.get_bind()
     url = bind.engine.url.render_as_string(hide_password=False)
-    found = run_on_store(recommendations, sorted(set(customer_ids)), MAX_RECOMMENDATIONS, database_url=url)
+    # The daily refresh's similarities when there are some: computing them reads every order line.
+    stored = neighbors.current(session) is not None
+    found = run_on_store(for_customers, sorted(set(customer_ids)), MAX_RECOMMENDATIONS, stored, database_url=url)
     return {cid: [p.model_dump() for p in products] for cid, products in found.items()}
 
 

@@ -77,6 +77,15 @@ def test_cli_ctb_tables_json_csv_and_bad_options(db):
     assert r.returncode == 0 and "coffee" in r.stdout and "group" in r.stdout
     r = _kizuna(db, "analytics", "recommend", "--customer", str(ids[3]), "--format", "json")
     assert [p["sku"] for p in json.loads(r.stdout)[0]["products"]] == ["T1"]
+    # The similarities the worker keeps daily, made now: the same list, read from them.
+    r = _kizuna(db, "analytics", "neighbors", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert (summary["customers"], summary["products"], summary["pairs"]) == (4, 2, 2)  # T1-C1 both ways
+    r = _kizuna(db, "analytics", "recommend", "--customer", str(ids[3]), "--format", "json")
+    assert [p["sku"] for p in json.loads(r.stdout)[0]["products"]] == ["T1"]
+    r = _kizuna(db, "analytics", "neighbors")
+    assert r.returncode == 0 and "pairs kept" in r.stdout, r.stdout + r.stderr
     r = _kizuna(db, "analytics", "ctb", "--dimension", "colour")
     assert r.returncode == 2 and "dimension" in r.stdout
     r = _kizuna(db, "analytics", "ctb", "--half-life-days", "0")

@@ -163,6 +163,13 @@ def test_the_worker_refreshes_a_minute_after_new_orders_and_then_daily(db):
     assert reason == "daily" and not more
     local = at.astimezone(JST)
     assert (local.hour, local.minute) == (3, 0) and at - utcnow() <= dt.timedelta(days=1)
+    with transaction(db) as s:  # the night comes: the daily run also keeps what customers buy together
+        s.execute(update(OutboxDelivery).where(OutboxDelivery.status == "pending").values(available_at=utcnow()))
+    run_once(db, worker="w1", limit=1000)
+    with transaction(db) as s:
+        kinds = set(s.scalars(select(MetricRun.kind)))
+    assert {"scores", "neighbors"} <= kinds
+    assert [reason for reason, _ in refreshes()] == ["daily"]
 
 
 def test_refresh_over_http_needs_the_refresh_permission_and_tells_segments(client, client_as, db):
