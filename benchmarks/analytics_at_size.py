@@ -132,12 +132,13 @@ def top_value(url: str, column: str) -> str:
 
 def analyses(url: str) -> list[tuple[str, str, Callable[[], Any]]]:
     """(name, the floor it is compared with, the call) for every analysis, as the API calls them."""
-    from kizuna.analytics import service
+    from kizuna.analytics import recommend, service
     from kizuna.analytics.clv import CLVSpec
     from kizuna.analytics.cohorts import CohortSpec
     from kizuna.analytics.ctb import CTBSpec
     from kizuna.analytics.ctb_likely import LikelySpec
     from kizuna.analytics.deciles import DecileSpec
+    from kizuna.analytics.engine import run_on_store
     from kizuna.analytics.rfm import RFMSpec
     from kizuna.auth.permissions import Actor
 
@@ -155,7 +156,10 @@ def analyses(url: str) -> list[tuple[str, str, Callable[[], Any]]]:
         ("CTB by brand", "lines", lambda: service.ctb(actor=actor, spec=CTBSpec(dimension="brand", end=AS_OF))),
         (f"likely to buy category {category!r}", "lines",
          lambda: service.ctb_likely(actor=actor, spec=LikelySpec(dimension="category", value=category, end=AS_OF))),
-        ("recommendations for 100 customers", "lines",
+        ("recommendations for 100 customers, computed", "lines",
+         lambda: run_on_store(recommend.recommendations, some, 5, database_url=url)),
+        ("similar products (the daily refresh)", "lines", lambda: service.refresh_neighbors(actor=actor)),
+        ("recommendations for 100 customers, stored", "lines",
          lambda: service.recommendations(actor=actor, customer_ids=some)),
         ("CLV fit (BG/NBD + Gamma-Gamma) and top 20", "orders",
          lambda: service.clv(actor=actor, spec=CLVSpec(calibration_end=AS_OF))),

@@ -65,9 +65,10 @@ class CustomerRecommendations(BaseModel):
 
 @dataclass
 class Similarity:
-    """Each product's similar products (``neighbors[i]``: ``(j, cosine)``) and its buyers (the popularity)."""
+    """Each product's similar products (``neighbors[i]``: ``(j, cosine, cosine rounded to DIGITS)``, the rounded
+    value being what ranks) and its buyers (the popularity)."""
 
-    neighbors: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
+    neighbors: dict[int, list[tuple[int, float, float]]] = field(default_factory=dict)
     buyers: dict[int, int] = field(default_factory=dict)
     customers: int = 0
 
@@ -121,11 +122,17 @@ def similarity(rows: pa.Table, items: set[int] | None = None, keep: int | None =
                 continue
             # The same arithmetic as SQL's nij / sqrt(ni * nj), in doubles.
             cosine = nij.astype(np.float64) / np.sqrt((n[i] * n[j]).astype(np.float64))
-            order = np.lexsort((products[j], -np.round(cosine, DIGITS)))
+            rounded = np.round(cosine, DIGITS)
+            if keep is not None and len(j) > keep:
+                # Only the best ``keep`` are sorted: those at or above the keep-th best value (ties included).
+                bar = np.partition(rounded, len(rounded) - keep)[len(rounded) - keep]
+                best = rounded >= bar
+                j, cosine, rounded = j[best], cosine[best], rounded[best]
+            order = np.lexsort((products[j], -rounded))
             if keep is not None:
                 order = order[:keep]
             found.neighbors[int(products[i])] = list(
-                zip(products[j][order].tolist(), cosine[order].tolist(), strict=True)
+                zip(products[j][order].tolist(), cosine[order].tolist(), rounded[order].tolist(), strict=True)
             )
     return found
 
@@ -134,7 +141,7 @@ def neighbors_table(store: Store, spec: CTBSpec) -> tuple[pa.Table, pa.Table, in
     """What the daily refresh stores: ``(product_id, neighbor_id, cosine)`` for every product's ``NEIGHBORS``
     most similar, ``(product_id, buyers)``, and the number of customers counted."""
     found = similarity(baskets(store, spec).to_pyarrow(), keep=NEIGHBORS)
-    pairs = [(i, j, c) for i, near in found.neighbors.items() for j, c in near]
+    pairs = [(i, j, c) for i, near in found.neighbors.items() for j, c, _ in near]
     neighbors = pa.table(
         {
             "product_id": pa.array([p[0] for p in pairs], pa.int64()),
@@ -163,11 +170,21 @@ def _stored(store: Store, items: set[int]) -> Similarity:
     found = Similarity()
     near = store.table("product_neighbors")
     if items:
-        mine = near.filter(near.product_id.isin(sorted(items)))
-        for row in _rows(mine.select("product_id", "neighbor_id", "cosine")):
-            found.neighbors.setdefault(row["product_id"], []).append((row["neighbor_id"], row["cosine"]))
-    for near_list in found.neighbors.values():
-        near_list.sort(key=lambda p: (-round(p[1], DIGITS), p[0]))
+        # Joined to a table of the ids rather than filtered by a literal list: compiling an IN list of thousands
+        # of ids took longer than running the query.
+        wanted = ibis.memtable(pa.table({"wanted": pa.array(sorted(items), pa.int64())}))
+        mine = near.join(wanted, near.product_id == wanted.wanted)
+        rows = mine.select("product_id", "neighbor_id", "cosine").to_pyarrow()
+        # Unsorted: scoring sums them and keeps the best per product, in any order.
+        lists = found.neighbors
+        for i, j, c, r in zip(
+            rows.column("product_id").to_pylist(),
+            rows.column("neighbor_id").to_pylist(),
+            rows.column("cosine").to_pylist(),
+            np.round(rows.column("cosine").to_numpy(), DIGITS).tolist(),
+            strict=True,
+        ):
+            lists.setdefault(i, []).append((j, c, r))
     popular = store.table("product_popularity")
     found.buyers = {row["product_id"]: row["buyers"] for row in _rows(popular.select("product_id", "buyers"))}
     return found
@@ -193,10 +210,16 @@ def recommendations(
     spec = CTBSpec(start=start, end=end, currency=currency)
     bought = _bought(store, spec)
     owned_by: dict[int, set[int]] = {cid: set() for cid in ids}
-    for row in _rows(bought.filter(bought.customer_id.isin(ids)).select("customer_id", "product_id")):
+    asked = ibis.memtable(pa.table({"asked": pa.array(ids, pa.int64())}))
+    theirs = bought.join(asked, bought.customer_id == asked.asked)
+    for row in _rows(theirs.select("customer_id", "product_id")):
         owned_by[row["customer_id"]].add(row["product_id"])
     items = set().union(*owned_by.values())
-    found = _stored(store, items) if stored else similarity(baskets(store, spec).to_pyarrow(), items=items)
+    # Computed now, they are what the daily refresh would keep (each product's NEIGHBORS best): the same lists.
+    if stored:
+        found = _stored(store, items)
+    else:
+        found = similarity(baskets(store, spec).to_pyarrow(), items=items, keep=NEIGHBORS)
     active = {row["id"]: row for row in _rows(_active_products(store))}
     result: dict[int, list[Recommendation]] = {cid: [] for cid in ids}
     for cid in ids:
@@ -204,13 +227,13 @@ def recommendations(
         score: dict[int, float] = defaultdict(float)
         because: dict[int, tuple[float, int]] = {}
         for i in sorted(owned):
-            for j, cosine in found.neighbors.get(i, ()):
+            for j, cosine, rounded in found.neighbors.get(i, ()):
                 if j in owned or j not in active:
                     continue
                 score[j] += cosine
                 # The bought product most like j: highest similarity, then lowest id (i runs in id order).
-                if j not in because or round(cosine, DIGITS) > because[j][0]:
-                    because[j] = (round(cosine, DIGITS), i)
+                if j not in because or rounded > because[j][0]:
+                    because[j] = (rounded, i)
         ranked = sorted(((round(s, DIGITS), j) for j, s in score.items()), key=lambda p: (-p[0], p[1]))
         result[cid] = [_recommendation(active[j], total, "co_purchase", because[j][1]) for total, j in ranked[:k]]
     short = [cid for cid in ids if len(result[cid]) < k]

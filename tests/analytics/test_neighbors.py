@@ -96,4 +96,4 @@ def test_only_a_customers_most_recent_products_count_towards_similarity(db, monk
     basket = sorted((r["customer_id"], r["product_id"]) for r in rows)
     assert basket == sorted([(heavy, pid["H1"]), (heavy, pid["H3"]), (light, pid["H2"])])
     found = recommend.similarity(recommend.pa.Table.from_pylist(rows))
-    assert found.neighbors == {pid["H1"]: [(pid["H3"], 1.0)], pid["H3"]: [(pid["H1"], 1.0)]}
+    assert found.neighbors == {pid["H1"]: [(pid["H3"], 1.0, 1.0)], pid["H3"]: [(pid["H1"], 1.0, 1.0)]}
