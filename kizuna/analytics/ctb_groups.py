@@ -38,33 +38,50 @@ def _top_values(lines: ir.Table, dimension: str, n: int) -> list[str]:
 def customer_groups(lines: ir.Table, spec: CTBSpec) -> list[CTBGroup]:
     """The customers of ``lines`` (from ``ctb.ctb_lines``) in at most ``spec.groups`` groups, largest first."""
     columns: list[tuple[str, str]] = []
-    blocks: dict[str, dict[int, dict[str, tuple[float, float]]]] = {}
+    wide: dict[str, ir.Table] = {}
     for dimension in DIMENSIONS:
         top = _top_values(lines, dimension, spec.group_values)
-        columns += [(dimension, value) for value in top] + [(dimension, OTHER)]
+        block = [*top, OTHER]
+        offset = len(columns)
+        columns += [(dimension, value) for value in block]
         bucket = ibis.ifelse(lines[dimension].isin(top), lines[dimension], OTHER) if top else ibis.literal(OTHER)
         per = lines.group_by(["customer_id", bucket.name("bucket")]).aggregate(
             w_spend=(lines.amount.cast("float64") * lines.weight).sum(), w_lines=lines.weight.sum()
         )
-        block: dict[int, dict[str, tuple[float, float]]] = {}
-        for row in _rows(per):
-            block.setdefault(row["customer_id"], {})[row["bucket"]] = (row["w_spend"] or 0.0, row["w_lines"] or 0.0)
-        blocks[dimension] = block
-    spend_rows = _rows(lines.group_by("customer_id").aggregate(spend=lines.amount.sum()))
-    spend = {row["customer_id"]: Decimal(row["spend"] or 0) for row in spend_rows}
-    customers = sorted(spend)
-    if not customers:
+        whole = ibis.window(group_by=per.customer_id)
+        total_spend, total_lines = per.w_spend.sum().over(whole), per.w_lines.sum().over(whole)
+        share = ibis.ifelse(
+            total_spend > 0,
+            per.w_spend / total_spend,
+            ibis.ifelse(total_lines > 0, per.w_lines / total_lines, 0.0),
+        )
+        per = per.mutate(share=share)
+        # One column per value, one row per customer: the matrix leaves the engine as arrays, not as a Python
+        # object per customer and value (18 million of them at a million customers).
+        pivot = per.group_by("customer_id").aggregate(
+            **{
+                f"c{offset + n}": ibis.ifelse(per.bucket == value, per.share, 0.0).sum()
+                for n, value in enumerate(block)
+            }
+        )
+        wide[dimension] = pivot
+    spend = lines.group_by("customer_id").aggregate(spend=lines.amount.sum())
+    joined = spend
+    for dimension in DIMENSIONS:
+        block_table = wide[dimension]
+        joined = joined.left_join(block_table, joined.customer_id == block_table.customer_id).drop(
+            "customer_id_right"
+        )
+    result = joined.order_by("customer_id").to_pyarrow()
+    if result.num_rows == 0:
         return []
+    customers = result.column("customer_id").to_pylist()
+    spend_of = result.column("spend").to_pylist()
+    names = [name for name in result.column_names if name.startswith("c") and name[1:].isdigit()]
+    names.sort(key=lambda name: int(name[1:]))
+    matrix = np.column_stack([result.column(name).fill_null(0.0).to_numpy() for name in names])
     index = {column: i for i, column in enumerate(columns)}
-    matrix = np.zeros((len(customers), len(columns)))
-    for r, customer in enumerate(customers):
-        for dimension in DIMENSIONS:
-            cells = blocks[dimension].get(customer, {})
-            total_spend = sum(s for s, _ in cells.values())
-            total_lines = sum(n for _, n in cells.values())
-            for value, (s, n) in cells.items():
-                share = s / total_spend if total_spend > 0 else (n / total_lines if total_lines > 0 else 0.0)
-                matrix[r, index[(dimension, value)]] = share
+    spend = {customer: Decimal(spent or 0) for customer, spent in zip(customers, spend_of, strict=True)}
     matrix = matrix.round(9)
     labels = _kmeans(matrix, spec.groups)
     members: dict[int, list[int]] = {}

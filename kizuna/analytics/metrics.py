@@ -227,7 +227,9 @@ def _changes(store: Store, table: ir.Table, *, categories: bool) -> tuple[pa.Tab
     differs = ibis.or_(*(~joined[c].identical_to(joined[f"{c}_right"]) for c in columns))
     changed = joined.filter(joined.customer_id_right.isnull() | differs).select("customer_id", *columns)
     gone = old.anti_join(table, old.customer_id == table.customer_id).select("customer_id")
-    return changed.to_pyarrow(), gone.to_pyarrow().column("customer_id").to_pylist()
+    # In key order: a join's rows come out in any order, and a million rows upserted in random key order made
+    # SQLite touch the table's and indexes' pages at random, far beyond its page cache.
+    return changed.order_by("customer_id").to_pyarrow(), gone.to_pyarrow().column("customer_id").to_pylist()
 
 
 def _write(engine: Engine, rows: pa.Table, removed: list[int], currency: str, now: dt.datetime) -> int:
