@@ -91,8 +91,8 @@ def run_floor(url: str, end: int) -> float:
             "SELECT customer_id, 'JPY', frequency, CAST(round(monetary * 100) AS BIGINT), "
             "strftime(make_timestamp(CAST(first_at AS BIGINT) * 1000000), '%Y-%m-%d %H:%M:%S.%f'), "
             "strftime(make_timestamp(CAST(last_at AS BIGINT) * 1000000), '%Y-%m-%d %H:%M:%S.%f'), "
-            f"r, f, m, segment, decile, '{stamp}' FROM ({floor_sql('store', end, True)})"
-        ).fetchall()
+            f"r, f, m, segment, decile, '{stamp}' FROM ({floor_sql('store', end, True)}) ORDER BY customer_id"
+        ).fetchall()  # in key order, as ours writes: random order made SQLite's inserts miss its page cache
         con.close()
         db = sqlite3.connect(path, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")

@@ -121,13 +121,15 @@ class CohortResult(BaseModel):
     categories: list[CategoryConversion]
 
 
-def purchase_days(store: Store, currency: str, as_of: dt.date) -> tuple[ir.Table, ir.Table]:
-    """Counted orders up to the end of ``as_of`` with their local ``day`` number, and one row per customer and
-    purchase day: ``customer_id, day, orders, revenue``."""
+def dated_orders(store: Store, currency: str, as_of: dt.date) -> ir.Table:
+    """Counted orders up to the end of ``as_of`` with their local ``day`` number."""
     orders = counted_orders(store, SpendRule(currency=currency, start=None, end=periods.day_end(as_of)))
-    orders = orders.mutate(day=periods.local_day(orders.at))
-    days = orders.group_by(["customer_id", "day"]).aggregate(orders=orders.count(), revenue=orders.amount.sum())
-    return orders, days
+    return orders.mutate(day=periods.local_day(orders.at))
+
+
+def purchase_days(orders: ir.Table) -> ir.Table:
+    """One row per customer and purchase day of ``dated_orders``: ``customer_id, day, orders, revenue``."""
+    return orders.group_by(["customer_id", "day"]).aggregate(orders=orders.count(), revenue=orders.amount.sum())
 
 
 def acquired(days: ir.Table, first: int | None, last: int) -> ir.Table:
@@ -209,18 +211,23 @@ def cohorts(store: Store, spec: CohortSpec) -> CohortResult:
     periods.bounds(spec.start, spec.end)  # refuses a period that ends before it starts
     last = periods.day_number(spec.end or as_of)
     first = periods.day_number(spec.start) if spec.start else None
-    orders, days = purchase_days(store, currency, as_of)
-    customers = acquired(days, first, last)
     today = periods.day_number(as_of)
-    return CohortResult(
-        spec=spec,
-        currency=currency,
-        as_of=as_of,
-        months=spec.months,
-        cohorts=_cohorts(_rows(retention(days, customers, spec.months)), spec.months, periods.month_number(as_of)),
-        **_conversion(_rows(conversion(store, orders, customers, today))),
-        time_between=_time_between(_rows(gaps(days, customers))),
-    )
+    # The orders, purchase days and acquired customers are read and computed once for the three parts (each
+    # read through the SQLite scanner is a pass over every order).
+    with (
+        dated_orders(store, currency, as_of).cache() as orders,
+        purchase_days(orders).cache() as days,
+        acquired(days, first, last).cache() as customers,
+    ):
+        return CohortResult(
+            spec=spec,
+            currency=currency,
+            as_of=as_of,
+            months=spec.months,
+            cohorts=_cohorts(_rows(retention(days, customers, spec.months)), spec.months, periods.month_number(as_of)),
+            **_conversion(_rows(conversion(store, orders, customers, today))),
+            time_between=_time_between(_rows(gaps(days, customers))),
+        )
 
 
 def _cohorts(rows: list[dict[str, Any]], months: int, current: int) -> list[Cohort]:
