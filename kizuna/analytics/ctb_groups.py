@@ -69,9 +69,7 @@ def customer_groups(lines: ir.Table, spec: CTBSpec) -> list[CTBGroup]:
     joined = spend
     for dimension in DIMENSIONS:
         block_table = wide[dimension]
-        joined = joined.left_join(block_table, joined.customer_id == block_table.customer_id).drop(
-            "customer_id_right"
-        )
+        joined = joined.left_join(block_table, joined.customer_id == block_table.customer_id).drop("customer_id_right")
     result = joined.order_by("customer_id").to_pyarrow()
     if result.num_rows == 0:
         return []

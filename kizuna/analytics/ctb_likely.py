@@ -62,51 +62,53 @@ class LikelyResult(BaseModel):
 def likely(store: Store, spec: LikelySpec) -> LikelyResult:
     """Customers ranked by how likely they are to buy ``spec.value`` next (see the module's scoring)."""
     lines, as_of, currency = ctb_lines(store, spec)
-    dimension = spec.dimension
-    check_value(lines, dimension, spec.value)
-    bought = lines.select("customer_id", value=lines[dimension]).filter(lambda t: t.value.notnull()).distinct()
-    target = bought.filter(bought.value == spec.value).select(tid=bought.customer_id)
-    both = bought.join(target, bought.customer_id == target.tid)
-    with_target = {r["value"]: int(r["n"]) for r in _rows(both.group_by("value").aggregate(n=both.count()))}
-    buyers = {r["value"]: int(r["n"]) for r in _rows(bought.group_by("value").aggregate(n=bought.count()))}
-    # Few values (brands, categories): their probabilities are computed here and go back as one flat CASE,
-    # which keeps the query shallow enough for SQLite's parser.
-    probability = {v: round(with_target[v] / buyers[v], DIGITS) for v in sorted(with_target)}
-    affinity = _affinity_expr(lines, dimension)
-    share = ibis.coalesce(affinity.spend_share, affinity.count_share)
-    p = ibis.cases(*[(affinity.value == v, prob) for v, prob in probability.items()], else_=0.0)
-    scored = affinity.mutate(part=share * p, own=ibis.ifelse(affinity.value == spec.value, share, 0.0))
-    per = scored.group_by("customer_id").aggregate(score=scored.part.sum().round(DIGITS), affinity=scored.own.sum())
-    last = lines.filter(lines[dimension] == spec.value)
-    last = last.group_by("customer_id").aggregate(last_at=last.at.max())
-    end_of_day = periods.day_end(as_of)
-    last = last.select(lid=last.customer_id, days_since_bought=((end_of_day - last.last_at) // 86400).cast("int64"))
-    per = per.left_join(last, per.customer_id == last.lid).drop("lid")
-    per = per.filter(per.score > 0)
-    if spec.exclude_within_days is not None:
-        per = per.filter(per.days_since_bought.isnull() | (per.days_since_bought > spec.exclude_within_days))
-    ranked = _rows(first(per, [per.score.desc(), per.customer_id.asc()], spec.limit))
-    because = _because(scored, spec.value, [row["customer_id"] for row in ranked])
-    customers = [
-        LikelyCustomer(
-            customer_id=row["customer_id"],
-            score=float(row["score"]),
-            affinity=round(float(row["affinity"] or 0.0), DIGITS),
-            days_since_bought=row["days_since_bought"],
-            because=because.get(row["customer_id"]),
+    # Read once (the check, the co-purchase counts, the scores and the reasons each read the lines again).
+    with lines.cache() as lines:
+        dimension = spec.dimension
+        check_value(lines, dimension, spec.value)
+        bought = lines.select("customer_id", value=lines[dimension]).filter(lambda t: t.value.notnull()).distinct()
+        target = bought.filter(bought.value == spec.value).select(tid=bought.customer_id)
+        both = bought.join(target, bought.customer_id == target.tid)
+        with_target = {r["value"]: int(r["n"]) for r in _rows(both.group_by("value").aggregate(n=both.count()))}
+        buyers = {r["value"]: int(r["n"]) for r in _rows(bought.group_by("value").aggregate(n=bought.count()))}
+        # Few values (brands, categories): their probabilities are computed here and go back as one flat CASE,
+        # which keeps the query shallow enough for SQLite's parser.
+        probability = {v: round(with_target[v] / buyers[v], DIGITS) for v in sorted(with_target)}
+        affinity = _affinity_expr(lines, dimension)
+        share = ibis.coalesce(affinity.spend_share, affinity.count_share)
+        p = ibis.cases(*[(affinity.value == v, prob) for v, prob in probability.items()], else_=0.0)
+        scored = affinity.mutate(part=share * p, own=ibis.ifelse(affinity.value == spec.value, share, 0.0))
+        per = scored.group_by("customer_id").aggregate(score=scored.part.sum().round(DIGITS), affinity=scored.own.sum())
+        last = lines.filter(lines[dimension] == spec.value)
+        last = last.group_by("customer_id").aggregate(last_at=last.at.max())
+        end_of_day = periods.day_end(as_of)
+        last = last.select(lid=last.customer_id, days_since_bought=((end_of_day - last.last_at) // 86400).cast("int64"))
+        per = per.left_join(last, per.customer_id == last.lid).drop("lid")
+        per = per.filter(per.score > 0)
+        if spec.exclude_within_days is not None:
+            per = per.filter(per.days_since_bought.isnull() | (per.days_since_bought > spec.exclude_within_days))
+        ranked = _rows(first(per, [per.score.desc(), per.customer_id.asc()], spec.limit))
+        because = _because(scored, spec.value, [row["customer_id"] for row in ranked])
+        customers = [
+            LikelyCustomer(
+                customer_id=row["customer_id"],
+                score=float(row["score"]),
+                affinity=round(float(row["affinity"] or 0.0), DIGITS),
+                days_since_bought=row["days_since_bought"],
+                because=because.get(row["customer_id"]),
+            )
+            for row in ranked
+        ]
+        co = [(v, prob) for v, prob in probability.items() if v != spec.value and prob > 0]
+        co.sort(key=lambda item: (-item[1], -buyers[item[0]], item[0]))
+        return LikelyResult(
+            spec=spec,
+            as_of=as_of,
+            currency=currency,
+            buyers=buyers.get(spec.value, 0),
+            co_purchases=[CoPurchase(value=v, buyers=buyers[v], probability=prob) for v, prob in co[:CO_PURCHASES]],
+            customers=customers,
         )
-        for row in ranked
-    ]
-    co = [(v, prob) for v, prob in probability.items() if v != spec.value and prob > 0]
-    co.sort(key=lambda item: (-item[1], -buyers[item[0]], item[0]))
-    return LikelyResult(
-        spec=spec,
-        as_of=as_of,
-        currency=currency,
-        buyers=buyers.get(spec.value, 0),
-        co_purchases=[CoPurchase(value=v, buyers=buyers[v], probability=prob) for v, prob in co[:CO_PURCHASES]],
-        customers=customers,
-    )
 
 
 def _because(scored: ir.Table, value: str, customer_ids: list[int]) -> dict[int, str]:

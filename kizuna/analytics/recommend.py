@@ -16,9 +16,9 @@
 
 Similarities over the whole store are one sparse matrix product (customers × products, transposed by itself)
 with scipy, computed in blocks of products so memory stays bounded for large catalogues. The daily refresh keeps
-each product's ``NEIGHBORS`` most similar products in ``product_neighbors`` (``refresh_neighbors``), which is what
-email templates and the API read for the default period; another period computes them on the fly for the
-products of the customers asked about.
+each product's ``NEIGHBORS`` most similar products in ``product_neighbors`` (``neighbors.refresh_neighbors``);
+email templates and the API read them with the customers' own purchases by index
+(``neighbors.recommendations_from_store``), and compute them on the fly only until a first refresh.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import ibis
 import ibis.expr.types as ir
@@ -165,31 +165,6 @@ def _active_products(store: Store) -> ir.Table:
     return products.join(active, products.id == active.aid).drop("aid")
 
 
-def _stored(store: Store, items: set[int]) -> Similarity:
-    """The daily refresh's neighbours of ``items`` and every product's buyers, read from the store."""
-    found = Similarity()
-    near = store.table("product_neighbors")
-    if items:
-        # Joined to a table of the ids rather than filtered by a literal list: compiling an IN list of thousands
-        # of ids took longer than running the query.
-        wanted = ibis.memtable(pa.table({"wanted": pa.array(sorted(items), pa.int64())}))
-        mine = near.join(wanted, near.product_id == wanted.wanted)
-        rows = mine.select("product_id", "neighbor_id", "cosine").to_pyarrow()
-        # Unsorted: scoring sums them and keeps the best per product, in any order.
-        lists = found.neighbors
-        for i, j, c, r in zip(
-            rows.column("product_id").to_pylist(),
-            rows.column("neighbor_id").to_pylist(),
-            rows.column("cosine").to_pylist(),
-            np.round(rows.column("cosine").to_numpy(), DIGITS).tolist(),
-            strict=True,
-        ):
-            lists.setdefault(i, []).append((j, c, r))
-    popular = store.table("product_popularity")
-    found.buyers = {row["product_id"]: row["buyers"] for row in _rows(popular.select("product_id", "buyers"))}
-    return found
-
-
 def recommendations(
     store: Store,
     customer_ids: list[int],
@@ -198,12 +173,9 @@ def recommendations(
     start: dt.date | None = None,
     end: dt.date | None = None,
     currency: str | None = None,
-    stored: bool = False,
 ) -> dict[int, list[Recommendation]]:
-    """Up to ``k`` products for each of ``customer_ids`` (every id is a key; ranked best first).
-
-    ``stored``: read the similarities the daily refresh kept (``product_neighbors``, made with the default
-    period and currency, which the caller checked); otherwise compute them now for these customers' products."""
+    """Up to ``k`` products for each of ``customer_ids`` (every id is a key; ranked best first), computing the
+    similarities of their products now (``neighbors.recommendations_from_store`` reads the daily refresh's)."""
     ids = sorted(set(customer_ids))
     if not ids or k < 1:
         return {cid: [] for cid in ids}
@@ -215,15 +187,24 @@ def recommendations(
     for row in _rows(theirs.select("customer_id", "product_id")):
         owned_by[row["customer_id"]].add(row["product_id"])
     items = set().union(*owned_by.values())
-    # Computed now, they are what the daily refresh would keep (each product's NEIGHBORS best): the same lists.
-    if stored:
-        found = _stored(store, items)
-    else:
-        found = similarity(baskets(store, spec).to_pyarrow(), items=items, keep=NEIGHBORS)
+    # Each product's NEIGHBORS best, as the daily refresh keeps them: the same lists either way.
+    found = similarity(baskets(store, spec).to_pyarrow(), items=items, keep=NEIGHBORS)
     active = {row["id"]: row for row in _rows(_active_products(store))}
+    return rank(ids, k, owned_by, found, active)
+
+
+def rank(
+    ids: list[int],
+    k: int,
+    owned_by: dict[int, set[int]],
+    found: Similarity,
+    active: dict[int, dict[str, Any]],
+) -> dict[int, list[Recommendation]]:
+    """Each customer's list from what they own, the similarities and the products still sold (``active``: id →
+    ``id, sku, name, category, taste, brand``)."""
     result: dict[int, list[Recommendation]] = {cid: [] for cid in ids}
     for cid in ids:
-        owned = owned_by[cid]
+        owned = owned_by.get(cid, set())
         score: dict[int, float] = defaultdict(float)
         because: dict[int, tuple[float, int]] = {}
         for i in sorted(owned):
@@ -240,18 +221,13 @@ def recommendations(
     if short:
         popular = sorted((p for p in active if found.buyers.get(p)), key=lambda p: (-found.buyers[p], p))
         for cid in short:
-            taken = owned_by[cid] | {r.product_id for r in result[cid]}
+            taken = owned_by.get(cid, set()) | {r.product_id for r in result[cid]}
             for product_id in popular:
                 if len(result[cid]) >= k:
                     break
                 if product_id not in taken:
                     result[cid].append(_recommendation(active[product_id], 0.0, "popular", None))
     return result
-
-
-def for_customers(store: Store, customer_ids: list[int], k: int, stored: bool) -> dict[int, list[Recommendation]]:
-    """``recommendations`` for the default period and currency (what ``run_on_store`` can call with positions)."""
-    return recommendations(store, customer_ids, k, stored=stored)
 
 
 def _recommendation(row: dict, score: float, reason: str, because: int | None) -> Recommendation:

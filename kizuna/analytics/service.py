@@ -17,7 +17,8 @@ from kizuna.analytics.ctb_likely import LikelyResult, LikelySpec, likely
 from kizuna.analytics.engine import run_on_store
 from kizuna.analytics.metrics import MetricsSpec
 from kizuna.analytics.models import MetricRun
-from kizuna.analytics.recommend import CustomerRecommendations, for_customers
+from kizuna.analytics.recommend import CustomerRecommendations
+from kizuna.analytics.recommend import recommendations as recommend
 from kizuna.analytics.spend import default_currency
 from kizuna.auth.permissions import Actor, require
 from kizuna.db import get_engine, new_session
@@ -102,9 +103,11 @@ def recommendations(
     require(actor, "analytics:read")
     engine = get_engine(database_url)
     with new_session(engine) as session:
-        stored = neighbors.current(session) is not None
-    url = engine.url.render_as_string(hide_password=False)
-    found = run_on_store(for_customers, sorted(set(customer_ids)), k, stored, database_url=url)
+        if neighbors.current(session) is not None:
+            found = neighbors.recommendations_from_store(session, customer_ids, k)
+        else:
+            url = engine.url.render_as_string(hide_password=False)
+            found = run_on_store(recommend, sorted(set(customer_ids)), k, database_url=url)
     return [CustomerRecommendations(customer_id=cid, products=found[cid]) for cid in dict.fromkeys(customer_ids)]
 
 

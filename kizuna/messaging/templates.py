@@ -243,13 +243,14 @@ def batch_recommendations(session: Session, customer_ids: list[int]) -> dict[int
     """Up to ``MAX_RECOMMENDATIONS`` products per customer, as plain dicts, in one analytics query."""
     from kizuna.analytics import neighbors
     from kizuna.analytics.engine import run_on_store
-    from kizuna.analytics.recommend import for_customers
+    from kizuna.analytics.recommend import recommendations
 
-    bind = session.get_bind()
-    url = bind.engine.url.render_as_string(hide_password=False)
-    # The daily refresh's similarities when there are some: computing them reads every order line.
-    stored = neighbors.current(session) is not None
-    found = run_on_store(for_customers, sorted(set(customer_ids)), MAX_RECOMMENDATIONS, stored, database_url=url)
+    # The daily refresh's similarities when there are some, read by index; computing them reads every line.
+    if neighbors.current(session) is not None:
+        found = neighbors.recommendations_from_store(session, customer_ids, MAX_RECOMMENDATIONS)
+    else:
+        url = session.get_bind().engine.url.render_as_string(hide_password=False)
+        found = run_on_store(recommendations, sorted(set(customer_ids)), MAX_RECOMMENDATIONS, database_url=url)
     return {cid: [p.model_dump() for p in products] for cid, products in found.items()}
 
 

@@ -97,3 +97,49 @@ def test_only_a_customers_most_recent_products_count_towards_similarity(db, monk
     assert basket == sorted([(heavy, pid["H1"]), (heavy, pid["H3"]), (light, pid["H2"])])
     found = recommend.similarity(recommend.pa.Table.from_pylist(rows))
     assert found.neighbors == {pid["H1"]: [(pid["H3"], 1.0, 1.0)], pid["H3"]: [(pid["H1"], 1.0, 1.0)]}
+
+
+def test_the_stores_read_by_index_counts_the_same_products_as_the_analytics(db):
+    """Every order each rule leaves out, once: the by-index read must leave out the same."""
+    from kizuna.analytics.neighbors import recommendations_from_store
+    from kizuna.customers.models import Customer
+    from kizuna.orders.models import Order, OrderLine
+
+    u, pid = _shop(db)
+    at = dt.datetime.now(JST) - dt.timedelta(days=20)
+    with transaction(db) as s:
+        extra = [factories.customer(s, family_name=f"X{i}").id for i in range(7)]
+        for cid in extra:
+            _order(s, cid, at, "R3")
+        _order(s, u[5], at, "R4")  # the line is made negative below: R4 stays recommendable to u5
+        orders = {o.customer_id: o.id for o in s.query(Order).where(Order.customer_id.in_(extra))}
+        s.execute(update(Order).where(Order.id == orders[extra[0]]).values(status="cancelled"))
+        s.execute(update(Order).where(Order.id == orders[extra[1]]).values(currency="USD"))
+        s.execute(update(Order).where(Order.id == orders[extra[2]]).values(total_amount=-100))
+        future = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+        s.execute(update(Order).where(Order.id == orders[extra[3]]).values(ordered_at=future))
+        s.execute(update(OrderLine).where(OrderLine.order_id == orders[extra[4]]).values(product_id=None))
+        s.execute(update(Customer).where(Customer.id == extra[5]).values(status="merged"))
+        last = s.scalar(select(func.max(Order.id)).where(Order.customer_id == u[5]))
+        s.execute(update(OrderLine).where(OrderLine.order_id == last).values(amount=-100))
+        # extra[6] is counted: the only one of them that owns R3.
+    everyone = [*u, *extra]
+    url = db.url.render_as_string(hide_password=False)
+    store = open_store(url)
+    try:
+        computed = recommend.recommendations(store, everyone, 3)
+    finally:
+        store.con.disconnect()
+    refresh_neighbors(db)
+    with transaction(db) as s:
+        stored = recommendations_from_store(s, everyone, 3)
+    assert stored == computed
+    # Counted: extra6 owns R3, whose one other buyer also bought R1 and R2; the best seller left fills the list.
+    assert [(r.product_id, r.reason) for r in stored[extra[6]]] == [
+        (pid["R2"], "co_purchase"),
+        (pid["R1"], "co_purchase"),
+        (pid["R5"], "popular"),
+    ]
+    # Left out: they own nothing, so they get the best sellers, R3 among them.
+    for left_out in extra[:6]:
+        assert [r.product_id for r in stored[left_out]] == [pid["R1"], pid["R2"], pid["R3"]], left_out
