@@ -9,10 +9,11 @@ old similarities or the new ones, never a mix. Recorded as a ``metric_runs`` row
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -20,7 +21,15 @@ from kizuna.analytics import periods
 from kizuna.analytics.ctb import DIGITS, CTBSpec
 from kizuna.analytics.engine import run_on_store
 from kizuna.analytics.models import MetricRun, ProductNeighbor, ProductPopularity
-from kizuna.analytics.recommend import BASKET, NEIGHBORS, Recommendation, Similarity, neighbors_table, rank
+from kizuna.analytics.recommend import (
+    BASKET,
+    NEIGHBORS,
+    Recommendation,
+    Similarity,
+    neighbors_table,
+    rank,
+    recent_baskets,
+)
 from kizuna.analytics.spend import default_currency
 from kizuna.catalog.models import Product
 from kizuna.customers.models import Customer
@@ -106,11 +115,10 @@ def recommendations_from_store(session: Session, customer_ids: list[int], k: int
         return {cid: [] for cid in ids}
     end = dt.datetime.fromtimestamp(periods.day_end(periods.today()), dt.UTC)
     o, line, c = Order.__table__, OrderLine.__table__, Customer.__table__
-    owned_by: dict[int, set[int]] = {cid: set() for cid in ids}
+    owned_by: dict[int, list[tuple[int, int]]] = {cid: [] for cid in ids}
     for chunk in _chunks(ids):
         counted = (
-            select(o.c.customer_id, line.c.product_id)
-            .distinct()
+            select(o.c.customer_id, line.c.product_id, func.max(o.c.ordered_at))
             .select_from(o.join(line, line.c.order_id == o.c.id).join(c, c.c.id == o.c.customer_id))
             .where(
                 o.c.customer_id.in_(chunk),
@@ -122,12 +130,14 @@ def recommendations_from_store(session: Session, customer_ids: list[int], k: int
                 line.c.product_id.is_not(None),
                 line.c.amount >= 0,
             )
+            .group_by(o.c.customer_id, line.c.product_id)
         )
-        for customer_id, product_id in session.execute(counted):
-            owned_by[customer_id].add(product_id)
+        for customer_id, product_id, last in session.execute(counted):
+            # Whole seconds, as the analytics' epoch_seconds: the same ties, broken by product id.
+            owned_by[customer_id].append((math.floor(_utc(last).timestamp()), product_id))
     found = Similarity()
     near = ProductNeighbor.__table__
-    for chunk in _chunks(sorted(set().union(*owned_by.values()))):
+    for chunk in _chunks(sorted({i for recent in recent_baskets(owned_by).values() for i in recent})):
         rows = session.execute(
             select(near.c.product_id, near.c.neighbor_id, near.c.cosine).where(near.c.product_id.in_(chunk))
         )
@@ -151,6 +161,10 @@ def recommendations_from_store(session: Session, customer_ids: list[int], k: int
         for row in session.execute(select(*columns).where(p.c.id.in_(chunk), p.c.is_active.is_(True))):
             active[row.id] = dict(row._mapping)
     return rank(ids, k, owned_by, found, active)
+
+
+def _utc(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
 
 
 def _chunks(values: list[int]) -> list[list[int]]:

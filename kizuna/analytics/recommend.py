@@ -181,33 +181,45 @@ def recommendations(
         return {cid: [] for cid in ids}
     spec = CTBSpec(start=start, end=end, currency=currency)
     bought = _bought(store, spec)
-    owned_by: dict[int, set[int]] = {cid: set() for cid in ids}
+    owned_by: dict[int, list[tuple[int, int]]] = {cid: [] for cid in ids}
     asked = ibis.memtable(pa.table({"asked": pa.array(ids, pa.int64())}))
     theirs = bought.join(asked, bought.customer_id == asked.asked)
-    for row in _rows(theirs.select("customer_id", "product_id")):
-        owned_by[row["customer_id"]].add(row["product_id"])
-    items = set().union(*owned_by.values())
+    for row in _rows(theirs.select("customer_id", "product_id", "last")):
+        owned_by[row["customer_id"]].append((row["last"], row["product_id"]))
+    items = {i for recent in recent_baskets(owned_by).values() for i in recent}
     # Each product's NEIGHBORS best, as the daily refresh keeps them: the same lists either way.
     found = similarity(baskets(store, spec).to_pyarrow(), items=items, keep=NEIGHBORS)
     active = {row["id"]: row for row in _rows(_active_products(store))}
     return rank(ids, k, owned_by, found, active)
 
 
+def recent_baskets(owned_by: dict[int, list[tuple[int, int]]]) -> dict[int, list[int]]:
+    """Each customer's ``BASKET`` most recently bought products (``(last bought, epoch seconds; product id)``
+    pairs), in product id order: what their score sums over, as similarity counts them (``baskets``)."""
+    return {
+        cid: sorted(pid for _, pid in sorted(bought, key=lambda b: (-b[0], b[1]))[:BASKET])
+        for cid, bought in owned_by.items()
+    }
+
+
 def rank(
     ids: list[int],
     k: int,
-    owned_by: dict[int, set[int]],
+    owned_by: dict[int, list[tuple[int, int]]],
     found: Similarity,
     active: dict[int, dict[str, Any]],
 ) -> dict[int, list[Recommendation]]:
-    """Each customer's list from what they own, the similarities and the products still sold (``active``: id →
-    ``id, sku, name, category, taste, brand``)."""
+    """Each customer's list from what they bought (``(last bought, product id)`` pairs), the similarities and the
+    products still sold (``active``: id → ``id, sku, name, category, taste, brand``). A customer's score sums
+    over their ``BASKET`` most recent products (a bounded cost per customer, and their current taste); nothing
+    they ever bought is recommended."""
     result: dict[int, list[Recommendation]] = {cid: [] for cid in ids}
+    recent_by = recent_baskets(owned_by)
     for cid in ids:
-        owned = owned_by.get(cid, set())
+        owned = {pid for _, pid in owned_by.get(cid, [])}
         score: dict[int, float] = defaultdict(float)
         because: dict[int, tuple[float, int]] = {}
-        for i in sorted(owned):
+        for i in recent_by.get(cid, []):
             for j, cosine, rounded in found.neighbors.get(i, ()):
                 if j in owned or j not in active:
                     continue
@@ -221,7 +233,7 @@ def rank(
     if short:
         popular = sorted((p for p in active if found.buyers.get(p)), key=lambda p: (-found.buyers[p], p))
         for cid in short:
-            taken = owned_by.get(cid, set()) | {r.product_id for r in result[cid]}
+            taken = {pid for _, pid in owned_by.get(cid, [])} | {r.product_id for r in result[cid]}
             for product_id in popular:
                 if len(result[cid]) >= k:
                     break

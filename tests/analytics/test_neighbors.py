@@ -143,3 +143,37 @@ def test_the_stores_read_by_index_counts_the_same_products_as_the_analytics(db):
     # Left out: they own nothing, so they get the best sellers, R3 among them.
     for left_out in extra[:6]:
         assert [r.product_id for r in stored[left_out]] == [pid["R1"], pid["R2"], pid["R3"]], left_out
+
+
+def test_a_customers_score_sums_over_their_most_recent_products_on_both_paths(db, monkeypatch):
+    from kizuna.analytics.neighbors import recommendations_from_store
+
+    now = dt.datetime.now(JST)
+    with transaction(db) as s:
+        for n in range(1, 6):
+            factories.product(s, sku=f"H{n}", name=f"商品{n}")
+        heavy, a, b = (factories.customer(s, family_name=name).id for name in ("常連", "甲", "乙"))
+        _order(s, heavy, now - dt.timedelta(days=90), "H1")  # the oldest: beyond a basket of two
+        _order(s, heavy, now - dt.timedelta(days=60), "H2")
+        _order(s, heavy, now - dt.timedelta(days=30), "H3")
+        _order(s, a, now - dt.timedelta(days=10), "H1", "H4")
+        _order(s, b, now - dt.timedelta(days=10), "H3", "H5")
+        pid = {p.sku: p.id for p in s.query(Product)}
+    monkeypatch.setattr(recommend, "BASKET", 2)
+    store = open_store(db.url.render_as_string(hide_password=False))
+    try:
+        computed = recommend.recommendations(store, [heavy], 2)
+        with transaction(db) as s:
+            from kizuna.analytics.models import ProductNeighbor as N  # noqa: N817
+
+            table = recommend.neighbors_table(store, CTBSpec())[0]
+            s.execute(N.__table__.insert(), table.to_pylist())
+            popular = recommend.neighbors_table(store, CTBSpec())[1]
+            s.execute(ProductPopularity.__table__.insert(), popular.to_pylist())
+    finally:
+        store.con.disconnect()
+    with transaction(db) as s:
+        stored = recommendations_from_store(s, [heavy], 2)
+    assert stored == computed
+    # H5 is like H3 (recent); H4 is like H1 only, which is too old to count: it comes in as a best seller.
+    assert [(r.product_id, r.reason) for r in stored[heavy]] == [(pid["H5"], "co_purchase"), (pid["H4"], "popular")]
