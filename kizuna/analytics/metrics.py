@@ -267,7 +267,20 @@ def _write(engine: Engine, rows: pa.Table, removed: list[int], currency: str, no
             cursor.executemany(
                 f"DELETE FROM customer_metrics WHERE customer_id = {placeholder}", [(i,) for i in removed]
             )
-        if values:
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM customer_metrics)")
+        if values and not cursor.fetchone()[0]:
+            # A first refresh (or one after the table was emptied): straight into the table, in key order. Through
+            # a staging table and an upsert, every row was written twice (17.0 s against the floor's 12.2 s at a
+            # million customers on SQLite).
+            target = "customer_metrics"
+            if sqlite_store:
+                marks = ", ".join("?" * len(columns))
+                cursor.executemany(f"INSERT INTO {target} ({', '.join(columns)}) VALUES ({marks})", values)
+            else:
+                with cursor.copy(f"COPY {target} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in values:
+                        copy.write_row(row)
+        elif values:
             cursor.execute("CREATE TEMP TABLE kz_metrics_new AS SELECT * FROM customer_metrics WHERE false")
             if sqlite_store:
                 marks = ", ".join("?" * len(columns))
