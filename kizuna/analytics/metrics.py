@@ -248,7 +248,12 @@ def _write(engine: Engine, rows: pa.Table, removed: list[int], currency: str, no
               for c in ("first_at", "last_at")]  # fmt: skip
     if sqlite_store:
         money = pc.multiply(spend, pa.scalar(100, pa.int64())).cast(pa.int64())
-        stamps = [pc.strftime(s.cast(pa.timestamp("us")), format="%Y-%m-%d %H:%M:%S") for s in stamps]
+        # Whole seconds as UTCDateTime's text (``db.sqlite_time``): a cast and a join, where ``strftime`` took
+        # 1.4 s per column at a million rows. pyarrow's ``%S`` prints the microseconds; the cast does not.
+        whole = [
+            rows.column(c).cast(pa.int64()).cast(pa.timestamp("s")).cast(pa.string()) for c in ("first_at", "last_at")
+        ]
+        stamps = [pc.binary_join_element_wise(w, pa.scalar(".000000"), pa.scalar("")) for w in whole]
         now_value: Any = f"{now.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S.%f}"
     else:
         money = spend
