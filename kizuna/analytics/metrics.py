@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -275,28 +276,27 @@ def _write(engine: Engine, rows: pa.Table, removed: list[int], currency: str, no
         cursor.execute("SELECT EXISTS (SELECT 1 FROM customer_metrics)")
         if values and not cursor.fetchone()[0]:
             # A first refresh (or one after the table was emptied): straight into the table, in key order. Through
-            # a staging table and an upsert, every row was written twice (17.0 s against the floor's 12.2 s at a
-            # million customers on SQLite).
-            target = "customer_metrics"
-            if sqlite_store:
-                marks = ", ".join("?" * len(columns))
-                cursor.executemany(f"INSERT INTO {target} ({', '.join(columns)}) VALUES ({marks})", values)
-            else:
-                with cursor.copy(f"COPY {target} ({', '.join(columns)}) FROM STDIN") as copy:
-                    for row in values:
-                        copy.write_row(row)
+            # a staging table and an upsert, every row was written twice.
+            bulk_insert(cursor, engine.dialect.name, "customer_metrics", columns, values)
         elif values:
             cursor.execute("CREATE TEMP TABLE kz_metrics_new AS SELECT * FROM customer_metrics WHERE false")
-            if sqlite_store:
-                marks = ", ".join("?" * len(columns))
-                cursor.executemany(f"INSERT INTO kz_metrics_new ({', '.join(columns)}) VALUES ({marks})", values)
-            else:
-                with cursor.copy(f"COPY kz_metrics_new ({', '.join(columns)}) FROM STDIN") as copy:
-                    for row in values:
-                        copy.write_row(row)
+            bulk_insert(cursor, engine.dialect.name, "kz_metrics_new", columns, values)
             cursor.execute(upsert.format(source="kz_metrics_new"))
             cursor.execute("DROP TABLE kz_metrics_new")
     return rows.num_rows + len(removed)
+
+
+def bulk_insert(cursor: Any, dialect: str, table: str, columns: Sequence[str], values: list[tuple[Any, ...]]) -> None:
+    """Rows into ``table`` through the driver: ``executemany`` on SQLite, ``COPY`` on PostgreSQL."""
+    if not values:
+        return
+    if dialect == "postgresql":
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in values:
+                copy.write_row(row)
+    else:
+        marks = ", ".join("?" * len(columns))
+        cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", values)
 
 
 def save_clv(engine: Engine, params: Any, rows: list[Any], *, seconds: float = 0.0) -> MetricsRun:

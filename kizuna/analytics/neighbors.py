@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from kizuna.analytics import periods
 from kizuna.analytics.ctb import DIGITS, CTBSpec
 from kizuna.analytics.engine import run_on_store
+from kizuna.analytics.metrics import bulk_insert
 from kizuna.analytics.models import MetricRun, ProductNeighbor, ProductPopularity
 from kizuna.analytics.recommend import (
     BASKET,
@@ -51,8 +52,9 @@ def refresh_neighbors(engine: Engine) -> MetricRun:
         conn.exec_driver_sql("DELETE FROM product_neighbors")
         conn.exec_driver_sql("DELETE FROM product_popularity")
         cursor = conn.connection.driver_connection.cursor()
-        _copy(cursor, conn.dialect.name, "product_neighbors", ("product_id", "neighbor_id", "cosine"), neighbors)
-        _copy(cursor, conn.dialect.name, "product_popularity", ("product_id", "buyers"), buyers)
+        for table, rows in (("product_neighbors", neighbors), ("product_popularity", buyers)):
+            values = list(zip(*(rows.column(c).to_pylist() for c in rows.column_names), strict=True))
+            bulk_insert(cursor, conn.dialect.name, table, rows.column_names, values)
         run = MetricRun(
             kind=KIND,
             started_at=started_at,
@@ -70,20 +72,6 @@ def refresh_neighbors(engine: Engine) -> MetricRun:
         )
         session.add(run)
     return run
-
-
-def _copy(cursor: Any, dialect: str, table: str, columns: tuple[str, ...], rows: Any) -> None:
-    values = list(zip(*(rows.column(c).to_pylist() for c in columns), strict=True))
-    if not values:
-        return
-    if dialect == "postgresql":
-        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in values:
-                copy.write_row(row)
-    else:
-        cursor.executemany(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", values
-        )
 
 
 def current(session: Session) -> MetricRun | None:
