@@ -181,26 +181,11 @@ def analyses(url: str, customers: int) -> list[tuple[str, str, Callable[[], Any]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--orders", type=int, default=10_000_000)
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--pg-url", default="")
+    data.analytics_arguments(parser)
     parser.add_argument("--repeat", type=int, default=1, help="Timed runs of each (median printed).")
     parser.add_argument("--only", default="", help="Run only the analyses whose name contains this text.")
     args = parser.parse_args()
-    params = data.Params(customers=args.customers, events=args.events, orders=args.orders, seed=args.seed)
-    DATA.mkdir(exist_ok=True)
-    if args.database == "sqlite":
-        url = data.sqlite_database(DATA, params, rebuild=False)
-        data.prewarm_sqlite(url)
-    else:
-        if "bench" not in args.pg_url:
-            sys.exit("--pg-url must name a database whose name contains 'bench' (the run fills it)")
-        url = data.postgresql_database(args.pg_url, params, schema="public", rebuild=False)
-    os.environ["KIZUNA_DATABASE_URL"] = url
-    os.environ.setdefault("KIZUNA_DEFAULT_TIMEZONE", "Asia/Tokyo")
+    url = data.analytics_store(args, DATA)
     os.environ.setdefault("KIZUNA_DEFAULT_CURRENCY", "JPY")
     from kizuna.analytics import periods
     from kizuna.db import make_engine, migrate

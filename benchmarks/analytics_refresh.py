@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sqlite3
 import statistics
 import sys
@@ -192,27 +191,11 @@ def checksum(url: str) -> tuple:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--orders", type=int, default=10_000_000)
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--pg-url", default="")
+    data.analytics_arguments(parser)
     parser.add_argument("--repeat", type=int, default=3, help="Timed runs of ours and the floor (median).")
     parser.add_argument("--no-pandas", action="store_true")
-    parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args()
-    params = data.Params(customers=args.customers, events=args.events, orders=args.orders, seed=args.seed)
-    DATA.mkdir(exist_ok=True)
-    if args.database == "sqlite":
-        url = data.sqlite_database(DATA, params, rebuild=args.rebuild)
-        data.prewarm_sqlite(url)
-    else:
-        if "bench" not in args.pg_url:
-            sys.exit("--pg-url must name a database whose name contains 'bench' (the run fills it)")
-        url = data.postgresql_database(args.pg_url, params, schema="public", rebuild=args.rebuild)
-    os.environ["KIZUNA_DATABASE_URL"] = url
-    os.environ.setdefault("KIZUNA_DEFAULT_TIMEZONE", "Asia/Tokyo")
+    url = data.analytics_store(args, DATA)
     from kizuna.analytics import periods
     from kizuna.db import make_engine, migrate
 

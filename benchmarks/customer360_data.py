@@ -8,10 +8,13 @@ beside the database, PostgreSQL in a comment on the ``customers`` table, so data
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
+import os
 import random
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -442,3 +445,31 @@ def prewarm_postgresql(url: str) -> None:
         f"read {int(blocks) * 8192 / 1e9:.2f} GB of tables and indexes in {time.perf_counter() - started:.1f} s",
         flush=True,
     )
+
+
+def analytics_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data set and backend options the analytics benchmarks share."""
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--orders", type=int, default=10_000_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--pg-url", default="")
+    parser.add_argument("--rebuild", action="store_true")
+
+
+def analytics_store(args: argparse.Namespace, data: Path) -> str:
+    """The URL of the analytics benchmarks' data set (built once; SQLite read into the page cache), set as
+    ``KIZUNA_DATABASE_URL`` for the services the benchmark calls."""
+    params = Params(customers=args.customers, events=args.events, orders=args.orders, seed=args.seed)
+    data.mkdir(exist_ok=True)
+    if args.database == "sqlite":
+        url = sqlite_database(data, params, rebuild=args.rebuild)
+        prewarm_sqlite(url)
+    else:
+        if "bench" not in args.pg_url:
+            sys.exit("--pg-url must name a database whose name contains 'bench' (the run fills it)")
+        url = postgresql_database(args.pg_url, params, schema="public", rebuild=args.rebuild)
+    os.environ["KIZUNA_DATABASE_URL"] = url
+    os.environ.setdefault("KIZUNA_DEFAULT_TIMEZONE", "Asia/Tokyo")
+    return url
