@@ -18,9 +18,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from kizuna.analytics import periods
+from kizuna.analytics.bulk import insert_arrow
 from kizuna.analytics.ctb import DIGITS, CTBSpec
 from kizuna.analytics.engine import run_on_store
-from kizuna.analytics.metrics import bulk_insert
 from kizuna.analytics.models import MetricRun, ProductNeighbor, ProductPopularity
 from kizuna.analytics.recommend import (
     BASKET,
@@ -53,8 +53,7 @@ def refresh_neighbors(engine: Engine) -> MetricRun:
         conn.exec_driver_sql("DELETE FROM product_popularity")
         cursor = conn.connection.driver_connection.cursor()
         for table, rows in (("product_neighbors", neighbors), ("product_popularity", buyers)):
-            values = list(zip(*(rows.column(c).to_pylist() for c in rows.column_names), strict=True))
-            bulk_insert(cursor, conn.dialect.name, table, rows.column_names, values)
+            insert_arrow(cursor, conn.dialect.name, table, rows)
         run = MetricRun(
             kind=KIND,
             started_at=started_at,

@@ -8,7 +8,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
 from sqlalchemy.engine import Engine
 
 from kizuna.analytics.deciles import DecileSpec, customer_deciles
@@ -97,6 +97,33 @@ def test_times_money_and_top_category_survive_the_round_trip(db, writer):
     assert got[ids[2]].top_category == "お茶" and got[ids[2]].total_spend == Decimal("6000.00")
     # The refund (-500) is no spend; the cancelled order is not counted.
     assert got[ids[1]].total_spend == Decimal("3000.00") and got[ids[0]].order_count == 1
+
+
+def test_a_first_refresh_writes_awkward_text_exactly_and_leaves_the_table_indexed(db, writer):
+    # The first fill goes to the driver in bulk (PostgreSQL: CSV through COPY; SQLite: its indexes built after),
+    # so text that CSV must quote, a missing category and cents must come back as they went in.
+    odd = '抹茶, "濃い" 茶'
+    with transaction(db) as s:
+        tea = factories.product(s, sku="ODD-1", name="濃茶", category=odd).id
+        bare = factories.product(s, sku="BARE-1", name="分類なし").id
+        a = factories.customer(s, family_name="甲").id
+        b = factories.customer(s, family_name="乙").id
+        at = dt.datetime(2024, 3, 1, 9, 0, 1, tzinfo=JST)
+        factories.order(s, customer_id=a, ordered_at=at, total_amount=Decimal("1234.56"),
+                        lines=[{"product_id": tea, "unit_price": Decimal("1234.56")}])  # fmt: skip
+        factories.order(
+            s, customer_id=b, ordered_at=at, total_amount=500, lines=[{"product_id": bare, "unit_price": 500}]
+        )
+    refresh(writer, db, MetricsSpec(as_of=AS_OF))
+    got = _persisted(db)
+    assert got[a].top_category == odd and got[b].top_category is None
+    assert got[a].total_spend == Decimal("1234.56") and got[b].total_spend == Decimal("500.00")
+    assert got[a].first_order_at == dt.datetime(2024, 3, 1, 0, 0, 1, tzinfo=dt.UTC)
+    assert got[a].computed_at.tzinfo is not None and got[a].currency == "JPY"
+    present = {index["name"] for index in inspect(db).get_indexes("customer_metrics")}
+    assert {index.name for index in CustomerMetrics.__table__.indexes} <= present
+    # The second refresh finds nothing to change in what the first wrote.
+    assert refresh(writer, db, MetricsSpec(as_of=AS_OF)).changed == 0
 
 
 def test_a_refresh_keeps_clv_columns_and_drops_customers_who_no_longer_qualify(db, writer):
