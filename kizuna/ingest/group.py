@@ -89,6 +89,9 @@ class GroupCommit:
             session = new_session(self.engine)
             stored: list[Batch] = []
             try:
+                # The group's batches by source (nearly always one), each source's stored with one statement of
+                # each kind (``service.ingest_many``).
+                by_source: dict[int, tuple[sources.KnownSource, list[Batch], list[service.Incoming]]] = {}
                 for batch in group:
                     try:
                         source = sources.authenticate(session, batch.key)
@@ -99,15 +102,14 @@ class GroupCommit:
                     except KizunaError as exc:
                         batch.answer = (exc.status_code, {"success": False, "error": exc.message, "field": exc.field})
                         continue
-                    batch.outcome = service.ingest(
-                        session,
-                        source=source,
-                        messages=batch.messages,
-                        call=batch.call,
-                        sent_at=sent_at,
-                        check_sizes=batch.check_sizes,
-                    )
-                    stored.append(batch)
+                    _, batches, incoming = by_source.setdefault(source.id, (source, [], []))
+                    batches.append(batch)
+                    incoming.append(service.Incoming(batch.messages, batch.call, sent_at, batch.check_sizes))
+                for source, batches, incoming in by_source.values():
+                    outcomes = service.ingest_many(session, source=source, incoming=incoming)
+                    for batch, outcome in zip(batches, outcomes, strict=True):
+                        batch.outcome = outcome
+                        stored.append(batch)
                 session.commit()
             except Exception:  # noqa: BLE001 - any batch may be the cause: each is stored alone below
                 session.rollback()

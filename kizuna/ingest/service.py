@@ -96,6 +96,16 @@ def _message_id(raw: object) -> str | None:
     return str(value)[:200] if isinstance(value, (str, int)) else None
 
 
+@dataclass
+class Incoming:
+    """One request's messages, for ``ingest_many``: a call (``call`` given) or a batch."""
+
+    messages: list[Any]
+    call: str | None = None
+    sent_at: dt.datetime | None = None
+    check_sizes: bool = False
+
+
 def ingest(
     session: Session,
     *,
@@ -106,16 +116,29 @@ def ingest(
     check_sizes: bool = False,
 ) -> Outcome:
     """Record a call (``call`` given) or a batch's messages; bad messages are rejected one by one, not the batch."""
+    return ingest_many(session, source=source, incoming=[Incoming(messages, call, sent_at, check_sizes)])[0]
+
+
+def ingest_many(session: Session, *, source: sources.KnownSource, incoming: list[Incoming]) -> list[Outcome]:
+    """Record several requests of one source in the session's transaction, with one statement of each kind for
+    all of them (the group commit's batches: each statement's fixed cost in SQLAlchemy and the driver was paid
+    once per batch of 100 before). Each request gets its own outcome; a message id repeated in a later request
+    of the same group is that request's duplicate, as it would be one commit later."""
     received_at = utcnow()
-    outcome = Outcome()
-    parsed: list[Message] = []
-    for index, raw in enumerate(messages):
-        try:
-            if check_sizes and spec.message_size(raw) > spec.MAX_CALL_BYTES:
-                raise MessageError(f"a message is at most {spec.MAX_CALL_BYTES // 1024} KB")
-            parsed.append(spec.parse(raw, index=index, call=call, received_at=received_at, sent_at=sent_at))
-        except MessageError as exc:
-            outcome.rejected.append(Rejected(index, _message_id(raw), str(exc), exc.field))
+    outcomes = [Outcome() for _ in incoming]
+    parsed: list[tuple[int, Message]] = []
+    for number, request in enumerate(incoming):
+        outcome = outcomes[number]
+        for index, raw in enumerate(request.messages):
+            try:
+                if request.check_sizes and spec.message_size(raw) > spec.MAX_CALL_BYTES:
+                    raise MessageError(f"a message is at most {spec.MAX_CALL_BYTES // 1024} KB")
+                message = spec.parse(
+                    raw, index=index, call=request.call, received_at=received_at, sent_at=request.sent_at
+                )
+                parsed.append((number, message))
+            except MessageError as exc:
+                outcome.rejected.append(Rejected(index, _message_id(raw), str(exc), exc.field))
     # SQLite: take the write lock before reading identities, so no other batch creates the same visitor between
     # our read and our write.
     connection = session.connection()
@@ -129,26 +152,29 @@ def ingest(
         connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
     actor = Actor.system(f"source:{source.name}", origin="tracking")
     stitcher = Stitcher(session, actor, source=source.name)
-    stitcher.load(parsed)
-    wanted = [_external_id(source.id, m.message_id) for m in parsed if m.message_id]
+    stitcher.load(m for _, m in parsed)
+    wanted = [_external_id(source.id, m.message_id) for _, m in parsed if m.message_id]
     stored: set[str] = set()
     for start in range(0, len(wanted), 1000):
         stored.update(session.scalars(_STORED_PG if postgres else _STORED, {"ids": wanted[start : start + 1000]}))
     rows: list[tuple[Any, ...]] = []
     seen: set[str] = set()
     name = source.name[:64]
-    for m in parsed:
+    for number, m in parsed:
+        outcome = outcomes[number]
         external_id = _external_id(source.id, m.message_id) if m.message_id else None
         if external_id is not None and (external_id in stored or external_id in seen):
             # A retried batch (the SDKs retry on timeouts): the message was kept the first time.
             outcome.duplicates += 1
             continue
+        created = stitcher.created
         try:
             # Only an alias between two customers is refused here, and before anything is written for it.
             customer_id = stitcher.resolve(m)
         except MessageError as exc:
             outcome.rejected.append(Rejected(m.index, m.message_id, str(exc), exc.field))
             continue
+        outcome.customers_created += stitcher.created - created
         if external_id is not None:
             seen.add(external_id)
         if m.event is not None:
@@ -166,13 +192,15 @@ def ingest(
                 )
             )
         outcome.accepted += 1
-    outcome.rejected.sort(key=lambda r: r.index)
+    for outcome in outcomes:
+        outcome.rejected.sort(key=lambda r: r.index)
     if rows:
         # Straight to the driver (``events.rows``): binding through the ORM cost a fifth of the batch's CPU.
         ids = event_rows.insert_events(session, rows)
         # One events.recorded message for the batch (journeys' event triggers read it within a second and fan
         # it out per event): a message and a delivery per event cost a quarter of the batch's CPU.
         recorded.emit_recorded(session, ids, origin="tracking")
-    outcome.customers_created = stitcher.created
-    sources.count_use(session, source.id, accepted=outcome.accepted, rejected=len(outcome.rejected))
-    return outcome
+    accepted = sum(o.accepted for o in outcomes)
+    rejected = sum(len(o.rejected) for o in outcomes)
+    sources.count_use(session, source.id, accepted=accepted, rejected=rejected)
+    return outcomes
