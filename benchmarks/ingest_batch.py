@@ -146,9 +146,12 @@ def floor(url: str, batch: int) -> tuple[float, int, float]:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used (Linux ``/proc``)."""
+    """User + system CPU seconds a process and its live children (uvicorn's workers) have used (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = children.read_text().split() if children.exists() else []
+    return own + sum(_cpu_seconds(int(kid)) for kid in kids)
 
 
 def run(database: str, url: str, args: argparse.Namespace, payloads: list[bytes]) -> None:
@@ -157,7 +160,7 @@ def run(database: str, url: str, args: argparse.Namespace, payloads: list[bytes]
     env = {**os.environ, "KIZUNA_DATABASE_URL": url, "KIZUNA_HOME": str(DATA / "home")}
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "kizuna.app:create_app", "--factory", "--port", str(port)]
-        + ["--log-level", "warning", "--no-access-log"],
+        + ["--log-level", "warning", "--no-access-log", "--workers", str(args.server_workers)],
         env=env,
     )
     try:
@@ -172,9 +175,12 @@ def run(database: str, url: str, args: argparse.Namespace, payloads: list[bytes]
             if time.monotonic() > deadline:
                 raise SystemExit("server did not start")
             time.sleep(0.2)
-        started, server_cpu = time.perf_counter(), _cpu_seconds(server.pid)
+        if args.server_workers > 1:
+            time.sleep(3)  # every worker process up (the first one answers /healthz alone)
+        started, server_cpu, client_cpu = time.perf_counter(), _cpu_seconds(server.pid), time.process_time()
         latencies = asyncio.run(send(base, key, payloads, args.connections))
         took, server_cpu = time.perf_counter() - started, _cpu_seconds(server.pid) - server_cpu
+        client_cpu = time.process_time() - client_cpu
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -184,7 +190,8 @@ def run(database: str, url: str, args: argparse.Namespace, payloads: list[bytes]
     floor_took, stored, floor_cpu = floor(url, args.batch)
     print(
         f"{database:10s} {args.events:>9,} events  {args.events / took:>9,.0f} events/s  "
-        f"p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  server CPU {server_cpu / len(payloads) * 1000:.1f} ms a batch  "
+        f"p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  server CPU {server_cpu / len(payloads) * 1000:.1f} ms a batch "
+        f"(client {client_cpu / len(payloads) * 1000:.1f})  "
         f"|  floor (bare executemany of the {stored:,} rows, "
         f"{args.batch} a commit): {stored / floor_took:>9,.0f} rows/s, "
         f"{floor_cpu / max(1, stored) * args.batch * 1000:.1f} ms CPU a batch",
@@ -197,6 +204,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument(
+        "--server-workers", type=int, default=1, help="uvicorn worker processes (kizuna serve --workers)"
+    )
     parser.add_argument("--visitors", type=int, default=0, help="distinct anonymous ids (default: events / 50)")
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="sqlite")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/kz_bench_ingest")

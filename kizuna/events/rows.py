@@ -56,7 +56,14 @@ def insert_events(session: Session, rows: Sequence[Sequence[Any]]) -> list[int]:
         columns[_OCCURRED] = [stamp(v) for v in columns[_OCCURRED]]
         columns[_RECEIVED] = [stamp(v) for v in columns[_RECEIVED]]
         columns[_PROPERTIES] = [dumps(v or {}) for v in columns[_PROPERTIES]]
-        return [row[0] for row in connection.exec_driver_sql(_UNNEST, tuple(columns))]
+        # Binary parameters: psycopg's text dump of an array escapes every element in Python (a regular expression
+        # each), 2-3 ms of a batch's 13 ms of CPU; the binary one hands each element to its C dumper.
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            cursor.execute(_UNNEST, columns, binary=True)
+            return [row[0] for row in cursor.fetchall()]
+        finally:
+            cursor.close()
     ids: list[int] = []
     for start in range(0, len(rows), ROWS):
         chunk = rows[start : start + ROWS]
