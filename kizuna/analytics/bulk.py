@@ -67,7 +67,8 @@ def insert_arrow(
         for name, value in constants.items():
             rows = rows.append_column(name, _repeat(value, rows.num_rows))
         options = pa_csv.WriteOptions(include_header=False)
-        with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT csv)") as copy:
+        # Arrow writes UTF-8 whatever the session's client_encoding (a store created EUC_JP, say): say so.
+        with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT csv, ENCODING 'UTF8')") as copy:
             for batch in rows.to_batches(max_chunksize=_CHUNK):
                 buffer = io.BytesIO()
                 pa_csv.write_csv(batch, buffer, options)

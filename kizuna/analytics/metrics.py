@@ -313,14 +313,14 @@ def _indexes_built_after(conn: Connection) -> Iterator[None]:
         return
     indexes = list(CustomerMetrics.__table__.indexes)
     for index in indexes:
-        index.drop(conn)
+        index.drop(conn, checkfirst=True)
     yield
     threads = conn.exec_driver_sql("PRAGMA threads").scalar()
     # Building an index is a sort; SQLite may hand parts of it to helper threads (the CPU is idle now).
     conn.exec_driver_sql(f"PRAGMA threads={os.cpu_count() or 1}")
     try:
         for index in indexes:
-            index.create(conn)
+            index.create(conn, checkfirst=True)
     finally:
         conn.exec_driver_sql(f"PRAGMA threads={int(threads or 0)}")
 
