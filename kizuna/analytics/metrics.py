@@ -27,7 +27,6 @@ them (segments/changes.py).
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +48,7 @@ from kizuna.analytics.engine import Store, epoch_seconds
 from kizuna.analytics.models import CustomerMetrics, MetricRun
 from kizuna.analytics.spend import SpendRule, counted_orders
 from kizuna.db import take_write_lock, transaction, utcnow
+from kizuna.imports.bulk import sorting_threads
 from kizuna.outbox.service import emit, emit_many
 
 DECILES = 10
@@ -315,14 +315,9 @@ def _indexes_built_after(conn: Connection) -> Iterator[None]:
     for index in indexes:
         index.drop(conn, checkfirst=True)
     yield
-    threads = conn.exec_driver_sql("PRAGMA threads").scalar()
-    # Building an index is a sort; SQLite may hand parts of it to helper threads (the CPU is idle now).
-    conn.exec_driver_sql(f"PRAGMA threads={os.cpu_count() or 1}")
-    try:
+    with sorting_threads(conn):
         for index in indexes:
             index.create(conn, checkfirst=True)
-    finally:
-        conn.exec_driver_sql(f"PRAGMA threads={int(threads or 0)}")
 
 
 def save_clv(engine: Engine, params: Any, rows: list[Any], *, seconds: float = 0.0) -> MetricsRun:

@@ -183,18 +183,25 @@ def without_indexes(connection: Connection, table: Table, names: Iterable[str]) 
         yield True
     finally:
         connection.rollback()
-        sqlite = connection.dialect.name == "sqlite"
-        if sqlite:
-            # Building an index is a sort; SQLite may hand parts of it to helper threads (the CPU is idle now).
-            threads = connection.exec_driver_sql("PRAGMA threads").scalar()
-            connection.exec_driver_sql(f"PRAGMA threads={os.cpu_count() or 1}")
-        try:
+        with sorting_threads(connection):
             for index in indexes:
                 index.create(connection, checkfirst=True)
             connection.commit()
-        finally:
-            if sqlite:
-                connection.exec_driver_sql(f"PRAGMA threads={int(threads or 0)}")
+
+
+@contextmanager
+def sorting_threads(connection: Connection) -> Iterator[None]:
+    """SQLite: let index builds inside the block use a helper thread per core (building an index is a sort, and
+    the CPU is otherwise idle then); restored after. Elsewhere nothing."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    threads = connection.exec_driver_sql("PRAGMA threads").scalar()
+    connection.exec_driver_sql(f"PRAGMA threads={os.cpu_count() or 1}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA threads={int(threads or 0)}")
 
 
 def restore_indexes(engine: Engine, table: Table) -> None:
